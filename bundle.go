@@ -1,0 +1,268 @@
+package caveat
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Bundle is the list of tokens presented together, as in an Authorization
+// header: permission tokens and the discharges of their third-party caveats
+// (spec §1.3, §1.5).
+type Bundle struct {
+	// Tokens are the macaroons in the order given. fo1_ entries (Fly OAuth
+	// tokens, not macaroons) are skipped.
+	Tokens []Macaroon
+}
+
+// EntryError reports a bundle entry that is not a usable token.
+type EntryError struct {
+	// Entry is the 1-based position of the entry in the header.
+	Entry int
+	Err   error
+}
+
+func (e *EntryError) Error() string { return fmt.Sprintf("token %d: %v", e.Entry, e.Err) }
+func (e *EntryError) Unwrap() error { return e.Err }
+
+// StripScheme removes the Authorization scheme: surrounding whitespace, then
+// any number of leading "FlyV1" or "Bearer" words, case-insensitively. Other
+// schemes are left in place (and then fail as a token prefix).
+func StripScheme(h string) string {
+	h = strings.TrimSpace(h)
+	for {
+		i := strings.IndexByte(h, ' ')
+		if i < 0 {
+			return h
+		}
+		w := h[:i]
+		if !strings.EqualFold(w, "FlyV1") && !strings.EqualFold(w, "Bearer") {
+			return h
+		}
+		h = strings.TrimSpace(h[i+1:])
+	}
+}
+
+// ParseBundle parses an Authorization header or a bare comma-separated
+// token list. It accepts the FlyV1 and Bearer schemes or none, whitespace
+// around entries, empty entries, the fm2_, fm1r_ and fm1a_ prefixes, and
+// skips fo1_ entries. Any other entry, or one that does not decode, is an
+// *EntryError naming its position and the reason; a truncated paste fails
+// here rather than as a generic "unauthorized" later.
+func ParseBundle(header string) (*Bundle, error) {
+	if len(header) > MaxHeaderSize {
+		return nil, fmt.Errorf("%w: header is %d bytes (limit %d)", ErrLimit, len(header), MaxHeaderSize)
+	}
+	s := StripScheme(header)
+
+	type span struct{ entry, start, end int }
+	var spanStack [8]span
+	spans := spanStack[:0]
+	total := 0
+	entry := 0
+	for start := 0; start <= len(s); {
+		end := strings.IndexByte(s[start:], ',')
+		if end < 0 {
+			end = len(s)
+		} else {
+			end += start
+		}
+		entry++
+		text := strings.TrimSpace(s[start:end])
+		tstart := start + strings.Index(s[start:end], text)
+		start = end + 1
+		if text == "" {
+			continue
+		}
+		prefix, payload, ok := splitPrefix(text)
+		switch {
+		case ok && prefix == "fo1":
+			continue
+		case !ok:
+			return nil, &EntryError{entry, fmt.Errorf("%w: not a token (no fm2_ prefix)", ErrMalformed)}
+		case !macaroonPrefix(prefix):
+			return nil, &EntryError{entry, fmt.Errorf("%w: unknown token prefix %q", ErrMalformed, truncate(prefix, 16))}
+		case payload == "":
+			return nil, &EntryError{entry, fmt.Errorf("%w: blank token", ErrMalformed)}
+		}
+		if len(spans) == MaxBundleTokens {
+			return nil, fmt.Errorf("%w: more than %d tokens", ErrLimit, MaxBundleTokens)
+		}
+		spans = append(spans, span{entry, tstart, tstart + len(text)})
+		total += len(payload) * 3 / 4
+	}
+	if len(spans) == 0 {
+		return nil, fmt.Errorf("%w: no tokens found", ErrMalformed)
+	}
+
+	// One buffer holds every decoded token; the macaroons keep sub-slices of
+	// it, and nothing writes to it after this function returns.
+	buf := make([]byte, total+3*len(spans))
+	b := &Bundle{Tokens: make([]Macaroon, len(spans))}
+	for i, sp := range spans {
+		text := s[sp.start:sp.end]
+		_, payload, _ := splitPrefix(text)
+		raw, err := decodeBase64(payload, buf)
+		if err != nil {
+			return nil, &EntryError{sp.entry, err}
+		}
+		buf = buf[len(raw):]
+		m := &b.Tokens[i]
+		if err := m.decode(raw, nil); err != nil {
+			return nil, &EntryError{sp.entry, err}
+		}
+		if strings.HasPrefix(text, "fm2_") {
+			m.text = text // re-emitted as given; legacy prefixes become fm2_
+		}
+	}
+	return b, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// Header returns the bundle as an Authorization header value:
+// "FlyV1 fm2_…,fm2_…".
+func (b *Bundle) Header() string { return "FlyV1 " + b.String() }
+
+// String returns the tokens joined with commas, without a scheme.
+func (b *Bundle) String() string {
+	parts := make([]string, len(b.Tokens))
+	for i := range b.Tokens {
+		parts[i] = b.Tokens[i].String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// IsDischarge reports whether token i is a discharge: a proof, or a token
+// whose nonce KID is the ticket of a third-party caveat of another token.
+// The others are permission tokens. (The Location decides roles on a
+// server, which knows its own; offline tools use this rule.)
+func (b *Bundle) IsDischarge(i int) bool {
+	d := &b.Tokens[i]
+	if d.Nonce.Proof {
+		return true
+	}
+	for j := range b.Tokens {
+		if j != i && b.Tokens[j].dischargedBy(d) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// dischargedBy returns the index of m's 3P caveat whose ticket is d's KID,
+// or -1.
+func (m *Macaroon) dischargedBy(d *Macaroon) int {
+	for i, c := range m.Caveats {
+		if c.Type != Type3P {
+			continue
+		}
+		if r, err := parse3P(c.Body); err == nil && len(r.ticket) > 0 && string(r.ticket) == string(d.Nonce.KID) {
+			return i
+		}
+	}
+	return -1
+}
+
+// Discharges returns the indexes of the tokens that discharge a 3P caveat
+// of token i.
+func (b *Bundle) Discharges(i int) []int {
+	var out []int
+	for j := range b.Tokens {
+		if j != i && b.Tokens[i].dischargedBy(&b.Tokens[j]) >= 0 {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// KeyFunc returns the root key for a permission token's key ID, or an error
+// when the key is unknown (or retired).
+type KeyFunc func(kid []byte) (SigningKey, error)
+
+// StaticKey is a KeyFunc that has one key for every key ID.
+func StaticKey(key SigningKey) KeyFunc {
+	return func([]byte) (SigningKey, error) { return key, nil }
+}
+
+// ErrNoPermissionToken means the bundle holds no token for the location.
+var ErrNoPermissionToken = class("no permission token for this location", ErrInvalid)
+
+// Verify verifies the bundle's permission tokens for location (those whose
+// Location equals it) with their discharges, and returns the caveats of the
+// first that verifies, with its index.
+func (b *Bundle) Verify(location string, keys KeyFunc, trusted TrustedThirdParties) (CaveatSet, int, error) {
+	var firstErr error
+	for i := range b.Tokens {
+		m := &b.Tokens[i]
+		if m.Location != location {
+			continue
+		}
+		cs, err := b.verifyToken(m, keys, trusted)
+		if err == nil {
+			return cs, i, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		return nil, -1, b.noPermission(location)
+	}
+	return nil, -1, firstErr
+}
+
+func (b *Bundle) verifyToken(m *Macaroon, keys KeyFunc, trusted TrustedThirdParties) (CaveatSet, error) {
+	key, err := keys(m.Nonce.KID)
+	if err != nil {
+		return nil, fmt.Errorf("key %x: %w", m.Nonce.KID, err)
+	}
+	return verifyPermission(m, key, b.Tokens, trusted)
+}
+
+func (b *Bundle) noPermission(location string) error {
+	var locs []string
+	for i := range b.Tokens {
+		if !b.IsDischarge(i) {
+			locs = append(locs, fmt.Sprintf("%q", b.Tokens[i].Location))
+		}
+	}
+	if len(locs) == 0 {
+		return fmt.Errorf("%w %q: the bundle holds only discharges", ErrNoPermissionToken, location)
+	}
+	return fmt.Errorf("%w %q (the bundle has permission tokens for %s)", ErrNoPermissionToken, location, strings.Join(locs, ", "))
+}
+
+// Authorize verifies the bundle for location and clears the access: it is
+// allowed if any permission token for location verifies and allows it. The
+// error of the first permission token is returned otherwise.
+func (b *Bundle) Authorize(location string, keys KeyFunc, trusted TrustedThirdParties, a Access) error {
+	var firstErr error
+	found := false
+	for i := range b.Tokens {
+		m := &b.Tokens[i]
+		if m.Location != location {
+			continue
+		}
+		found = true
+		cs, err := b.verifyToken(m, keys, trusted)
+		if err == nil {
+			err = cs.Clear(a)
+		}
+		if err == nil {
+			return nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if !found {
+		return b.noPermission(location)
+	}
+	return firstErr
+}
+

@@ -1,0 +1,108 @@
+package caveat
+
+// The token's three primitives (spec §4): HMAC-SHA256 for the caveat chain,
+// SHA-256 for binding IDs, and ChaCha20-Poly1305 (IETF, 12-byte nonce
+// prefixed to the ciphertext, no associated data) for sealing.
+//
+// The HMAC is written out over sha256.Sum256 instead of crypto/hmac because a
+// token verification computes a dozen of them, each with a fresh key, and
+// crypto/hmac allocates its state for every key. The construction is RFC 2104
+// exactly; TestHMACMatchesStdlib compares it with crypto/hmac.
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+const (
+	tailSize      = sha256.Size
+	hmacBlockSize = sha256.BlockSize
+	sealNonceSize = chacha20poly1305.NonceSize
+	sealOverhead  = sealNonceSize + chacha20poly1305.Overhead
+)
+
+// finalizationKey is the HMAC key that finalises a proof's tail (spec §4.6).
+var finalizationKey = []byte("proof-signature-finalization")
+
+// hmacSHA256 returns HMAC-SHA256(key, msg ‖ msg2) without allocating for
+// messages up to a few hundred bytes.
+func hmacSHA256(key, msg, msg2 []byte) [tailSize]byte {
+	var k [hmacBlockSize]byte
+	if len(key) > hmacBlockSize {
+		sum := sha256.Sum256(key)
+		copy(k[:], sum[:])
+	} else {
+		copy(k[:], key)
+	}
+	var stack [hmacBlockSize + 448]byte
+	inner := stack[:0]
+	if need := hmacBlockSize + len(msg) + len(msg2); need > len(stack) {
+		inner = make([]byte, 0, need)
+	}
+	for _, c := range k {
+		inner = append(inner, c^0x36)
+	}
+	inner = append(inner, msg...)
+	inner = append(inner, msg2...)
+	ih := sha256.Sum256(inner)
+
+	var outer [hmacBlockSize + tailSize]byte
+	for i, c := range k {
+		outer[i] = c ^ 0x5c
+	}
+	copy(outer[hmacBlockSize:], ih[:])
+	return sha256.Sum256(outer[:])
+}
+
+// finalize turns a proof's last tail into the tail that is encoded.
+func finalize(tail [tailSize]byte) [tailSize]byte {
+	return hmacSHA256(finalizationKey, tail[:], nil)
+}
+
+var errUnseal = errors.New("unseal failed")
+
+// seal encrypts plaintext under key with a fresh random nonce: nonce ‖ ct ‖ tag.
+func seal(key []byte, plaintext []byte) ([]byte, error) {
+	aead, err := chacha20poly1305.New(key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, sealNonceSize, sealNonceSize+len(plaintext)+aead.Overhead())
+	if _, err := rand.Read(out); err != nil {
+		return nil, err
+	}
+	return aead.Seal(out, out[:sealNonceSize], plaintext, nil), nil
+}
+
+// unseal decrypts a sealed value into dst (appending) and returns it.
+func unseal(key []byte, sealed []byte, dst []byte) ([]byte, error) {
+	if len(sealed) < sealOverhead {
+		return nil, errUnseal
+	}
+	aead, err := chacha20poly1305.New(key)
+	if err != nil {
+		return nil, err
+	}
+	out, err := aead.Open(dst, sealed[:sealNonceSize], sealed[sealNonceSize:], nil)
+	if err != nil {
+		return nil, errUnseal
+	}
+	return out, nil
+}
+
+// bindingID is SHA-256 of a tail; a BindToParentToken caveat holds a prefix
+// of one of the parent's binding IDs (spec §4.7).
+func bindingID(tail [tailSize]byte) [sha256.Size]byte { return sha256.Sum256(tail[:]) }
+
+// sealNonce seals with a given nonce; only tests choose nonces.
+func sealNonce(key, nonce, plaintext []byte) ([]byte, error) {
+	aead, err := chacha20poly1305.New(key)
+	if err != nil {
+		return nil, err
+	}
+	out := append(make([]byte, 0, len(nonce)+len(plaintext)+aead.Overhead()), nonce...)
+	return aead.Seal(out, nonce, plaintext, nil), nil
+}
