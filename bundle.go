@@ -53,6 +53,9 @@ func ParseBundle(header string) (*Bundle, error) {
 		return nil, fmt.Errorf("%w: header is %d bytes (limit %d)", ErrLimit, len(header), MaxHeaderSize)
 	}
 	s := StripScheme(header)
+	if strings.EqualFold(s, "FlyV1") || strings.EqualFold(s, "Bearer") {
+		s = "" // a scheme with nothing after it
+	}
 
 	type span struct{ entry, start, end int }
 	var spanStack [8]span
@@ -265,4 +268,3 @@ func (b *Bundle) Authorize(location string, keys KeyFunc, trusted TrustedThirdPa
 	}
 	return firstErr
 }
-

@@ -1,5 +1,7 @@
 package caveat
 
+import "github.com/caveatdev/caveat/internal/msgpack"
+
 // Limits on untrusted input. Every decoder checks them and returns an error
 // wrapping ErrLimit; none of them is reachable by a token caveat mints itself
 // in normal use. They bound memory and time spent on hostile input.
@@ -13,6 +15,7 @@ const (
 	// MaxCaveats bounds the number of caveats in one caveat set, nested sets
 	// included separately.
 	MaxCaveats = 1024
-	// MaxDepth bounds the nesting of caveat sets (IfPresent inside IfPresent).
-	MaxDepth = 8
+	// MaxDepth bounds the nesting of MessagePack arrays and maps in a caveat
+	// body, and so of caveat sets inside caveats (IfPresent in IfPresent).
+	MaxDepth = msgpack.MaxDepth
 )
