@@ -12,6 +12,10 @@ type Bundle struct {
 	// Tokens are the macaroons in the order given. fo1_ entries (Fly OAuth
 	// tokens, not macaroons) are skipped.
 	Tokens []Macaroon
+
+	// inline holds the tokens of the common bundle (a token and its
+	// discharge) in the Bundle's own allocation.
+	inline [2]Macaroon
 }
 
 // EntryError reports a bundle entry that is not a usable token.
@@ -100,19 +104,33 @@ func ParseBundle(header string) (*Bundle, error) {
 	// One buffer holds every decoded token; the macaroons keep sub-slices of
 	// it, and nothing writes to it after this function returns.
 	buf := make([]byte, total+3*len(spans))
-	b := &Bundle{Tokens: make([]Macaroon, len(spans))}
-	for i, sp := range spans {
-		text := s[sp.start:sp.end]
-		_, payload, _ := splitPrefix(text)
+	b := new(Bundle)
+	if len(spans) <= len(b.inline) {
+		b.Tokens = b.inline[:len(spans):len(spans)]
+	} else {
+		b.Tokens = make([]Macaroon, len(spans))
+	}
+	raws := make([][]byte, 0, 8)[:0]
+	ncaveats := 0
+	for _, sp := range spans {
+		_, payload, _ := splitPrefix(s[sp.start:sp.end])
 		raw, err := decodeBase64(payload, buf)
 		if err != nil {
 			return nil, &EntryError{sp.entry, err}
 		}
 		buf = buf[len(raw):]
+		raws = append(raws, raw)
+		ncaveats += countCaveats(raw)
+	}
+	// One backing array for every token's caveats.
+	caveats := make(CaveatSet, 0, ncaveats)
+	for i, sp := range spans {
+		text := s[sp.start:sp.end]
 		m := &b.Tokens[i]
-		if err := m.decode(raw, nil); err != nil {
+		if err := m.decode(raws[i], caveats); err != nil {
 			return nil, &EntryError{sp.entry, err}
 		}
+		caveats = caveats[len(m.Caveats):len(m.Caveats)]
 		if strings.HasPrefix(text, "fm2_") {
 			m.text = text // re-emitted as given; legacy prefixes become fm2_
 		}

@@ -12,6 +12,7 @@ package caveat
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -42,19 +43,24 @@ func hmacSHA256(key, msg, msg2 []byte) [tailSize]byte {
 	if need := hmacBlockSize + len(msg) + len(msg2); need > len(stack) {
 		inner = make([]byte, 0, need)
 	}
-	for _, c := range k {
-		inner = append(inner, c^0x36)
-	}
+	inner = inner[:hmacBlockSize]
+	xorPad(inner, &k, 0x3636363636363636)
 	inner = append(inner, msg...)
 	inner = append(inner, msg2...)
 	ih := sha256.Sum256(inner)
 
 	var outer [hmacBlockSize + tailSize]byte
-	for i, c := range k {
-		outer[i] = c ^ 0x5c
-	}
+	xorPad(outer[:hmacBlockSize], &k, 0x5c5c5c5c5c5c5c5c)
 	copy(outer[hmacBlockSize:], ih[:])
 	return sha256.Sum256(outer[:])
+}
+
+// xorPad writes key XOR pad into dst (64 bytes), eight bytes at a time.
+func xorPad(dst []byte, key *[hmacBlockSize]byte, pad uint64) {
+	_ = dst[hmacBlockSize-1]
+	for i := 0; i < hmacBlockSize; i += 8 {
+		binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(key[i:])^pad)
+	}
 }
 
 // finalize turns a proof's last tail into the tail that is encoded.

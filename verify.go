@@ -30,6 +30,10 @@ func (m *Macaroon) Verify(key SigningKey, discharges []*Macaroon, trusted Truste
 	return verifyPermission(m, key, ds, trusted)
 }
 
+// unsealScratch is the size of the buffer unsealed values are written to; a
+// ticket with many caveats spills to the heap.
+const unsealScratch = 512
+
 type pending3P struct {
 	index  int
 	loc    []byte
@@ -77,6 +81,10 @@ func verifyPermission(m *Macaroon, key []byte, ds []Macaroon, trusted TrustedThi
 		size += len(ds[i].Caveats)
 	}
 	out := make(CaveatSet, 0, size)
+	// Unsealing goes through the cipher.AEAD interface, so its output buffer
+	// escapes; one scratch buffer, allocated only for tokens with 3P
+	// caveats, serves every unseal of this verification.
+	var scratch *[unsealScratch]byte
 
 	for i, c := range m.Caveats {
 		if err := c.canonical(); err != nil {
@@ -88,8 +96,10 @@ func verifyPermission(m *Macaroon, key []byte, ds []Macaroon, trusted TrustedThi
 			if !hasDischarge(ds, r.ticket) {
 				return nil, fmt.Errorf("caveat %d (3P %s): %w", i, r.location, ErrMissingDischarge)
 			}
-			var rnBuf [dischargeKeySize]byte
-			rn, err := unseal(t[:], r.verifierKey, rnBuf[:0])
+			if scratch == nil {
+				scratch = new([unsealScratch]byte)
+			}
+			rn, err := unseal(t[:], r.verifierKey, scratch[:0])
 			if err != nil || len(rn) != dischargeKeySize {
 				return nil, fmt.Errorf("caveat %d (3P %s): %w: verifier key does not open", i, r.location, ErrSignature)
 			}
@@ -115,7 +125,7 @@ func verifyPermission(m *Macaroon, key []byte, ds []Macaroon, trusted TrustedThi
 			if !bytes.Equal(d.Nonce.KID, p.ticket) {
 				continue
 			}
-			isTrusted, err := trustDischarge(d, p.rn[:], trusted)
+			isTrusted, err := trustDischarge(d, p.loc, p.rn[:], trusted, scratch)
 			if err == nil {
 				out, err = verifyDischarge(d, p.rn[:], tails, isTrusted, out)
 			}
@@ -151,14 +161,31 @@ func hasDischarge(ds []Macaroon, ticket []byte) bool {
 	return false
 }
 
-// trustDischarge reports whether a trusted key for the discharge's location
-// opens its ticket. A ticket that opens but carries another discharge key is
-// an error: the discharge was not made for this caveat.
-func trustDischarge(d *Macaroon, rn []byte, trusted TrustedThirdParties) (bool, error) {
-	keys := trusted[d.Location]
+// trustDischarge reports whether a trusted key opens the discharge's ticket.
+// A ticket that opens but carries another discharge key is an error: the
+// discharge was not made for this caveat.
+//
+// Keys are looked up first under the 3P caveat's location, which the
+// permission token's HMAC covers, and then under the discharge's own
+// Location, which nothing authenticates (the spec's rule, §4.8). For honest
+// tokens the two are equal; looking at the authenticated one first means
+// that editing a discharge's Location changes nothing.
+func trustDischarge(d *Macaroon, caveatLoc []byte, rn []byte, trusted TrustedThirdParties, scratch *[unsealScratch]byte) (bool, error) {
+	if len(trusted) == 0 {
+		return false, nil
+	}
+	if ok, err := tryKeys(d, trusted[string(caveatLoc)], rn, scratch); ok || err != nil {
+		return ok, err
+	}
+	if d.Location == string(caveatLoc) {
+		return false, nil
+	}
+	return tryKeys(d, trusted[d.Location], rn, scratch)
+}
+
+func tryKeys(d *Macaroon, keys []EncryptionKey, rn []byte, scratch *[unsealScratch]byte) (bool, error) {
 	for i := range keys {
-		var buf [256]byte
-		got, _, err := openTicket(keys[i][:], d.Nonce.KID, buf[:0], false)
+		got, _, err := openTicket(keys[i][:], d.Nonce.KID, scratch[:0], false)
 		if err != nil {
 			continue
 		}
