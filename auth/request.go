@@ -121,9 +121,12 @@ func (e *IdentityError) Error() string {
 // needs, or an ErrInvalidAccess error naming the caveat.
 func request(name string, a caveat.Access) (*DischargeRequest, error) {
 	r, ok := a.(*DischargeRequest)
-	if !ok || r == nil {
+	if !ok {
 		return nil, fmt.Errorf("%w: %s applies only to a discharge request, not %T",
 			caveat.ErrInvalidAccess, name, a)
+	}
+	if r == nil {
+		return nil, fmt.Errorf("%w: %s: nil discharge request", caveat.ErrInvalidAccess, name)
 	}
 	return r, nil
 }
