@@ -1,0 +1,45 @@
+package cli
+
+// TEMPORARY until the flyio package exists: --access decodes into a local
+// stand-in with the fields of spec §6.4, so that check's flow (verify, then
+// clear) works for the core caveats. Replaced by flyio.Access.
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/caveatdev/caveat"
+)
+
+type pendingAccess struct {
+	Action             string   `json:"action"`
+	OrgID              *uint64  `json:"orgid"`
+	AppID              *uint64  `json:"appid"`
+	Machine            *string  `json:"machine"`
+	Volume             *string  `json:"volume"`
+	Feature            *string  `json:"feature"`
+	AppFeature         *string  `json:"app_feature"`
+	MachineFeature     *string  `json:"machine_feature"`
+	Command            []string `json:"command"`
+	Mutation           *string  `json:"mutation"`
+	Cluster            *string  `json:"cluster"`
+	StorageObject      *string  `json:"storage_object"`
+	SourceMachine      *string  `json:"sourceMachine"`
+	SourceApp          *string  `json:"sourceApp"`
+	SourceOrganization *string  `json:"sourceOrganization"`
+	now                time.Time
+}
+
+func (p *pendingAccess) Now() time.Time  { return p.now }
+func (p *pendingAccess) Validate() error { return nil }
+
+func decodeAccess(data []byte, now time.Time) (caveat.Access, error) {
+	p := &pendingAccess{now: now}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(p); err != nil {
+		return nil, failf("--access: %v", err)
+	}
+	return p, nil
+}
