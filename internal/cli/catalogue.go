@@ -1,0 +1,7 @@
+package cli
+
+// The caveat catalogue packages register their caveat types on import, so
+// that JSON input and output know them by name.
+import (
+	_ "github.com/caveatdev/caveat/auth"
+)
