@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 // TestScripts runs testdata/script/*.txt. Every script starts with:
 //
 //	keys/root.key, keys/other.key, keys/auth.key  fixtures (32 random bytes each)
-//	vectors/…  the spec's first_party and third_party tokens and keys
+//	vectors/…  the spec's first_party and third_party tokens, keys, ticket
 //	HOME=$WORK/home (empty), no CAVEAT_* variables
 func TestScripts(t *testing.T) {
 	var fp struct {
@@ -40,6 +40,9 @@ func TestScripts(t *testing.T) {
 		Permission struct {
 			Header string `json:"header"`
 		} `json:"permission"`
+		Caveat3P struct {
+			TicketHex string `json:"ticket_hex"`
+		} `json:"caveat3p"`
 	}
 	vectors.Section(t, "third_party", &tp)
 	vecFiles := map[string]string{
@@ -49,6 +52,7 @@ func TestScripts(t *testing.T) {
 		"third_party.header":   tp.Permission.Header + "\n",
 		"third_party.key":      b64(t, tp.KeyHex),
 		"third_party.location": tp.Location,
+		"third_party.ticket":   b64(t, tp.Caveat3P.TicketHex),
 	}
 	for name, v := range vecFiles {
 		if strings.TrimSpace(v) == "" {

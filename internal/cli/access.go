@@ -5,8 +5,6 @@ package cli
 // clear) works for the core caveats. Replaced by flyio.Access.
 
 import (
-	"bytes"
-	"encoding/json"
 	"time"
 
 	"github.com/caveatdev/caveat"
@@ -36,10 +34,9 @@ func (p *pendingAccess) Validate() error { return nil }
 
 func decodeAccess(data []byte, now time.Time) (caveat.Access, error) {
 	p := &pendingAccess{now: now}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(p); err != nil {
-		return nil, failf("--access: %v", err)
+	if err := decodeStrictJSON(data, p); err != nil {
+		return nil, failf("--access: %v", err).
+			withHint("run 'caveat tokens check --help' for the access fields")
 	}
 	return p, nil
 }

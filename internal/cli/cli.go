@@ -193,6 +193,9 @@ func subcommandArgs(cmd *cobra.Command, args []string) error {
 		return nil
 	}
 	e := usageError(cmd, "unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
 	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
 		e.hints = append([]string{fmt.Sprintf("did you mean %q?", s[0])}, e.hints...)
 	}
@@ -218,7 +221,7 @@ func maxArgs(n int) cobra.PositionalArgs {
 				return usageError(cmd, "unexpected argument %s: %s takes no arguments",
 					describeArg(args[0]), cmd.CommandPath())
 			}
-			return usageError(cmd, "unexpected extra argument %s: %s takes at most %d", describeArg(args[n]), cmd.CommandPath(), n)
+			return usageError(cmd, "unexpected extra argument %s: %s takes at most %s", describeArg(args[n]), cmd.CommandPath(), countNoun(n, "argument"))
 		}
 		return nil
 	}

@@ -4,7 +4,11 @@ package cli
 // never quoted in an error: only its path, its length or its encoding is.
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -152,4 +156,40 @@ func parseTrustedKeys(values []string) (caveat.TrustedThirdParties, error) {
 		trusted[loc] = append(trusted[loc], k)
 	}
 	return trusted, nil
+}
+
+// describeJSONError turns an encoding/json error into a message that names
+// the field and says what was wrong, without Go type names.
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te) && te.Field != "":
+		return fmt.Sprintf("field %q: cannot use a JSON %s here", te.Field, te.Value)
+	case errors.As(err, &te):
+		return fmt.Sprintf("cannot use a JSON %s here", te.Value)
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of JSON"
+	}
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return "unknown field " + rest
+	}
+	return strings.TrimPrefix(msg, "json: ")
+}
+
+// decodeStrictJSON decodes one JSON value into v, refusing unknown fields
+// and anything after the value; errors are described for people.
+func decodeStrictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errors.New(describeJSONError(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
 }

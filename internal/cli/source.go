@@ -211,8 +211,27 @@ func parseBundle(src *tokenSource) (*caveat.Bundle, error) {
 	if w, _, ok := strings.Cut(text, " "); ok && !strings.EqualFold(w, "FlyV1") && !strings.EqualFold(w, "Bearer") &&
 		!strings.Contains(w, "_") && len(w) <= 16 {
 		e.withHint("the scheme %q is not accepted: use \"FlyV1 fm2_…\", \"Bearer fm2_…\" or the bare fm2_… tokens", w)
+	} else if !looksLikeTokens(text) {
+		e.withHint("a token looks like \"FlyV1 fm2_…\" or \"fm2_…\", with any discharges after commas")
 	} else if errors.Is(err, caveat.ErrMalformed) {
-		e.withHint("a token is \"FlyV1 fm2_…\" or \"fm2_…\", with its discharges after commas; if it was pasted, it may be truncated: copy it again in full")
+		e.withHint("if it was pasted, it may be truncated or mangled: copy it again in full")
 	}
 	return nil, e
+}
+
+// looksLikeTokens reports whether every entry of a header has a token
+// prefix, so that a decoding failure is about a damaged token rather than
+// something else given in its place.
+func looksLikeTokens(header string) bool {
+	entries := strings.Split(caveat.StripScheme(header), ",")
+	for _, e := range entries {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if !strings.HasPrefix(e, "fm2_") && !strings.HasPrefix(e, "fm1r_") && !strings.HasPrefix(e, "fm1a_") && !strings.HasPrefix(e, "fo1_") {
+			return false
+		}
+	}
+	return true
 }

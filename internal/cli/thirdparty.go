@@ -197,7 +197,7 @@ DURATION. --ticket - reads the ticket from stdin.
 			}
 			t, err := caveat.OpenTicket(ka, ticket)
 			if err != nil {
-				return failf("cannot open the ticket: %v", err).
+				return failf("cannot open the ticket: %s", strings.TrimPrefix(err.Error(), "ticket: ")).
 					withHint("the ticket was sealed with another key than --secret-file, or it is damaged")
 			}
 			if len(t.Caveats) == 0 {
