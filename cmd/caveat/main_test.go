@@ -82,6 +82,9 @@ func TestScripts(t *testing.T) {
 					return err
 				}
 			}
+			// A race-enabled binary sleeps a second at exit by default;
+			// every exec of a script would pay it.
+			env.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 			home := filepath.Join(env.WorkDir, "home")
 			env.Setenv("HOME", home)
 			return os.MkdirAll(home, 0o700)
