@@ -159,6 +159,19 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 		return usageError(cmd, "%v", err)
 	})
 	root.AddCommand(a.tokensCommand())
+	// Commands that only group others run just to report a missing
+	// subcommand: their usage shows the subcommands, not a bare use line.
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
+		"{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
+	// Each Use line already shows its flags.
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.DisableFlagsInUseLine = true
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 	return root
 }
 
