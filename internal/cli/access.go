@@ -5,6 +5,7 @@ package cli
 // clear) works for the core caveats. Replaced by flyio.Access.
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/caveatdev/caveat"
@@ -29,8 +30,13 @@ type pendingAccess struct {
 	now                time.Time
 }
 
-func (p *pendingAccess) Now() time.Time  { return p.now }
-func (p *pendingAccess) Validate() error { return nil }
+func (p *pendingAccess) Now() time.Time { return p.now }
+func (p *pendingAccess) Validate() error {
+	if p.OrgID == nil {
+		return fmt.Errorf("%w: org", caveat.ErrResourceUnspecified)
+	}
+	return nil
+}
 
 func decodeAccess(data []byte, now time.Time) (caveat.Access, error) {
 	p := &pendingAccess{now: now}
