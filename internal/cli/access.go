@@ -1,8 +1,14 @@
 package cli
 
-// TEMPORARY until the flyio package exists: --access decodes into a local
-// stand-in with the fields of spec §6.4, so that check's flow (verify, then
-// clear) works for the core caveats. Replaced by flyio.Access.
+// TEMPORARY until the flyio package exists. --access decodes strictly into
+// a stand-in with the JSON fields of spec §6.4, so that check's flow
+// (decode, validate, verify, clear) works and is tested now with the core
+// caveats (ValidityWindow); it only requires orgid. Flyio caveats are not
+// registered yet, so they refuse every access (fail closed).
+//
+// When flyio lands: decode into flyio.Access with decodeStrictJSON, set its
+// time from now, return it; delete pendingAccess; add the blank imports of
+// flyio and resset to catalogue.go.
 
 import (
 	"fmt"
