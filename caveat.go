@@ -64,10 +64,13 @@ type Info struct {
 	// canonical encoding (AppendBody) of the caveat it returns.
 	Decode func(body []byte) (Caveat, error)
 	// Canonical, when set, must return nil exactly when Decode would
-	// succeed, without allocating. Verification calls it for every caveat.
+	// succeed. Verification calls it for every caveat, so it should not
+	// allocate: the types of ordinary tokens (ValidityWindow, Organization,
+	// the resource sets, IfPresent, Action, roles) do not.
 	Canonical func(body []byte) error
-	// Check, when set, must return what Decode followed by Prohibits would,
-	// without allocating. Clearing calls it for every caveat.
+	// Check, when set, must return what Decode followed by Prohibits would.
+	// Clearing calls it for every caveat, so it should not allocate when it
+	// allows, as for Canonical.
 	Check func(body []byte, a Access) error
 }
 
@@ -200,9 +203,11 @@ func (c RawCaveat) Decode() (Caveat, error) {
 	return v, nil
 }
 
-// canonical checks that a registered caveat's body is canonical. Unregistered
-// bodies are MAC'd as received and are always acceptable.
-func (c RawCaveat) canonical() error {
+// Canonical checks, without allocating, that a registered caveat's body is
+// in the canonical encoding of spec §2.2, so that it may be MAC'd as
+// received. Unregistered bodies are always acceptable. Caveats that nest a
+// caveat set (IfPresent) call it for each inner caveat.
+func (c RawCaveat) Canonical() error {
 	info, ok := Lookup(c.Type)
 	if !ok {
 		return nil

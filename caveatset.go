@@ -94,7 +94,7 @@ func readCaveatSet(r *msgpack.Reader, strict bool, dst CaveatSet) (CaveatSet, er
 		}
 		c := RawCaveat{Type: CaveatType(t), Body: body}
 		if strict {
-			if err := c.canonical(); err != nil {
+			if err := c.Canonical(); err != nil {
 				return nil, fmt.Errorf("caveat %d: %w", i, err)
 			}
 		} else if err := c.checkShape(); err != nil {

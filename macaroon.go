@@ -94,7 +94,7 @@ func (m *Macaroon) AddRaw(caveats ...RawCaveat) error {
 		if c.Attestation() && !m.Nonce.Proof {
 			return fmt.Errorf("%w: caveat %d: attestation %s can only be added to a proof", ErrProof, i, c.Name())
 		}
-		if err := c.canonical(); err != nil {
+		if err := c.Canonical(); err != nil {
 			return fmt.Errorf("add: caveat %d: %w", i, err)
 		}
 	}

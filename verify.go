@@ -87,7 +87,7 @@ func verifyPermission(m *Macaroon, key []byte, ds []Macaroon, trusted TrustedThi
 	var scratch *[unsealScratch]byte
 
 	for i, c := range m.Caveats {
-		if err := c.canonical(); err != nil {
+		if err := c.Canonical(); err != nil {
 			return nil, caveatErr(i, c, err)
 		}
 		switch {
@@ -207,7 +207,7 @@ func verifyDischarge(d *Macaroon, rn []byte, parentTails [][tailSize]byte, trust
 		return fail(err)
 	}
 	for i, c := range d.Caveats {
-		if err := c.canonical(); err != nil {
+		if err := c.Canonical(); err != nil {
 			return fail(caveatErr(i, c, err))
 		}
 		switch {
