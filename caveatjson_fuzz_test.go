@@ -9,6 +9,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	_ "github.com/caveatdev/caveat/auth"
+	_ "github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/vectors"
 )
 
