@@ -1,0 +1,229 @@
+package caveat_test
+
+// Benchmarks on the autoscaler bundle of issue 2: a permission token with
+// Organization{4721, rwcdC}, Apps{555: rwcdC}, a one-year ValidityWindow, a
+// 3P caveat to the login service (ticket caveat ConfineOrganization{4721})
+// and Machines{"": rC}; and its login discharge, a proof with a 10 min 30 s
+// ValidityWindow, FlyioUserID(42) and BindToParentToken.
+//
+// BenchmarkStdlibCryptoOnly does only the cryptography that verifying the
+// bundle needs, with the standard library: VerifyAndClear must cost no more.
+// Run:
+//
+//	go test -run '^$' -bench . -benchmem -count 5 .
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"testing"
+	"time"
+
+	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/auth"
+	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/resset"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+const (
+	benchLocation = "https://caveat.example/v1"
+	benchLogin    = "https://caveat.example/aaa/v1"
+)
+
+type autoscalerFixture struct {
+	key      caveat.SigningKey
+	tpKey    caveat.EncryptionKey
+	now      time.Time
+	perm     *caveat.Macaroon
+	header   string
+	trusted  caveat.TrustedThirdParties
+	access   *flyio.Access
+	machines caveat.Caveat
+}
+
+func newAutoscalerFixture(tb testing.TB) *autoscalerFixture {
+	tb.Helper()
+	f := &autoscalerFixture{
+		key:   caveat.NewSigningKey(),
+		tpKey: caveat.NewEncryptionKey(),
+		now:   time.Unix(1764000000, 0),
+	}
+	perm, err := caveat.Mint(f.key, caveat.NewNonce([]byte("0123456789abcdef"), false), benchLocation,
+		&flyio.Organization{ID: 4721, Mask: resset.ActionAll},
+		&flyio.Apps{Apps: resset.ResourceSet[uint64]{555: resset.ActionAll}},
+		caveat.NewValidityWindow(f.now, 365*24*time.Hour))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := perm.Add3P(f.tpKey, benchLogin, &auth.ConfineOrganization{ID: 4721}); err != nil {
+		tb.Fatal(err)
+	}
+	f.machines = &flyio.Machines{Machines: resset.ResourceSet[string]{"": resset.ActionRead | resset.ActionControl}}
+	if err := perm.Add(f.machines); err != nil {
+		tb.Fatal(err)
+	}
+	tickets := perm.ThirdPartyTickets()
+	if len(tickets) != 1 {
+		tb.Fatalf("%d tickets", len(tickets))
+	}
+	ticket, err := caveat.OpenTicket(f.tpKey, tickets[0].Ticket)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	uid := auth.FlyioUserID(42)
+	d, err := ticket.Discharge(benchLogin, caveat.NewValidityWindow(f.now, 10*time.Minute+30*time.Second), &uid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := d.Bind(perm); err != nil {
+		tb.Fatal(err)
+	}
+	f.perm = perm
+	f.header = "FlyV1 " + perm.String() + "," + d.String()
+	f.trusted = caveat.TrustedThirdParties{benchLogin: {f.tpKey}}
+	f.access = &flyio.Access{OrgID: flyio.Ptr[uint64](4721), AppID: flyio.Ptr[uint64](555),
+		Machine: flyio.Ptr("m1"), Action: resset.ActionControl, Time: f.now.Add(time.Minute)}
+	return f
+}
+
+// verifyAndClear is the whole server-side path: header → allowed or not.
+func (f *autoscalerFixture) verifyAndClear() error {
+	b, err := caveat.ParseBundle(f.header)
+	if err != nil {
+		return err
+	}
+	return b.Authorize(benchLocation, caveat.StaticKey(f.key), f.trusted, f.access)
+}
+
+func TestAutoscalerBundle(t *testing.T) {
+	f := newAutoscalerFixture(t)
+	if err := f.verifyAndClear(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := caveat.ParseBundle(f.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _, err := b.Verify(benchLocation, caveat.StaticKey(f.key), f.trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Organization, Apps, ValidityWindow, Machines, then the discharge's
+	// ValidityWindow and FlyioUserID; the 3P and binding are consumed.
+	if len(cs) != 6 {
+		t.Fatalf("verified %d caveats: %+v", len(cs), cs)
+	}
+	deny := *f.access
+	deny.Action = resset.ActionDelete
+	if err := b.Authorize(benchLocation, caveat.StaticKey(f.key), f.trusted, &deny); err == nil {
+		t.Fatal("the rC token allows destroying a machine")
+	}
+	late := *f.access
+	late.Time = f.now.Add(11 * time.Minute) // after the discharge, inside the year
+	if err := b.Authorize(benchLocation, caveat.StaticKey(f.key), f.trusted, &late); err == nil {
+		t.Fatal("the bundle is allowed after its discharge expired")
+	}
+	if e := b.Expiry(0); !e.At.Equal(f.now.Add(630*time.Second)) || e.Token != 1 {
+		t.Errorf("expiry %v from token %d, want the discharge's", e.At, e.Token)
+	}
+}
+
+// TestVerifyAndClearAllocations holds the issue's budget: at most 10
+// allocations for the whole path.
+func TestVerifyAndClearAllocations(t *testing.T) {
+	f := newAutoscalerFixture(t)
+	n := testing.AllocsPerRun(200, func() {
+		if err := f.verifyAndClear(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%v allocations per VerifyAndClear", n)
+	if n > 10 {
+		t.Errorf("VerifyAndClear allocates %v times, budget 10", n)
+	}
+}
+
+func BenchmarkVerifyAndClear(b *testing.B) {
+	f := newAutoscalerFixture(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.verifyAndClear(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStdlibCryptoOnly is the baseline: the cryptography of verifying
+// the autoscaler bundle done with the standard library and nothing else —
+// 11 HMAC-SHA256 with a fresh key each through crypto/hmac, one SHA-256,
+// one ChaCha20-Poly1305 open of 32 bytes.
+func BenchmarkStdlibCryptoOnly(b *testing.B) {
+	keys := make([][]byte, 11)
+	for i := range keys {
+		keys[i] = make([]byte, 32)
+		keys[i][0] = byte(i + 1)
+	}
+	msg := make([]byte, 64)
+	ka := caveat.NewEncryptionKey()
+	aead, err := chacha20poly1305.New(ka[:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	nonce := make([]byte, aead.NonceSize())
+	sealed := aead.Seal(nil, nonce, make([]byte, 32), nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, k := range keys {
+			h := hmac.New(sha256.New, k)
+			h.Write(msg)
+			h.Sum(nil)
+		}
+		sha256.Sum256(msg[:32])
+		a, _ := chacha20poly1305.New(ka[:])
+		if _, err := a.Open(nil, nonce, sealed, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMint(b *testing.B) {
+	key := caveat.NewSigningKey()
+	org := &flyio.Organization{ID: 4721, Mask: resset.ActionAll}
+	apps := &flyio.Apps{Apps: resset.ResourceSet[uint64]{555: resset.ActionAll}}
+	vw := caveat.NewValidityWindow(time.Unix(1764000000, 0), 365*24*time.Hour)
+	b.ReportAllocs()
+	for b.Loop() {
+		m, err := caveat.Mint(key, caveat.NewNonce([]byte("0123456789abcdef"), false), benchLocation, org, apps, vw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = m.String()
+	}
+}
+
+func BenchmarkAttenuate(b *testing.B) {
+	f := newAutoscalerFixture(b)
+	text := f.perm.String()
+	more := &flyio.Machines{Machines: resset.ResourceSet[string]{"m1": resset.ActionRead}}
+	b.ReportAllocs()
+	for b.Loop() {
+		m, err := caveat.Parse(text)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Add(more); err != nil {
+			b.Fatal(err)
+		}
+		_ = m.String()
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	f := newAutoscalerFixture(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := caveat.ParseBundle(f.header); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
