@@ -65,7 +65,7 @@ func caveatErr(i int, c RawCaveat, err error) error {
 
 func verifyPermission(m *Macaroon, key []byte, ds []Macaroon, trusted TrustedThirdParties) (CaveatSet, error) {
 	if m.building {
-		return nil, fmt.Errorf("%w: proof not finalised", ErrProof)
+		return nil, fmt.Errorf("%w: proof not finalised: encode it first", ErrProof)
 	}
 	t, err := nonceTail(m, key)
 	if err != nil {
@@ -202,6 +202,9 @@ func tryKeys(d *Macaroon, keys []EncryptionKey, rn []byte, scratch *[unsealScrat
 func verifyDischarge(d *Macaroon, rn []byte, parentTails [][tailSize]byte, trustAttestations bool, out CaveatSet) (CaveatSet, error) {
 	n0 := len(out)
 	fail := func(err error) (CaveatSet, error) { return out[:n0], err }
+	if d.building {
+		return fail(fmt.Errorf("%w: discharge not finalised: encode it first", ErrProof))
+	}
 	t, err := nonceTail(d, rn)
 	if err != nil {
 		return fail(err)
