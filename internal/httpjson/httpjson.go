@@ -1,0 +1,121 @@
+// Package httpjson is how caveat's HTTP services read and write JSON: a
+// request body is one JSON object of bounded size with no unknown fields,
+// and every error is answered as {"error": "…"} with a 4xx status that
+// names what was wrong, or "internal error" with a 500 that is logged and
+// never shows its cause.
+package httpjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// MaxBody is the default limit on a request body.
+const MaxBody = 64 << 10
+
+// Error is an error with the HTTP status to answer it with. Services
+// return it (via Errorf) for failures that are the client's; anything else
+// is answered 500 "internal error".
+type Error struct {
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Errorf returns an *Error with the status and a formatted message.
+func Errorf(status int, format string, args ...any) error {
+	return &Error{Status: status, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Decode reads the request body into v: exactly one JSON value of at most
+// max bytes (MaxBody when max ≤ 0), with no unknown object fields. The error
+// is an *Error with status 400 (413 for a body that is too large) whose
+// message names the field at fault.
+func Decode(w http.ResponseWriter, r *http.Request, v any, max int64) error {
+	if max <= 0 {
+		max = MaxBody
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return Errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d bytes", max)
+		}
+		return Errorf(http.StatusBadRequest, "reading request body: %v", err)
+	}
+	return Unmarshal(body, v)
+}
+
+// Unmarshal decodes one JSON value strictly, as Decode does.
+func Unmarshal(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return Errorf(http.StatusBadRequest, "request body is empty; want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return Errorf(http.StatusBadRequest, "invalid JSON body: %s", describe(err))
+	}
+	if dec.More() {
+		return Errorf(http.StatusBadRequest, "invalid JSON body: unexpected data after the value")
+	}
+	return nil
+}
+
+// describe turns encoding/json errors into messages that name the field
+// and say nothing of Go types.
+func describe(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("field %q: cannot use a JSON %s here", te.Field, te.Value)
+		}
+		return fmt.Sprintf("cannot use a JSON %s here", te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return "unknown field " + rest
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of input"
+	}
+	return strings.TrimPrefix(msg, "json: ")
+}
+
+// Write answers with status and v as JSON.
+func Write(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// WriteError answers err: an *Error with its status and message; anything
+// else with 500 "internal error", logging the cause (which must therefore
+// hold no secret) at error level.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	var he *Error
+	if errors.As(err, &he) {
+		Write(w, he.Status, map[string]string{"error": he.Msg})
+		return
+	}
+	if log != nil {
+		log.ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	Write(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+}
