@@ -1,0 +1,342 @@
+// Package sqlite implements [store.Store] on a SQLite file, through the
+// pure-Go driver modernc.org/sqlite. It is caveat's embedded default.
+//
+// # Connections
+//
+// The database runs in WAL mode with foreign keys enforced. A [DB] holds two
+// pools on the one file: a single writer connection, through which every
+// write transaction goes (opened with BEGIN IMMEDIATE), and a pool of
+// read-only connections. Writers of one process therefore queue in Go,
+// honouring their contexts, instead of failing with SQLITE_BUSY; a busy
+// timeout covers other processes and checkpoints. Readers never wait for
+// the writer.
+//
+// # Migrations
+//
+// The schema is the embedded migrations/*.sql, applied in name order at
+// [Open], each in its own transaction together with its row in
+// schema_migrations. A database that records a migration this binary does
+// not know was written by a newer caveat, and Open refuses it.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caveatdev/caveat/store"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+var _ store.Store = (*DB)(nil)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// busyTimeout is how long a connection waits for a lock held by another
+// process before failing with SQLITE_BUSY.
+const busyTimeout = 10 * time.Second
+
+// DB is a caveat store in one SQLite file. It is safe for concurrent use.
+type DB struct {
+	w *sql.DB // one connection; every write transaction
+	r *sql.DB // read-only connections
+}
+
+// Open opens, creating it if needed, the SQLite database at path and brings
+// its schema up to date. The directory must exist. A new file is created
+// with mode 0600, since it holds password hashes; SQLite gives its WAL
+// files the same mode.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: open: want a file path, got %q", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+
+	pragmas := []string{
+		fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()),
+		"foreign_keys(1)",
+	}
+	w, err := sql.Open("sqlite", dsn(abs, append(pragmas, "journal_mode(WAL)", "synchronous(FULL)"), "_txlock=immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	db := &DB{w: w}
+
+	if err := db.checkWriter(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	// Readers open after the writer has put the file in WAL mode.
+	r, err := sql.Open("sqlite", dsn(abs, pragmas, "_query_only=1"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	db.r = r
+	if err := db.Ping(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// dsn builds a file: URI, so that any path, even one holding '?' or '#',
+// reaches SQLite intact, with the driver's parameters after it.
+func dsn(abs string, pragmas []string, extra ...string) string {
+	q := make([]string, 0, len(pragmas)+len(extra))
+	for _, p := range pragmas {
+		q = append(q, "_pragma="+url.QueryEscape(p))
+	}
+	q = append(q, extra...)
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	return u.String() + "?" + strings.Join(q, "&")
+}
+
+// checkWriter makes sure the pragmas took: a database that silently stayed
+// out of WAL mode, or without foreign keys, would break the package's
+// promises.
+func (db *DB) checkWriter(ctx context.Context) error {
+	var mode string
+	if err := db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fmt.Errorf("sqlite: open: read journal mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("sqlite: open: journal mode is %q, want wal", mode)
+	}
+	var fk int
+	if err := db.w.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&fk); err != nil {
+		return fmt.Errorf("sqlite: open: read foreign_keys: %w", err)
+	}
+	if fk != 1 {
+		return errors.New("sqlite: open: foreign keys are not enforced")
+	}
+	return nil
+}
+
+// Ping implements [store.Store].
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping writer: %w", err)
+	}
+	if err := db.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping readers: %w", err)
+	}
+	return nil
+}
+
+// Close implements [store.Store].
+func (db *DB) Close() error {
+	var errs []error
+	if db.r != nil {
+		errs = append(errs, db.r.Close())
+	}
+	errs = append(errs, db.w.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// migrate applies the embedded migrations that the database lacks.
+func (db *DB) migrate(ctx context.Context) error {
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    TEXT PRIMARY KEY,
+		applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+	) STRICT`
+	if _, err := db.w.ExecContext(ctx, create); err != nil {
+		return fmt.Errorf("sqlite: migrate: create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	sort.Strings(names)
+	known := make(map[string]bool, len(names))
+	for _, name := range names {
+		known[version(name)] = true
+	}
+	if err := db.refuseNewer(ctx, known); err != nil {
+		return err
+	}
+	for _, name := range names {
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("sqlite: migrate: %w", err)
+		}
+		v := version(name)
+		err = db.write(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", v).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version) VALUES (?)", v)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: migrate: apply %s: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// refuseNewer fails when the database records a migration not in known.
+func (db *DB) refuseNewer(ctx context.Context, known map[string]bool) error {
+	rows, err := db.w.QueryContext(ctx, "SELECT version FROM schema_migrations ORDER BY version")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: read applied versions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return fmt.Errorf("sqlite: migrate: read applied versions: %w", err)
+		}
+		if !known[v] {
+			return fmt.Errorf("sqlite: migrate: the database has migration %q, unknown to this binary: it was written by a newer caveat", v)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: migrate: read applied versions: %w", err)
+	}
+	return nil
+}
+
+// version is a migration's name without directory and extension.
+func version(name string) string {
+	return strings.TrimSuffix(path.Base(name), ".sql")
+}
+
+// write runs fn in a write transaction (BEGIN IMMEDIATE on the writer
+// connection) and commits it when fn succeeds.
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+			return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// queryer is what reads need: the reader pool, or a write transaction.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// errCode returns SQLite's extended result code of err, or 0.
+func errCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
+func isUnique(err error) bool {
+	c := errCode(err)
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// isForeignKey reports whether err is a FOREIGN KEY violation.
+func isForeignKey(err error) bool {
+	return errCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// dbID converts a store id to SQLite's INTEGER; ok is false for an id that
+// no row can have.
+func dbID(id uint64) (int64, bool) {
+	if id == 0 || id > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(id), true
+}
+
+// nullID is an optional id as a query argument: 0 is NULL.
+func nullID(id uint64) any {
+	if id == 0 {
+		return nil
+	}
+	return int64(id)
+}
+
+// ts is a time as stored: microseconds since the epoch.
+func ts(t time.Time) int64 { return t.UnixMicro() }
+
+// nullTS is an optional time as a query argument: the zero time is NULL.
+func nullTS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// fromTS is a stored time.
+func fromTS(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// fromNullTS is a stored optional time: NULL is the zero time.
+func fromNullTS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromTS(v.Int64)
+}
+
+// rowsAffected returns how many rows an update changed.
+func rowsAffected(res sql.Result) (int64, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("rows affected: %w", err)
+	}
+	return n, nil
+}

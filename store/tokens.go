@@ -1,0 +1,189 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// App belongs to one organization; tokens may be confined to it.
+type App struct {
+	ID        uint64
+	OrgID     uint64
+	Name      string
+	CreatedAt time.Time
+}
+
+// NewApp is what [Apps.CreateApp] needs.
+type NewApp struct {
+	OrgID uint64
+	// Name is unique within the organization, compared byte for byte.
+	Name      string
+	CreatedAt time.Time
+}
+
+// Validate reports, wrapping [ErrInvalid], a field that breaks its rules.
+func (a NewApp) Validate() error {
+	if err := checkText("app name", a.Name, MaxNameLen); err != nil {
+		return err
+	}
+	return checkTime("created at", a.CreatedAt)
+}
+
+// Apps holds the organizations' apps.
+type Apps interface {
+	// CreateApp adds an app and returns it with its new id. It fails with
+	// ErrExists when the organization has an app of that name, with
+	// ErrNotFound when the organization does not exist, and with
+	// ErrInvalid when a does not validate.
+	CreateApp(ctx context.Context, a NewApp) (App, error)
+
+	// GetApp returns the app with this id, or ErrNotFound.
+	GetApp(ctx context.Context, id uint64) (App, error)
+
+	// GetAppByName returns the organization's app with exactly this name,
+	// or ErrNotFound.
+	GetAppByName(ctx context.Context, orgID uint64, name string) (App, error)
+
+	// ListApps returns the organization's apps ordered by name; an unknown
+	// organization gives an empty list.
+	ListApps(ctx context.Context, orgID uint64) ([]App, error)
+}
+
+// Token is the registry record of a named token. The store never holds the
+// token itself, only what is needed to list it and revoke it.
+type Token struct {
+	// ID is the token's nonce UUID in canonical form (lowercase,
+	// hyphenated, 36 characters).
+	ID      string
+	Name    string // 1 to MaxNameLen bytes; not unique
+	Profile string // the mint profile, 1 to MaxNameLen bytes
+	OrgID   uint64
+	// AppID is the app the token is confined to, or 0 for none. The app
+	// belongs to OrgID.
+	AppID uint64
+	// CreatedBy is the user who minted the token.
+	CreatedBy uint64
+	CreatedAt time.Time
+	// ExpiresAt is zero for a token without an expiry.
+	ExpiresAt time.Time
+	// RevokedAt is zero while the token has not been revoked.
+	RevokedAt time.Time
+	// LastUsedAt is zero until the token is first used; see
+	// [Tokens.TouchToken].
+	LastUsedAt time.Time
+}
+
+// Revoked reports whether the token has been revoked.
+func (t Token) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+// Validate reports, wrapping [ErrInvalid], a field that breaks the rules for
+// a new record: a canonical UUID id, a name and a profile, an organization
+// and a creator, a creation time, an expiry (if any) after it, and neither
+// a revocation nor a use yet.
+func (t Token) Validate() error {
+	if !ValidTokenID(t.ID) {
+		return fmt.Errorf("token id is not a canonical UUID: %w", ErrInvalid)
+	}
+	if err := checkText("token name", t.Name, MaxNameLen); err != nil {
+		return err
+	}
+	if err := checkText("token profile", t.Profile, MaxNameLen); err != nil {
+		return err
+	}
+	if t.OrgID == 0 {
+		return fmt.Errorf("token without organization: %w", ErrInvalid)
+	}
+	if t.CreatedBy == 0 {
+		return fmt.Errorf("token without creator: %w", ErrInvalid)
+	}
+	if err := checkTime("created at", t.CreatedAt); err != nil {
+		return err
+	}
+	if !t.ExpiresAt.IsZero() {
+		if err := checkTime("expires at", t.ExpiresAt); err != nil {
+			return err
+		}
+		if !t.ExpiresAt.After(t.CreatedAt) {
+			return fmt.Errorf("token expires at or before its creation: %w", ErrInvalid)
+		}
+	}
+	if !t.RevokedAt.IsZero() || !t.LastUsedAt.IsZero() {
+		return fmt.Errorf("new token record already revoked or used: %w", ErrInvalid)
+	}
+	return nil
+}
+
+// ValidTokenID reports whether id is a UUID in canonical form, the only
+// form in which token ids are stored.
+func ValidTokenID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.String() == id
+}
+
+// Revocation is one entry of the revocation feed: a token that was revoked.
+type Revocation struct {
+	// Cursor orders the feed; see [Tokens.RevocationsSince].
+	Cursor    uint64
+	TokenID   string
+	OrgID     uint64
+	RevokedAt time.Time
+}
+
+// Tokens is the registry of named tokens.
+type Tokens interface {
+	// CreateToken records a newly minted token. It fails with ErrExists
+	// when the id is taken, with ErrNotFound when the organization, the
+	// app or the creating user does not exist, and with ErrInvalid when t
+	// does not validate or its app belongs to another organization.
+	CreateToken(ctx context.Context, t Token) error
+
+	// GetToken returns the token with this id, or ErrNotFound (also for an
+	// id that is not a canonical UUID, which no token can have).
+	GetToken(ctx context.Context, id string) (Token, error)
+
+	// ListTokensByOrganization returns all the organization's tokens,
+	// revoked and expired ones included, oldest first (ordered by creation
+	// time, then id); an unknown organization gives an empty list.
+	ListTokensByOrganization(ctx context.Context, orgID uint64) ([]Token, error)
+
+	// ListTokensByApp returns all the tokens confined to the app, in the
+	// order of ListTokensByOrganization.
+	ListTokensByApp(ctx context.Context, appID uint64) ([]Token, error)
+
+	// RevokeToken marks the token revoked at at and, when this call
+	// revoked it, appends it to the revocation feed in the same atomic
+	// step. It is idempotent: it reports whether this call revoked the
+	// token, and a token revoked before keeps its first RevokedAt and
+	// gets no second feed entry. It fails with ErrNotFound for an unknown
+	// id and with ErrInvalid for a zero time.
+	RevokeToken(ctx context.Context, id string, at time.Time) (bool, error)
+
+	// IsTokenRevoked reports whether the token has been revoked, with one
+	// indexed lookup; it is on the path of every verification. An unknown
+	// id gives ErrNotFound, so that the caller decides (and can refuse)
+	// rather than taking an unknown token for an unrevoked one.
+	IsTokenRevoked(ctx context.Context, id string) (bool, error)
+
+	// TouchToken records that the token was used at at. LastUsedAt only
+	// moves forward: an earlier at than the recorded one changes nothing.
+	// Revoked tokens can be touched. It fails with ErrNotFound for an
+	// unknown id and with ErrInvalid for a zero time. It writes on every
+	// call, so callers on a hot path should throttle it.
+	TouchToken(ctx context.Context, id string, at time.Time) error
+
+	// RevocationsSince returns up to limit revocations whose cursor is
+	// greater than after, in cursor order. Cursors grow with every
+	// revocation, and a revocation becomes visible only once every
+	// revocation with a smaller cursor is, so a poller that passes the
+	// last cursor it saw misses nothing. Pass 0 to read
+	// from the start, or [Tokens.RevocationCursor] to read only what comes
+	// next. limit must be at least 1 (ErrInvalid otherwise).
+	RevocationsSince(ctx context.Context, after uint64, limit int) ([]Revocation, error)
+
+	// RevocationCursor returns the cursor of the latest revocation, or 0
+	// when there is none.
+	RevocationCursor(ctx context.Context) (uint64, error)
+}
