@@ -1,0 +1,185 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/resset"
+	"github.com/caveatdev/caveat/store"
+)
+
+// Organizations and apps, as the authority manages them: an organization
+// gets its first root key when it is created, and only its admins rotate
+// keys. Apps are created and listed through the same caveat checks as any
+// other access (creating one is action c on "app 0", spec §6.2).
+
+// CreateOrganization creates an organization with the logged-in user as its
+// admin, and its first root key.
+func (s *Service) CreateOrganization(ctx context.Context, p *Principal, slug string) (store.Organization, error) {
+	if !p.IsSession() {
+		return store.Organization{}, forbidden("only a logged-in user can create organizations")
+	}
+	o, err := s.cfg.Store.CreateOrganization(ctx, store.NewOrganization{Slug: slug, Admin: p.UserID, CreatedAt: s.cfg.Now()})
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return o, httpjson.Errorf(http.StatusConflict, "organization %q already exists", slug)
+	case errors.Is(err, store.ErrInvalid):
+		return o, badRequest("%v", err)
+	case err != nil:
+		return o, fmt.Errorf("create organization: %w", err)
+	}
+	if _, err := s.cfg.Keyring.Rotate(ctx, o.ID); err != nil {
+		return o, err
+	}
+	s.cfg.Logger.InfoContext(ctx, "organization created", "org", o.ID, "user", p.UserID)
+	return o, nil
+}
+
+// EnsureRootKey gives an organization its first root key if it has none,
+// for organizations created outside CreateOrganization (at signup).
+func (s *Service) EnsureRootKey(ctx context.Context, orgID uint64) error {
+	_, err := s.cfg.Store.ActiveRootKey(ctx, orgID)
+	if errors.Is(err, store.ErrNotFound) {
+		_, err = s.cfg.Keyring.Rotate(ctx, orgID)
+	}
+	return err
+}
+
+// Organization resolves a slug for a principal that may read it.
+func (s *Service) Organization(ctx context.Context, p *Principal, slug string) (store.Organization, error) {
+	o, err := s.cfg.Store.GetOrganizationBySlug(ctx, slug)
+	if errors.Is(err, store.ErrNotFound) {
+		return o, httpjson.Errorf(http.StatusNotFound, "no organization %q", slug)
+	}
+	if err != nil {
+		return o, fmt.Errorf("organization: %w", err)
+	}
+	if err := s.member(ctx, p, o.ID); err != nil {
+		// Do not tell outsiders which organizations exist.
+		return o, httpjson.Errorf(http.StatusNotFound, "no organization %q", slug)
+	}
+	return o, nil
+}
+
+// member checks that the principal belongs to the organization: a named
+// token of it, or a session of one of its members. It is enough to look
+// names up; every operation then clears its own access.
+func (s *Service) member(ctx context.Context, p *Principal, orgID uint64) error {
+	if !p.IsSession() {
+		if p.OrgID != orgID {
+			return forbidden("token of organization %d cannot act on organization %d", p.OrgID, orgID)
+		}
+		return nil
+	}
+	_, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return forbidden("user %d is not a member of organization %d", p.UserID, orgID)
+	}
+	if err != nil {
+		return fmt.Errorf("membership: %w", err)
+	}
+	return nil
+}
+
+// Organizations lists what a principal belongs to: a session's user's
+// organizations, or a named token's one organization.
+func (s *Service) Organizations(ctx context.Context, p *Principal) ([]store.OrganizationRole, error) {
+	if !p.IsSession() {
+		o, err := s.cfg.Store.GetOrganization(ctx, p.OrgID)
+		if err != nil {
+			return nil, fmt.Errorf("organization: %w", err)
+		}
+		return []store.OrganizationRole{{Organization: o}}, nil
+	}
+	return s.cfg.Store.ListUserOrganizations(ctx, p.UserID)
+}
+
+// RotateKey gives the organization a new minting key; tokens minted with
+// the old one keep verifying until it is retired. Admins only.
+func (s *Service) RotateKey(ctx context.Context, p *Principal, orgID uint64) ([]byte, error) {
+	if !p.IsSession() {
+		return nil, forbidden("only a logged-in admin can rotate keys")
+	}
+	m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Role != store.RoleAdmin) {
+		return nil, forbidden("only an admin of organization %d can rotate its key", orgID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	kid, err := s.cfg.Keyring.Rotate(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Logger.InfoContext(ctx, "root key rotated", "org", orgID, "user", p.UserID)
+	return kid, nil
+}
+
+// CreateApp creates an app: action c on a new app of the organization.
+func (s *Service) CreateApp(ctx context.Context, p *Principal, orgID uint64, name string) (store.App, error) {
+	var zero uint64
+	if err := s.Allow(ctx, p, &flyio.Access{OrgID: &orgID, AppID: &zero, Action: resset.ActionCreate}); err != nil {
+		return store.App{}, err
+	}
+	a, err := s.cfg.Store.CreateApp(ctx, store.NewApp{OrgID: orgID, Name: name, CreatedAt: s.cfg.Now()})
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return a, httpjson.Errorf(http.StatusConflict, "app %q already exists", name)
+	case errors.Is(err, store.ErrInvalid):
+		return a, badRequest("%v", err)
+	case err != nil:
+		return a, fmt.Errorf("create app: %w", err)
+	}
+	return a, nil
+}
+
+// ListApps lists the organization's apps that the principal may read.
+func (s *Service) ListApps(ctx context.Context, p *Principal, orgID uint64) ([]store.App, error) {
+	if err := s.member(ctx, p, orgID); err != nil {
+		return nil, err
+	}
+	all, err := s.cfg.Store.ListApps(ctx, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	var out []store.App
+	for _, a := range all {
+		id := a.ID
+		if s.Allow(ctx, p, &flyio.Access{OrgID: &orgID, AppID: &id, Action: resset.ActionRead}) == nil {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// AppByName resolves an app of the organization by name, for a principal
+// of the organization; the operation on the app clears its own access.
+func (s *Service) AppByName(ctx context.Context, p *Principal, orgID uint64, name string) (store.App, error) {
+	if err := s.member(ctx, p, orgID); err != nil {
+		return store.App{}, err
+	}
+	a, err := s.cfg.Store.GetAppByName(ctx, orgID, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, httpjson.Errorf(http.StatusNotFound, "no app %q", name)
+	}
+	if err != nil {
+		return a, fmt.Errorf("app: %w", err)
+	}
+	return a, nil
+}
+
+// app returns the app if it belongs to the organization, 404 otherwise.
+func (s *Service) app(ctx context.Context, orgID, appID uint64) (store.App, error) {
+	a, err := s.cfg.Store.GetApp(ctx, appID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && a.OrgID != orgID) {
+		return a, httpjson.Errorf(http.StatusNotFound, "no app %d in organization %d", appID, orgID)
+	}
+	if err != nil {
+		return a, fmt.Errorf("app: %w", err)
+	}
+	return a, nil
+}

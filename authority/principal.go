@@ -1,0 +1,254 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/auth"
+	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/store"
+)
+
+// Store is what the authority keeps in the database.
+type Store interface {
+	store.Users
+	store.Organizations
+	store.Sessions
+	store.RootKeys
+	store.Apps
+	store.Tokens
+}
+
+// Config configures a Service.
+type Config struct {
+	Store   Store
+	Keyring *Keyring
+	// Location is where permission tokens are used: the public URL + "/v1".
+	Location string
+	// LoginLocation is the login discharger: the public URL + "/aaa/v1".
+	LoginLocation string
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Service is the token authority.
+type Service struct {
+	cfg     Config
+	trusted caveat.TrustedThirdParties
+
+	touchMu sync.Mutex
+	touched map[string]time.Time // token id → last TouchToken, to throttle writes
+}
+
+// touchEvery throttles the registry's last-used writes per token.
+const touchEvery = time.Minute
+
+// New returns the authority.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Keyring == nil || cfg.Location == "" || cfg.LoginLocation == "" {
+		return nil, errors.New("authority: Store, Keyring, Location and LoginLocation are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		cfg:     cfg,
+		trusted: caveat.TrustedThirdParties{cfg.LoginLocation: {cfg.Keyring.LoginTicketKey()}},
+		touched: map[string]time.Time{},
+	}, nil
+}
+
+// Principal is who presents a verified bundle.
+type Principal struct {
+	// UserID is the logged-in user of a session token, or the user who
+	// created a named token.
+	UserID uint64
+	// SessionID is set for a session token.
+	SessionID string
+	// Token is the registry record of a named token; nil for a session.
+	Token *store.Token
+	// OrgID is the organization whose key minted a named token; 0 for a
+	// session, which is not tied to one organization.
+	OrgID uint64
+	// Caveats are the verified caveats, discharges' included.
+	Caveats caveat.CaveatSet
+}
+
+// IsSession reports whether the principal is a logged-in user's session.
+func (p *Principal) IsSession() bool { return p.SessionID != "" }
+
+// TokenID is the nonce UUID of the verified permission token.
+func (p *Principal) TokenID() string {
+	if p.Token != nil {
+		return p.Token.ID
+	}
+	return p.SessionID
+}
+
+// unauthenticated is a 401 naming why the bundle is refused.
+func unauthenticated(format string, args ...any) error {
+	return httpjson.Errorf(http.StatusUnauthorized, format, args...)
+}
+
+// Authenticate verifies a bundle (an Authorization header value or bare
+// tokens) for this authority's location: signatures, discharges from the
+// trusted login service, the key's state, and revocation. Failures are 401
+// *httpjson.Error values that say why.
+func (s *Service) Authenticate(ctx context.Context, header string) (*Principal, error) {
+	if header == "" {
+		return nil, unauthenticated("no token: send Authorization: FlyV1 fm2_…")
+	}
+	b, err := caveat.ParseBundle(header)
+	if err != nil {
+		return nil, unauthenticated("malformed token: %v", err)
+	}
+	cs, i, err := b.Verify(s.cfg.Location, s.cfg.Keyring.KeyFunc(ctx), s.trusted)
+	if err != nil {
+		if !errors.Is(err, caveat.ErrInvalid) && !errors.Is(err, caveat.ErrMalformed) &&
+			!errors.Is(err, caveat.ErrNoPermissionToken) && !errors.Is(err, caveat.ErrProof) {
+			return nil, fmt.Errorf("verify: %w", err) // the store failed
+		}
+		return nil, unauthenticated("invalid token: %v", err)
+	}
+	m := &b.Tokens[i]
+	id := m.Nonce.UUID().String()
+	now := s.cfg.Now()
+	if s.cfg.Keyring.IsSessionKID(m.Nonce.KID) {
+		return s.sessionPrincipal(ctx, id, cs, now)
+	}
+	_, orgID, err := s.cfg.Keyring.Lookup(ctx, m.Nonce.KID)
+	if err != nil {
+		return nil, err // Verify looked it up a moment ago
+	}
+	t, err := s.cfg.Store.GetToken(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// Every token the authority mints is registered: a token without
+		// a record is refused rather than trusted.
+		return nil, unauthenticated("unknown token %s", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("token %s: %w", id, err)
+	}
+	if t.Revoked() {
+		return nil, unauthenticated("token %s was revoked at %s", id, t.RevokedAt.UTC().Format(time.RFC3339))
+	}
+	if t.OrgID != orgID {
+		return nil, unauthenticated("token %s is not signed by its organization's key", id)
+	}
+	s.touch(ctx, id, now)
+	return &Principal{UserID: t.CreatedBy, Token: &t, OrgID: t.OrgID, Caveats: cs}, nil
+}
+
+func (s *Service) sessionPrincipal(ctx context.Context, id string, cs caveat.CaveatSet, now time.Time) (*Principal, error) {
+	sess, err := s.cfg.Store.GetSession(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, unauthenticated("unknown session")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session: %w", err)
+	}
+	switch {
+	case !sess.RevokedAt.IsZero():
+		return nil, unauthenticated("session ended (logged out); log in again")
+	case !sess.Active(now):
+		return nil, unauthenticated("session expired; log in again")
+	}
+	// The user comes from the login service's attestation, which Verify
+	// returns only from a trusted discharge; it must be the session's.
+	var uid uint64
+	for _, c := range cs {
+		if c.Type != auth.TypeFlyioUserID {
+			continue
+		}
+		v, err := c.Decode()
+		if err != nil {
+			return nil, unauthenticated("invalid token: %v", err)
+		}
+		u := uint64(*v.(*auth.FlyioUserID))
+		if uid != 0 && u != uid {
+			return nil, unauthenticated("invalid token: conflicting user attestations")
+		}
+		uid = u
+	}
+	if uid == 0 {
+		return nil, unauthenticated("session token without its login discharge")
+	}
+	if uid != sess.UserID {
+		return nil, unauthenticated("invalid token: the login discharge is for another user")
+	}
+	return &Principal{UserID: uid, SessionID: id, Caveats: cs}, nil
+}
+
+// touch records a use of a named token, at most once per touchEvery per
+// token and replica.
+func (s *Service) touch(ctx context.Context, id string, now time.Time) {
+	s.touchMu.Lock()
+	last, ok := s.touched[id]
+	if ok && now.Sub(last) < touchEvery {
+		s.touchMu.Unlock()
+		return
+	}
+	if len(s.touched) >= 100_000 {
+		clear(s.touched)
+	}
+	s.touched[id] = now
+	s.touchMu.Unlock()
+	if err := s.cfg.Store.TouchToken(ctx, id, now); err != nil {
+		s.cfg.Logger.WarnContext(ctx, "recording token use", "token", id, "err", err)
+	}
+}
+
+// Authorize authenticates the bundle and clears the access against its
+// caveats. A named token must also belong to the access's organization; a
+// session's user must be a member of it, in a role that may do the access
+// (spec §6.5: admin-only features need an admin). A refusal is a 403
+// *httpjson.Error naming the caveat, the action and the resource.
+func (s *Service) Authorize(ctx context.Context, header string, a *flyio.Access) (*Principal, error) {
+	p, err := s.Authenticate(ctx, header)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Allow(ctx, p, a); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// Allow clears an access for an authenticated principal (see Authorize).
+func (s *Service) Allow(ctx context.Context, p *Principal, a *flyio.Access) error {
+	if a.Time.IsZero() {
+		a.Time = s.cfg.Now()
+	}
+	if err := p.Caveats.Clear(a); err != nil {
+		return httpjson.Errorf(http.StatusForbidden, "%v", err)
+	}
+	orgID := *a.OrgID // Clear validated the access: it names an organization
+	if !p.IsSession() {
+		if p.OrgID != orgID {
+			return httpjson.Errorf(http.StatusForbidden, "token of organization %d cannot act on organization %d", p.OrgID, orgID)
+		}
+		return nil
+	}
+	m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return httpjson.Errorf(http.StatusForbidden, "user %d is not a member of organization %d", p.UserID, orgID)
+	}
+	if err != nil {
+		return fmt.Errorf("membership: %w", err)
+	}
+	if m.Role != store.RoleAdmin && a.RequiredRole() != flyio.RoleMember {
+		return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; user %d is a %s",
+			a.Action, orgID, p.UserID, m.Role)
+	}
+	return nil
+}
