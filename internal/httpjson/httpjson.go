@@ -119,3 +119,52 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	Write(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 }
+
+// Routes wraps a ServeMux so that requests it has no route for are
+// answered in JSON too: 404 {"error": "no route for GET /x"} and 405 (with
+// the mux's Allow header) instead of the mux's plain-text answers.
+func Routes(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// Let the mux decide between 404, 405 and a redirect, then answer
+		// the error statuses in JSON.
+		rec := &statusOnly{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusNotFound:
+			Write(w, http.StatusNotFound, map[string]string{"error": "no route for " + r.Method + " " + r.URL.Path})
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			Write(w, http.StatusMethodNotAllowed, map[string]string{
+				"error": "method " + r.Method + " not allowed for " + r.URL.Path + " (allowed: " + rec.header.Get("Allow") + ")"})
+		default:
+			for k, v := range rec.header {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.status)
+		}
+	})
+}
+
+// statusOnly records the status and headers a handler answers with.
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (s *statusOnly) Header() http.Header { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (s *statusOnly) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+}

@@ -72,3 +72,24 @@ func TestWriteError(t *testing.T) {
 		t.Errorf("internal error not logged: %q", logs.String())
 	}
 }
+
+func TestRoutes(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/things", func(w http.ResponseWriter, r *http.Request) { Write(w, 201, map[string]int{"id": 1}) })
+	h := Routes(mux)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		want         string
+	}{
+		{"POST", "/v1/things", 201, `"id":1`},
+		{"GET", "/v1/things", 405, `method GET not allowed for /v1/things (allowed: POST)`},
+		{"GET", "/v1/nothing", 404, `no route for GET /v1/nothing`},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, nil))
+		if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.want) || w.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, w.Code, w.Body)
+		}
+	}
+}
