@@ -123,6 +123,15 @@ func (s *Service) Authenticate(ctx context.Context, header string) (*Principal, 
 	m := &b.Tokens[i]
 	id := m.Nonce.UUID().String()
 	now := s.cfg.Now()
+	// An expired token is not authenticated (401, so that a client knows
+	// to renew), rather than denied by its ValidityWindow (403).
+	if e := b.Expiry(i); !e.Never() && now.After(e.At) {
+		what := "token"
+		if e.Token != i {
+			what = "its discharge from " + b.Tokens[e.Token].Location
+		}
+		return nil, unauthenticated("%s expired at %s (ValidityWindow)", what, e.At.UTC().Format(time.RFC3339))
+	}
 	if s.cfg.Keyring.IsSessionKID(m.Nonce.KID) {
 		return s.sessionPrincipal(ctx, id, cs, now)
 	}

@@ -1,0 +1,388 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/store"
+)
+
+// The authority's HTTP API, under /v1. Every request but authenticate and
+// authorize is made with a bundle in the Authorization header (FlyV1,
+// Bearer or no scheme). Errors are {"error": "…"} with a 4xx status.
+//
+//	POST   /v1/tokens               {"profile","name","org","app","expiry","commands"} → 201 token with "token"
+//	GET    /v1/tokens?org=SLUG[&app=NAME]                                           → {"tokens": [...]}
+//	DELETE /v1/tokens/{id}                                                          → {"id","revoked"}
+//	POST   /v1/tokens/revoke        revoke the presented token itself             → {"id","revoked"}
+//	POST   /v1/tokens/authenticate  {"header"}           → {"token_id","kind","user_id","org_id","caveats"}
+//	POST   /v1/tokens/authorize     {"header","access"}  → {"allowed": true, …} or 403 {"error","allowed": false}
+//	GET    /v1/orgs                                      → {"organizations": [{"id","slug","role"}]}
+//	POST   /v1/orgs                 {"slug"}             → 201 {"id","slug"}
+//	POST   /v1/orgs/{slug}/rotate-key                    → {"kid"}
+//	GET    /v1/apps?org_slug=SLUG                        → {"apps": [...]}
+//	POST   /v1/apps                 {"app_name","org_slug"} → 201 app
+//
+// Expiry is a Go duration ("8760h"); access is a flyio.Access in JSON.
+
+// Register adds the authority's routes to mux.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/tokens", s.handle(s.createToken))
+	mux.HandleFunc("GET /v1/tokens", s.handle(s.listTokens))
+	mux.HandleFunc("DELETE /v1/tokens/{id}", s.handle(s.revokeToken))
+	mux.HandleFunc("POST /v1/tokens/revoke", s.handle(s.revokeSelf))
+	mux.HandleFunc("POST /v1/tokens/authenticate", s.handleOpen(s.authenticate))
+	mux.HandleFunc("POST /v1/tokens/authorize", s.handleOpen(s.authorize))
+	mux.HandleFunc("GET /v1/orgs", s.handle(s.listOrgs))
+	mux.HandleFunc("POST /v1/orgs", s.handle(s.createOrg))
+	mux.HandleFunc("POST /v1/orgs/{slug}/rotate-key", s.handle(s.rotateKey))
+	mux.HandleFunc("GET /v1/apps", s.handle(s.listApps))
+	mux.HandleFunc("POST /v1/apps", s.handle(s.createApp))
+}
+
+// handle authenticates the request's bundle and runs h; h returns the
+// status and the body to answer with, or an error.
+func (s *Service) handle(h func(context.Context, *Principal, *http.Request, http.ResponseWriter) (int, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		if err != nil {
+			httpjson.WriteError(w, r, s.cfg.Logger, err)
+			return
+		}
+		status, body, err := h(r.Context(), p, r, w)
+		if err != nil {
+			httpjson.WriteError(w, r, s.cfg.Logger, err)
+			return
+		}
+		httpjson.Write(w, status, body)
+	}
+}
+
+// handleOpen runs h without authenticating the request itself.
+func (s *Service) handleOpen(h func(context.Context, *http.Request, http.ResponseWriter) (int, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		status, body, err := h(r.Context(), r, w)
+		if err != nil {
+			httpjson.WriteError(w, r, s.cfg.Logger, err)
+			return
+		}
+		httpjson.Write(w, status, body)
+	}
+}
+
+// TokenJSON is a registry record as the API shows it.
+type TokenJSON struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Profile    string     `json:"profile"`
+	OrgID      uint64     `json:"org_id"`
+	AppID      uint64     `json:"app_id,omitempty"`
+	CreatedBy  uint64     `json:"created_by"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	// Token is the header value, only in the answer to its creation.
+	Token string `json:"token,omitempty"`
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func tokenJSON(t store.Token) TokenJSON {
+	return TokenJSON{ID: t.ID, Name: t.Name, Profile: t.Profile, OrgID: t.OrgID, AppID: t.AppID,
+		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt.UTC(), ExpiresAt: optTime(t.ExpiresAt),
+		RevokedAt: optTime(t.RevokedAt), LastUsedAt: optTime(t.LastUsedAt)}
+}
+
+// CreateTokenRequest is the body of POST /v1/tokens.
+type CreateTokenRequest struct {
+	Profile  string         `json:"profile"`
+	Name     string         `json:"name"`
+	Org      string         `json:"org"`
+	App      string         `json:"app"`
+	Expiry   string         `json:"expiry"`
+	Commands flyio.Commands `json:"commands"`
+}
+
+func (s *Service) createToken(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
+	var req CreateTokenRequest
+	if err := httpjson.Decode(w, r, &req, 0); err != nil {
+		return 0, nil, err
+	}
+	if req.Org == "" {
+		return 0, nil, badRequest(`"org" is required: the organization's slug`)
+	}
+	o, err := s.Organization(ctx, p, req.Org)
+	if err != nil {
+		return 0, nil, err
+	}
+	mr := MintRequest{Profile: req.Profile, Name: req.Name, OrgID: o.ID, Commands: req.Commands}
+	if req.Expiry != "" {
+		d, err := time.ParseDuration(req.Expiry)
+		if err != nil || d <= 0 {
+			return 0, nil, badRequest(`"expiry" must be a positive duration such as "720h", not %q`, req.Expiry)
+		}
+		mr.Expiry = d
+	}
+	if req.App != "" {
+		a, err := s.AppByName(ctx, p, o.ID, req.App)
+		if err != nil {
+			return 0, nil, err
+		}
+		mr.AppID = a.ID
+	}
+	m, err := s.Mint(ctx, p, mr)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := tokenJSON(m.Record)
+	out.Token = "FlyV1 " + m.Token.String()
+	return http.StatusCreated, out, nil
+}
+
+func (s *Service) listTokens(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
+	slug := r.URL.Query().Get("org")
+	if slug == "" {
+		return 0, nil, badRequest(`the "org" query parameter is required`)
+	}
+	o, err := s.Organization(ctx, p, slug)
+	if err != nil {
+		return 0, nil, err
+	}
+	var appID uint64
+	if name := r.URL.Query().Get("app"); name != "" {
+		a, err := s.AppByName(ctx, p, o.ID, name)
+		if err != nil {
+			return 0, nil, err
+		}
+		appID = a.ID
+	}
+	ts, err := s.List(ctx, p, o.ID, appID)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]TokenJSON, len(ts))
+	for i, t := range ts {
+		out[i] = tokenJSON(t)
+	}
+	return http.StatusOK, map[string]any{"tokens": out}, nil
+}
+
+func (s *Service) revokeToken(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
+	id := strings.ToLower(r.PathValue("id"))
+	if !store.ValidTokenID(id) {
+		return 0, nil, badRequest("%q is not a token id (a UUID, as 'caveat tokens list' shows)", r.PathValue("id"))
+	}
+	revoked, err := s.Revoke(ctx, p, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"id": id, "revoked": revoked}, nil
+}
+
+func (s *Service) revokeSelf(ctx context.Context, p *Principal, _ *http.Request, _ http.ResponseWriter) (int, any, error) {
+	if p.IsSession() {
+		return 0, nil, badRequest("this is a session; log out to end it")
+	}
+	revoked, err := s.Revoke(ctx, p, p.TokenID())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"id": p.TokenID(), "revoked": revoked}, nil
+}
+
+// PrincipalJSON is the answer of authenticate and authorize.
+type PrincipalJSON struct {
+	TokenID string          `json:"token_id"`
+	Kind    string          `json:"kind"` // "session" or "token"
+	UserID  uint64          `json:"user_id"`
+	OrgID   uint64          `json:"org_id,omitempty"`
+	Caveats json.RawMessage `json:"caveats"`
+	Allowed *bool           `json:"allowed,omitempty"`
+}
+
+func principalJSON(p *Principal) (PrincipalJSON, error) {
+	cs, err := p.Caveats.MarshalJSON()
+	if err != nil {
+		return PrincipalJSON{}, err
+	}
+	kind := "token"
+	if p.IsSession() {
+		kind = "session"
+	}
+	return PrincipalJSON{TokenID: p.TokenID(), Kind: kind, UserID: p.UserID, OrgID: p.OrgID, Caveats: cs}, nil
+}
+
+func (s *Service) authenticate(ctx context.Context, r *http.Request, w http.ResponseWriter) (int, any, error) {
+	var req struct {
+		Header string `json:"header"`
+	}
+	if err := httpjson.Decode(w, r, &req, 0); err != nil {
+		return 0, nil, err
+	}
+	p, err := s.Authenticate(ctx, req.Header)
+	if err != nil {
+		return 0, nil, err
+	}
+	out, err := principalJSON(p)
+	return http.StatusOK, out, err
+}
+
+func (s *Service) authorize(ctx context.Context, r *http.Request, w http.ResponseWriter) (int, any, error) {
+	var req struct {
+		Header string          `json:"header"`
+		Access json.RawMessage `json:"access"`
+	}
+	if err := httpjson.Decode(w, r, &req, 0); err != nil {
+		return 0, nil, err
+	}
+	if len(req.Access) == 0 {
+		return 0, nil, badRequest(`"access" is required: the attempted access, e.g. {"orgid": 1, "appid": 2, "action": "r"}`)
+	}
+	var a flyio.Access
+	if err := httpjson.Unmarshal(req.Access, &a); err != nil {
+		return 0, nil, badRequest(`"access": %v`, err)
+	}
+	p, err := s.Authorize(ctx, req.Header, &a)
+	if err != nil {
+		var he *httpjson.Error
+		if errors.As(err, &he) && he.Status == http.StatusForbidden {
+			return http.StatusForbidden, map[string]any{"error": he.Msg, "allowed": false}, nil
+		}
+		return 0, nil, err
+	}
+	out, err := principalJSON(p)
+	allowed := true
+	out.Allowed = &allowed
+	return http.StatusOK, out, err
+}
+
+// OrgJSON is an organization as the API shows it.
+type OrgJSON struct {
+	ID   uint64 `json:"id"`
+	Slug string `json:"slug"`
+	Role string `json:"role,omitempty"`
+}
+
+func (s *Service) listOrgs(ctx context.Context, p *Principal, _ *http.Request, _ http.ResponseWriter) (int, any, error) {
+	os, err := s.Organizations(ctx, p)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]OrgJSON, len(os))
+	for i, o := range os {
+		out[i] = OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
+	}
+	return http.StatusOK, map[string]any{"organizations": out}, nil
+}
+
+func (s *Service) createOrg(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
+	var req struct {
+		Slug string `json:"slug"`
+	}
+	if err := httpjson.Decode(w, r, &req, 0); err != nil {
+		return 0, nil, err
+	}
+	if !validSlug(req.Slug) {
+		return 0, nil, badRequest(`"slug" must be 1 to 63 lowercase letters, digits and dashes, not %q`, req.Slug)
+	}
+	o, err := s.CreateOrganization(ctx, p, req.Slug)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(store.RoleAdmin)}, nil
+}
+
+// validSlug accepts the names of organizations and apps: 1 to 63 of
+// a-z, 0-9 and "-", not starting or ending with "-".
+func validSlug(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Service) rotateKey(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
+	o, err := s.Organization(ctx, p, r.PathValue("slug"))
+	if err != nil {
+		return 0, nil, err
+	}
+	kid, err := s.RotateKey(ctx, p, o.ID)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]string{"kid": hex.EncodeToString(kid)}, nil
+}
+
+// AppJSON is an app as the API shows it.
+type AppJSON struct {
+	ID        uint64    `json:"id"`
+	Name      string    `json:"name"`
+	OrgID     uint64    `json:"org_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func appJSON(a store.App) AppJSON {
+	return AppJSON{ID: a.ID, Name: a.Name, OrgID: a.OrgID, CreatedAt: a.CreatedAt.UTC()}
+}
+
+func (s *Service) listApps(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
+	slug := r.URL.Query().Get("org_slug")
+	if slug == "" {
+		return 0, nil, badRequest(`the "org_slug" query parameter is required`)
+	}
+	o, err := s.Organization(ctx, p, slug)
+	if err != nil {
+		return 0, nil, err
+	}
+	apps, err := s.ListApps(ctx, p, o.ID)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]AppJSON, len(apps))
+	for i, a := range apps {
+		out[i] = appJSON(a)
+	}
+	return http.StatusOK, map[string]any{"apps": out}, nil
+}
+
+func (s *Service) createApp(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
+	var req struct {
+		AppName string `json:"app_name"`
+		OrgSlug string `json:"org_slug"`
+	}
+	if err := httpjson.Decode(w, r, &req, 0); err != nil {
+		return 0, nil, err
+	}
+	if !validSlug(req.AppName) {
+		return 0, nil, badRequest(`"app_name" must be 1 to 63 lowercase letters, digits and dashes, not %q`, req.AppName)
+	}
+	o, err := s.Organization(ctx, p, req.OrgSlug)
+	if err != nil {
+		return 0, nil, err
+	}
+	a, err := s.CreateApp(ctx, p, o.ID, req.AppName)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, appJSON(a), nil
+}
