@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/caveatdev/caveat/server"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// serverFlagEnv maps each flag of "caveat server" to the environment
+// variable that sets it when the flag is not given.
+var serverFlagEnv = []struct{ flag, env string }{
+	{"listen", "CAVEAT_LISTEN"},
+	{"data", "CAVEAT_DATA"},
+	{"db", "CAVEAT_DB"},
+	{"public-url", "CAVEAT_PUBLIC_URL"},
+	{"master-key-file", "CAVEAT_MASTER_KEY_FILE"},
+	{"discharge-ttl", "CAVEAT_DISCHARGE_TTL"},
+	{"session-ttl", "CAVEAT_SESSION_TTL"},
+	{"roles", "CAVEAT_ROLES"},
+	{"signup", "CAVEAT_SIGNUP"},
+	{"log-level", "CAVEAT_LOG_LEVEL"},
+}
+
+func (a *app) serverCommand() *cobra.Command {
+	var (
+		cfg      server.Config
+		roles    string
+		logLevel string
+	)
+	c := &cobra.Command{
+		Use:   "server [flags]",
+		Short: "Run the caveat server: authority, login service and APIs",
+		Long: `Run a caveat server on one port: the token authority (/v1/tokens, /v1/orgs,
+/v1/apps), the login service and its discharger (/aaa/v1), /healthz and
+/metrics (Prometheus).
+
+With no flags it listens on 127.0.0.1:8080 and keeps everything under
+./caveat-data: the SQLite database (caveat.db) and the master key
+(master.key, generated on first start, mode 0600). Back the master key up:
+without it the organizations' keys cannot be opened. Several replicas share
+one PostgreSQL (--db postgres://…) and one master key file.
+
+Token locations are <public-url>/v1 for permission tokens and
+<public-url>/aaa/v1 for the login discharger; set --public-url to the URL
+clients use when the server is behind a proxy.
+
+Every flag can also be set by its environment variable (the flag wins):
+` + serverEnvHelp() + `
+Logs are JSON lines on stderr. Tokens, keys, passwords and discharges are
+never logged. SIGINT or SIGTERM shut the server down gracefully.`,
+		Example: `  caveat server
+  caveat server --listen 0.0.0.0:8080 --public-url https://caveat.example.com
+  CAVEAT_DB=postgres://caveat@db/caveat caveat server --master-key-file /etc/caveat/master.key`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := a.flagsFromEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			if roles != "" && roles != "all" {
+				for _, r := range strings.Split(roles, ",") {
+					cfg.Roles = append(cfg.Roles, strings.TrimSpace(r))
+				}
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError(cmd, "--log-level: %q is not one of debug, info, warn, error", logLevel)
+			}
+			cfg.Logger = slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			srv, err := server.New(ctx, cfg)
+			if err != nil {
+				return failf("server: %v", err)
+			}
+			if err := srv.Run(ctx); err != nil {
+				return failf("server: %v", err)
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfg.Listen, "listen", server.DefaultListen, "address to listen on (port 0 picks one)")
+	f.StringVar(&cfg.DataDir, "data", server.DefaultDataDir, "data directory: SQLite database and generated master key")
+	f.StringVar(&cfg.DB, "db", "", "SQLite file or postgres:// URL (default <data>/caveat.db)")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients use (default http://<listen address>)")
+	f.StringVar(&cfg.MasterKeyFile, "master-key-file", "", "master key file (default <data>/master.key, generated if missing)")
+	f.DurationVar(&cfg.DischargeTTL, "discharge-ttl", server.DefaultDischargeTTL, "lifetime of login discharges; clients renew them")
+	f.DurationVar(&cfg.SessionTTL, "session-ttl", server.DefaultSessionTTL, "lifetime of a login session")
+	f.StringVar(&roles, "roles", "all", "comma-separated roles to serve: "+strings.Join(server.AllRoles, ", ")+", or all")
+	f.BoolVar(&cfg.Signup, "signup", true, "allow new users to sign up (the first user always can)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return c
+}
+
+func serverEnvHelp() string {
+	var b strings.Builder
+	for _, fe := range serverFlagEnv {
+		fmt.Fprintf(&b, "  %-24s --%s\n", fe.env, fe.flag)
+	}
+	return b.String()
+}
+
+// flagsFromEnv sets each flag that was not given from its environment
+// variable.
+func (a *app) flagsFromEnv(fs *pflag.FlagSet) error {
+	for _, fe := range serverFlagEnv {
+		v := a.env(fe.env)
+		if v == "" || fs.Changed(fe.flag) {
+			continue
+		}
+		if err := fs.Set(fe.flag, v); err != nil {
+			return failf("%s=%q: %v", fe.env, v, err).withHint("unset it, or give --%s", fe.flag)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+// Package server runs a caveat server: the authority (/v1), the login
+// service (/aaa/v1) and, from the Machines API, /v1/apps/…, on one port,
+// over one store (SQLite by default, PostgreSQL for several replicas).
+//
+// # Running it
+//
+// The caveat CLI's "caveat server" parses flags into a Config and calls Run.
+// End-to-end tests do the same in process: New with Listen "127.0.0.1:0",
+// then Start, URL and Shutdown.
+//
+// # Keys
+//
+// Without --master-key-file the server generates a master key in the data
+// directory (mode 0600) on first start and reuses it. Several replicas must
+// share one master key (and one PostgreSQL): give each the same file.
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The roles a server can run.
+const (
+	RoleAuthority = "authority" // /v1/tokens, /v1/orgs, /v1/apps
+	RoleIdentity  = "identity"  // /aaa/v1: signup, login, the login discharger
+)
+
+// AllRoles is the default: everything in one process.
+var AllRoles = []string{RoleAuthority, RoleIdentity}
+
+// Defaults.
+const (
+	DefaultListen       = "127.0.0.1:8080"
+	DefaultDataDir      = "./caveat-data"
+	DefaultDischargeTTL = 10 * time.Minute
+	DefaultSessionTTL   = 30 * 24 * time.Hour
+)
+
+// Config is everything a server needs; flags and environment variables of
+// "caveat server" fill it.
+type Config struct {
+	// Listen is the TCP address; port 0 picks a free port.
+	Listen string
+	// DataDir holds the SQLite database and the generated master key.
+	DataDir string
+	// DB is a SQLite path or a postgres:// URL; empty means
+	// DataDir/caveat.db.
+	DB string
+	// PublicURL is the base URL clients reach the server at; token
+	// locations are PublicURL+"/v1" and PublicURL+"/aaa/v1". Empty means
+	// http://<the listening address>.
+	PublicURL string
+	// MasterKeyFile holds the master key (32 bytes, standard base64);
+	// empty means DataDir/master.key, generated when missing.
+	MasterKeyFile string
+	// DischargeTTL is the lifetime of login discharges.
+	DischargeTTL time.Duration
+	// SessionTTL is the lifetime of a login session.
+	SessionTTL time.Duration
+	// Roles are the parts this process serves.
+	Roles []string
+	// Signup allows new users to sign up.
+	Signup bool
+	// Logger receives structured logs; nil means JSON on stderr.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// withDefaults fills the zero fields and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.DB == "" {
+		c.DB = filepath.Join(c.DataDir, "caveat.db")
+	}
+	if c.MasterKeyFile == "" {
+		c.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
+	}
+	if c.DischargeTTL == 0 {
+		c.DischargeTTL = DefaultDischargeTTL
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = DefaultSessionTTL
+	}
+	if len(c.Roles) == 0 {
+		c.Roles = AllRoles
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	var errs []error
+	if c.DischargeTTL < time.Second {
+		errs = append(errs, fmt.Errorf("discharge TTL %s is shorter than a second", c.DischargeTTL))
+	}
+	if c.SessionTTL < c.DischargeTTL {
+		errs = append(errs, fmt.Errorf("session TTL %s is shorter than the discharge TTL %s", c.SessionTTL, c.DischargeTTL))
+	}
+	for _, r := range c.Roles {
+		if !slices.Contains(AllRoles, r) {
+			errs = append(errs, fmt.Errorf("unknown role %q (known: %s)", r, strings.Join(AllRoles, ", ")))
+		}
+	}
+	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
+		errs = append(errs, fmt.Errorf("public URL %q must start with http:// or https://", c.PublicURL))
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	return c, errors.Join(errs...)
+}
+
+func (c Config) has(role string) bool { return slices.Contains(c.Roles, role) }
