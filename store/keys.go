@@ -58,6 +58,15 @@ type RootKey struct {
 	RetiredAt time.Time
 }
 
+// LogValue keeps the sealed bytes out of logs.
+func (k RootKey) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("kid", fmt.Sprintf("%x", k.KID)),
+		slog.Uint64("org", k.OrgID),
+		slog.String("state", string(k.State)),
+	)
+}
+
 // NewRootKey is what [RootKeys.RotateRootKey] needs.
 type NewRootKey struct {
 	OrgID     uint64

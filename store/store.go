@@ -89,4 +89,3 @@ var (
 	// long or not UTF-8…). Nothing was changed.
 	ErrInvalid error = &sentinel{msg: "invalid argument"}
 )
-

@@ -47,8 +47,8 @@ type Apps interface {
 	// or ErrNotFound.
 	GetAppByName(ctx context.Context, orgID uint64, name string) (App, error)
 
-	// ListApps returns the organization's apps ordered by name; an unknown
-	// organization gives an empty list.
+	// ListApps returns the organization's apps ordered by name (byte
+	// order); an unknown organization gives an empty list.
 	ListApps(ctx context.Context, orgID uint64) ([]App, error)
 }
 
@@ -146,7 +146,8 @@ type Tokens interface {
 
 	// ListTokensByOrganization returns all the organization's tokens,
 	// revoked and expired ones included, oldest first (ordered by creation
-	// time, then id); an unknown organization gives an empty list.
+	// time, then id in byte order); an unknown organization gives an empty
+	// list.
 	ListTokensByOrganization(ctx context.Context, orgID uint64) ([]Token, error)
 
 	// ListTokensByApp returns all the tokens confined to the app, in the

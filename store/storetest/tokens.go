@@ -21,6 +21,7 @@ func testApps(t *testing.T, s store.Store) {
 	wantEqual(t, "created app", workers, store.App{ID: workers.ID, OrgID: acme.ID, Name: "workers", CreatedAt: stored(t0)})
 	api := MustApp(t, s, acme.ID, "api")
 	zeta := MustApp(t, s, acme.ID, "zeta")
+	upper := MustApp(t, s, acme.ID, "Zulu") // byte order: before lowercase
 	// The same name in another organization is another app.
 	betaWorkers := MustApp(t, s, beta.ID, "workers")
 	if betaWorkers.ID == workers.ID {
@@ -40,7 +41,7 @@ func testApps(t *testing.T, s store.Store) {
 
 	apps, err := s.ListApps(ctx(t), acme.ID)
 	must(t, err)
-	wantEqual(t, "ListApps (by name)", apps, []store.App{api, workers, zeta})
+	wantEqual(t, "ListApps (by name, in byte order)", apps, []store.App{upper, api, workers, zeta})
 
 	for _, id := range unknownIDs {
 		_, err := s.CreateApp(ctx(t), store.NewApp{OrgID: id, Name: "x", CreatedAt: t0})

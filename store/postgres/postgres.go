@@ -1,0 +1,270 @@
+// Package postgres implements [store.Store] on PostgreSQL through pgx, for
+// several caveat replicas sharing one database.
+//
+// # Migrations
+//
+// The schema is the embedded migrations/*.sql, applied in name order at
+// [Open], each in its own transaction together with its row in
+// schema_migrations. Open takes a session-level advisory lock for the whole
+// run, so replicas starting at once apply each migration exactly once and
+// none of them uses the schema before it is complete. A database that
+// records a migration this binary does not know was written by a newer
+// caveat, and Open refuses it.
+//
+// # Concurrency
+//
+// Transactions run at READ COMMITTED. Where a method reads before it
+// writes and the read must still hold at commit, it first locks what it
+// depends on: the organization's row (FOR NO KEY UPDATE, which leaves
+// foreign-key checks of other writers alone) for key rotation and role
+// changes, the users table for a first-user signup, and an advisory lock
+// for appending to the revocation feed.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caveatdev/caveat/store"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+var _ store.Store = (*DB)(nil)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Advisory lock keys, in a range unlikely to meet another application's
+// on a shared database ("cvt" in the high bytes).
+const (
+	migrationLock int64 = 0x637674_00000001
+	// feedLock serialises appends to the revocation feed: a transaction
+	// holds it from taking its sequence number until it commits, so rows
+	// become visible in sequence order and a poller never skips one.
+	feedLock int64 = 0x637674_00000002
+)
+
+// DB is a caveat store in a PostgreSQL database. It is safe for concurrent
+// use.
+type DB struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database at url (a postgres:// or postgresql:// URL,
+// or a key=value connection string; pool settings such as pool_max_conns
+// are accepted) and brings its schema up to date.
+func Open(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors redact the password.
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	db := &DB{pool: pool}
+	if err := db.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Ping implements [store.Store].
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// Close implements [store.Store]. It waits for connections in use to be
+// returned.
+func (db *DB) Close() error {
+	db.pool.Close()
+	return nil
+}
+
+// migrate applies the embedded migrations that the database lacks, under
+// the migration lock.
+func (db *DB) migrate(ctx context.Context) (err error) {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+		return fmt.Errorf("postgres: migrate: take the migration lock: %w", err)
+	}
+	defer func() {
+		// Unlock even if ctx is done; if that fails, closing the
+		// connection ends the session and with it the lock.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", migrationLock); uerr != nil {
+			conn.Conn().Close(uctx)
+		}
+	}()
+
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    text PRIMARY KEY,
+		applied_at timestamptz NOT NULL DEFAULT now()
+	)`
+	if _, err := conn.Exec(ctx, create); err != nil {
+		return fmt.Errorf("postgres: migrate: create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
+	}
+	sort.Strings(names)
+	known := make(map[string]bool, len(names))
+	for _, name := range names {
+		known[version(name)] = true
+	}
+	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations ORDER BY version")
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: read applied versions: %w", err)
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: read applied versions: %w", err)
+	}
+	done := make(map[string]bool, len(applied))
+	for _, v := range applied {
+		if !known[v] {
+			return fmt.Errorf("postgres: migrate: the database has migration %q, unknown to this binary: it was written by a newer caveat", v)
+		}
+		done[v] = true
+	}
+	for _, name := range names {
+		v := version(name)
+		if done[v] {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("postgres: migrate: %w", err)
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", v)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("postgres: migrate: apply %s: %w", v, err)
+		}
+	}
+	return nil
+}
+
+// version is a migration's name without directory and extension.
+func version(name string) string {
+	return strings.TrimSuffix(path.Base(name), ".sql")
+}
+
+// tx runs fn in a transaction and commits it when fn succeeds.
+func (db *DB) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		if rerr := tx.Rollback(context.WithoutCancel(ctx)); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) {
+			return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+		}
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// lockOrganization locks the organization's row until the transaction
+// ends, or fails with ErrNotFound.
+func lockOrganization(ctx context.Context, tx pgx.Tx, orgID uint64) error {
+	return requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE", orgID, "organization")
+}
+
+// requireRow fails with ErrNotFound, naming what, unless query with id
+// finds a row.
+func requireRow(ctx context.Context, q pgx.Tx, query string, id uint64, what string) error {
+	dbid, ok := dbID(id)
+	if !ok {
+		return fmt.Errorf("%s %d: %w", what, id, store.ErrNotFound)
+	}
+	var one int
+	err := q.QueryRow(ctx, query, dbid).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s %d: %w", what, id, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("look up %s %d: %w", what, id, err)
+	}
+	return nil
+}
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// isUnique reports whether err is a unique_violation.
+func isUnique(err error) bool { return pgCode(err) == "23505" }
+
+// isForeignKey reports whether err is a foreign_key_violation.
+func isForeignKey(err error) bool { return pgCode(err) == "23503" }
+
+// dbID converts a store id to bigint; ok is false for an id that no row can
+// have.
+func dbID(id uint64) (int64, bool) {
+	if id == 0 || id > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(id), true
+}
+
+// nullID is an optional id as a query argument: 0 is NULL.
+func nullID(id uint64) any {
+	if id == 0 {
+		return nil
+	}
+	return int64(id)
+}
+
+// ts is a time as stored: UTC, microseconds.
+func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// nullTS is an optional time as a query argument: the zero time is NULL.
+func nullTS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return ts(t)
+}
+
+// fromNullTS is a stored optional time: NULL is the zero time.
+func fromNullTS(v pgtype.Timestamptz) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return v.Time.UTC()
+}
