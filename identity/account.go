@@ -1,0 +1,396 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/store"
+)
+
+// Limits on passwords.
+const (
+	// MinPasswordLen is the shortest password accepted at signup, in
+	// characters.
+	MinPasswordLen = 8
+	// MaxPasswordLen is the longest password accepted, in bytes.
+	MaxPasswordLen = 1024
+)
+
+// UserJSON is a user as the API shows it.
+type UserJSON struct {
+	ID    uint64 `json:"id"`
+	Email string `json:"email"`
+}
+
+// OrgJSON is an organization as the API shows it; Role is the user's role
+// in it, where the answer is about a user.
+type OrgJSON struct {
+	ID   uint64 `json:"id"`
+	Slug string `json:"slug"`
+	Role string `json:"role,omitempty"`
+}
+
+// SignupRequest is the body of POST /aaa/v1/users.
+type SignupRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	// Organization, when set, is the slug of a new organization that the
+	// user becomes admin of.
+	Organization string `json:"organization,omitempty"`
+}
+
+// LogValue keeps the email and password out of logs.
+func (r SignupRequest) LogValue() slog.Value { return slog.GroupValue() }
+
+// SignupResponse is the answer to POST /aaa/v1/users.
+type SignupResponse struct {
+	User         UserJSON `json:"user"`
+	Organization *OrgJSON `json:"organization,omitempty"`
+}
+
+// LoginRequest is the body of POST /aaa/v1/sessions.
+type LoginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// LogValue keeps the email and password out of logs.
+func (r LoginRequest) LogValue() slog.Value { return slog.GroupValue() }
+
+// LoginResponse is the answer to a login: POST /aaa/v1/sessions, or the
+// poll of a browser login.
+type LoginResponse struct {
+	// SessionID is the session's id, the session token's nonce UUID.
+	SessionID string `json:"session_id"`
+	// Secret is the session credential, for the login discharger, whoami
+	// and logout. Keep it like a password.
+	Secret string `json:"secret"`
+	// Token is the session token, "fm2_…", without its discharge.
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+	User      UserJSON  `json:"user"`
+}
+
+// LogValue keeps the secret, the token and the email out of logs.
+func (r LoginResponse) LogValue() slog.Value {
+	return slog.GroupValue(slog.Uint64("user", r.User.ID), slog.Time("expires_at", r.ExpiresAt))
+}
+
+// signup serves POST /aaa/v1/users.
+func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	if !s.cfg.SignupOpen {
+		return 0, nil, httpjson.Errorf(http.StatusForbidden, "signup is closed on this server")
+	}
+	var req SignupRequest
+	if err := httpjson.Decode(w, r, &req, 0); err != nil {
+		return 0, nil, err
+	}
+	email := strings.TrimSpace(req.Email)
+	if err := checkEmail(email); err != nil {
+		return 0, nil, err
+	}
+	if err := checkNewPassword(req.Password); err != nil {
+		return 0, nil, err
+	}
+	slug := strings.ToLower(strings.TrimSpace(req.Organization))
+	if req.Organization != "" && !validSlug(slug) {
+		return 0, nil, httpjson.Errorf(http.StatusBadRequest,
+			`"organization" must be 1 to 63 letters, digits and dashes, not starting or ending with a dash`)
+	}
+	if ok, retry := s.byAddress.allow(s.clientAddr(r)); !ok {
+		return 0, nil, &limitedError{retry}
+	}
+	hash, err := HashPassword(req.Password, s.cfg.Argon2)
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx := r.Context()
+	nu := store.NewUser{Email: email, PasswordHash: hash, CreatedAt: s.cfg.Now()}
+
+	// The first user of a server gets an organization, named as asked or
+	// after the email, to be its admin.
+	firstSlug := slug
+	if firstSlug == "" {
+		firstSlug = slugFromEmail(email)
+	}
+	u, o, err := s.cfg.Store.CreateUserWithOrganization(ctx, store.Signup{User: nu, OrganizationSlug: firstSlug, FirstUserOnly: true})
+	if errors.Is(err, store.ErrNotFirst) {
+		if slug != "" {
+			u, o, err = s.cfg.Store.CreateUserWithOrganization(ctx, store.Signup{User: nu, OrganizationSlug: slug})
+		} else {
+			u, err = s.cfg.Store.CreateUser(ctx, nu)
+			o = store.Organization{}
+		}
+	}
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return 0, nil, s.signupConflict(ctx, email, slug)
+	case errors.Is(err, store.ErrInvalid):
+		return 0, nil, httpjson.Errorf(http.StatusBadRequest, "%v", err)
+	case err != nil:
+		return 0, nil, fmt.Errorf("signup: %w", err)
+	}
+
+	resp := SignupResponse{User: UserJSON{ID: u.ID, Email: u.Email}}
+	if o.ID != 0 {
+		// An organization needs a root key before anything can be minted
+		// for it; the authority gives one to the organizations it creates.
+		if _, err := s.cfg.Keyring.Rotate(ctx, o.ID); err != nil {
+			return 0, nil, fmt.Errorf("signup: first root key of organization %d: %w", o.ID, err)
+		}
+		resp.Organization = &OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(store.RoleAdmin)}
+		s.cfg.Logger.InfoContext(ctx, "signup", "user", u, "org", o.ID)
+	} else {
+		s.cfg.Logger.InfoContext(ctx, "signup", "user", u)
+	}
+	return http.StatusCreated, resp, nil
+}
+
+// signupConflict says which of the email and the slug is taken.
+func (s *Service) signupConflict(ctx context.Context, email, slug string) error {
+	_, err := s.cfg.Store.GetUserByEmail(ctx, email)
+	if err == nil {
+		return httpjson.Errorf(http.StatusConflict, "an account with this email already exists")
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("signup: %w", err)
+	}
+	if slug == "" {
+		// Only the first signup names an organization by itself, on an
+		// empty store; another signup raced it.
+		return httpjson.Errorf(http.StatusConflict, "the account or organization already exists; try again")
+	}
+	return httpjson.Errorf(http.StatusConflict, "organization %q already exists", slug)
+}
+
+// checkEmail is a sanity check, not a validation of RFC 5322: one "@"
+// between a local part and a domain, no spaces or control characters, and
+// the store's length limit.
+func checkEmail(e string) error {
+	bad := func(why string) error {
+		return httpjson.Errorf(http.StatusBadRequest, `"email" %s`, why)
+	}
+	if e == "" {
+		return bad("is required")
+	}
+	if len(e) > store.MaxEmailLen {
+		return bad(fmt.Sprintf("is longer than %d bytes", store.MaxEmailLen))
+	}
+	if !utf8.ValidString(e) || strings.ContainsFunc(e, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune(`<>()[]\,;:"`, r)
+	}) {
+		return bad("is not an email address: it contains spaces, control characters or punctuation not allowed there")
+	}
+	local, domain, ok := strings.Cut(e, "@")
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
+		return bad("is not an email address: want one @ between a name and a domain")
+	}
+	if len(local) > 64 {
+		return bad("is not an email address: the part before @ is longer than 64 bytes")
+	}
+	if strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
+		return bad("is not an email address: its domain is malformed")
+	}
+	return nil
+}
+
+func checkNewPassword(p string) error {
+	if n := utf8.RuneCountInString(p); n < MinPasswordLen {
+		return httpjson.Errorf(http.StatusBadRequest, `"password" must be at least %d characters long`, MinPasswordLen)
+	}
+	if len(p) > MaxPasswordLen {
+		return httpjson.Errorf(http.StatusBadRequest, `"password" must be at most %d bytes long`, MaxPasswordLen)
+	}
+	return nil
+}
+
+// validSlug accepts organization slugs as the authority does: 1 to 63 of
+// a-z, 0-9 and "-", not starting or ending with "-".
+func validSlug(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// slugFromEmail names the first user's organization after the local part
+// of the email: lowercased, every run of other characters turned into one
+// "-", trimmed of dashes and cut to 63 bytes; "org" if nothing is left.
+func slugFromEmail(email string) string {
+	local, _, _ := strings.Cut(email, "@")
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(local) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+			if b.Len() >= 63 {
+				break
+			}
+			continue
+		}
+		dash = true
+	}
+	slug := strings.Trim(b.String(), "-")
+	if slug == "" {
+		return "org"
+	}
+	return slug
+}
+
+// errBadLogin is the one answer to a wrong email or a wrong password, so
+// that it does not tell which.
+var errBadLogin = httpjson.Errorf(http.StatusUnauthorized, "invalid email or password")
+
+// authenticate checks a password login, under the rate limits. It costs
+// one argon2id hash whether or not the account exists.
+func (s *Service) authenticate(ctx context.Context, r *http.Request, email, password string) (store.User, error) {
+	addr := s.clientAddr(r)
+	if ok, retry := s.byAddress.allow(addr); !ok {
+		s.cfg.Logger.WarnContext(ctx, "login rate limited", "by", "address", "addr", addr)
+		return store.User{}, &limitedError{retry}
+	}
+	email = strings.TrimSpace(email)
+	if email == "" || len(email) > store.MaxEmailLen || len(password) > MaxPasswordLen {
+		// Nothing of this kind was ever accepted at signup.
+		CheckPassword(s.dummyHash, "")
+		return store.User{}, errBadLogin
+	}
+	key := store.EmailKey(email)
+	if ok, retry := s.byAccount.allow(key); !ok {
+		s.cfg.Logger.WarnContext(ctx, "login rate limited", "by", "account", "addr", addr)
+		return store.User{}, &limitedError{retry}
+	}
+	u, err := s.cfg.Store.GetUserByEmail(ctx, email)
+	if errors.Is(err, store.ErrNotFound) {
+		CheckPassword(s.dummyHash, password)
+		s.cfg.Logger.InfoContext(ctx, "login failed", "reason", "unknown account", "addr", addr)
+		return store.User{}, errBadLogin
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("login: %w", err)
+	}
+	ok, err := CheckPassword(u.PasswordHash, password)
+	if err != nil {
+		return store.User{}, fmt.Errorf("login: password hash of user %d: %w", u.ID, err)
+	}
+	if !ok {
+		s.cfg.Logger.InfoContext(ctx, "login failed", "reason", "wrong password", "user", u, "addr", addr)
+		return store.User{}, errBadLogin
+	}
+	// The account's own failures stop counting once its owner is in.
+	s.byAccount.reset(key)
+	return u, nil
+}
+
+// newSession starts a session for u and mints its token.
+func (s *Service) newSession(ctx context.Context, u store.User) (*LoginResponse, error) {
+	now := s.cfg.Now()
+	ms, err := s.cfg.Keyring.MintSession(u.ID, now, now.Add(s.cfg.SessionTTL), s.cfg.TokenLocation, s.cfg.Location)
+	if err != nil {
+		return nil, err
+	}
+	sess := store.Session{ID: ms.ID, UserID: u.ID, CreatedAt: now, ExpiresAt: ms.Expires}
+	if err := s.cfg.Store.CreateSession(ctx, sess); err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "login", "session", sess)
+	return &LoginResponse{
+		SessionID: ms.ID,
+		Secret:    ms.Secret,
+		Token:     ms.Token.String(),
+		ExpiresAt: ms.Expires.UTC(),
+		User:      UserJSON{ID: u.ID, Email: u.Email},
+	}, nil
+}
+
+// login serves POST /aaa/v1/sessions.
+func (s *Service) login(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var req LoginRequest
+	if err := httpjson.Decode(w, r, &req, 0); err != nil {
+		return 0, nil, err
+	}
+	if strings.TrimSpace(req.Email) == "" || req.Password == "" {
+		return 0, nil, httpjson.Errorf(http.StatusBadRequest, `"email" and "password" are required`)
+	}
+	u, err := s.authenticate(r.Context(), r, req.Email, req.Password)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := s.newSession(r.Context(), u)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, resp, nil
+}
+
+// SessionJSON is a session as whoami shows it.
+type SessionJSON struct {
+	ID        string    `json:"id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// WhoamiResponse is the answer to GET /aaa/v1/whoami.
+type WhoamiResponse struct {
+	User          UserJSON    `json:"user"`
+	Organizations []OrgJSON   `json:"organizations"`
+	Session       SessionJSON `json:"session"`
+}
+
+// whoami serves GET /aaa/v1/whoami.
+func (s *Service) whoami(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	ctx := r.Context()
+	sess, err := s.session(ctx, r.Header.Get("Authorization"), s.cfg.Now())
+	if err != nil {
+		return 0, nil, err
+	}
+	u, err := s.cfg.Store.GetUser(ctx, sess.UserID)
+	if err != nil {
+		return 0, nil, fmt.Errorf("whoami: %w", err)
+	}
+	orgs, err := s.cfg.Store.ListUserOrganizations(ctx, u.ID)
+	if err != nil {
+		return 0, nil, fmt.Errorf("whoami: %w", err)
+	}
+	resp := WhoamiResponse{
+		User:          UserJSON{ID: u.ID, Email: u.Email},
+		Organizations: make([]OrgJSON, len(orgs)),
+		Session:       SessionJSON{ID: sess.ID, ExpiresAt: sess.ExpiresAt.UTC()},
+	}
+	for i, o := range orgs {
+		resp.Organizations[i] = OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
+	}
+	return http.StatusOK, resp, nil
+}
+
+// logout serves DELETE /aaa/v1/sessions/current.
+func (s *Service) logout(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+	ctx := r.Context()
+	now := s.cfg.Now()
+	sess, err := s.session(ctx, r.Header.Get("Authorization"), now)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := s.cfg.Store.RevokeSession(ctx, sess.ID, now); err != nil {
+		return 0, nil, fmt.Errorf("logout: %w", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "logout", "session", sess)
+	return http.StatusNoContent, nil, nil
+}

@@ -1,0 +1,184 @@
+package identity
+
+// The discharger of the login third-party caveat. The protocol is tp's;
+// this file decides: who the principal is (a session secret, or a login on
+// the browser page), whether the ticket's caveats allow a discharge for
+// that user, and what the discharge says.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/auth"
+	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/tp"
+)
+
+// refusal is a ticket that does not allow a discharge for the user; its
+// message names the caveat and goes to the client.
+type refusal struct{ msg string }
+
+func (e *refusal) Error() string { return e.msg }
+
+// decide is the tp.DecideFunc: an immediate discharge for a client that
+// sends a session secret, a browser login for one that sends nothing.
+func (s *Service) decide(ctx context.Context, req *tp.Request) (tp.Decision, error) {
+	if s.cfg.RequireBinding && !req.Bound {
+		return tp.Refuse(http.StatusBadRequest,
+			`this discharger issues only bound discharges: send "parent_binding" with the ticket`), nil
+	}
+	header := req.HTTP.Header.Get("Authorization")
+	if header == "" {
+		return tp.UserInteractive(), nil
+	}
+	now := s.cfg.Now()
+	sess, err := s.session(ctx, header, now)
+	if err != nil {
+		var he *httpjson.Error
+		if errors.As(err, &he) {
+			return tp.Refuse(he.Status, he.Msg), nil
+		}
+		return tp.Decision{}, err
+	}
+	caveats, err := s.attest(ctx, sess.UserID, req.Ticket.Caveats, now, sess.ExpiresAt)
+	var ref *refusal
+	if errors.As(err, &ref) {
+		s.cfg.Logger.InfoContext(ctx, "discharge refused", "session", sess)
+		return tp.Refuse(http.StatusForbidden, ref.msg), nil
+	}
+	if err != nil {
+		return tp.Decision{}, err
+	}
+	s.cfg.Logger.InfoContext(ctx, "discharge issued", "session", sess, "bound", req.Bound)
+	return tp.Discharge(caveats...), nil
+}
+
+// attest clears a ticket's caveats for user uid and returns the caveats of
+// the discharge: a ValidityWindow from now for the discharge lifetime, and
+// the user's FlyioUserID. The lifetime is DischargeTTL, shortened by the
+// ticket's MaxValidity and by end (the session's end) when it is not zero.
+// A ticket that does not allow it is a *refusal.
+func (s *Service) attest(ctx context.Context, uid uint64, ticket caveat.CaveatSet, now, end time.Time) ([]caveat.Caveat, error) {
+	orgs, err := s.cfg.Store.ListUserOrganizations(ctx, uid)
+	if err != nil {
+		return nil, fmt.Errorf("organizations of user %d: %w", uid, err)
+	}
+	ids := make([]uint64, len(orgs))
+	for i, o := range orgs {
+		ids[i] = o.ID
+	}
+	life := s.cfg.DischargeTTL
+	for _, c := range ticket {
+		if c.Type != auth.TypeMaxValidity {
+			continue
+		}
+		v, err := c.Decode()
+		if err != nil {
+			return nil, &refusal{fmt.Sprintf("discharge refused: the ticket's MaxValidity is malformed: %v", err)}
+		}
+		life = min(life, v.(*auth.MaxValidity).Duration())
+	}
+	expiry := now.Add(life)
+	if !end.IsZero() && expiry.After(end) {
+		expiry = end
+	}
+	req := &auth.DischargeRequest{
+		Flyio:  []auth.FlyioIdentity{{UserID: uid, OrganizationIDs: ids}},
+		Expiry: expiry,
+		Time:   now,
+	}
+	if err := ticket.Clear(req); err != nil {
+		return nil, &refusal{"discharge refused: " + err.Error()}
+	}
+	att := auth.FlyioUserID(uid)
+	return []caveat.Caveat{
+		&caveat.ValidityWindow{NotBefore: now.Unix(), NotAfter: expiry.Unix()},
+		&att,
+	}, nil
+}
+
+// dischargePage serves the login page of a discharge flow, GET and POST
+// /aaa/v1/login/discharge/{secret}: the user logs in, and the flow is
+// completed with the discharge or failed with the caveat that refused it.
+func (s *Service) dischargePage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	pf, err := s.tp.LookupUser(ctx, r.PathValue("secret"))
+	if errors.Is(err, tp.ErrNotFound) {
+		s.page(w, http.StatusNotFound, page{Title: "Login link not valid", Kind: "error",
+			Message: "This login link has expired or has already been used. Start again from the program that sent you here."})
+		return
+	}
+	if err != nil {
+		s.internal(r, err)
+		s.page(w, http.StatusInternalServerError, page{Title: "Error", Kind: "error",
+			Message: "Something went wrong on the server. Please try again later."})
+		return
+	}
+	if pf.State != tp.Pending {
+		s.page(w, http.StatusConflict, page{Title: "Already answered", Kind: "error",
+			Message: "This login request has already been answered. You can close this window."})
+		return
+	}
+	p := page{
+		Title: "Log in to caveat",
+		Detail: "A program is asking caveat to confirm who you are, so that it can use a token that requires your login. " +
+			"Log in only if you started it. Conditions of the request: " + describeCaveats(pf.Caveats),
+		Form: true,
+	}
+	if r.Method == http.MethodGet {
+		s.page(w, http.StatusOK, p)
+		return
+	}
+	u, ok := s.pageLogin(w, r, &p)
+	if !ok {
+		return
+	}
+	caveats, err := s.attest(ctx, u.ID, pf.Caveats, s.cfg.Now(), time.Time{})
+	var ref *refusal
+	if errors.As(err, &ref) {
+		// The flow fails at once, so that the waiting program hears why
+		// rather than polling until the flow expires.
+		if err := s.tp.Fail(ctx, pf.ID, ref.msg); err != nil && !errors.Is(err, tp.ErrNotFound) && !errors.Is(err, tp.ErrFinished) {
+			s.internal(r, err)
+		}
+		s.cfg.Logger.InfoContext(ctx, "discharge refused", "user", u)
+		s.page(w, http.StatusForbidden, page{Title: "Not allowed", Kind: "error",
+			Message: "You logged in as " + u.Email + ", but this request cannot be granted to that account.",
+			Detail:  ref.msg})
+		return
+	}
+	if err == nil {
+		err = s.tp.Complete(ctx, pf.ID, caveats...)
+	}
+	switch {
+	case errors.Is(err, tp.ErrNotFound) || errors.Is(err, tp.ErrFinished):
+		s.page(w, http.StatusConflict, page{Title: "Already answered", Kind: "error",
+			Message: "This login request has already been answered, or has expired."})
+	case err != nil:
+		s.internal(r, err)
+		s.page(w, http.StatusInternalServerError, page{Title: "Error", Kind: "error",
+			Message: "Something went wrong on the server. Please try again later."})
+	default:
+		s.cfg.Logger.InfoContext(ctx, "discharge issued", "user", u, "bound", pf.Bound, "flow", "browser")
+		s.page(w, http.StatusOK, page{Title: "Logged in", Kind: "ok",
+			Message: "You are logged in as " + u.Email + ". You can close this window and return to the program."})
+	}
+}
+
+// describeCaveats renders a ticket's caveats as JSON for the page, or
+// "none".
+func describeCaveats(cs caveat.CaveatSet) string {
+	if len(cs) == 0 {
+		return "none."
+	}
+	b, err := json.Marshal(cs)
+	if err != nil {
+		return fmt.Sprintf("%d caveats.", len(cs))
+	}
+	return string(b)
+}

@@ -1,0 +1,361 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/authority"
+	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/store"
+	"github.com/caveatdev/caveat/tp"
+)
+
+// Store is what the login service keeps in the database.
+type Store interface {
+	store.Users
+	store.Organizations
+	store.Sessions
+}
+
+// Defaults of the Config durations.
+const (
+	// DefaultDischargeTTL is the lifetime of a login discharge. It is short
+	// because a discharge cannot be revoked: a logout takes effect on the
+	// session token at once (the authority checks the session), and on
+	// tokens attenuated from it when their discharge runs out. Clients
+	// holding the session secret renew discharges by themselves.
+	DefaultDischargeTTL = 10 * time.Minute
+	// DefaultSessionTTL is the lifetime of a session and its token.
+	DefaultSessionTTL = 30 * 24 * time.Hour
+	// DefaultFlowTTL is how long a browser login (of `caveat auth login
+	// --web`, or for a discharge) waits for the user.
+	DefaultFlowTTL = 15 * time.Minute
+)
+
+// Config configures a Service.
+type Config struct {
+	// Store holds users, organizations and sessions. Required.
+	Store Store
+	// Keyring mints session tokens, checks session secrets and opens the
+	// tickets of the login third-party caveat. Required.
+	Keyring *authority.Keyring
+	// Location is the login service's public URL, the public URL of the
+	// server + "/aaa/v1": the location of the login third-party caveat, and
+	// the base of the URLs the service hands out. Required.
+	Location string
+	// TokenLocation is where permission tokens are used, the public URL +
+	// "/v1": the location of the session tokens. Required.
+	TokenLocation string
+
+	// DischargeTTL is the lifetime of login discharges; a ticket's
+	// MaxValidity and the session's end shorten it. DefaultDischargeTTL
+	// when zero.
+	DischargeTTL time.Duration
+	// SessionTTL is the lifetime of a session; DefaultSessionTTL when zero.
+	SessionTTL time.Duration
+	// FlowTTL is how long a browser login waits for the user;
+	// DefaultFlowTTL when zero.
+	FlowTTL time.Duration
+	// MaxFlows bounds each of the in-memory stores of pending browser
+	// logins (CLI logins and discharges); tp.DefaultMaxFlows when zero.
+	// The stores are per process: behind a load balancer, the poll must
+	// reach the replica that started the flow.
+	MaxFlows int
+
+	// SignupOpen lets anyone create an account with POST /aaa/v1/users.
+	SignupOpen bool
+	// RequireBinding refuses discharge requests that do not ask for the
+	// discharge to be bound to its parent token (tp's "parent_binding";
+	// the reference client does not send it). Each session token has its
+	// own ticket, so an unbound login discharge works only with that
+	// session token and tokens attenuated from it; binding narrows it to
+	// one of them.
+	RequireBinding bool
+
+	// Argon2 are the parameters of new password hashes;
+	// DefaultArgon2Params when zero.
+	Argon2 Argon2Params
+
+	// AccountLimit and AddressLimit limit login attempts per account
+	// (email) and per client address; DefaultAccountLimit and
+	// DefaultAddressLimit when zero, and off with a negative Burst. The
+	// address limit also covers signups and the start of browser logins.
+	// Each replica counts separately.
+	AccountLimit RateLimit
+	AddressLimit RateLimit
+	// MaxRateKeys bounds the keys each limit tracks; DefaultMaxRateKeys
+	// when zero.
+	MaxRateKeys int
+	// TrustProxy takes the client address from the last entry of
+	// X-Forwarded-For, as added by the one reverse proxy in front of the
+	// server, instead of the connection's address. Without a proxy that
+	// sets the header, clients could choose their own address.
+	TrustProxy bool
+
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger receives the service's events and internal errors;
+	// slog.Default() when nil. No log line holds a password, a session
+	// secret, a token, a ticket, a discharge or an email address.
+	Logger *slog.Logger
+}
+
+// Service is the login service: signup, password login, sessions, and the
+// discharger of the login third-party caveat.
+type Service struct {
+	cfg       Config
+	loc       string // Location without a trailing slash
+	tp        *tp.Server
+	web       *webFlows
+	byAccount *limiter
+	byAddress *limiter
+	dummyHash string
+	handler   http.Handler
+}
+
+// New checks cfg, fills in its defaults and returns the service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Keyring == nil {
+		return nil, errors.New("identity: Store and Keyring are required")
+	}
+	if err := checkLocation("Location", cfg.Location); err != nil {
+		return nil, err
+	}
+	if err := checkLocation("TokenLocation", cfg.TokenLocation); err != nil {
+		return nil, err
+	}
+	if cfg.DischargeTTL == 0 {
+		cfg.DischargeTTL = DefaultDischargeTTL
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.FlowTTL == 0 {
+		cfg.FlowTTL = DefaultFlowTTL
+	}
+	if cfg.DischargeTTL < time.Second || cfg.SessionTTL < time.Minute || cfg.FlowTTL < time.Second {
+		return nil, errors.New("identity: DischargeTTL must be at least 1s, SessionTTL at least 1m and FlowTTL at least 1s")
+	}
+	if cfg.MaxFlows <= 0 {
+		cfg.MaxFlows = tp.DefaultMaxFlows
+	}
+	if cfg.Argon2 == (Argon2Params{}) {
+		cfg.Argon2 = DefaultArgon2Params
+	}
+	if err := cfg.Argon2.Validate(); err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	if cfg.AccountLimit == (RateLimit{}) {
+		cfg.AccountLimit = DefaultAccountLimit
+	}
+	if cfg.AddressLimit == (RateLimit{}) {
+		cfg.AddressLimit = DefaultAddressLimit
+	}
+	if cfg.MaxRateKeys <= 0 {
+		cfg.MaxRateKeys = DefaultMaxRateKeys
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+
+	// The hash that unknown emails are checked against, so that a login
+	// costs the same whether the account exists or not.
+	random := make([]byte, 16)
+	rand.Read(random)
+	dummy, err := HashPassword(hex.EncodeToString(random), cfg.Argon2)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+
+	s := &Service{
+		cfg:       cfg,
+		loc:       strings.TrimSuffix(cfg.Location, "/"),
+		web:       newWebFlows(cfg.MaxFlows, cfg.FlowTTL, cfg.Now),
+		byAccount: newLimiter(cfg.AccountLimit, cfg.MaxRateKeys, cfg.Now),
+		byAddress: newLimiter(cfg.AddressLimit, cfg.MaxRateKeys, cfg.Now),
+		dummyHash: dummy,
+	}
+	s.tp, err = tp.NewServer(tp.Config{
+		Location:      cfg.Location,
+		Keys:          []caveat.EncryptionKey{cfg.Keyring.LoginTicketKey()},
+		Decide:        s.decide,
+		Now:           cfg.Now,
+		Store:         tp.NewMemoryStore(cfg.MaxFlows, cfg.Now),
+		FlowTTL:       cfg.FlowTTL,
+		UserURLPrefix: s.loc + dischargePagePrefix,
+		Log:           cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+func checkLocation(field, loc string) error {
+	u, err := url.Parse(loc)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("identity: %s %q is not an absolute http(s) URL without query", field, loc)
+	}
+	return nil
+}
+
+// Paths, under the prefix /aaa/v1, of the pages a browser visits. The
+// secret of the flow follows the prefix.
+const (
+	prefix              = "/aaa/v1"
+	cliPagePrefix       = "/login/cli/"
+	dischargePagePrefix = "/login/discharge/"
+	webPollPrefix       = "/sessions/web/poll/"
+)
+
+// Handler returns the service's HTTP handler. It serves the full paths
+// under /aaa/v1/ (see the package documentation) and answers every other
+// path with 404 in JSON.
+func (s *Service) Handler() http.Handler { return s.handler }
+
+func (s *Service) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+prefix+"/users", s.api(s.signup))
+	mux.HandleFunc("POST "+prefix+"/sessions", s.api(s.login))
+	mux.HandleFunc("POST "+prefix+"/sessions/web", s.api(s.startWebLogin))
+	mux.HandleFunc("GET "+prefix+webPollPrefix+"{secret}", s.api(s.pollWebLogin))
+	mux.HandleFunc("DELETE "+prefix+"/sessions/current", s.api(s.logout))
+	mux.HandleFunc("GET "+prefix+"/whoami", s.api(s.whoami))
+	mux.HandleFunc("GET "+prefix+cliPagePrefix+"{secret}", s.cliPage)
+	mux.HandleFunc("POST "+prefix+cliPagePrefix+"{secret}", s.cliPage)
+	mux.HandleFunc("GET "+prefix+dischargePagePrefix+"{secret}", s.dischargePage)
+	mux.HandleFunc("POST "+prefix+dischargePagePrefix+"{secret}", s.dischargePage)
+	// tp.Server answers wrong methods itself, in the protocol's JSON.
+	mux.Handle(prefix+tp.InitPath, s.tp)
+	mux.Handle(prefix+tp.PollPath+"/", s.tp)
+	return httpjson.Routes(mux)
+}
+
+// api adapts a handler that returns its status and body, or an error.
+func (s *Service) api(h func(w http.ResponseWriter, r *http.Request) (int, any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		status, body, err := h(w, r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if body == nil {
+			w.WriteHeader(status)
+			return
+		}
+		httpjson.Write(w, status, body)
+	}
+}
+
+// writeError answers err in JSON: a *httpjson.Error or a rate limit with
+// its status, anything else with 500 "internal error", logged with the
+// route's pattern, never its path (which may hold a flow's secret).
+func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var lim *limitedError
+	if errors.As(err, &lim) {
+		w.Header().Set("Retry-After", lim.retryAfter())
+		httpjson.Write(w, http.StatusTooManyRequests, map[string]string{"error": lim.Error()})
+		return
+	}
+	var he *httpjson.Error
+	if errors.As(err, &he) {
+		httpjson.Write(w, he.Status, map[string]string{"error": he.Msg})
+		return
+	}
+	s.internal(r, err)
+	httpjson.Write(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+}
+
+func (s *Service) internal(r *http.Request, err error) {
+	s.cfg.Logger.ErrorContext(r.Context(), "identity: internal error", "method", r.Method, "route", r.Pattern, "err", err)
+}
+
+// limitedError is a refusal by a rate limit.
+type limitedError struct{ retry time.Duration }
+
+func (e *limitedError) Error() string {
+	return "too many login attempts; try again in " + e.retryAfter() + " s"
+}
+
+// retryAfter is the wait in whole seconds, rounded up, at least 1.
+func (e *limitedError) retryAfter() string {
+	secs := max(int64((e.retry+time.Second-1)/time.Second), 1)
+	return strconv.FormatInt(secs, 10)
+}
+
+// clientAddr is the key of the address limit: the client's IP address,
+// or for IPv6 its /64, since one host commonly has a whole /64 to choose
+// addresses from.
+func (s *Service) clientAddr(r *http.Request) string {
+	host := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if s.cfg.TrustProxy {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if last = strings.TrimSpace(last); last != "" {
+				host = last
+			}
+		}
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return "unparsable address"
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+// session authenticates a request's "Authorization: Bearer <session
+// secret>" and returns its active session. Failures are 401s that say
+// what is wrong.
+func (s *Service) session(ctx context.Context, header string, now time.Time) (store.Session, error) {
+	if header == "" {
+		return store.Session{}, httpjson.Errorf(http.StatusUnauthorized, "missing session credential: send Authorization: Bearer <session secret>")
+	}
+	scheme, secret, _ := strings.Cut(strings.TrimSpace(header), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return store.Session{}, httpjson.Errorf(http.StatusUnauthorized, "the session credential must be sent as Authorization: Bearer <session secret>")
+	}
+	id, ok := s.cfg.Keyring.CheckSessionSecret(strings.TrimSpace(secret))
+	if !ok {
+		return store.Session{}, httpjson.Errorf(http.StatusUnauthorized, "invalid session credential")
+	}
+	sess, err := s.cfg.Store.GetSession(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return sess, httpjson.Errorf(http.StatusUnauthorized, "unknown session; log in again")
+	case err != nil:
+		return sess, fmt.Errorf("get session: %w", err)
+	case !sess.RevokedAt.IsZero():
+		return sess, httpjson.Errorf(http.StatusUnauthorized, "session was revoked (logged out); log in again")
+	case !sess.Active(now):
+		return sess, httpjson.Errorf(http.StatusUnauthorized, "session expired; log in again")
+	}
+	return sess, nil
+}
