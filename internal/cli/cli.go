@@ -158,7 +158,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError(cmd, "%v", err)
 	})
-	root.AddCommand(a.tokensCommand(), a.serverCommand())
+	root.AddCommand(a.tokensCommand(), a.serverCommand(), a.authCommand(), a.orgsCommand(), a.appsCommand())
 	// Commands that only group others run just to report a missing
 	// subcommand: their usage shows the subcommands, not a bare use line.
 	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),
@@ -178,8 +178,10 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 func (a *app) tokensCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "tokens",
-		Short: "Inspect, attenuate, mint, verify and check tokens (offline)",
-		Long: `Work with fm2 tokens offline: no server is contacted.
+		Short: "Work with tokens: offline (debug, attenuate, …) and on a server (create, list, revoke)",
+		Long: `Work with fm2 tokens. debug, attenuate, mint, verify, check and 3p work
+offline: no server is contacted. create, list and revoke manage the named
+tokens of a caveat server, and need a login ('caveat auth login').
 
 A token as printed here is a bundle: "FlyV1 " then comma-separated fm2_ tokens,
 the permission token(s) first and then discharges of their third-party caveats.
@@ -195,6 +197,9 @@ the JSON arrays and in the errors of verify and check.`,
 		a.verifyCommand(),
 		a.checkCommand(),
 		a.thirdPartyCommand(),
+		a.tokensCreateCommand(),
+		a.tokensListCommand(),
+		a.tokensRevokeCommand(),
 	)
 	return c
 }

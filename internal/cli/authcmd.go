@@ -1,0 +1,239 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caveatdev/caveat/client"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) authCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "auth",
+		Short: "Sign up, log in and out of a caveat server",
+		Long: `Sign up, log in and out of a caveat server.
+
+A login saves a session in the config file ($CAVEAT_CONFIG_DIR/config.json,
+mode 0600): the session token, its login discharge and the session secret.
+Commands renew the discharge with the secret whenever it is about to expire,
+so a login lasts as long as the session (30 days by default), however short
+the server's discharges are. Named tokens ('caveat tokens create') need no
+login at all.`,
+		Args: subcommandArgs,
+		RunE: missingSubcommand,
+	}
+	c.AddCommand(a.signupCommand(), a.loginCommand(), a.logoutCommand(), a.whoamiCommand())
+	return c
+}
+
+// readPassword reads the password: one line of stdin with --password-stdin.
+func (a *app) readPassword(cmd *cobra.Command, fromStdin bool) (string, error) {
+	if !fromStdin {
+		return "", usageError(cmd, "give the password on stdin with --password-stdin (or use --web)")
+	}
+	if a.stdinUse != "" {
+		return "", failf("stdin is already used for %s; it cannot also give the password", a.stdinUse)
+	}
+	a.stdinUse = "the password"
+	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", failf("reading the password from stdin: nothing there")
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", failf("the password on stdin is empty")
+	}
+	return pw, nil
+}
+
+func (a *app) signupCommand() *cobra.Command {
+	var (
+		f       onlineFlags
+		email   string
+		org     string
+		pwd     bool
+		noLogin bool
+	)
+	c := &cobra.Command{
+		Use:   "signup --email EMAIL --password-stdin [--org SLUG] [--api URL]",
+		Short: "Create an account (and log in)",
+		Long: `Create an account on the server, then log in. On a new server, the first
+account becomes the admin of a new organization (--org names it).`,
+		Example: `  echo "$PASSWORD" | caveat auth signup --email ada@example.com --password-stdin --org acme`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if email == "" {
+				return usageError(cmd, "--email is required")
+			}
+			pw, err := a.readPassword(cmd, pwd)
+			if err != nil {
+				return err
+			}
+			cl, cfg, err := a.anonymous(&f)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			res, err := cl.Signup(ctx, email, pw, org)
+			if err != nil {
+				return apiErr("signup", err)
+			}
+			a.info("signed up as %s (user %d)", res.User.Email, res.User.ID)
+			if res.Organization != nil {
+				a.info("admin of organization %s (id %d)", res.Organization.Slug, res.Organization.ID)
+			}
+			if noLogin {
+				return nil
+			}
+			return a.finishLogin(ctx, cl, cfg, func() (client.Session, error) { return cl.Login(ctx, email, pw) })
+		},
+	}
+	f.register(c, false)
+	c.Flags().StringVar(&email, "email", "", "email address")
+	c.Flags().StringVar(&org, "org", "", "slug of an organization to create with the account")
+	c.Flags().BoolVar(&pwd, "password-stdin", false, "read the password from stdin")
+	c.Flags().BoolVar(&noLogin, "no-login", false, "do not log in after signing up")
+	return c
+}
+
+func (a *app) loginCommand() *cobra.Command {
+	var (
+		f     onlineFlags
+		email string
+		pwd   bool
+		web   bool
+	)
+	c := &cobra.Command{
+		Use:   "login (--email EMAIL --password-stdin | --web) [--api URL]",
+		Short: "Log in and save the session",
+		Long: `Log in with a password, or in a browser with --web (the URL to open is
+printed on stderr), and save the session in the config file.`,
+		Example: `  echo "$PASSWORD" | caveat auth login --email ada@example.com --password-stdin
+  caveat auth login --web --api https://caveat.example.com`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, cfg, err := a.anonymous(&f)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			if web {
+				if email != "" || pwd {
+					return usageError(cmd, "--web logs in in the browser: give neither --email nor --password-stdin")
+				}
+				return a.finishLogin(ctx, cl, cfg, func() (client.Session, error) {
+					return cl.LoginWeb(ctx, func(url string) error {
+						a.info("open this URL in a browser to log in:\n  %s", url)
+						return nil
+					}, time.Second)
+				})
+			}
+			if email == "" {
+				return usageError(cmd, "--email is required (or use --web)")
+			}
+			pw, err := a.readPassword(cmd, pwd)
+			if err != nil {
+				return err
+			}
+			return a.finishLogin(ctx, cl, cfg, func() (client.Session, error) { return cl.Login(ctx, email, pw) })
+		},
+	}
+	f.register(c, false)
+	c.Flags().StringVar(&email, "email", "", "email address")
+	c.Flags().BoolVar(&pwd, "password-stdin", false, "read the password from stdin")
+	c.Flags().BoolVar(&web, "web", false, "log in in a browser")
+	return c
+}
+
+// finishLogin runs the login, fetches the session's first discharge and
+// saves the session.
+func (a *app) finishLogin(ctx context.Context, cl *client.Client, cfg savedConfig, login func() (client.Session, error)) error {
+	s, err := login()
+	if err != nil {
+		return apiErr("login", err)
+	}
+	tr := client.NewTransport(cl.BaseURL, s.Token, s.Secret)
+	bundle, err := tr.Renew(ctx, false)
+	if err != nil {
+		return failf("login: fetching the login discharge: %v", err)
+	}
+	cfg.APIURL, cfg.Token, cfg.SessionSecret, cfg.Email = cl.BaseURL, bundle, s.Secret, s.User.Email
+	if err := a.saveConfig(cfg); err != nil {
+		return err
+	}
+	a.info("logged in to %s as %s; session until %s", cl.BaseURL, s.User.Email, s.ExpiresAt.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func (a *app) logoutCommand() *cobra.Command {
+	var f onlineFlags
+	c := &cobra.Command{
+		Use:   "logout [--api URL]",
+		Short: "End the session and forget it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, cfg, err := a.anonymous(&f)
+			if err != nil {
+				return err
+			}
+			if cfg.SessionSecret == "" {
+				return failf("not logged in")
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			serverErr := cl.Logout(ctx, cfg.SessionSecret)
+			cfg.Token, cfg.SessionSecret, cfg.Email = "", "", ""
+			if err := a.saveConfig(cfg); err != nil {
+				return err
+			}
+			if serverErr != nil {
+				return apiErr("logout (the session was forgotten here, but the server did not confirm its end)", serverErr)
+			}
+			a.info("logged out")
+			return nil
+		},
+	}
+	f.register(c, false)
+	return c
+}
+
+func (a *app) whoamiCommand() *cobra.Command {
+	var f onlineFlags
+	c := &cobra.Command{
+		Use:   "whoami [--api URL] [--json]",
+		Short: "Show the logged-in account",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, cfg, err := a.anonymous(&f)
+			if err != nil {
+				return err
+			}
+			if cfg.SessionSecret == "" {
+				return failf("not logged in").withHint("run 'caveat auth login'")
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			w, err := cl.WhoAmI(ctx, cfg.SessionSecret)
+			if err != nil {
+				return apiErr("whoami", err)
+			}
+			if f.json {
+				return a.printJSON(w)
+			}
+			var orgs []string
+			for _, o := range w.Organizations {
+				orgs = append(orgs, fmt.Sprintf("%s (%s)", o.Slug, o.Role))
+			}
+			return a.output(fmt.Sprintf("%s (user %d)\norganizations: %s\nsession until %s\n", w.User.Email, w.User.ID,
+				strings.Join(orgs, ", "), w.Session.ExpiresAt.UTC().Format(time.RFC3339)))
+		},
+	}
+	f.register(c, true)
+	return c
+}

@@ -1,0 +1,224 @@
+package cli
+
+// The online commands (auth, orgs, apps, tokens create|list|revoke) talk to a
+// caveat server. Its URL comes from --api, else CAVEAT_API_URL, else the
+// config file's "api_url", else http://127.0.0.1:8080.
+//
+// The config file ($CAVEAT_CONFIG_DIR/config.json, default
+// ~/.config/caveat/config.json) is written with mode 0600 in a 0700
+// directory, atomically (a temporary file renamed over it). After a login it
+// holds:
+//
+//	{"api_url": "…", "token": "FlyV1 fm2_…,fm2_…", "session_secret": "cvs1_…", "email": "…"}
+//
+// "token" is the session bundle: the session token and its current login
+// discharge. The client renews the discharge with the session secret before
+// it expires and saves the renewed bundle back, so the offline commands,
+// which read "token" last, see a current bundle too.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caveatdev/caveat/client"
+	"github.com/spf13/cobra"
+)
+
+const defaultAPIURL = "http://127.0.0.1:8080"
+
+// savedConfig is the whole config file.
+type savedConfig struct {
+	APIURL        string `json:"api_url,omitempty"`
+	Token         string `json:"token,omitempty"`
+	SessionSecret string `json:"session_secret,omitempty"`
+	Email         string `json:"email,omitempty"`
+}
+
+// loadConfig reads the config file; a missing file is an empty config.
+func (a *app) loadConfig() (savedConfig, string, error) {
+	var cfg savedConfig
+	path := a.configPath()
+	if path == "" {
+		return cfg, "", nil
+	}
+	b, err := readFileLimited(path, maxConfigInput)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, path, nil
+	}
+	if err != nil {
+		return cfg, path, failf("reading config file: %v", err)
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, path, failf("config file %s is not valid JSON: %v", path, jsonSyntaxOnly(err)).
+			withHint("move it away and log in again")
+	}
+	return cfg, path, nil
+}
+
+// saveConfig writes the config file atomically with mode 0600.
+func (a *app) saveConfig(cfg savedConfig) error {
+	path := a.configPath()
+	if path == "" {
+		return failf("cannot save the login: neither CAVEAT_CONFIG_DIR nor HOME is set")
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return failf("config directory: %v", err)
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return failf("config: %v", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".config-*.json")
+	if err != nil {
+		return failf("writing config file: %v", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return failf("writing config file: %v", err)
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return failf("writing config file: %v", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return failf("writing config file: %v", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return failf("writing config file: %v", err)
+	}
+	return nil
+}
+
+// onlineFlags are the flags every online command has.
+type onlineFlags struct {
+	api  string
+	json bool
+}
+
+func (f *onlineFlags) register(c *cobra.Command, withJSON bool) {
+	c.Flags().StringVar(&f.api, "api", "", "server URL (default: CAVEAT_API_URL, the config file, or "+defaultAPIURL+")")
+	if withJSON {
+		c.Flags().BoolVar(&f.json, "json", false, "print JSON instead of a table")
+	}
+}
+
+// apiURL resolves the server URL.
+func (a *app) apiURL(f *onlineFlags, cfg savedConfig) string {
+	for _, u := range []string{f.api, a.env("CAVEAT_API_URL"), cfg.APIURL} {
+		if u != "" {
+			return strings.TrimRight(u, "/")
+		}
+	}
+	return defaultAPIURL
+}
+
+// anonymous returns a client without credentials.
+func (a *app) anonymous(f *onlineFlags) (*client.Client, savedConfig, error) {
+	cfg, _, err := a.loadConfig()
+	if err != nil {
+		return nil, cfg, err
+	}
+	return client.New(a.apiURL(f, cfg), &http.Client{Timeout: time.Minute}), cfg, nil
+}
+
+// authenticated returns a client that sends the caller's token: the token
+// sources of the offline commands except arguments (-t, CAVEAT_TOKEN, then
+// the config file's session). A session's discharges are renewed and saved.
+func (a *app) authenticated(f *onlineFlags, token string) (*client.Client, savedConfig, error) {
+	cfg, _, err := a.loadConfig()
+	if err != nil {
+		return nil, cfg, err
+	}
+	base := a.apiURL(f, cfg)
+	bundle, secret, from := token, "", "-t"
+	if bundle == "" {
+		bundle, from = a.env("CAVEAT_TOKEN"), "CAVEAT_TOKEN"
+	}
+	if bundle == "" {
+		bundle, secret, from = cfg.Token, cfg.SessionSecret, "config"
+	}
+	if bundle == "" {
+		return nil, cfg, failf("not logged in, and no token given").
+			withHint("run 'caveat auth login', or give a token with -t or CAVEAT_TOKEN")
+	}
+	tr := client.NewTransport(base, bundle, secret)
+	tr.Base = http.DefaultTransport
+	if from == "config" {
+		tr.OnRenew = func(b string) {
+			cfg.Token = b
+			if err := a.saveConfig(cfg); err != nil {
+				a.info("warning: could not save the renewed login: %v", err)
+			}
+		}
+	}
+	return client.New(base, &http.Client{Transport: tr, Timeout: time.Minute}), cfg, nil
+}
+
+// apiErr turns a client error into the CLI's error, with hints for the
+// statuses a user can act on.
+func apiErr(what string, err error) error {
+	var ae *client.APIError
+	if !errors.As(err, &ae) {
+		var ce *cliError
+		if errors.As(err, &ce) {
+			return ce
+		}
+		return failf("%s: %v", what, err).withHint("is the server running? set its URL with --api or CAVEAT_API_URL")
+	}
+	e := failf("%s: %s", what, ae.Message)
+	switch ae.Status {
+	case http.StatusUnauthorized:
+		e.withHint("log in again with 'caveat auth login', or check the token you gave")
+	case http.StatusTooManyRequests:
+		if ae.RetryAfter > 0 {
+			e.withHint("too many attempts: try again in %s", ae.RetryAfter)
+		}
+	}
+	return e
+}
+
+// ctx is the context of one online command.
+func (a *app) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 2*time.Minute)
+}
+
+// printJSON writes v as indented JSON on stdout.
+func (a *app) printJSON(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return failf("%v", err)
+	}
+	return a.output(string(b) + "\n")
+}
+
+// table prints rows with aligned columns on stdout.
+func (a *app) table(header []string, rows [][]string) error {
+	widths := make([]int, len(header))
+	for _, r := range append([][]string{header}, rows...) {
+		for i, c := range r {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	var b strings.Builder
+	for _, r := range append([][]string{header}, rows...) {
+		for i, c := range r {
+			if i == len(r)-1 {
+				b.WriteString(c)
+			} else {
+				fmt.Fprintf(&b, "%-*s  ", widths[i], c)
+			}
+		}
+		b.WriteString("\n")
+	}
+	return a.output(b.String())
+}

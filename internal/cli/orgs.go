@@ -1,0 +1,224 @@
+package cli
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caveatdev/caveat/client"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) orgsCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "orgs",
+		Short: "List, create and rotate the keys of organizations",
+		Args:  subcommandArgs,
+		RunE:  missingSubcommand,
+	}
+	c.AddCommand(a.orgsListCommand(), a.orgsCreateCommand(), a.orgsRotateCommand())
+	return c
+}
+
+func (a *app) orgsListCommand() *cobra.Command {
+	var f onlineFlags
+	var token string
+	c := &cobra.Command{
+		Use:   "list [--json]",
+		Short: "List your organizations",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, _, err := a.authenticated(&f, token)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			orgs, err := cl.Organizations(ctx)
+			if err != nil {
+				return apiErr("orgs list", err)
+			}
+			if f.json {
+				return a.printJSON(orgs)
+			}
+			rows := make([][]string, len(orgs))
+			for i, o := range orgs {
+				rows[i] = []string{strconv.FormatUint(o.ID, 10), o.Slug, o.Role}
+			}
+			return a.table([]string{"ID", "SLUG", "ROLE"}, rows)
+		},
+	}
+	f.register(c, true)
+	c.Flags().StringVarP(&token, "token", "t", "", "token to use instead of the login")
+	return c
+}
+
+func (a *app) orgsCreateCommand() *cobra.Command {
+	var f onlineFlags
+	c := &cobra.Command{
+		Use:   "create SLUG [--json]",
+		Short: "Create an organization, with you as its admin",
+		Args:  exactArgs(1, "the organization's slug"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, _, err := a.authenticated(&f, "")
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			o, err := cl.CreateOrganization(ctx, args[0])
+			if err != nil {
+				return apiErr("orgs create", err)
+			}
+			if f.json {
+				return a.printJSON(o)
+			}
+			a.info("created organization %s (id %d)", o.Slug, o.ID)
+			return nil
+		},
+	}
+	f.register(c, true)
+	return c
+}
+
+func (a *app) orgsRotateCommand() *cobra.Command {
+	var f onlineFlags
+	c := &cobra.Command{
+		Use:   "rotate-key SLUG",
+		Short: "Give an organization a new signing key",
+		Long: `Give an organization a new signing key. New tokens are minted with it; tokens
+minted with the previous key keep working until that key is retired.`,
+		Args: exactArgs(1, "the organization's slug"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, _, err := a.authenticated(&f, "")
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			kid, err := cl.RotateKey(ctx, args[0])
+			if err != nil {
+				return apiErr("orgs rotate-key", err)
+			}
+			a.info("organization %s now mints with key %s", args[0], kid)
+			return nil
+		},
+	}
+	f.register(c, false)
+	return c
+}
+
+func (a *app) appsCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "apps",
+		Short: "List and create apps",
+		Args:  subcommandArgs,
+		RunE:  missingSubcommand,
+	}
+	c.AddCommand(a.appsListCommand(), a.appsCreateCommand())
+	return c
+}
+
+func (a *app) appsListCommand() *cobra.Command {
+	var f onlineFlags
+	var org, token string
+	c := &cobra.Command{
+		Use:   "list [-o ORG] [--json]",
+		Short: "List an organization's apps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, _, err := a.authenticated(&f, token)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			if org, err = a.pickOrg(ctx, cl, org); err != nil {
+				return err
+			}
+			apps, err := cl.Apps(ctx, org)
+			if err != nil {
+				return apiErr("apps list", err)
+			}
+			if f.json {
+				return a.printJSON(apps)
+			}
+			rows := make([][]string, len(apps))
+			for i, ap := range apps {
+				rows[i] = []string{strconv.FormatUint(ap.ID, 10), ap.Name, ap.CreatedAt.UTC().Format(time.RFC3339)}
+			}
+			return a.table([]string{"ID", "NAME", "CREATED"}, rows)
+		},
+	}
+	f.register(c, true)
+	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
+	c.Flags().StringVarP(&token, "token", "t", "", "token to use instead of the login")
+	return c
+}
+
+func (a *app) appsCreateCommand() *cobra.Command {
+	var f onlineFlags
+	var org string
+	c := &cobra.Command{
+		Use:   "create NAME [-o ORG] [--json]",
+		Short: "Create an app",
+		Args:  exactArgs(1, "the app's name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, _, err := a.authenticated(&f, "")
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			if org, err = a.pickOrg(ctx, cl, org); err != nil {
+				return err
+			}
+			ap, err := cl.CreateApp(ctx, org, args[0])
+			if err != nil {
+				return apiErr("apps create", err)
+			}
+			if f.json {
+				return a.printJSON(ap)
+			}
+			a.info("created app %s (id %d) in organization %s", ap.Name, ap.ID, org)
+			return nil
+		},
+	}
+	f.register(c, true)
+	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
+	return c
+}
+
+// pickOrg returns org, or the caller's only organization when org is empty.
+func (a *app) pickOrg(ctx context.Context, cl *client.Client, org string) (string, error) {
+	if org != "" {
+		return org, nil
+	}
+	orgs, err := cl.Organizations(ctx)
+	if err != nil {
+		return "", apiErr("listing your organizations", err)
+	}
+	switch len(orgs) {
+	case 0:
+		return "", failf("you belong to no organization").withHint("create one with 'caveat orgs create SLUG'")
+	case 1:
+		return orgs[0].Slug, nil
+	}
+	var slugs []string
+	for _, o := range orgs {
+		slugs = append(slugs, o.Slug)
+	}
+	return "", failf("you belong to several organizations: name one with -o").
+		withHint("your organizations: %s", strings.Join(slugs, ", "))
+}
+
+// exactArgs requires n positional arguments, described by what.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError(cmd, "%s wants %d argument(s): %s; got %d", cmd.CommandPath(), n, what, len(args))
+		}
+		return nil
+	}
+}
