@@ -35,8 +35,8 @@ func DecodeAny(b []byte) (any, error) {
 //   - arrays as []any;
 //   - maps as map[string]any. String keys are kept, integer keys become
 //     decimal strings, bin keys Base64, booleans and nil "true", "false" and
-//     "null", and array or map keys their JSON text. Two keys that render
-//     alike are an error.
+//     "null", and array or map keys their JSON text (at most 1 KiB). Two
+//     keys that render alike are an error.
 //
 // Nesting deeper than MaxDepth fails with ErrTooDeep. A strict Reader also
 // checks the canonical encoding, apart from map key order. Nothing in the
@@ -149,5 +149,14 @@ func keyString(k any) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: map key: %v", ErrMalformed, err)
 	}
+	// JSON escapes the quotes of a key rendered one level down, so keys
+	// nested in keys double in length at every level: bound them, or 32
+	// levels of maps-as-keys take minutes and gigabytes to display.
+	if len(js) > maxKeyLen {
+		return "", fmt.Errorf("%w: map key of %d bytes as JSON (limit %d)", ErrMalformed, len(js), maxKeyLen)
+	}
 	return string(js), nil
 }
+
+// maxKeyLen bounds the JSON text of an array or map used as a map key.
+const maxKeyLen = 1024

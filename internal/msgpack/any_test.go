@@ -201,3 +201,23 @@ func FuzzAnyDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestNestedMapKeysBounded: maps used as keys of maps used as keys… are
+// rendered with their JSON text, which doubles at each level; the length
+// limit keeps a 30-level input from taking minutes (found by FuzzAnyDecode).
+func TestNestedMapKeysBounded(t *testing.T) {
+	b := []byte{0x81, 0xa1, 'k', 0xa1, 'v'} // {"k": "v"}
+	for i := 0; i < 30; i++ {
+		// {<previous>: "v"}
+		b = append(append([]byte{0x81}, b...), 0xa1, 'v')
+	}
+	v, err := DecodeAny(b)
+	if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "map key of") {
+		t.Fatalf("DecodeAny = %v, %v; want the key length error", v != nil, err)
+	}
+	// A few levels are still rendered.
+	short := []byte{0x81, 0x81, 0x81, 0xa1, 'k', 0xa1, 'v', 0xa1, 'v', 0xa1, 'v'}
+	if _, err := DecodeAny(short); err != nil {
+		t.Fatalf("three levels: %v", err)
+	}
+}
