@@ -71,6 +71,12 @@ for b in initdb pg_ctl pg_isready; do
 	[ -x "$bindir/$b" ] || die "$bindir/$b is missing"
 done
 
+# DIR is new, empty, or a cluster this script made: never take over (or
+# chown) a directory holding anything else.
+if [ -d "$dir" ] && [ -n "$(ls -A "$dir")" ] && [ ! -f "$dir/data/PG_VERSION" ]; then
+	die "$dir is not empty and holds no cluster made by this script; choose a new directory"
+fi
+
 # Who runs the server.
 run=()
 if [ "$(id -u)" -eq 0 ]; then
