@@ -144,6 +144,10 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 	vw := caveat.NewValidityWindow(now, req.Expiry)
 	caveats = append(caveats, vw)
 
+	// An organization created at signup gets its first key on first use.
+	if err := s.EnsureRootKey(ctx, req.OrgID); err != nil {
+		return nil, fmt.Errorf("root key: %w", err)
+	}
 	kid, key, err := s.cfg.Keyring.MintingKey(ctx, req.OrgID)
 	if err != nil {
 		return nil, err

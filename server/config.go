@@ -23,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/caveatdev/caveat/identity"
 )
 
 // The roles a server can run.
@@ -67,6 +69,9 @@ type Config struct {
 	Roles []string
 	// Signup allows new users to sign up.
 	Signup bool
+	// Argon2 are the password hashing parameters; the identity package's
+	// defaults when zero. Tests lower them.
+	Argon2 identity.Argon2Params
 	// Logger receives structured logs; nil means JSON on stderr.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.

@@ -1,78 +1,20 @@
 package postgres
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/caveatdev/caveat/store"
+	"github.com/caveatdev/caveat/store/postgres/pgtest"
 	"github.com/caveatdev/caveat/store/storetest"
-	"github.com/jackc/pgx/v5"
 )
-
-// envURL names the variable holding the test server's URL.
-const envURL = "CAVEAT_TEST_POSTGRES_URL"
-
-// serverURL returns the test server's URL, or skips the test.
-func serverURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv(envURL)
-	if u == "" {
-		t.Skipf("%s is not set: to run the PostgreSQL tests, start a server with "+
-			"`export %s=$(scripts/start-postgres.sh /tmp/caveat-pg)` (or point it at any server whose role may CREATE DATABASE)",
-			envURL, envURL)
-	}
-	return u
-}
-
-// freshDatabase creates an empty database on the test server, drops it
-// when t ends, and returns its URL.
-func freshDatabase(t *testing.T) string {
-	t.Helper()
-	base := serverURL(t)
-	ctx := context.WithoutCancel(t.Context())
-	admin, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", envURL, err)
-	}
-	defer admin.Close(ctx)
-
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	name := "caveat_test_" + hex.EncodeToString(rnd[:])
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create database: %v", err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("%s must be a postgres:// URL", envURL)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
 
 // mustOpen opens a store on a fresh database and closes it when t ends.
 func mustOpen(t *testing.T) (*DB, string) {
 	t.Helper()
-	u := freshDatabase(t)
+	u := pgtest.FreshDatabase(t)
 	db, err := Open(t.Context(), u)
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -82,7 +24,7 @@ func mustOpen(t *testing.T) (*DB, string) {
 }
 
 func TestConformance(t *testing.T) {
-	serverURL(t) // skip once, not in every subtest
+	pgtest.ServerURL(t) // skip once, not in every subtest
 	storetest.Run(t, func(t *testing.T) store.Store {
 		db, _ := mustOpen(t)
 		return db
@@ -93,7 +35,7 @@ func TestConformance(t *testing.T) {
 // once, as replicas starting together would: the advisory lock must make
 // them apply each migration once, and all of them must work.
 func TestReplicasStartTogether(t *testing.T) {
-	u := freshDatabase(t)
+	u := pgtest.FreshDatabase(t)
 	const replicas = 6
 	dbs := make([]*DB, replicas)
 	errs := make([]error, replicas)
