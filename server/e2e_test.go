@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,4 +240,79 @@ func runEndToEnd(t *testing.T, db string) {
 			t.Errorf("the server logged %q", secret)
 		}
 	}
+}
+
+// TestWebLogin drives "caveat auth login --web": the CLI prints a URL and
+// polls; a browser (here an HTTP client posting the page's form) logs in.
+func TestWebLogin(t *testing.T) {
+	e := &e2e{t: t, dataDir: t.TempDir(), cfgDir: t.TempDir()}
+	e.start()
+	defer e.stop()
+	e.ok("correct horse battery\n", "auth", "signup", "--email", "ada@example.com", "--password-stdin", "--no-login")
+
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	done := make(chan result, 1)
+	pr, pw := io.Pipe()
+	go func() {
+		var out bytes.Buffer
+		env := map[string]string{"CAVEAT_CONFIG_DIR": e.cfgDir, "CAVEAT_API_URL": e.srv.URL()}
+		code := cli.Main([]string{"auth", "login", "--web"}, strings.NewReader(""), &out, pw,
+			func(k string) string { return env[k] })
+		pw.Close()
+		done <- result{out: out.String(), code: code}
+	}()
+	// Read the URL the CLI prints, then "open" it.
+	var userURL string
+	var errOut strings.Builder
+	buf := make([]byte, 4096)
+	for userURL == "" {
+		n, err := pr.Read(buf)
+		errOut.Write(buf[:n])
+		for _, line := range strings.Split(errOut.String(), "\n") {
+			if l := strings.TrimSpace(line); strings.HasPrefix(l, "http") {
+				userURL = l
+			}
+		}
+		if err != nil {
+			t.Fatalf("the CLI printed no URL: %q", errOut.String())
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if code, body := get(t, userURL); code != 200 || !strings.Contains(body, `name="password"`) {
+		t.Fatalf("login page: %d %s", code, body)
+	}
+	form := url.Values{"email": {"ada@example.com"}, "password": {"correct horse battery"}}
+	resp, err := http.PostForm(userURL, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("posting the login form: %d", resp.StatusCode)
+	}
+	select {
+	case r := <-done:
+		if r.code != 0 {
+			t.Fatalf("auth login --web: exit %d", r.code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("auth login --web did not finish")
+	}
+	if out := e.ok("", "auth", "whoami"); !strings.Contains(out, "ada@example.com") {
+		t.Fatalf("whoami after the web login: %s", out)
+	}
+}
+
+func get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
