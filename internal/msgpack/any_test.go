@@ -183,7 +183,10 @@ func FuzzAnyDecode(f *testing.F) {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
 			}
-			if skipErr == nil && !strings.Contains(err.Error(), "duplicate map key") {
+			// Valid MessagePack that DecodeAny refuses to display: two keys
+			// that render alike, or a composite key too long to render.
+			if skipErr == nil && !strings.Contains(err.Error(), "duplicate map key") &&
+				!strings.Contains(err.Error(), "map key of") {
 				t.Fatalf("Skip accepts %x, DecodeAny does not: %v", b, err)
 			}
 			return
