@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -329,7 +330,7 @@ func TestUserInteractive(t *testing.T) {
 			}
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
-				t.Errorf("user page answered %d", resp.StatusCode)
+				return fmt.Errorf("user page answered %d", resp.StatusCode)
 			}
 			return nil
 		},
