@@ -50,11 +50,15 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	cause := "failed"
+	if e.Err != nil {
+		cause = e.Err.Error()
+	}
 	loc := e.Location
 	if strings.ContainsFunc(loc, unicode.IsControl) {
 		loc = fmt.Sprintf("%q", loc)
 	}
-	return "discharge from " + loc + ": " + e.Step + ": " + e.Err.Error()
+	return "discharge from " + loc + ": " + e.Step + ": " + cause
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -77,7 +81,8 @@ type Client struct {
 	HTTP *http.Client
 	// Credentials maps a hostname to the Authorization header value sent to
 	// it ("Bearer …"), on init and poll requests, redirects included. It is
-	// sent to no other host. Matching ignores case and the port.
+	// sent to no other host. Matching ignores case and the port, not the
+	// scheme: list only hosts whose locations are https URLs.
 	Credentials map[string]string
 	// UserURL shows the user a third party's URL (prints it, opens a
 	// browser) and returns; polling starts when it returns. Without it, a
@@ -117,6 +122,10 @@ type job struct {
 // (see the package documentation). Flows run in parallel, unless both a
 // cookie jar and UserURL are set: then one after another, so that the
 // session cookie of the first interaction spares the user the next ones.
+//
+// The output keeps every token of the input in order (fo1_ entries, which
+// caveat.ParseBundle skips, excepted). A third party may answer "not ready"
+// forever: ctx bounds the whole operation, so give it a deadline.
 //
 // On failure it returns "" and the first error, an *Error naming the
 // location and the step; the flows still running are cancelled.
@@ -234,10 +243,15 @@ spawn:
 		}()
 	}
 	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		return fmt.Errorf("fetch discharges: %w", ctx.Err())
+	if first != nil {
+		return first
 	}
-	return first
+	for _, d := range out {
+		if d == "" { // not started: the caller's context ended
+			return fmt.Errorf("fetch discharges: %w", ctx.Err())
+		}
+	}
+	return nil
 }
 
 // httpClient returns c.HTTP with the credentials added by its transport,
