@@ -296,7 +296,7 @@ func (s *Service) createOrg(ctx context.Context, p *Principal, r *http.Request, 
 	if err := httpjson.Decode(w, r, &req, 0); err != nil {
 		return 0, nil, err
 	}
-	if !validSlug(req.Slug) {
+	if !store.ValidSlug(req.Slug) {
 		return 0, nil, badRequest(`"slug" must be 1 to 63 lowercase letters, digits and dashes, not %q`, req.Slug)
 	}
 	o, err := s.CreateOrganization(ctx, p, req.Slug)
@@ -304,21 +304,6 @@ func (s *Service) createOrg(ctx context.Context, p *Principal, r *http.Request, 
 		return 0, nil, err
 	}
 	return http.StatusCreated, OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(store.RoleAdmin)}, nil
-}
-
-// validSlug accepts the names of organizations and apps: 1 to 63 of
-// a-z, 0-9 and "-", not starting or ending with "-".
-func validSlug(s string) bool {
-	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Service) rotateKey(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
@@ -373,7 +358,7 @@ func (s *Service) createApp(ctx context.Context, p *Principal, r *http.Request, 
 	if err := httpjson.Decode(w, r, &req, 0); err != nil {
 		return 0, nil, err
 	}
-	if !validSlug(req.AppName) {
+	if !store.ValidSlug(req.AppName) {
 		return 0, nil, badRequest(`"app_name" must be 1 to 63 lowercase letters, digits and dashes, not %q`, req.AppName)
 	}
 	o, err := s.Organization(ctx, p, req.OrgSlug)

@@ -46,3 +46,20 @@ func checkTime(field string, t time.Time) error {
 	}
 	return nil
 }
+
+// ValidSlug reports whether s may name an organization or an app: 1 to 63
+// of a-z, 0-9 and "-", not starting or ending with "-". The store itself
+// accepts any text; the services hold names to this rule so that they fit
+// in URLs and host names.
+func ValidSlug(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
