@@ -270,7 +270,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, email, pass
 	email = strings.TrimSpace(email)
 	if email == "" || len(email) > store.MaxEmailLen || len(password) > MaxPasswordLen {
 		// Nothing of this kind was ever accepted at signup.
-		CheckPassword(s.dummyHash, "")
+		s.checkPassword(s.dummyHash, "")
 		return store.User{}, errBadLogin
 	}
 	key := store.EmailKey(email)
@@ -280,14 +280,14 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, email, pass
 	}
 	u, err := s.cfg.Store.GetUserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
-		CheckPassword(s.dummyHash, password)
+		s.checkPassword(s.dummyHash, password)
 		s.cfg.Logger.InfoContext(ctx, "login failed", "reason", "unknown account", "addr", addr)
 		return store.User{}, errBadLogin
 	}
 	if err != nil {
 		return store.User{}, fmt.Errorf("login: %w", err)
 	}
-	ok, err := CheckPassword(u.PasswordHash, password)
+	ok, err := s.checkPassword(u.PasswordHash, password)
 	if err != nil {
 		return store.User{}, fmt.Errorf("login: password hash of user %d: %w", u.ID, err)
 	}

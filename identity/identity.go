@@ -122,7 +122,9 @@ type Service struct {
 	byAccount *limiter
 	byAddress *limiter
 	dummyHash string
-	handler   http.Handler
+	// checkPassword is CheckPassword; tests watch it.
+	checkPassword func(hash, password string) (bool, error)
+	handler       http.Handler
 }
 
 // New checks cfg, fills in its defaults and returns the service.
@@ -183,12 +185,13 @@ func New(cfg Config) (*Service, error) {
 	}
 
 	s := &Service{
-		cfg:       cfg,
-		loc:       strings.TrimSuffix(cfg.Location, "/"),
-		web:       newWebFlows(cfg.MaxFlows, cfg.FlowTTL, cfg.Now),
-		byAccount: newLimiter(cfg.AccountLimit, cfg.MaxRateKeys, cfg.Now),
-		byAddress: newLimiter(cfg.AddressLimit, cfg.MaxRateKeys, cfg.Now),
-		dummyHash: dummy,
+		cfg:           cfg,
+		loc:           strings.TrimSuffix(cfg.Location, "/"),
+		web:           newWebFlows(cfg.MaxFlows, cfg.FlowTTL, cfg.Now),
+		byAccount:     newLimiter(cfg.AccountLimit, cfg.MaxRateKeys, cfg.Now),
+		byAddress:     newLimiter(cfg.AddressLimit, cfg.MaxRateKeys, cfg.Now),
+		dummyHash:     dummy,
+		checkPassword: CheckPassword,
 	}
 	s.tp, err = tp.NewServer(tp.Config{
 		Location:      cfg.Location,

@@ -74,8 +74,9 @@ type harness struct {
 
 // newHarness starts the service on a real SQLite file, with open signup,
 // cheap password hashing and limits high enough to stay out of the way;
-// mod changes the configuration before New.
-func newHarness(t *testing.T, mod func(*Config)) *harness {
+// mod changes the configuration before New, and hooks the service before
+// it serves.
+func newHarness(t *testing.T, mod func(*Config), hooks ...func(*Service)) *harness {
 	t.Helper()
 	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "caveat.db"))
 	if err != nil {
@@ -105,6 +106,9 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, hook := range hooks {
+		hook(svc)
 	}
 	srv.Config.Handler = svc.Handler()
 	srv.Start()
@@ -218,7 +222,9 @@ func TestNewChecksConfig(t *testing.T) {
 		"no token location":   func(c *Config) { c.TokenLocation = "" },
 		"location with query": func(c *Config) { c.Location = "https://x.test/aaa/v1?x=1" },
 		"tiny discharge ttl":  func(c *Config) { c.DischargeTTL = time.Millisecond },
-		"weak argon2":         func(c *Config) { c.Argon2 = Argon2Params{Memory: 1, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32} },
+		"weak argon2": func(c *Config) {
+			c.Argon2 = Argon2Params{Memory: 1, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
+		},
 	} {
 		c := good
 		mod(&c)
@@ -413,6 +419,37 @@ func TestLogin(t *testing.T) {
 	code, msg := h.do("POST", "/aaa/v1/sessions", `{"email": "ada@example.com"}`, nil)
 	if code != http.StatusBadRequest || !strings.Contains(msg, "required") {
 		t.Errorf("no password: %d %q", code, msg)
+	}
+}
+
+// A login costs one password check whether or not the account exists:
+// unknown emails are checked against the dummy hash.
+func TestLoginChecksAPasswordForUnknownEmails(t *testing.T) {
+	var mu sync.Mutex
+	var checked []string
+	h := newHarness(t, nil, func(s *Service) {
+		s.checkPassword = func(hash, password string) (bool, error) {
+			mu.Lock()
+			checked = append(checked, hash)
+			mu.Unlock()
+			return CheckPassword(hash, password)
+		}
+	})
+	h.signup("ada@example.com", "correct horse", "")
+	for _, email := range []string{"bob@example.com", "ada@example.com", strings.Repeat("x", 300) + "@example.com"} {
+		mu.Lock()
+		checked = nil
+		mu.Unlock()
+		if code, _ := h.do("POST", "/aaa/v1/sessions", LoginRequest{Email: email, Password: "wrong password"}, nil); code != http.StatusUnauthorized {
+			t.Fatalf("%.20s: %d", email, code)
+		}
+		mu.Lock()
+		if len(checked) != 1 {
+			t.Errorf("%.20s: %d password checks, want 1", email, len(checked))
+		} else if email != "ada@example.com" && checked[0] != h.svc.dummyHash {
+			t.Errorf("%.20s: checked against %q, want the dummy hash", email, checked[0])
+		}
+		mu.Unlock()
 	}
 }
 

@@ -145,10 +145,10 @@ func TestClientAddr(t *testing.T) {
 	s := &Service{}
 	trusting := &Service{cfg: Config{TrustProxy: true}}
 	for _, tc := range []struct {
-		svc        *Service
-		remote     string
-		xff        []string
-		want       string
+		svc    *Service
+		remote string
+		xff    []string
+		want   string
 	}{
 		{s, "192.0.2.1:4321", nil, "192.0.2.1"},
 		{s, "192.0.2.1:4321", []string{"203.0.113.9"}, "192.0.2.1"},
