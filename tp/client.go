@@ -49,6 +49,7 @@ type Error struct {
 	Err error
 }
 
+// Error says "discharge from <location>: <step>: <cause>".
 func (e *Error) Error() string {
 	cause := "failed"
 	if e.Err != nil {
@@ -61,6 +62,7 @@ func (e *Error) Error() string {
 	return "discharge from " + loc + ": " + e.Step + ": " + cause
 }
 
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Defaults of the poll backoff.

@@ -57,6 +57,7 @@ const (
 	Failed
 )
 
+// String returns "pending", "discharged" or "failed".
 func (s FlowState) String() string {
 	switch s {
 	case Pending:

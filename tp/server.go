@@ -106,8 +106,8 @@ type Config struct {
 	// caveats: an absolute http or https URL, whose path the server's
 	// endpoints are under. Required.
 	Location string
-	// Keys open tickets. The first is the current key; the others are kept
-	// so that tickets sealed before a rotation still open. Required.
+	// Keys open tickets, tried in order: the current key, and retired keys
+	// kept so that tickets sealed before a rotation still open. Required.
 	Keys []caveat.EncryptionKey
 	// Decide is the application's decision. Required.
 	Decide DecideFunc
