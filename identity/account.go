@@ -101,7 +101,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 		return 0, nil, err
 	}
 	slug := strings.ToLower(strings.TrimSpace(req.Organization))
-	if req.Organization != "" && !validSlug(slug) {
+	if req.Organization != "" && !store.ValidSlug(slug) {
 		return 0, nil, httpjson.Errorf(http.StatusBadRequest,
 			`"organization" must be 1 to 63 letters, digits and dashes, not starting or ending with a dash`)
 	}
@@ -212,20 +212,6 @@ func checkNewPassword(p string) error {
 	return nil
 }
 
-// validSlug accepts organization slugs as the authority does: 1 to 63 of
-// a-z, 0-9 and "-", not starting or ending with "-".
-func validSlug(s string) bool {
-	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
 
 // slugFromEmail names the first user's organization after the local part
 // of the email: lowercased, every run of other characters turned into one

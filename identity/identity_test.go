@@ -363,7 +363,7 @@ func TestSlugFromEmail(t *testing.T) {
 		{strings.Repeat("x", 64) + "@example.com", strings.Repeat("x", 63)},
 	} {
 		got := slugFromEmail(tc.email)
-		if got != tc.want || !validSlug(got) {
+		if got != tc.want || !store.ValidSlug(got) {
 			t.Errorf("slugFromEmail(%q) = %q, want %q (valid)", tc.email, got, tc.want)
 		}
 	}
