@@ -2,10 +2,13 @@ package authority
 
 import (
 	"context"
-	"errors"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 //	POST   /v1/tokens/revoke        revoke the presented token itself             → {"id","revoked"}
 //	POST   /v1/tokens/authenticate  {"header"}           → {"token_id","kind","user_id","org_id","caveats"}
 //	POST   /v1/tokens/authorize     {"header","access"}  → {"allowed": true, …} or 403 {"error","allowed": false}
+//	GET    /v1/tokens/revocations?after=CURSOR          → {"revocations": [{"cursor","token_id"}], "cursor"}
 //	GET    /v1/orgs                                      → {"organizations": [{"id","slug","role"}]}
 //	POST   /v1/orgs                 {"slug"}             → 201 {"id","slug"}
 //	POST   /v1/orgs/{slug}/rotate-key                    → {"kid"}
@@ -40,6 +44,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/tokens/revoke", s.handle(s.revokeSelf))
 	mux.HandleFunc("POST /v1/tokens/authenticate", s.handleOpen(s.authenticate))
 	mux.HandleFunc("POST /v1/tokens/authorize", s.handleOpen(s.authorize))
+	mux.HandleFunc("GET /v1/tokens/revocations", s.handleOpen(s.revocations))
 	mux.HandleFunc("GET /v1/orgs", s.handle(s.listOrgs))
 	mux.HandleFunc("POST /v1/orgs", s.handle(s.createOrg))
 	mux.HandleFunc("POST /v1/orgs/{slug}/rotate-key", s.handle(s.rotateKey))
@@ -211,19 +216,40 @@ type PrincipalJSON struct {
 	UserID  uint64          `json:"user_id"`
 	OrgID   uint64          `json:"org_id,omitempty"`
 	Caveats json.RawMessage `json:"caveats"`
-	Allowed *bool           `json:"allowed,omitempty"`
+	// CaveatsMsgpack is the verified caveat set in its wire form (standard
+	// base64), for verifiers that clear accesses themselves: JSON is not a
+	// lossless form of caveats.
+	CaveatsMsgpack string `json:"caveats_msgpack"`
+	// ExpiresAt is the effective expiry: the earliest end of a
+	// ValidityWindow over the token and its discharges.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Memberships are a session's organizations and roles.
+	Memberships []OrgJSON `json:"memberships,omitempty"`
+	Allowed     *bool     `json:"allowed,omitempty"`
 }
 
-func principalJSON(p *Principal) (PrincipalJSON, error) {
+func (s *Service) principalJSON(ctx context.Context, p *Principal) (PrincipalJSON, error) {
 	cs, err := p.Caveats.MarshalJSON()
 	if err != nil {
 		return PrincipalJSON{}, err
 	}
-	kind := "token"
-	if p.IsSession() {
-		kind = "session"
+	out := PrincipalJSON{TokenID: p.TokenID(), Kind: "token", UserID: p.UserID, OrgID: p.OrgID, Caveats: cs,
+		CaveatsMsgpack: base64.StdEncoding.EncodeToString(p.Caveats.AppendEncoded(nil))}
+	if !p.Expires.IsZero() {
+		out.ExpiresAt = optTime(p.Expires)
 	}
-	return PrincipalJSON{TokenID: p.TokenID(), Kind: kind, UserID: p.UserID, OrgID: p.OrgID, Caveats: cs}, nil
+	if p.IsSession() {
+		out.Kind = "session"
+		orgs, err := s.cfg.Store.ListUserOrganizations(ctx, p.UserID)
+		if err != nil {
+			return out, fmt.Errorf("memberships: %w", err)
+		}
+		out.Memberships = make([]OrgJSON, len(orgs))
+		for i, o := range orgs {
+			out.Memberships[i] = OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
+		}
+	}
+	return out, nil
 }
 
 func (s *Service) authenticate(ctx context.Context, r *http.Request, w http.ResponseWriter) (int, any, error) {
@@ -237,7 +263,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, w http.Resp
 	if err != nil {
 		return 0, nil, err
 	}
-	out, err := principalJSON(p)
+	out, err := s.principalJSON(ctx, p)
 	return http.StatusOK, out, err
 }
 
@@ -264,10 +290,40 @@ func (s *Service) authorize(ctx context.Context, r *http.Request, w http.Respons
 		}
 		return 0, nil, err
 	}
-	out, err := principalJSON(p)
+	out, err := s.principalJSON(ctx, p)
 	allowed := true
 	out.Allowed = &allowed
 	return http.StatusOK, out, err
+}
+
+// revocations serves the revocation feed, for verifiers that cache
+// verified tokens: every revoked named token in order, after a cursor. It
+// says which token ids were revoked and nothing else, so it needs no
+// credential.
+func (s *Service) revocations(ctx context.Context, r *http.Request, _ http.ResponseWriter) (int, any, error) {
+	var after uint64
+	if v := r.URL.Query().Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, nil, badRequest(`"after" must be a cursor (a number), not %q`, v)
+		}
+		after = n
+	}
+	revs, err := s.cfg.Store.RevocationsSince(ctx, after, 1000)
+	if err != nil {
+		return 0, nil, fmt.Errorf("revocations: %w", err)
+	}
+	type rev struct {
+		Cursor  uint64 `json:"cursor"`
+		TokenID string `json:"token_id"`
+	}
+	out := make([]rev, len(revs))
+	cursor := after
+	for i, v := range revs {
+		out[i] = rev{Cursor: v.Cursor, TokenID: v.TokenID}
+		cursor = v.Cursor
+	}
+	return http.StatusOK, map[string]any{"revocations": out, "cursor": cursor}, nil
 }
 
 // OrgJSON is an organization as the API shows it.

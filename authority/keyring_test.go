@@ -196,4 +196,3 @@ func TestMasterKeyNotPrinted(t *testing.T) {
 		}
 	}
 }
-

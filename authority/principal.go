@@ -82,6 +82,9 @@ type Principal struct {
 	OrgID uint64
 	// Caveats are the verified caveats, discharges' included.
 	Caveats caveat.CaveatSet
+	// Expires is the effective expiry (zero for none): the earliest end of
+	// a ValidityWindow over the token and its discharges.
+	Expires time.Time
 }
 
 // IsSession reports whether the principal is a logged-in user's session.
@@ -125,7 +128,8 @@ func (s *Service) Authenticate(ctx context.Context, header string) (*Principal, 
 	now := s.cfg.Now()
 	// An expired token is not authenticated (401, so that a client knows
 	// to renew), rather than denied by its ValidityWindow (403).
-	if e := b.Expiry(i); !e.Never() && now.After(e.At) {
+	e := b.Expiry(i)
+	if !e.Never() && now.After(e.At) {
 		what := "token"
 		if e.Token != i {
 			what = "its discharge from " + b.Tokens[e.Token].Location
@@ -133,7 +137,11 @@ func (s *Service) Authenticate(ctx context.Context, header string) (*Principal, 
 		return nil, unauthenticated("%s expired at %s (ValidityWindow)", what, e.At.UTC().Format(time.RFC3339))
 	}
 	if s.cfg.Keyring.IsSessionKID(m.Nonce.KID) {
-		return s.sessionPrincipal(ctx, id, cs, now)
+		p, err := s.sessionPrincipal(ctx, id, cs, now)
+		if p != nil {
+			p.Expires = e.At
+		}
+		return p, err
 	}
 	_, orgID, err := s.cfg.Keyring.Lookup(ctx, m.Nonce.KID)
 	if err != nil {
@@ -155,7 +163,7 @@ func (s *Service) Authenticate(ctx context.Context, header string) (*Principal, 
 		return nil, unauthenticated("token %s is not signed by its organization's key", id)
 	}
 	s.touch(ctx, id, now)
-	return &Principal{UserID: t.CreatedBy, Token: &t, OrgID: t.OrgID, Caveats: cs}, nil
+	return &Principal{UserID: t.CreatedBy, Token: &t, OrgID: t.OrgID, Caveats: cs, Expires: e.At}, nil
 }
 
 func (s *Service) sessionPrincipal(ctx context.Context, id string, cs caveat.CaveatSet, now time.Time) (*Principal, error) {
@@ -238,26 +246,43 @@ func (s *Service) Allow(ctx context.Context, p *Principal, a *flyio.Access) erro
 	if a.Time.IsZero() {
 		a.Time = s.cfg.Now()
 	}
-	if err := p.Caveats.Clear(a); err != nil {
+	return CheckAccess(p.Caveats, p.IsSession(), p.OrgID, p.UserID, func(orgID uint64) (store.Role, error) {
+		m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
+		if err != nil {
+			return "", err
+		}
+		return m.Role, nil
+	}, a)
+}
+
+// CheckAccess is the rule of Allow, for verifiers that hold a principal's
+// verified caveats and can find its memberships (the middleware's remote
+// cache): the caveats must allow the access; a named token must be of the
+// access's organization; a session's user must be a member of it, in a
+// role that may do the access. role returns the user's role in an
+// organization, or an error wrapping store.ErrNotFound for none.
+func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64,
+	role func(orgID uint64) (store.Role, error), a *flyio.Access) error {
+	if err := caveats.Clear(a); err != nil {
 		return httpjson.Errorf(http.StatusForbidden, "%v", err)
 	}
 	orgID := *a.OrgID // Clear validated the access: it names an organization
-	if !p.IsSession() {
-		if p.OrgID != orgID {
-			return httpjson.Errorf(http.StatusForbidden, "token of organization %d cannot act on organization %d", p.OrgID, orgID)
+	if !session {
+		if tokenOrg != orgID {
+			return httpjson.Errorf(http.StatusForbidden, "token of organization %d cannot act on organization %d", tokenOrg, orgID)
 		}
 		return nil
 	}
-	m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
+	r, err := role(orgID)
 	if errors.Is(err, store.ErrNotFound) {
-		return httpjson.Errorf(http.StatusForbidden, "user %d is not a member of organization %d", p.UserID, orgID)
+		return httpjson.Errorf(http.StatusForbidden, "user %d is not a member of organization %d", userID, orgID)
 	}
 	if err != nil {
 		return fmt.Errorf("membership: %w", err)
 	}
-	if m.Role != store.RoleAdmin && a.RequiredRole() != flyio.RoleMember {
+	if r != store.RoleAdmin && a.RequiredRole() != flyio.RoleMember {
 		return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; user %d is a %s",
-			a.Action, orgID, p.UserID, m.Role)
+			a.Action, orgID, userID, r)
 	}
 	return nil
 }

@@ -1,0 +1,328 @@
+package middleware
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/authority"
+	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/store"
+)
+
+// RemoteConfig configures a Remote authenticator.
+type RemoteConfig struct {
+	// URL is the authority's base URL (without /v1).
+	URL string
+	// HTTP makes the requests; a client with a 10 s timeout when nil.
+	HTTP *http.Client
+	// CacheSize bounds the verified bundles kept (DefaultCacheSize when 0).
+	CacheSize int
+	// TokenTTL bounds how long a named token's verification is reused
+	// (DefaultTokenTTL when 0); revocation evicts it sooner.
+	TokenTTL time.Duration
+	// SessionTTL bounds how long a session's verification is reused
+	// (DefaultSessionTTL when 0). Logouts are not in the revocation feed,
+	// so this is how soon a logout reaches the cache.
+	SessionTTL time.Duration
+	// PollInterval is how often the revocation feed is read
+	// (DefaultPollInterval when 0).
+	PollInterval time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Logger receives feed errors; nothing when nil.
+	Logger *slog.Logger
+}
+
+// Defaults of RemoteConfig.
+const (
+	DefaultCacheSize    = 10_000
+	DefaultTokenTTL     = 5 * time.Minute
+	DefaultSessionTTL   = time.Second
+	DefaultPollInterval = time.Second
+)
+
+// Remote authenticates through the authority's /v1/tokens/authenticate
+// endpoint, for services that do not hold the keys. It keeps each verified
+// bundle, by the SHA-256 of the header, with its verified caveats (in wire
+// form) and a session's memberships, and clears accesses itself: a cached
+// bundle costs no round trip. A background loop (Run) reads the authority's
+// revocation feed and evicts revoked tokens, so that a revocation reaches
+// the cache within PollInterval; entries also expire after TokenTTL or
+// SessionTTL, and at the bundle's own expiry. Failed verifications are not
+// cached.
+type Remote struct {
+	cfg RemoteConfig
+
+	mu      sync.Mutex
+	lru     *list.List // of *remoteEntry, most recent first
+	byHash  map[[32]byte]*list.Element
+	byToken map[string][]*list.Element
+	cursor  uint64
+}
+
+type remoteEntry struct {
+	hash    [32]byte
+	p       *remotePrincipal
+	expires time.Time
+}
+
+// NewRemote returns a Remote authenticator. Call Run to follow the
+// revocation feed.
+func NewRemote(cfg RemoteConfig) *Remote {
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = DefaultTokenTTL
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Remote{cfg: cfg, lru: list.New(), byHash: map[[32]byte]*list.Element{}, byToken: map[string][]*list.Element{}}
+}
+
+// Authenticate implements Authenticator.
+func (rm *Remote) Authenticate(ctx context.Context, header string) (Principal, error) {
+	if header == "" {
+		return nil, httpjson.Errorf(http.StatusUnauthorized, "no token: send Authorization: FlyV1 fm2_…")
+	}
+	h := sha256.Sum256([]byte(header))
+	now := rm.cfg.Now()
+	rm.mu.Lock()
+	if el, ok := rm.byHash[h]; ok {
+		e := el.Value.(*remoteEntry)
+		if now.Before(e.expires) {
+			rm.lru.MoveToFront(el)
+			rm.mu.Unlock()
+			return e.p, nil
+		}
+		rm.remove(el)
+	}
+	cursor := rm.cursor
+	rm.mu.Unlock()
+
+	p, err := rm.ask(ctx, header)
+	if err != nil {
+		return nil, err
+	}
+	ttl := rm.cfg.TokenTTL
+	if p.session {
+		ttl = rm.cfg.SessionTTL
+	}
+	expires := now.Add(ttl)
+	if !p.expires.IsZero() && p.expires.Before(expires) {
+		expires = p.expires
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	// A revocation read while we were asking could concern this token:
+	// cache only if the feed has not moved on.
+	if rm.cursor == cursor {
+		rm.add(&remoteEntry{hash: h, p: p, expires: expires})
+	}
+	return p, nil
+}
+
+// ask calls /v1/tokens/authenticate.
+func (rm *Remote) ask(ctx context.Context, header string) (*remotePrincipal, error) {
+	body, _ := json.Marshal(map[string]string{"header": header})
+	var out authority.PrincipalJSON
+	if err := rm.call(ctx, "POST", "/v1/tokens/authenticate", body, &out); err != nil {
+		return nil, err
+	}
+	raw, err := base64.StdEncoding.DecodeString(out.CaveatsMsgpack)
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: the authority's caveats are not base64: %w", err)
+	}
+	cs, err := caveat.ParseCaveatSet(raw)
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: the authority's caveats do not decode: %w", err)
+	}
+	p := &remotePrincipal{tokenID: out.TokenID, orgID: out.OrgID, userID: out.UserID,
+		session: out.Kind == "session", caveats: cs, roles: map[uint64]store.Role{}, now: rm.cfg.Now}
+	if out.ExpiresAt != nil {
+		p.expires = *out.ExpiresAt
+	}
+	for _, m := range out.Memberships {
+		p.roles[m.ID] = store.Role(m.Role)
+	}
+	return p, nil
+}
+
+// call makes one request to the authority. A 4xx answer is returned as an
+// *httpjson.Error with the authority's status and message.
+func (rm *Remote) call(ctx context.Context, method, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, rm.cfg.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := rm.cfg.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("authority: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return fmt.Errorf("authority: %w", err)
+	}
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+			e.Error = http.StatusText(resp.StatusCode)
+		}
+		return httpjson.Errorf(resp.StatusCode, "%s", e.Error)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("authority: %s %s: HTTP %d", method, path, resp.StatusCode)
+	}
+	return json.Unmarshal(raw, out)
+}
+
+// Run follows the revocation feed until ctx is done, evicting revoked
+// tokens from the cache.
+func (rm *Remote) Run(ctx context.Context) error {
+	t := time.NewTicker(rm.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		if err := rm.Poll(ctx); err != nil && ctx.Err() == nil {
+			rm.cfg.Logger.WarnContext(ctx, "reading the revocation feed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Poll reads the revocation feed from where the last call stopped (from
+// the start, the first time) to its end, and evicts what it names.
+func (rm *Remote) Poll(ctx context.Context) error {
+	for {
+		rm.mu.Lock()
+		cursor := rm.cursor
+		rm.mu.Unlock()
+		var out struct {
+			Revocations []struct {
+				Cursor  uint64 `json:"cursor"`
+				TokenID string `json:"token_id"`
+			} `json:"revocations"`
+			Cursor uint64 `json:"cursor"`
+		}
+		if err := rm.call(ctx, "GET", fmt.Sprintf("/v1/tokens/revocations?after=%d", cursor), nil, &out); err != nil {
+			return err
+		}
+		rm.mu.Lock()
+		for _, r := range out.Revocations {
+			for _, el := range rm.byToken[r.TokenID] {
+				rm.remove(el)
+			}
+		}
+		if out.Cursor > rm.cursor {
+			rm.cursor = out.Cursor
+		}
+		rm.mu.Unlock()
+		if len(out.Revocations) == 0 {
+			return nil
+		}
+	}
+}
+
+// Len reports how many bundles are cached.
+func (rm *Remote) Len() int {
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	return rm.lru.Len()
+}
+
+func (rm *Remote) add(e *remoteEntry) {
+	if el, ok := rm.byHash[e.hash]; ok {
+		rm.remove(el)
+	}
+	el := rm.lru.PushFront(e)
+	rm.byHash[e.hash] = el
+	id := e.p.tokenID
+	rm.byToken[id] = append(rm.byToken[id], el)
+	for rm.lru.Len() > rm.cfg.CacheSize {
+		rm.remove(rm.lru.Back())
+	}
+}
+
+func (rm *Remote) remove(el *list.Element) {
+	e := el.Value.(*remoteEntry)
+	rm.lru.Remove(el)
+	delete(rm.byHash, e.hash)
+	els := rm.byToken[e.p.tokenID]
+	for i, x := range els {
+		if x == el {
+			els = append(els[:i], els[i+1:]...)
+			break
+		}
+	}
+	if len(els) == 0 {
+		delete(rm.byToken, e.p.tokenID)
+	} else {
+		rm.byToken[e.p.tokenID] = els
+	}
+}
+
+// remotePrincipal clears accesses against the caveats the authority
+// verified, with the rule of authority.CheckAccess.
+type remotePrincipal struct {
+	tokenID string
+	orgID   uint64
+	userID  uint64
+	session bool
+	caveats caveat.CaveatSet
+	roles   map[uint64]store.Role
+	expires time.Time
+	now     func() time.Time
+}
+
+func (p *remotePrincipal) Allow(_ context.Context, a *flyio.Access) error {
+	if a.Time.IsZero() {
+		a.Time = p.now()
+	}
+	return authority.CheckAccess(p.caveats, p.session, p.orgID, p.userID, func(orgID uint64) (store.Role, error) {
+		if r, ok := p.roles[orgID]; ok {
+			return r, nil
+		}
+		return "", store.ErrNotFound
+	}, a)
+}
+
+func (p *remotePrincipal) TokenID() string { return p.tokenID }
+func (p *remotePrincipal) OrgID() uint64   { return p.orgID }
+func (p *remotePrincipal) UserID() uint64  { return p.userID }
+
