@@ -31,7 +31,9 @@ type localPrincipal struct {
 	p   *authority.Principal
 }
 
-func (lp *localPrincipal) Allow(ctx context.Context, a *flyio.Access) error { return lp.svc.Allow(ctx, lp.p, a) }
-func (lp *localPrincipal) TokenID() string                                 { return lp.p.TokenID() }
-func (lp *localPrincipal) OrgID() uint64                                   { return lp.p.OrgID }
-func (lp *localPrincipal) UserID() uint64                                  { return lp.p.UserID }
+func (lp *localPrincipal) Allow(ctx context.Context, a *flyio.Access) error {
+	return lp.svc.Allow(ctx, lp.p, a)
+}
+func (lp *localPrincipal) TokenID() string { return lp.p.TokenID() }
+func (lp *localPrincipal) OrgID() uint64   { return lp.p.OrgID }
+func (lp *localPrincipal) UserID() uint64  { return lp.p.UserID }

@@ -325,4 +325,3 @@ func (p *remotePrincipal) Allow(_ context.Context, a *flyio.Access) error {
 func (p *remotePrincipal) TokenID() string { return p.tokenID }
 func (p *remotePrincipal) OrgID() uint64   { return p.orgID }
 func (p *remotePrincipal) UserID() uint64  { return p.userID }
-
