@@ -31,6 +31,8 @@ import (
 //	GET    /v1/orgs                                      → {"organizations": [{"id","slug","role"}]}
 //	POST   /v1/orgs                 {"slug"}             → 201 {"id","slug"}
 //	POST   /v1/orgs/{slug}/rotate-key                    → {"kid"}
+//	GET    /v1/orgs/{slug}/keys                          → {"keys": [{"kid","state","created_at",…}]}
+//	POST   /v1/orgs/{slug}/retire-key {"kid"}            → {"kid","state": "retired"}
 //	GET    /v1/apps?org_slug=SLUG                        → {"apps": [...]}
 //	POST   /v1/apps                 {"app_name","org_slug"} → 201 app
 //
@@ -48,6 +50,8 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/orgs", s.handle(s.listOrgs))
 	mux.HandleFunc("POST /v1/orgs", s.handle(s.createOrg))
 	mux.HandleFunc("POST /v1/orgs/{slug}/rotate-key", s.handle(s.rotateKey))
+	mux.HandleFunc("GET /v1/orgs/{slug}/keys", s.handle(s.listKeys))
+	mux.HandleFunc("POST /v1/orgs/{slug}/retire-key", s.handle(s.retireKey))
 	mux.HandleFunc("GET /v1/apps", s.handle(s.listApps))
 	mux.HandleFunc("POST /v1/apps", s.handle(s.createApp))
 }
@@ -372,6 +376,53 @@ func (s *Service) rotateKey(ctx context.Context, p *Principal, r *http.Request, 
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]string{"kid": hex.EncodeToString(kid)}, nil
+}
+
+// KeyJSON is a root key as the API shows it: never its material.
+type KeyJSON struct {
+	KID       string     `json:"kid"`
+	State     string     `json:"state"`
+	CreatedAt time.Time  `json:"created_at"`
+	RotatedAt *time.Time `json:"rotated_at,omitempty"`
+	RetiredAt *time.Time `json:"retired_at,omitempty"`
+}
+
+func (s *Service) listKeys(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
+	o, err := s.Organization(ctx, p, r.PathValue("slug"))
+	if err != nil {
+		return 0, nil, err
+	}
+	ks, err := s.Keys(ctx, p, o.ID)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]KeyJSON, len(ks))
+	for i, k := range ks {
+		out[i] = KeyJSON{KID: hex.EncodeToString(k.KID), State: string(k.State), CreatedAt: k.CreatedAt.UTC(),
+			RotatedAt: optTime(k.RotatedAt), RetiredAt: optTime(k.RetiredAt)}
+	}
+	return http.StatusOK, map[string]any{"keys": out}, nil
+}
+
+func (s *Service) retireKey(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
+	var req struct {
+		KID string `json:"kid"`
+	}
+	if err := httpjson.Decode(w, r, &req, 0); err != nil {
+		return 0, nil, err
+	}
+	kid, err := hex.DecodeString(req.KID)
+	if err != nil || len(kid) == 0 {
+		return 0, nil, badRequest(`"kid" must be a key id in hex, as 'caveat orgs keys' shows`)
+	}
+	o, err := s.Organization(ctx, p, r.PathValue("slug"))
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := s.RetireKey(ctx, p, o.ID, kid); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]string{"kid": req.KID, "state": string(store.KeyRetired)}, nil
 }
 
 // AppJSON is an app as the API shows it.

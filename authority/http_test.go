@@ -3,6 +3,7 @@ package authority
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -314,11 +315,26 @@ func TestKeyRotationKeepsOldTokens(t *testing.T) {
 			t.Fatalf("after rotation: %d %s", code, msg)
 		}
 	}
-	if err := h.kr.Retire(context.Background(), ob.Tokens[0].Nonce.KID); err != nil {
-		t.Fatal(err)
+	code, out = h.do("GET", "/v1/orgs/acme/keys", s, nil)
+	if keys, _ := out["keys"].([]any); code != 200 || len(keys) != 2 {
+		t.Fatalf("keys: %d %v", code, out)
+	}
+	oldKID := hex.EncodeToString(ob.Tokens[0].Nonce.KID)
+	newKID := hex.EncodeToString(nb.Tokens[0].Nonce.KID)
+	if code, out := h.do("POST", "/v1/orgs/acme/retire-key", s, map[string]string{"kid": newKID}); code != 409 {
+		t.Fatalf("retiring the active key: %d %v", code, out)
+	}
+	if code, out := h.do("POST", "/v1/orgs/acme/retire-key", old, map[string]string{"kid": oldKID}); code != 403 {
+		t.Fatalf("a named token retiring a key: %d %v", code, out)
+	}
+	if code, out := h.do("POST", "/v1/orgs/acme/retire-key", s, map[string]string{"kid": oldKID}); code != 200 {
+		t.Fatalf("retire: %d %v", code, out)
 	}
 	if code, msg := h.authorize(old, acc); code != 401 || !strings.Contains(msg, "retired") {
 		t.Fatalf("token of a retired key: %d %s", code, msg)
+	}
+	if code, msg := h.authorize(fresh, acc); code != 200 {
+		t.Fatalf("token of the active key after retirement: %d %s", code, msg)
 	}
 }
 

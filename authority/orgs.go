@@ -119,6 +119,57 @@ func (s *Service) RotateKey(ctx context.Context, p *Principal, orgID uint64) ([]
 	return kid, nil
 }
 
+// RetireKey stops a rotated key of the organization from verifying: the
+// tokens it minted stop working. The active key cannot be retired (rotate
+// first). Admins only.
+func (s *Service) RetireKey(ctx context.Context, p *Principal, orgID uint64, kid []byte) error {
+	if !p.IsSession() {
+		return forbidden("only a logged-in admin can retire keys")
+	}
+	m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Role != store.RoleAdmin) {
+		return forbidden("only an admin of organization %d can retire its keys", orgID)
+	}
+	if err != nil {
+		return fmt.Errorf("membership: %w", err)
+	}
+	k, err := s.cfg.Store.GetRootKey(ctx, kid)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && k.OrgID != orgID) {
+		return httpjson.Errorf(http.StatusNotFound, "organization %d has no key %x", orgID, kid)
+	}
+	if err != nil {
+		return fmt.Errorf("key: %w", err)
+	}
+	if k.State == store.KeyActive {
+		return httpjson.Errorf(http.StatusConflict, "key %x still mints the organization's tokens: rotate the key first", kid)
+	}
+	if err := s.cfg.Keyring.Retire(ctx, kid); err != nil {
+		return err
+	}
+	s.cfg.Logger.InfoContext(ctx, "root key retired", "org", orgID, "user", p.UserID)
+	return nil
+}
+
+// Keys lists the organization's keys (ids, states, times; never key
+// material). Admins only.
+func (s *Service) Keys(ctx context.Context, p *Principal, orgID uint64) ([]store.RootKey, error) {
+	if !p.IsSession() {
+		return nil, forbidden("only a logged-in admin can list keys")
+	}
+	m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Role != store.RoleAdmin) {
+		return nil, forbidden("only an admin of organization %d can list its keys", orgID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	ks, err := s.cfg.Store.ListRootKeys(ctx, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	return ks, nil
+}
+
 // CreateApp creates an app: action c on a new app of the organization.
 func (s *Service) CreateApp(ctx context.Context, p *Principal, orgID uint64, name string) (store.App, error) {
 	var zero uint64

@@ -257,3 +257,28 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (bool, error) {
 func (c *Client) Authorize(ctx context.Context, header string, access json.RawMessage) error {
 	return c.do(ctx, "POST", "/v1/tokens/authorize", map[string]any{"header": header, "access": access}, nil, nil)
 }
+
+// Key is an organization's root key as the server lists it (never its
+// material).
+type Key struct {
+	KID       string     `json:"kid"`
+	State     string     `json:"state"`
+	CreatedAt time.Time  `json:"created_at"`
+	RotatedAt *time.Time `json:"rotated_at,omitempty"`
+	RetiredAt *time.Time `json:"retired_at,omitempty"`
+}
+
+// Keys lists the organization's root keys.
+func (c *Client) Keys(ctx context.Context, slug string) ([]Key, error) {
+	var out struct {
+		Keys []Key `json:"keys"`
+	}
+	err := c.do(ctx, "GET", "/v1/orgs/"+url.PathEscape(slug)+"/keys", nil, &out, nil)
+	return out.Keys, err
+}
+
+// RetireKey stops a rotated key from verifying: the tokens it minted stop
+// working.
+func (c *Client) RetireKey(ctx context.Context, slug, kid string) error {
+	return c.do(ctx, "POST", "/v1/orgs/"+url.PathEscape(slug)+"/retire-key", map[string]string{"kid": kid}, nil, nil)
+}

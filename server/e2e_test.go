@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -315,4 +316,46 @@ func get(t *testing.T, u string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestKeyRotationCLI: caveat orgs rotate-key, keys and retire-key.
+func TestKeyRotationCLI(t *testing.T) {
+	e := &e2e{t: t, dataDir: t.TempDir(), cfgDir: t.TempDir()}
+	e.start()
+	defer e.stop()
+	e.ok("correct horse battery\n", "auth", "signup", "--email", "ada@example.com", "--password-stdin", "--org", "acme")
+	old := strings.TrimSpace(e.ok("", "tokens", "create", "readonly"))
+	var orgs []struct {
+		ID uint64 `json:"id"`
+	}
+	json.Unmarshal([]byte(e.ok("", "orgs", "list", "--json")), &orgs)
+	if len(orgs) != 1 {
+		t.Fatalf("orgs: %v", orgs)
+	}
+	access := fmt.Sprintf(`{"orgid": %d, "action": "r"}`, orgs[0].ID)
+	e.ok("", "orgs", "rotate-key", "acme")
+	fresh := strings.TrimSpace(e.ok("", "tokens", "create", "readonly"))
+	for _, h := range []string{old, fresh} {
+		if code, body := e.authorize(h, access); code != 200 {
+			t.Fatalf("after rotation: %d %s", code, body)
+		}
+	}
+	var keys []struct {
+		KID   string `json:"kid"`
+		State string `json:"state"`
+	}
+	json.Unmarshal([]byte(e.ok("", "orgs", "keys", "acme", "--json")), &keys)
+	if len(keys) != 2 || keys[0].State != "rotated" || keys[1].State != "active" {
+		t.Fatalf("keys: %+v", keys)
+	}
+	if _, errOut, code := e.caveat("", "orgs", "retire-key", "acme", keys[1].KID); code == 0 || !strings.Contains(errOut, "rotate the key first") {
+		t.Fatalf("retiring the active key: %d %s", code, errOut)
+	}
+	e.ok("", "orgs", "retire-key", "acme", keys[0].KID)
+	if code, body := e.authorize(old, access); code != 401 || !strings.Contains(body, "retired") {
+		t.Fatalf("token of the retired key: %d %s", code, body)
+	}
+	if code, body := e.authorize(fresh, access); code != 200 {
+		t.Fatalf("token of the active key: %d %s", code, body)
+	}
 }

@@ -17,7 +17,7 @@ func (a *app) orgsCommand() *cobra.Command {
 		Args:  subcommandArgs,
 		RunE:  missingSubcommand,
 	}
-	c.AddCommand(a.orgsListCommand(), a.orgsCreateCommand(), a.orgsRotateCommand())
+	c.AddCommand(a.orgsListCommand(), a.orgsCreateCommand(), a.orgsRotateCommand(), a.orgsKeysCommand(), a.orgsRetireCommand())
 	return c
 }
 
@@ -102,6 +102,64 @@ minted with the previous key keep working until that key is retired.`,
 				return apiErr("orgs rotate-key", err)
 			}
 			a.info("organization %s now mints with key %s", args[0], kid)
+			return nil
+		},
+	}
+	f.register(c, false)
+	return c
+}
+
+func (a *app) orgsKeysCommand() *cobra.Command {
+	var f onlineFlags
+	c := &cobra.Command{
+		Use:   "keys SLUG [--json]",
+		Short: "List an organization's signing keys (admins)",
+		Args:  exactArgs(1, "the organization's slug"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, _, err := a.authenticated(&f, "")
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			keys, err := cl.Keys(ctx, args[0])
+			if err != nil {
+				return apiErr("orgs keys", err)
+			}
+			if f.json {
+				return a.printJSON(keys)
+			}
+			rows := make([][]string, len(keys))
+			for i, k := range keys {
+				rows[i] = []string{k.KID, k.State, k.CreatedAt.UTC().Format(time.RFC3339), timeOr(k.RetiredAt, "-")}
+			}
+			return a.table([]string{"KEY ID", "STATE", "CREATED", "RETIRED"}, rows)
+		},
+	}
+	f.register(c, true)
+	return c
+}
+
+func (a *app) orgsRetireCommand() *cobra.Command {
+	var f onlineFlags
+	c := &cobra.Command{
+		Use:   "retire-key SLUG KEY-ID",
+		Short: "Retire a rotated signing key: the tokens it minted stop working",
+		Long: `Retire a signing key that 'caveat orgs rotate-key' replaced. Every token it
+minted stops working (within a minute on every server). The key that mints
+new tokens cannot be retired: rotate first. 'caveat orgs keys' lists the ids.`,
+		Args: exactArgs(2, "the organization's slug and the key id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, _, err := a.authenticated(&f, "")
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			if err := cl.RetireKey(ctx, args[0], args[1]); err != nil {
+				return apiErr("orgs retire-key", err)
+			}
+			a.info("key %s of organization %s is retired", args[1], args[0])
 			return nil
 		},
 	}
