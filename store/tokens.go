@@ -50,6 +50,12 @@ type Apps interface {
 	// ListApps returns the organization's apps ordered by name (byte
 	// order); an unknown organization gives an empty list.
 	ListApps(ctx context.Context, orgID uint64) ([]App, error)
+
+	// ListAppsByName returns the apps with exactly this name, one per
+	// organization at most, ordered by organization id; a name no app has
+	// gives an empty list. It resolves a name for a principal of several
+	// organizations, which then picks the ones it may see.
+	ListAppsByName(ctx context.Context, name string) ([]App, error)
 }
 
 // Token is the registry record of a named token. The store never holds the

@@ -67,6 +67,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentTokenWriters", testConcurrentTokenWriters},
 		{"FeedWhileRevoking", testFeedWhileRevoking},
 	}
+	tests = append(tests, machineTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
