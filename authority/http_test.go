@@ -231,12 +231,26 @@ func TestSessionChecks(t *testing.T) {
 	if code, out := h.do("GET", "/v1/orgs", forged, nil); code != 401 || !strings.Contains(out["error"].(string), "another user") {
 		t.Fatalf("other user's discharge: %d %v", code, out)
 	}
-	// Logged out.
+	// Logged out through another process: the cached verification lasts
+	// SessionCacheTTL at most.
 	if _, err := h.db.RevokeSession(context.Background(), sid, h.clk.t); err != nil {
 		t.Fatal(err)
 	}
+	h.clk.t = h.clk.t.Add(DefaultSessionCacheTTL)
 	if code, out := h.do("GET", "/v1/orgs", header, nil); code != 401 || !strings.Contains(out["error"].(string), "logged out") {
 		t.Fatalf("revoked session: %d %v", code, out)
+	}
+	// Logged out in this process: at once.
+	header2, sid2 := h.login(u.ID, 10*time.Minute)
+	if code, _ := h.do("GET", "/v1/orgs", header2, nil); code != 200 {
+		t.Fatal("second session refused")
+	}
+	if _, err := h.db.RevokeSession(context.Background(), sid2, h.clk.t); err != nil {
+		t.Fatal(err)
+	}
+	h.svc.EvictSession(sid2)
+	if code, out := h.do("GET", "/v1/orgs", header2, nil); code != 401 {
+		t.Fatalf("session revoked and evicted here: %d %v", code, out)
 	}
 }
 

@@ -208,6 +208,9 @@ func (s *Service) Revoke(ctx context.Context, p *Principal, id string) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("revoke: %w", err)
 	}
+	if s.cache != nil {
+		s.cache.EvictToken(id)
+	}
 	if revoked {
 		s.cfg.Logger.InfoContext(ctx, "token revoked", "token", id, "org", t.OrgID, "by", p.UserID)
 	}

@@ -146,6 +146,12 @@ func (s *Service) RetireKey(ctx context.Context, p *Principal, orgID uint64, kid
 	if err := s.cfg.Keyring.Retire(ctx, kid); err != nil {
 		return err
 	}
+	// Forget every cached verification: retirements are rare, and the
+	// cache does not index tokens by key. Other replicas stop using the
+	// key within Keyring.CacheTTL and Config.CacheTTL.
+	if s.cache != nil {
+		s.cache.EvictAll()
+	}
 	s.cfg.Logger.InfoContext(ctx, "root key retired", "org", orgID, "user", p.UserID)
 	return nil
 }

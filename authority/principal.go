@@ -13,6 +13,7 @@ import (
 	"github.com/caveatdev/caveat/auth"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/internal/tokencache"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -36,7 +37,31 @@ type Config struct {
 	LoginLocation string
 	Now           func() time.Time
 	Logger        *slog.Logger
+
+	// CacheSize bounds the verified bundles kept (DefaultCacheSize when 0;
+	// negative turns the cache off).
+	CacheSize int
+	// CacheTTL bounds how long a named token's verification is reused
+	// (DefaultCacheTTL when 0). Revocations evict it at once on this
+	// replica and, through Run, within RevocationPoll on the others.
+	CacheTTL time.Duration
+	// SessionCacheTTL bounds how long a session's verification is reused
+	// (DefaultSessionCacheTTL when 0): logouts are not in the revocation
+	// feed, so this is how soon a logout reaches every replica.
+	SessionCacheTTL time.Duration
+	// RevocationPoll is how often Run reads the revocation feed
+	// (DefaultRevocationPoll when 0). With a store that notifies
+	// (PostgreSQL), Run also reads it as soon as a revocation commits.
+	RevocationPoll time.Duration
 }
+
+// Cache defaults.
+const (
+	DefaultCacheSize       = 10_000
+	DefaultCacheTTL        = time.Minute
+	DefaultSessionCacheTTL = time.Second
+	DefaultRevocationPoll  = 500 * time.Millisecond
+)
 
 // Service is the token authority.
 type Service struct {
@@ -45,6 +70,9 @@ type Service struct {
 
 	touchMu sync.Mutex
 	touched map[string]time.Time // token id → last TouchToken, to throttle writes
+
+	// cache holds verified bundles; nil when off.
+	cache *tokencache.Cache[*Principal]
 }
 
 // touchEvery throttles the registry's last-used writes per token.
@@ -61,11 +89,27 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = DefaultCacheTTL
+	}
+	if cfg.SessionCacheTTL <= 0 {
+		cfg.SessionCacheTTL = DefaultSessionCacheTTL
+	}
+	if cfg.RevocationPoll <= 0 {
+		cfg.RevocationPoll = DefaultRevocationPoll
+	}
+	s := &Service{
 		cfg:     cfg,
 		trusted: caveat.TrustedThirdParties{cfg.LoginLocation: {cfg.Keyring.LoginTicketKey()}},
 		touched: map[string]time.Time{},
-	}, nil
+	}
+	if cfg.CacheSize > 0 {
+		s.cache = tokencache.New[*Principal](cfg.CacheSize)
+	}
+	return s, nil
 }
 
 // Principal is who presents a verified bundle.
@@ -107,10 +151,41 @@ func unauthenticated(format string, args ...any) error {
 // tokens) for this authority's location: signatures, discharges from the
 // trusted login service, the key's state, and revocation. Failures are 401
 // *httpjson.Error values that say why.
+//
+// Verified bundles are cached (see Config.CacheTTL); the returned Principal
+// may be shared and must not be modified.
 func (s *Service) Authenticate(ctx context.Context, header string) (*Principal, error) {
 	if header == "" {
 		return nil, unauthenticated("no token: send Authorization: FlyV1 fm2_…")
 	}
+	if s.cache == nil {
+		return s.verifyBundle(ctx, header)
+	}
+	now := s.cfg.Now()
+	k := tokencache.KeyOf(header)
+	if p, ok := s.cache.Get(k, now); ok {
+		if p.Token != nil {
+			s.touch(ctx, p.Token.ID, now)
+		}
+		return p, nil
+	}
+	gen := s.cache.Generation()
+	p, err := s.verifyBundle(ctx, header)
+	if err != nil {
+		return nil, err
+	}
+	until := now.Add(s.cfg.CacheTTL)
+	if p.IsSession() {
+		until = now.Add(s.cfg.SessionCacheTTL)
+	}
+	if !p.Expires.IsZero() && p.Expires.Before(until) {
+		until = p.Expires.Add(time.Second) // not_after is inclusive, to the second
+	}
+	s.cache.Put(k, p.TokenID(), p, until, gen)
+	return p, nil
+}
+
+func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, error) {
 	b, err := caveat.ParseBundle(header)
 	if err != nil {
 		return nil, unauthenticated("malformed token: %v", err)

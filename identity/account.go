@@ -212,7 +212,6 @@ func checkNewPassword(p string) error {
 	return nil
 }
 
-
 // slugFromEmail names the first user's organization after the local part
 // of the email: lowercased, every run of other characters turned into one
 // "-", trimmed of dashes and cut to 63 bytes; "org" if nothing is left.
@@ -376,6 +375,9 @@ func (s *Service) logout(_ http.ResponseWriter, r *http.Request) (int, any, erro
 	}
 	if _, err := s.cfg.Store.RevokeSession(ctx, sess.ID, now); err != nil {
 		return 0, nil, fmt.Errorf("logout: %w", err)
+	}
+	if s.cfg.OnSessionEnd != nil {
+		s.cfg.OnSessionEnd(sess.ID)
 	}
 	s.cfg.Logger.InfoContext(ctx, "logout", "session", sess)
 	return http.StatusNoContent, nil, nil

@@ -104,6 +104,11 @@ type Config struct {
 	// sets the header, clients could choose their own address.
 	TrustProxy bool
 
+	// OnSessionEnd, when set, is called with the id of a session that a
+	// logout has just revoked, so that caches of verified sessions in the
+	// same process (the authority's) can forget it at once.
+	OnSessionEnd func(id string)
+
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Logger receives the service's events and internal errors;

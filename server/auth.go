@@ -4,4 +4,6 @@ import "github.com/caveatdev/caveat/middleware"
 
 // LocalAuthenticator returns an authenticator that verifies tokens with
 // this server's keys, for the resource APIs it serves and for tests.
-func (s *Server) LocalAuthenticator() middleware.Authenticator { return middleware.NewLocal(s.authority) }
+func (s *Server) LocalAuthenticator() middleware.Authenticator {
+	return middleware.NewLocal(s.authority)
+}

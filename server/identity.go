@@ -22,6 +22,7 @@ func (s *Server) registerIdentity(mux *http.ServeMux) error {
 		SignupOpen:     s.cfg.Signup,
 		RequireBinding: true, // caveat's own client always asks for binding
 		Argon2:         s.cfg.Argon2,
+		OnSessionEnd:   s.authority.EvictSession,
 		Now:            s.cfg.Now,
 		Logger:         s.log.With("service", "identity"),
 	})

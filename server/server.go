@@ -134,6 +134,11 @@ func (s *Server) Store() store.Store { return s.store }
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve() }()
+	// Follow the revocation feed, so that revocations made through other
+	// replicas reach this one's cache of verified tokens.
+	followCtx, stopFollowing := context.WithCancel(ctx)
+	defer stopFollowing()
+	go s.authority.Run(followCtx)
 	s.log.Info("caveat server listening", "addr", s.ln.Addr().String(), "url", s.url, "roles", s.cfg.Roles)
 	select {
 	case err := <-errc:

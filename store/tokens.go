@@ -194,3 +194,15 @@ type Tokens interface {
 	// when there is none.
 	RevocationCursor(ctx context.Context) (uint64, error)
 }
+
+// RevocationListener is implemented by stores that can say when a
+// revocation has been committed, by any process, so that caches need not
+// wait for their next poll of [Tokens.RevocationsSince] (PostgreSQL, with
+// LISTEN/NOTIFY). Notifications carry nothing: the feed says what changed.
+type RevocationListener interface {
+	// ListenRevocations calls notify after revocations are committed,
+	// possibly once for several, until ctx is done (then it returns nil)
+	// or listening fails (then it returns the error, and the caller may
+	// call it again).
+	ListenRevocations(ctx context.Context, notify func()) error
+}

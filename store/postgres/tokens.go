@@ -259,6 +259,10 @@ func (db *DB) RevokeToken(ctx context.Context, id string, at time.Time) (bool, e
 		if err != nil {
 			return fmt.Errorf("append to the revocation feed: %w", err)
 		}
+		// Delivered to listeners when the transaction commits.
+		if _, err := tx.Exec(ctx, "SELECT pg_notify($1, '')", revocationChannel); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
 		revoked = true
 		return nil
 	})
@@ -346,4 +350,37 @@ func (db *DB) RevocationCursor(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("postgres: revocation cursor: %w", err)
 	}
 	return uint64(seq), nil
+}
+
+// revocationChannel is the LISTEN/NOTIFY channel of the revocation feed.
+const revocationChannel = "caveat_revocations"
+
+// ListenRevocations implements [store.RevocationListener] with LISTEN/NOTIFY:
+// it holds one connection of the pool, and calls notify after every
+// committed revocation, from any process, until ctx is done or the
+// connection fails.
+func (db *DB) ListenRevocations(ctx context.Context, notify func()) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: listen: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+revocationChannel); err != nil {
+		return fmt.Errorf("postgres: listen: %w", err)
+	}
+	defer func() {
+		// The connection goes back to the pool: stop listening on it.
+		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		conn.Exec(c, "UNLISTEN "+revocationChannel)
+	}()
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("postgres: listen: %w", err)
+		}
+		notify()
+	}
 }
