@@ -2,9 +2,7 @@ package middleware
 
 import (
 	"bytes"
-	"container/list"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/internal/tokencache"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -64,19 +63,11 @@ const (
 // SessionTTL, and at the bundle's own expiry. Failed verifications are not
 // cached.
 type Remote struct {
-	cfg RemoteConfig
+	cfg   RemoteConfig
+	cache *tokencache.Cache[*remotePrincipal]
 
-	mu      sync.Mutex
-	lru     *list.List // of *remoteEntry, most recent first
-	byHash  map[[32]byte]*list.Element
-	byToken map[string][]*list.Element
-	cursor  uint64
-}
-
-type remoteEntry struct {
-	hash    [32]byte
-	p       *remotePrincipal
-	expires time.Time
+	mu     sync.Mutex
+	cursor uint64
 }
 
 // NewRemote returns a Remote authenticator. Call Run to follow the
@@ -104,7 +95,7 @@ func NewRemote(cfg RemoteConfig) *Remote {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Remote{cfg: cfg, lru: list.New(), byHash: map[[32]byte]*list.Element{}, byToken: map[string][]*list.Element{}}
+	return &Remote{cfg: cfg, cache: tokencache.New[*remotePrincipal](cfg.CacheSize)}
 }
 
 // Authenticate implements Authenticator.
@@ -112,21 +103,12 @@ func (rm *Remote) Authenticate(ctx context.Context, header string) (Principal, e
 	if header == "" {
 		return nil, httpjson.Errorf(http.StatusUnauthorized, "no token: send Authorization: FlyV1 fm2_…")
 	}
-	h := sha256.Sum256([]byte(header))
+	k := tokencache.KeyOf(header)
 	now := rm.cfg.Now()
-	rm.mu.Lock()
-	if el, ok := rm.byHash[h]; ok {
-		e := el.Value.(*remoteEntry)
-		if now.Before(e.expires) {
-			rm.lru.MoveToFront(el)
-			rm.mu.Unlock()
-			return e.p, nil
-		}
-		rm.remove(el)
+	if p, ok := rm.cache.Get(k, now); ok {
+		return p, nil
 	}
-	cursor := rm.cursor
-	rm.mu.Unlock()
-
+	gen := rm.cache.Generation()
 	p, err := rm.ask(ctx, header)
 	if err != nil {
 		return nil, err
@@ -139,13 +121,8 @@ func (rm *Remote) Authenticate(ctx context.Context, header string) (Principal, e
 	if !p.expires.IsZero() && p.expires.Before(expires) {
 		expires = p.expires
 	}
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	// A revocation read while we were asking could concern this token:
-	// cache only if the feed has not moved on.
-	if rm.cursor == cursor {
-		rm.add(&remoteEntry{hash: h, p: p, expires: expires})
-	}
+	// Not cached if a revocation was applied while we were asking.
+	rm.cache.Put(k, p.tokenID, p, expires, gen)
 	return p, nil
 }
 
@@ -243,12 +220,10 @@ func (rm *Remote) Poll(ctx context.Context) error {
 		if err := rm.call(ctx, "GET", fmt.Sprintf("/v1/tokens/revocations?after=%d", cursor), nil, &out); err != nil {
 			return err
 		}
-		rm.mu.Lock()
 		for _, r := range out.Revocations {
-			for _, el := range rm.byToken[r.TokenID] {
-				rm.remove(el)
-			}
+			rm.cache.EvictToken(r.TokenID)
 		}
+		rm.mu.Lock()
 		if out.Cursor > rm.cursor {
 			rm.cursor = out.Cursor
 		}
@@ -260,42 +235,7 @@ func (rm *Remote) Poll(ctx context.Context) error {
 }
 
 // Len reports how many bundles are cached.
-func (rm *Remote) Len() int {
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	return rm.lru.Len()
-}
-
-func (rm *Remote) add(e *remoteEntry) {
-	if el, ok := rm.byHash[e.hash]; ok {
-		rm.remove(el)
-	}
-	el := rm.lru.PushFront(e)
-	rm.byHash[e.hash] = el
-	id := e.p.tokenID
-	rm.byToken[id] = append(rm.byToken[id], el)
-	for rm.lru.Len() > rm.cfg.CacheSize {
-		rm.remove(rm.lru.Back())
-	}
-}
-
-func (rm *Remote) remove(el *list.Element) {
-	e := el.Value.(*remoteEntry)
-	rm.lru.Remove(el)
-	delete(rm.byHash, e.hash)
-	els := rm.byToken[e.p.tokenID]
-	for i, x := range els {
-		if x == el {
-			els = append(els[:i], els[i+1:]...)
-			break
-		}
-	}
-	if len(els) == 0 {
-		delete(rm.byToken, e.p.tokenID)
-	} else {
-		rm.byToken[e.p.tokenID] = els
-	}
-}
+func (rm *Remote) Len() int { return rm.cache.Len() }
 
 // remotePrincipal clears accesses against the caveats the authority
 // verified, with the rule of authority.CheckAccess.
