@@ -1,0 +1,196 @@
+package machines_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/caveatdev/caveat/machines"
+	"github.com/caveatdev/caveat/resset"
+	"github.com/caveatdev/caveat/store"
+)
+
+// TestAutoscalerToken is the issue's matrix: a deploy token attenuated
+// offline to rC on machines can list, get, wait, start and stop, and is
+// refused create, destroy and update with a 403 naming the Machines
+// caveat and the missing action; other apps' and organizations' tokens
+// are refused too.
+func TestAutoscalerToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(t *testing.T) backend) {
+		e := newEnv(t, open(t))
+		m := e.create("workers", map[string]any{"skip_launch": true})
+		rC := machinesOnly(t, e.deploy, resset.ActionRead|resset.ActionControl)
+		one := machinePath("workers", "/", m.ID)
+
+		if got := states(t, e.do("GET", machinePath("workers"), rC, nil)); got[m.ID] != "created" || len(got) != 1 {
+			t.Fatalf("rC list: %v", got)
+		}
+		e.want(e.do("GET", one, rC, nil), 200)
+		e.want(e.do("POST", one+"/start", rC, nil), 200)
+		e.want(e.do("GET", one+"/wait?state=started&timeout=5", rC, nil), 200)
+		e.want(e.do("POST", one+"/stop", rC, nil), 200)
+		e.want(e.do("GET", one+"/wait?state=stopped&timeout=5", rC, nil), 200)
+
+		denied := func(r reply, action string) {
+			t.Helper()
+			e.want(r, http.StatusForbidden)
+			want := `caveat 3 (Machines): unauthorized for action: action ` + action + ` on machine "` + m.ID + `": ` + action + ` not permitted (permitted: rC)`
+			if action == "c" {
+				want = `caveat 3 (Machines): unauthorized for action: action c on machine "": c not permitted (permitted: rC)`
+			}
+			if got := r.errMsg(t); got != want {
+				t.Fatalf("refusal of %s:\n got %q\nwant %q", action, got, want)
+			}
+		}
+		denied(e.do("POST", machinePath("workers"), rC, map[string]any{"config": map[string]string{"image": "w"}}), "c")
+		denied(e.do("DELETE", one, rC, nil), "d")
+		denied(e.do("DELETE", one+"?force=true", rC, nil), "d")
+		denied(e.do("POST", one, rC, map[string]any{"config": map[string]string{"image": "w"}}), "w")
+		denied(e.do("POST", one+"/metadata/k", rC, map[string]string{"value": "v"}), "w")
+		denied(e.do("DELETE", one+"/metadata/k", rC, nil), "w")
+		// A refused request changes nothing, and is refused before its
+		// body is looked at.
+		denied(e.do("POST", machinePath("workers"), rC, "not json"), "c")
+		if got := states(t, e.do("GET", machinePath("workers", "?include_deleted=true"), e.deploy, nil)); len(got) != 1 || got[m.ID] != "stopped" {
+			t.Fatalf("after refusals: %v", got)
+		}
+
+		// An app without machines lists as [] for rC: the Machines caveat
+		// says nothing about the app itself.
+		r := e.do("GET", machinePath("other"), machinesOnly(t, e.mint(e.user, "org", e.app), resset.ActionRead|resset.ActionControl), nil)
+		e.want(r, 200)
+		if strings.TrimSpace(string(r.body)) != "[]" {
+			t.Fatalf("rC list of an empty app: %s", r.body)
+		}
+		// A token restricted to another machine sees the app, but none
+		// of its machines.
+		r = e.do("GET", machinePath("workers"), machinesOnlyIDs(t, e.deploy, "0123456789abcd"), nil)
+		e.want(r, 200)
+		if strings.TrimSpace(string(r.body)) != "[]" {
+			t.Fatalf("list with a token for another machine: %s", r.body)
+		}
+		e.want(e.do("GET", one, machinesOnlyIDs(t, e.deploy, "0123456789abcd"), nil), 403, "Machines", "not allowed")
+
+		// Another app's token: its own Apps caveat refuses.
+		otherApp := e.mint(e.user, "deploy", e.other)
+		e.want(e.do("GET", one, otherApp, nil), 403, "(Apps)", "app "+strconv.FormatUint(e.app.ID, 10))
+		e.want(e.do("GET", machinePath("workers"), otherApp, nil), 403, "(Apps)")
+		e.want(e.do("POST", one+"/start", otherApp, nil), 403, "(Apps)")
+
+		// Another organization's tokens find no such app, or only their own.
+		u2, o2 := e.signup("bob@example.com", "beta")
+		beta := e.mint(u2, "org", store.App{OrgID: o2.ID})
+		e.want(e.do("GET", one, beta, nil), 404, `no app "workers"`)
+		e.want(e.do("GET", machinePath("workers"), beta, nil), 404)
+		if _, err := e.db.CreateApp(context.Background(), store.NewApp{OrgID: o2.ID, Name: "workers", CreatedAt: e.clk.now()}); err != nil {
+			t.Fatal(err)
+		}
+		e.want(e.do("GET", one, beta, nil), 404, "no machine")
+		e.want(e.do("POST", one+"/stop", beta, nil), 404, "no machine")
+		if r := e.do("GET", machinePath("workers"), beta, nil); strings.TrimSpace(string(r.body)) != "[]" {
+			t.Fatalf("another organization's app of the same name: %s", r.body)
+		}
+
+		// A read-only token reads and is refused the rest.
+		ro := e.mint(e.user, "readonly", e.app)
+		e.want(e.do("GET", one, ro, nil), 200)
+		e.want(e.do("POST", one+"/start", ro, nil), 403, "(Organization)", "C not permitted")
+
+		// No token, a broken one, a revoked one.
+		e.want(e.do("GET", one, "", nil), 401, "no token")
+		e.want(e.do("GET", one, "FlyV1 fm2_bogus", nil), 401, "malformed token")
+		e.want(e.do("GET", machinePath("workers"), "Bearer "+strings.TrimPrefix(rC, "FlyV1 "), nil), 200)
+	})
+}
+
+// TestActionTable checks the published table against what each endpoint
+// enforces: a token without the row's action is refused for that action,
+// and a token with only the row's action (and r, to find the machine) is
+// not refused by its Machines caveat.
+func TestActionTable(t *testing.T) {
+	db, _ := sqliteOnly(t)
+	e := newEnv(t, db)
+	r := e.do("GET", "/v1/machines/actions", "", nil)
+	e.want(r, 200)
+	var table struct{ Actions []machines.ActionEntry }
+	r.json(t, &table)
+	if len(table.Actions) != len(machines.Actions) {
+		t.Fatalf("served table has %d rows, want %d", len(table.Actions), len(machines.Actions))
+	}
+	want := map[string]string{"list": "r", "get": "r", "wait": "r", "start": "C", "stop": "C", "suspend": "C", "restart": "C",
+		"signal": "C", "create": "c", "update": "w", "destroy": "d", "metadata get": "r", "metadata set": "w", "metadata delete": "w"}
+	for _, row := range table.Actions {
+		if w, ok := want[row.Operation]; ok && row.Action != w {
+			t.Errorf("%s needs %q in the table, want %q", row.Operation, row.Action, w)
+		}
+		delete(want, row.Operation)
+	}
+	if len(want) != 0 {
+		t.Fatalf("operations missing from the table: %v", want)
+	}
+
+	bodies := map[string]any{"create": map[string]any{"config": map[string]string{"image": "w"}},
+		"update": map[string]any{"config": map[string]string{"image": "w"}}, "signal": map[string]string{"signal": "SIGHUP"},
+		"metadata set": map[string]string{"value": "v"}}
+	for _, row := range table.Actions {
+		if row.Action == "" || row.Operation == "list" {
+			continue
+		}
+		t.Run(row.Operation, func(t *testing.T) {
+			e.t = t
+			m := e.create("workers", map[string]any{})
+			e.settle()
+			path := strings.NewReplacer("{app}", "workers", "{id}", m.ID, "{key}", "k").Replace(row.Path)
+			action := resset.ParseAction(row.Action)
+			without := machinesOnly(t, e.deploy, resset.ActionAll&^action)
+			r := e.do(row.Method, path+"?timeout=1", without, bodies[row.Operation])
+			e.want(r, 403, "(Machines)", row.Action+" not permitted")
+			with := machinesOnly(t, e.deploy, action|resset.ActionRead)
+			r = e.do(row.Method, path+"?timeout=1", with, bodies[row.Operation])
+			if r.status == 403 {
+				t.Fatalf("%s with %s+r: %s", row.Operation, row.Action, r.body)
+			}
+		})
+	}
+}
+
+// TestSessions resolves app names for logged-in users: in their
+// organizations only, and a 409 naming them when ambiguous.
+func TestSessions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func(t *testing.T) backend) {
+		e := newEnv(t, open(t))
+		ctx := context.Background()
+		m := e.create("workers", map[string]any{})
+		ada := e.session(e.user.ID)
+		e.want(e.do("GET", machinePath("workers", "/", m.ID), ada, nil), 200)
+		if got := states(t, e.do("GET", machinePath("workers"), ada, nil)); len(got) != 1 {
+			t.Fatalf("session list: %v", got)
+		}
+		// A session attenuated to rC on machines.
+		e.want(e.do("DELETE", machinePath("workers", "/", m.ID), machinesOnly(t, ada, resset.ActionRead|resset.ActionControl), nil), 403, "(Machines)")
+
+		// Bob is in his own organization only: Ada's app is not his.
+		bob, beta := e.signup("bob@example.com", "beta")
+		bobs := e.session(bob.ID)
+		e.want(e.do("GET", machinePath("workers", "/", m.ID), bobs, nil), 404, `no app "workers"`)
+		e.want(e.do("GET", machinePath("workers"), machinesOnly(t, bobs, resset.ActionRead), nil), 404)
+
+		// Bob's own "workers" is found for him; Ada's still is for her.
+		if _, err := e.db.CreateApp(ctx, store.NewApp{OrgID: beta.ID, Name: "workers", CreatedAt: e.clk.now()}); err != nil {
+			t.Fatal(err)
+		}
+		e.want(e.do("GET", machinePath("workers", "/", m.ID), bobs, nil), 404, "no machine")
+		e.want(e.do("GET", machinePath("workers", "/", m.ID), ada, nil), 200)
+
+		// Ada joins beta: "workers" is now ambiguous for her sessions.
+		if err := e.db.AddMember(ctx, store.Membership{OrgID: beta.ID, UserID: e.user.ID, Role: store.RoleMember, CreatedAt: e.clk.now()}); err != nil {
+			t.Fatal(err)
+		}
+		e.want(e.do("GET", machinePath("workers", "/", m.ID), ada, nil), 409, `app "workers" exists in several of your organizations (acme, beta)`)
+		// Named tokens are not: they belong to one organization.
+		e.want(e.do("GET", machinePath("workers", "/", m.ID), e.deploy, nil), 200)
+	})
+}
+

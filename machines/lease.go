@@ -1,0 +1,194 @@
+package machines
+
+// Leases. A lease lets one client change a machine while others wait:
+// while a lease is active, every change of the machine (start, stop,
+// suspend, restart, signal, update, destroy, metadata) must present its
+// nonce in the fly-machine-lease-nonce header, or is refused with 409.
+// Taking, refreshing and releasing a lease is action C on the machine,
+// like the control operations it guards (see the package doc). The nonce
+// is shown only to the client that takes the lease.
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/middleware"
+	"github.com/caveatdev/caveat/resset"
+	"github.com/caveatdev/caveat/store"
+)
+
+// LeaseNonceHeader carries the nonce of the lease a request holds.
+const LeaseNonceHeader = "fly-machine-lease-nonce"
+
+// Lease TTL bounds, in the units of the ttl parameter (seconds).
+const (
+	DefaultLeaseTTL = 30 * time.Second
+	MaxLeaseTTL     = time.Hour
+)
+
+// Lease is a machine's lease as the API shows it.
+type Lease struct {
+	// Nonce is set only in the answer to the client that took the lease.
+	Nonce     string    `json:"nonce,omitempty"`
+	ExpiresAt time.Time `json:"-"`
+	Owner     string    `json:"owner"`
+	// Version is the instance id of the machine when the lease was taken.
+	Version string `json:"version"`
+}
+
+// LeaseResponse is the answer of the lease endpoints, in the shape of
+// Fly's.
+type LeaseResponse struct {
+	Status string    `json:"status"`
+	Data   LeaseData `json:"data"`
+}
+
+// LeaseData is a lease in a LeaseResponse; ExpiresAt is in Unix seconds.
+type LeaseData struct {
+	Nonce     string `json:"nonce,omitempty"`
+	ExpiresAt int64  `json:"expires_at"`
+	Owner     string `json:"owner"`
+	Version   string `json:"version"`
+}
+
+func leaseResponse(l Lease) LeaseResponse {
+	return LeaseResponse{Status: "success", Data: LeaseData{Nonce: l.Nonce, ExpiresAt: l.ExpiresAt.Unix(), Owner: l.Owner, Version: l.Version}}
+}
+
+// checkLease refuses a change of a leased machine without the lease's
+// nonce. A nonce given for a machine without an active lease is accepted:
+// the lease it named has ended, and nothing else holds the machine.
+func checkLease(m *store.Machine, nonce string, now time.Time) error {
+	if !m.Lease.Active(now) {
+		return nil
+	}
+	if nonce == "" {
+		return httpjson.Errorf(http.StatusConflict, "machine %s is leased by %s until %s: send the lease's nonce in the %s header",
+			m.ID, m.Lease.Owner, m.Lease.ExpiresAt.UTC().Format(time.RFC3339), LeaseNonceHeader)
+	}
+	if subtle.ConstantTimeCompare([]byte(nonce), []byte(m.Lease.Nonce)) != 1 {
+		return httpjson.Errorf(http.StatusConflict, "machine %s is leased by %s until %s, and the %s header does not hold that lease's nonce",
+			m.ID, m.Lease.Owner, m.Lease.ExpiresAt.UTC().Format(time.RFC3339), LeaseNonceHeader)
+	}
+	return nil
+}
+
+// owner names the principal in a lease: its named token, or its user.
+func owner(p middleware.Principal) string {
+	if p.OrgID() != 0 && p.TokenID() != "" {
+		return "token:" + p.TokenID()
+	}
+	return "user:" + strconv.FormatUint(p.UserID(), 10)
+}
+
+// ParseLeaseTTL reads the ttl parameter: whole seconds from 1 to
+// MaxLeaseTTL; "" is DefaultLeaseTTL.
+func ParseLeaseTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return DefaultLeaseTTL, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 || n > int64(MaxLeaseTTL/time.Second) {
+		return 0, httpjson.Errorf(http.StatusBadRequest, "ttl %q: want whole seconds from 1 to %d", s, int64(MaxLeaseTTL/time.Second))
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// AcquireLease takes the machine's lease for ttl (action C), or refuses
+// with 409 naming who holds it.
+func (s *Service) AcquireLease(ctx context.Context, t *Target, ttl time.Duration) (Lease, error) {
+	if err := s.require(ctx, t, resset.ActionControl); err != nil {
+		return Lease{}, err
+	}
+	m, err := s.load(ctx, t.App, t.ID)
+	if err != nil {
+		return Lease{}, err
+	}
+	if err := opKeep.check(&m); err != nil {
+		return Lease{}, err
+	}
+	now := s.now()
+	l := store.MachineLease{Nonce: newNonce(), Owner: owner(t.p), ExpiresAt: now.Add(ttl), Version: m.InstanceID}
+	got, err := s.cfg.Store.AcquireMachineLease(ctx, t.App.ID, t.ID, l, now)
+	switch {
+	case errors.Is(err, store.ErrLeased):
+		return Lease{}, httpjson.Errorf(http.StatusConflict, "machine %s is already leased by %s until %s",
+			t.ID, got.Lease.Owner, got.Lease.ExpiresAt.UTC().Format(time.RFC3339))
+	case err != nil:
+		return Lease{}, leaseRefused(t, err)
+	}
+	return Lease{Nonce: got.Lease.Nonce, ExpiresAt: got.Lease.ExpiresAt, Owner: got.Lease.Owner, Version: got.Lease.Version}, nil
+}
+
+// leaseRefused turns the store's lease refusals into answers.
+func leaseRefused(t *Target, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNoLease):
+		return httpjson.Errorf(http.StatusConflict, "machine %s has no active lease (it expired or was released): acquire a new one", t.ID)
+	case errors.Is(err, store.ErrLeased):
+		return httpjson.Errorf(http.StatusConflict, "the %s header does not hold the nonce of machine %s's lease", LeaseNonceHeader, t.ID)
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("no machine %q in app %q", t.ID, t.App.Name)
+	}
+	return fmt.Errorf("lease: %w", err)
+}
+
+func requireNonce(nonce string) error {
+	if nonce == "" {
+		return httpjson.Errorf(http.StatusBadRequest, "send the lease's nonce in the %s header", LeaseNonceHeader)
+	}
+	return nil
+}
+
+// RefreshLease extends the lease whose nonce is given to ttl from now:
+// action C.
+func (s *Service) RefreshLease(ctx context.Context, t *Target, nonce string, ttl time.Duration) (Lease, error) {
+	if err := s.require(ctx, t, resset.ActionControl); err != nil {
+		return Lease{}, err
+	}
+	if err := requireNonce(nonce); err != nil {
+		return Lease{}, err
+	}
+	now := s.now()
+	got, err := s.cfg.Store.RefreshMachineLease(ctx, t.App.ID, t.ID, nonce, now.Add(ttl), now)
+	if err != nil {
+		return Lease{}, leaseRefused(t, err)
+	}
+	return Lease{Nonce: got.Lease.Nonce, ExpiresAt: got.Lease.ExpiresAt, Owner: got.Lease.Owner, Version: got.Lease.Version}, nil
+}
+
+// ReleaseLease ends the lease whose nonce is given: action C.
+func (s *Service) ReleaseLease(ctx context.Context, t *Target, nonce string) error {
+	if err := s.require(ctx, t, resset.ActionControl); err != nil {
+		return err
+	}
+	if err := requireNonce(nonce); err != nil {
+		return err
+	}
+	if _, err := s.cfg.Store.ReleaseMachineLease(ctx, t.App.ID, t.ID, nonce, s.now()); err != nil {
+		return leaseRefused(t, err)
+	}
+	return nil
+}
+
+// GetLease returns the machine's active lease, without its nonce, or 404:
+// action r.
+func (s *Service) GetLease(ctx context.Context, t *Target) (Lease, error) {
+	if err := s.require(ctx, t, resset.ActionRead); err != nil {
+		return Lease{}, err
+	}
+	m, err := s.load(ctx, t.App, t.ID)
+	if err != nil {
+		return Lease{}, err
+	}
+	if !m.Lease.Active(s.now()) {
+		return Lease{}, notFound("machine %s has no active lease", t.ID)
+	}
+	return Lease{ExpiresAt: m.Lease.ExpiresAt, Owner: m.Lease.Owner, Version: m.Lease.Version}, nil
+}
