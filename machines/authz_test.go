@@ -193,4 +193,3 @@ func TestSessions(t *testing.T) {
 		e.want(e.do("GET", machinePath("workers", "/", m.ID), e.deploy, nil), 200)
 	})
 }
-

@@ -29,7 +29,9 @@ type ActionEntry struct {
 // base is where the API is mounted.
 const base = "/v1/apps/{app}/machines"
 
-func machineAccess(action string) string { return `{"orgid": ORG, "appid": APP, "machine": ID, "action": "` + action + `"}` }
+func machineAccess(action string) string {
+	return `{"orgid": ORG, "appid": APP, "machine": ID, "action": "` + action + `"}`
+}
 
 // Actions is the action table: what each endpoint needs of a token. It is
 // served at GET /v1/machines/actions and printed in the package doc.
