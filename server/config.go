@@ -25,16 +25,18 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat/identity"
+	"github.com/caveatdev/caveat/machines"
 )
 
 // The roles a server can run.
 const (
 	RoleAuthority = "authority" // /v1/tokens, /v1/orgs, /v1/apps
 	RoleIdentity  = "identity"  // /aaa/v1: signup, login, the login discharger
+	RoleMachines  = "machines"  // /v1/apps/{app}/machines: the Machines API
 )
 
 // AllRoles is the default: everything in one process.
-var AllRoles = []string{RoleAuthority, RoleIdentity}
+var AllRoles = []string{RoleAuthority, RoleIdentity, RoleMachines}
 
 // Defaults.
 const (
@@ -42,6 +44,9 @@ const (
 	DefaultDataDir      = "./caveat-data"
 	DefaultDischargeTTL = 10 * time.Minute
 	DefaultSessionTTL   = 30 * 24 * time.Hour
+	// DefaultMachineTransitionTime is how long a simulated machine
+	// transition (starting, stopping, …) takes.
+	DefaultMachineTransitionTime = machines.DefaultTransitionTime
 )
 
 // Config is everything a server needs; flags and environment variables of
@@ -67,6 +72,9 @@ type Config struct {
 	SessionTTL time.Duration
 	// Roles are the parts this process serves.
 	Roles []string
+	// MachineTransitionTime is how long each simulated transition of a
+	// machine takes (DefaultMachineTransitionTime when 0).
+	MachineTransitionTime time.Duration
 	// Signup allows new users to sign up.
 	Signup bool
 	// Argon2 are the password hashing parameters; the identity package's
@@ -104,7 +112,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MachineTransitionTime == 0 {
+		c.MachineTransitionTime = DefaultMachineTransitionTime
+	}
 	var errs []error
+	if c.MachineTransitionTime < 0 || c.MachineTransitionTime > time.Hour {
+		errs = append(errs, fmt.Errorf("machine transition time %s is not between 0 and an hour", c.MachineTransitionTime))
+	}
 	if c.DischargeTTL < time.Second {
 		errs = append(errs, fmt.Errorf("discharge TTL %s is shorter than a second", c.DischargeTTL))
 	}

@@ -95,6 +95,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.registerMachines(mux); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.http = &http.Server{
 		Handler:           s.metrics.instrument(s.logRequests(httpjson.Routes(mux))),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -158,7 +158,7 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError(cmd, "%v", err)
 	})
-	root.AddCommand(a.tokensCommand(), a.serverCommand(), a.authCommand(), a.orgsCommand(), a.appsCommand())
+	root.AddCommand(a.tokensCommand(), a.serverCommand(), a.authCommand(), a.orgsCommand(), a.appsCommand(), a.machinesCommand())
 	// Commands that only group others run just to report a missing
 	// subcommand: their usage shows the subcommands, not a bare use line.
 	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),

@@ -25,6 +25,7 @@ var serverFlagEnv = []struct{ flag, env string }{
 	{"session-ttl", "CAVEAT_SESSION_TTL"},
 	{"roles", "CAVEAT_ROLES"},
 	{"signup", "CAVEAT_SIGNUP"},
+	{"machine-transition-time", "CAVEAT_MACHINE_TRANSITION_TIME"},
 	{"log-level", "CAVEAT_LOG_LEVEL"},
 }
 
@@ -38,8 +39,9 @@ func (a *app) serverCommand() *cobra.Command {
 		Use:   "server [flags]",
 		Short: "Run the caveat server: authority, login service and APIs",
 		Long: `Run a caveat server on one port: the token authority (/v1/tokens, /v1/orgs,
-/v1/apps), the login service and its discharger (/aaa/v1), /healthz and
-/metrics (Prometheus).
+/v1/apps), the login service and its discharger (/aaa/v1), the Machines API
+(/v1/apps/{app}/machines, no VMs: machines are records whose transitions take
+--machine-transition-time), /healthz and /metrics (Prometheus).
 
 With no flags it listens on 127.0.0.1:8080 and keeps everything under
 ./caveat-data: the SQLite database (caveat.db) and the master key
@@ -95,6 +97,8 @@ never logged. SIGINT or SIGTERM shut the server down gracefully.`,
 	f.DurationVar(&cfg.SessionTTL, "session-ttl", server.DefaultSessionTTL, "lifetime of a login session")
 	f.StringVar(&roles, "roles", "all", "comma-separated roles to serve: "+strings.Join(server.AllRoles, ", ")+", or all")
 	f.BoolVar(&cfg.Signup, "signup", true, "allow new users to sign up (the first user always can)")
+	f.DurationVar(&cfg.MachineTransitionTime, "machine-transition-time", server.DefaultMachineTransitionTime,
+		"how long each simulated machine transition (starting, stopping, …) of the Machines API takes")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return c
 }

@@ -1,0 +1,281 @@
+package client
+
+// The Machines API (package machines on the server side), under
+// /v1/apps/{app}/machines. Calls need a token that allows their action on
+// the machine (GET /v1/machines/actions lists them); a refusal is an
+// *APIError whose Message names the caveat and the missing action.
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Machine is a machine of an app.
+type Machine struct {
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	State      string          `json:"state"`
+	Region     string          `json:"region"`
+	ImageRef   ImageRef        `json:"image_ref"`
+	InstanceID string          `json:"instance_id"`
+	PrivateIP  string          `json:"private_ip"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	Config     json.RawMessage `json:"config,omitempty"`
+	Events     []MachineEvent  `json:"events,omitempty"`
+	// Nonce is set only in the answer to a create that took a lease.
+	Nonce string `json:"nonce,omitempty"`
+}
+
+// ImageRef is a machine's image reference, split.
+type ImageRef struct {
+	Registry   string `json:"registry"`
+	Repository string `json:"repository"`
+	Tag        string `json:"tag"`
+	Digest     string `json:"digest"`
+}
+
+// MachineEvent is an entry of a machine's event log; Timestamp is in Unix
+// milliseconds.
+type MachineEvent struct {
+	Type      string `json:"type"`
+	Status    string `json:"status"`
+	Source    string `json:"source"`
+	Timestamp int64  `json:"timestamp"`
+}
+
+// MachineConfig is the config of a new or updated machine: Image is
+// required; Metadata becomes the machine's metadata; Extra holds any
+// other fields, sent as they are.
+type MachineConfig struct {
+	Image    string
+	Metadata map[string]string
+	Extra    map[string]json.RawMessage
+}
+
+// MarshalJSON renders the config as one object.
+func (c MachineConfig) MarshalJSON() ([]byte, error) {
+	obj := make(map[string]any, len(c.Extra)+2)
+	for k, v := range c.Extra {
+		obj[k] = v
+	}
+	obj["image"] = c.Image
+	if c.Metadata != nil {
+		obj["metadata"] = c.Metadata
+	}
+	return json.Marshal(obj)
+}
+
+// CreateMachineRequest asks for a new machine, or an update of one.
+type CreateMachineRequest struct {
+	Config MachineConfig `json:"config"`
+	// Region defaults to the server's; an update cannot change it.
+	Region string `json:"region,omitempty"`
+	// Name defaults to the machine's id.
+	Name string `json:"name,omitempty"`
+	// SkipLaunch leaves the machine created (or, for an update, stopped).
+	SkipLaunch bool `json:"skip_launch,omitempty"`
+	// LeaseTTL, in seconds, has the new machine leased to the caller;
+	// the answer's Nonce is the lease's. Create only.
+	LeaseTTL int `json:"lease_ttl,omitempty"`
+}
+
+// MachineStartResult is the answer of a start.
+type MachineStartResult struct {
+	Message       string `json:"message"`
+	Status        string `json:"status"`
+	PreviousState string `json:"previous_state"`
+}
+
+// MachineLease is a machine's lease; Nonce is set only for its holder.
+type MachineLease struct {
+	Nonce     string `json:"nonce,omitempty"`
+	ExpiresAt int64  `json:"expires_at"`
+	Owner     string `json:"owner"`
+	Version   string `json:"version"`
+}
+
+// ListMachinesOptions are the filters of Machines.
+type ListMachinesOptions struct {
+	IncludeDeleted bool
+	Region         string
+	Summary        bool
+}
+
+// MachineOption modifies a call that changes a machine.
+type MachineOption func(h http.Header)
+
+// WithLease sends the nonce of the lease the caller holds, which every
+// change of a leased machine needs.
+func WithLease(nonce string) MachineOption {
+	return func(h http.Header) { h.Set("fly-machine-lease-nonce", nonce) }
+}
+
+func machineHeader(opts []MachineOption) http.Header {
+	if len(opts) == 0 {
+		return nil
+	}
+	h := http.Header{}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+func machinesPath(app string) string { return "/v1/apps/" + url.PathEscape(app) + "/machines" }
+
+func machinePath(app, id string) string { return machinesPath(app) + "/" + url.PathEscape(id) }
+
+// Machines lists the app's machines that the token may read.
+func (c *Client) Machines(ctx context.Context, app string, opt ListMachinesOptions) ([]Machine, error) {
+	q := url.Values{}
+	if opt.IncludeDeleted {
+		q.Set("include_deleted", "true")
+	}
+	if opt.Region != "" {
+		q.Set("region", opt.Region)
+	}
+	if opt.Summary {
+		q.Set("summary", "true")
+	}
+	path := machinesPath(app)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out []Machine
+	err := c.do(ctx, "GET", path, nil, &out, nil)
+	return out, err
+}
+
+// Machine returns one machine.
+func (c *Client) Machine(ctx context.Context, app, id string) (Machine, error) {
+	var out Machine
+	err := c.do(ctx, "GET", machinePath(app, id), nil, &out, nil)
+	return out, err
+}
+
+// CreateMachine creates a machine; unless req.SkipLaunch it is starting.
+func (c *Client) CreateMachine(ctx context.Context, app string, req CreateMachineRequest) (Machine, error) {
+	var out Machine
+	err := c.do(ctx, "POST", machinesPath(app), req, &out, nil)
+	return out, err
+}
+
+// UpdateMachine replaces a machine's config.
+func (c *Client) UpdateMachine(ctx context.Context, app, id string, req CreateMachineRequest, opts ...MachineOption) (Machine, error) {
+	var out Machine
+	err := c.do(ctx, "POST", machinePath(app, id), req, &out, machineHeader(opts))
+	return out, err
+}
+
+// StartMachine starts a created, stopped or suspended machine.
+func (c *Client) StartMachine(ctx context.Context, app, id string, opts ...MachineOption) (MachineStartResult, error) {
+	var out MachineStartResult
+	err := c.do(ctx, "POST", machinePath(app, id)+"/start", nil, &out, machineHeader(opts))
+	return out, err
+}
+
+// StopMachine stops a started or suspended machine.
+func (c *Client) StopMachine(ctx context.Context, app, id string, opts ...MachineOption) error {
+	return c.do(ctx, "POST", machinePath(app, id)+"/stop", nil, nil, machineHeader(opts))
+}
+
+// SuspendMachine suspends a started machine.
+func (c *Client) SuspendMachine(ctx context.Context, app, id string, opts ...MachineOption) error {
+	return c.do(ctx, "POST", machinePath(app, id)+"/suspend", nil, nil, machineHeader(opts))
+}
+
+// RestartMachine stops and starts a started machine.
+func (c *Client) RestartMachine(ctx context.Context, app, id string, opts ...MachineOption) error {
+	return c.do(ctx, "POST", machinePath(app, id)+"/restart", nil, nil, machineHeader(opts))
+}
+
+// SignalMachine sends a signal ("SIGUSR1", …) to a started machine.
+func (c *Client) SignalMachine(ctx context.Context, app, id, signal string, opts ...MachineOption) error {
+	return c.do(ctx, "POST", machinePath(app, id)+"/signal", map[string]string{"signal": signal}, nil, machineHeader(opts))
+}
+
+// DestroyMachine destroys a machine; without force it must not be
+// running.
+func (c *Client) DestroyMachine(ctx context.Context, app, id string, force bool, opts ...MachineOption) error {
+	path := machinePath(app, id)
+	if force {
+		path += "?force=true"
+	}
+	return c.do(ctx, "DELETE", path, nil, nil, machineHeader(opts))
+}
+
+// WaitMachine returns when the machine is in state, or an *APIError with
+// status 408 when timeout (at most a minute; 0 for the server's default)
+// passes first.
+func (c *Client) WaitMachine(ctx context.Context, app, id, state string, timeout time.Duration) error {
+	q := url.Values{"state": {state}}
+	if timeout > 0 {
+		q.Set("timeout", strconv.Itoa(int((timeout+time.Second-1)/time.Second)))
+	}
+	return c.do(ctx, "GET", machinePath(app, id)+"/wait?"+q.Encode(), nil, nil, nil)
+}
+
+type leaseAnswer struct {
+	Data MachineLease `json:"data"`
+}
+
+// AcquireMachineLease takes the machine's lease for ttl (whole seconds;
+// the server's default when 0).
+func (c *Client) AcquireMachineLease(ctx context.Context, app, id string, ttl time.Duration) (MachineLease, error) {
+	var out leaseAnswer
+	err := c.do(ctx, "POST", machinePath(app, id)+"/lease"+ttlQuery(ttl), nil, &out, nil)
+	return out.Data, err
+}
+
+// RefreshMachineLease extends the lease the nonce names to ttl from now.
+func (c *Client) RefreshMachineLease(ctx context.Context, app, id, nonce string, ttl time.Duration) (MachineLease, error) {
+	var out leaseAnswer
+	err := c.do(ctx, "POST", machinePath(app, id)+"/lease"+ttlQuery(ttl), nil, &out, machineHeader([]MachineOption{WithLease(nonce)}))
+	return out.Data, err
+}
+
+// MachineLeaseInfo returns the machine's active lease, without its nonce.
+func (c *Client) MachineLeaseInfo(ctx context.Context, app, id string) (MachineLease, error) {
+	var out leaseAnswer
+	err := c.do(ctx, "GET", machinePath(app, id)+"/lease", nil, &out, nil)
+	return out.Data, err
+}
+
+// ReleaseMachineLease ends the lease the nonce names.
+func (c *Client) ReleaseMachineLease(ctx context.Context, app, id, nonce string) error {
+	return c.do(ctx, "DELETE", machinePath(app, id)+"/lease", nil, nil, machineHeader([]MachineOption{WithLease(nonce)}))
+}
+
+func ttlQuery(ttl time.Duration) string {
+	if ttl <= 0 {
+		return ""
+	}
+	return "?ttl=" + strconv.Itoa(int((ttl+time.Second-1)/time.Second))
+}
+
+// MachineMetadata returns a machine's metadata.
+func (c *Client) MachineMetadata(ctx context.Context, app, id string) (map[string]string, error) {
+	var out map[string]string
+	err := c.do(ctx, "GET", machinePath(app, id)+"/metadata", nil, &out, nil)
+	return out, err
+}
+
+// SetMachineMetadata sets one metadata entry and returns the metadata.
+func (c *Client) SetMachineMetadata(ctx context.Context, app, id, key, value string, opts ...MachineOption) (map[string]string, error) {
+	var out map[string]string
+	err := c.do(ctx, "POST", machinePath(app, id)+"/metadata/"+url.PathEscape(key), map[string]string{"value": value}, &out, machineHeader(opts))
+	return out, err
+}
+
+// DeleteMachineMetadata deletes one metadata entry and returns the
+// metadata.
+func (c *Client) DeleteMachineMetadata(ctx context.Context, app, id, key string, opts ...MachineOption) (map[string]string, error) {
+	var out map[string]string
+	err := c.do(ctx, "DELETE", machinePath(app, id)+"/metadata/"+url.PathEscape(key), nil, &out, machineHeader(opts))
+	return out, err
+}

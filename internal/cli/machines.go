@@ -1,0 +1,280 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caveatdev/caveat/client"
+	"github.com/spf13/cobra"
+)
+
+// machineFlags are the flags every machines command has: the online
+// flags, the app and the token.
+type machineFlags struct {
+	onlineFlags
+	app   string
+	token string
+}
+
+func (f *machineFlags) register(c *cobra.Command) {
+	f.onlineFlags.register(c, true)
+	c.Flags().StringVarP(&f.app, "app", "a", "", "the app whose machines to act on (required)")
+	c.Flags().StringVarP(&f.token, "token", "t", "", "token to use instead of CAVEAT_TOKEN or the login")
+}
+
+// machinesClient checks the flags and returns an authenticated client.
+func (a *app) machinesClient(cmd *cobra.Command, f *machineFlags) (*client.Client, error) {
+	if f.app == "" {
+		return nil, usageError(cmd, "%s needs the app: -a APP", cmd.CommandPath())
+	}
+	cl, _, err := a.authenticated(&f.onlineFlags, f.token)
+	return cl, err
+}
+
+// machinesErr is apiErr with the hints the Machines API's refusals call
+// for.
+func machinesErr(what string, err error) error {
+	e := apiErr(what, err)
+	var ce *cliError
+	var ae *client.APIError
+	if !errors.As(e, &ce) || !errors.As(err, &ae) {
+		return e
+	}
+	switch ae.Status {
+	case http.StatusForbidden:
+		ce.withHint("the token does not allow this; 'caveat tokens debug' shows its caveats, and GET /v1/machines/actions what each operation needs")
+	case http.StatusNotFound:
+		ce.withHint("'caveat machines list -a APP' lists the machines you may see")
+	}
+	return ce
+}
+
+func (a *app) machinesCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "machines",
+		Short: "List, create, start, stop and destroy an app's machines",
+		Long: `Work with the machines of an app through the server's Machines API. Machines
+are records with a state machine; no VM runs.
+
+These commands use the token from -t, else CAVEAT_TOKEN, else the login, so
+that an attenuated token (say, read and control only) can be tried as it is.
+Each operation needs an action on the machine: list and get r, start and
+stop C, create c, destroy d.`,
+		Args: subcommandArgs,
+		RunE: missingSubcommand,
+	}
+	c.AddCommand(a.machinesListCommand(), a.machinesGetCommand(), a.machinesCreateCommand(),
+		a.machinesStartCommand(), a.machinesStopCommand(), a.machinesDestroyCommand())
+	return c
+}
+
+func (a *app) machinesListCommand() *cobra.Command {
+	var f machineFlags
+	var all bool
+	c := &cobra.Command{
+		Use:   "list -a APP [--all] [--json]",
+		Short: "List an app's machines",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := a.machinesClient(cmd, &f)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			ms, err := cl.Machines(ctx, f.app, client.ListMachinesOptions{IncludeDeleted: all, Summary: !f.json})
+			if err != nil {
+				return machinesErr("machines list", err)
+			}
+			if f.json {
+				if ms == nil {
+					ms = []client.Machine{}
+				}
+				return a.printJSON(ms)
+			}
+			rows := make([][]string, len(ms))
+			for i, m := range ms {
+				rows[i] = []string{m.ID, m.Name, m.State, m.Region, m.UpdatedAt.UTC().Format(time.RFC3339)}
+			}
+			return a.table([]string{"ID", "NAME", "STATE", "REGION", "UPDATED"}, rows)
+		},
+	}
+	f.register(c)
+	c.Flags().BoolVar(&all, "all", false, "include destroyed machines")
+	return c
+}
+
+func (a *app) machinesGetCommand() *cobra.Command {
+	var f machineFlags
+	c := &cobra.Command{
+		Use:   "get ID -a APP [--json]",
+		Short: "Show a machine, with its newest events",
+		Args:  exactArgs(1, "the machine's id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.machinesClient(cmd, &f)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			m, err := cl.Machine(ctx, f.app, args[0])
+			if err != nil {
+				return machinesErr("machines get", err)
+			}
+			if f.json {
+				return a.printJSON(m)
+			}
+			var b strings.Builder
+			for _, kv := range [][2]string{{"id", m.ID}, {"name", m.Name}, {"state", m.State}, {"region", m.Region},
+				{"image", imageString(m.ImageRef)}, {"instance", m.InstanceID}, {"private ip", m.PrivateIP},
+				{"created", m.CreatedAt.UTC().Format(time.RFC3339)}, {"updated", m.UpdatedAt.UTC().Format(time.RFC3339)}} {
+				fmt.Fprintf(&b, "%-11s %s\n", kv[0]+":", kv[1])
+			}
+			if len(m.Events) > 0 {
+				b.WriteString("events:\n")
+				for _, e := range m.Events {
+					fmt.Fprintf(&b, "  %s  %-8s %-10s %s\n", time.UnixMilli(e.Timestamp).UTC().Format("2006-01-02T15:04:05.000Z"), e.Type, e.Status, e.Source)
+				}
+			}
+			return a.output(b.String())
+		},
+	}
+	f.register(c)
+	return c
+}
+
+// imageString renders an image reference as one would write it.
+func imageString(r client.ImageRef) string {
+	s := r.Registry + "/" + r.Repository
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest
+	}
+	return s
+}
+
+func (a *app) machinesCreateCommand() *cobra.Command {
+	var (
+		f                   machineFlags
+		image, name, region string
+	)
+	c := &cobra.Command{
+		Use:   "create -a APP --image IMAGE [--name NAME] [--region REGION] [--json]",
+		Short: "Create a machine and start it; prints its id",
+		Args:  maxArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if image == "" {
+				return usageError(cmd, "%s needs the image: --image IMAGE", cmd.CommandPath())
+			}
+			cl, err := a.machinesClient(cmd, &f)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			m, err := cl.CreateMachine(ctx, f.app, client.CreateMachineRequest{Config: client.MachineConfig{Image: image}, Name: name, Region: region})
+			if err != nil {
+				return machinesErr("machines create", err)
+			}
+			if f.json {
+				return a.printJSON(m)
+			}
+			a.info("created machine %s (%s) in app %s, region %s: %s", m.ID, m.Name, f.app, m.Region, m.State)
+			return a.output(m.ID + "\n")
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&image, "image", "", "the image to run (required)")
+	c.Flags().StringVar(&name, "name", "", "the machine's name (default: its id)")
+	c.Flags().StringVar(&region, "region", "", "the region (default: the server's)")
+	return c
+}
+
+func (a *app) machinesStartCommand() *cobra.Command {
+	var f machineFlags
+	c := &cobra.Command{
+		Use:   "start ID -a APP [--json]",
+		Short: "Start a created, stopped or suspended machine",
+		Args:  exactArgs(1, "the machine's id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.machinesClient(cmd, &f)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			res, err := cl.StartMachine(ctx, f.app, args[0])
+			if err != nil {
+				return machinesErr("machines start", err)
+			}
+			if f.json {
+				return a.printJSON(res)
+			}
+			a.info("machine %s is %s (was %s)", args[0], res.Status, res.PreviousState)
+			return nil
+		},
+	}
+	f.register(c)
+	return c
+}
+
+func (a *app) machinesStopCommand() *cobra.Command {
+	var f machineFlags
+	c := &cobra.Command{
+		Use:   "stop ID -a APP [--json]",
+		Short: "Stop a started or suspended machine",
+		Args:  exactArgs(1, "the machine's id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.machinesClient(cmd, &f)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			if err := cl.StopMachine(ctx, f.app, args[0]); err != nil {
+				return machinesErr("machines stop", err)
+			}
+			if f.json {
+				return a.printJSON(map[string]any{"ok": true, "id": args[0]})
+			}
+			a.info("machine %s is stopping", args[0])
+			return nil
+		},
+	}
+	f.register(c)
+	return c
+}
+
+func (a *app) machinesDestroyCommand() *cobra.Command {
+	var f machineFlags
+	var force bool
+	c := &cobra.Command{
+		Use:   "destroy ID -a APP [--force] [--json]",
+		Short: "Destroy a machine (a started one only with --force)",
+		Args:  exactArgs(1, "the machine's id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := a.machinesClient(cmd, &f)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx()
+			defer cancel()
+			if err := cl.DestroyMachine(ctx, f.app, args[0], force); err != nil {
+				return machinesErr("machines destroy", err)
+			}
+			if f.json {
+				return a.printJSON(map[string]any{"ok": true, "id": args[0]})
+			}
+			a.info("machine %s is being destroyed", args[0])
+			return nil
+		},
+	}
+	f.register(c)
+	c.Flags().BoolVar(&force, "force", false, "destroy it even if it is started")
+	return c
+}
