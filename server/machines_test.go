@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -96,8 +97,7 @@ func runMachinesCLI(t *testing.T, db string) {
 	e.ok("", "apps", "create", "workers")
 	deploy := strings.TrimSpace(e.ok("", "tokens", "create", "deploy", "-a", "workers", "--expiry", "1h", "--name", "autoscaler"))
 
-	// The admin (a session) creates four stopped machines' worth: one
-	// started by default, three left created.
+	// The admin (a session) creates three machines; each starts.
 	id := strings.TrimSpace(e.ok("", "machines", "create", "-a", "workers", "--image", "registry.example/worker:1", "--name", "w1", "--region", "ams"))
 	if len(id) != 14 {
 		t.Fatalf("create printed %q, want the machine id", id)
@@ -114,7 +114,7 @@ func runMachinesCLI(t *testing.T, db string) {
 		!strings.Contains(lines[0], "STATE") || !strings.Contains(lines[0], "REGION") || !strings.HasSuffix(lines[0], "UPDATED") {
 		t.Fatalf("list:\n%s", out)
 	}
-	if !strings.Contains(out, id+"  w1    started  ams") {
+	if !regexp.MustCompile(`(?m)^` + id + ` +w1 +started +ams +20`).MatchString(out) {
 		t.Fatalf("list does not show w1 started in ams:\n%s", out)
 	}
 	var listed []client.Machine
