@@ -68,7 +68,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, open func(t *testing.T) 
 
 // sqliteOnly opens a SQLite store, for tests that are not about the
 // backend.
-func sqliteOnly(t *testing.T) (backend, string) {
+func sqliteOnly(t testing.TB) (backend, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "caveat.db")
 	db, err := sqlite.Open(context.Background(), path)
@@ -101,7 +101,7 @@ func (c *clock) advance(d time.Duration) {
 // env is a Machines API on a real store, with a real authority and the
 // Local authenticator, served over HTTP.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	db   backend
 	clk  *clock
 	kr   *authority.Keyring
@@ -117,7 +117,7 @@ type env struct {
 	deploy string
 }
 
-func newEnv(t *testing.T, db backend) *env {
+func newEnv(t testing.TB, db backend) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, db: db, clk: &clock{}, logs: &bytes.Buffer{}}
@@ -203,7 +203,7 @@ func (e *env) session(uid uint64) string {
 
 // machinesOnly attenuates a token offline to mask on every machine, as
 // `caveat tokens attenuate` with [{"type":"Machines","body":{"machines":{"":MASK}}}].
-func machinesOnly(t *testing.T, header string, mask resset.Action) string {
+func machinesOnly(t testing.TB, header string, mask resset.Action) string {
 	t.Helper()
 	b, err := caveat.ParseBundle(header)
 	if err != nil {
@@ -217,7 +217,7 @@ func machinesOnly(t *testing.T, header string, mask resset.Action) string {
 
 // machinesOnlyIDs attenuates a token offline to every action on the given
 // machines only.
-func machinesOnlyIDs(t *testing.T, header string, ids ...string) string {
+func machinesOnlyIDs(t testing.TB, header string, ids ...string) string {
 	t.Helper()
 	b, err := caveat.ParseBundle(header)
 	if err != nil {
@@ -240,7 +240,7 @@ type reply struct {
 }
 
 // json decodes the body into v.
-func (r reply) json(t *testing.T, v any) {
+func (r reply) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("answer %d is not the expected JSON: %v\n%s", r.status, err, r.body)
@@ -248,7 +248,7 @@ func (r reply) json(t *testing.T, v any) {
 }
 
 // errMsg is the answer's "error".
-func (r reply) errMsg(t *testing.T) string {
+func (r reply) errMsg(t testing.TB) string {
 	t.Helper()
 	var e struct {
 		Error string `json:"error"`
