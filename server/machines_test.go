@@ -209,3 +209,89 @@ func runMachinesCLI(t *testing.T, db string) {
 		t.Fatalf("without the machines role:\n%s", errOut)
 	}
 }
+
+// TestMachinesClient drives the Go client's calls that the CLI does not
+// make: wait, update, suspend, restart, signal, leases and metadata.
+func TestMachinesClient(t *testing.T) {
+	e := &e2e{t: t, dataDir: t.TempDir(), cfgDir: t.TempDir()}
+	e.startWith("127.0.0.1:0")
+	defer e.stop()
+	e.ok("correct horse battery\n", "auth", "signup", "--email", "ada@example.com", "--password-stdin", "--org", "acme")
+	e.ok("correct horse battery\n", "auth", "login", "--email", "ada@example.com", "--password-stdin")
+	e.ok("", "apps", "create", "workers")
+	deploy := strings.TrimSpace(e.ok("", "tokens", "create", "deploy", "-a", "workers", "--expiry", "1h"))
+	cl := client.New(e.srv.URL(), &http.Client{Transport: client.NewTransport(e.srv.URL(), deploy, "")})
+	ctx := context.Background()
+
+	m, err := cl.CreateMachine(ctx, "workers", client.CreateMachineRequest{
+		Config: client.MachineConfig{Image: "worker:1", Metadata: map[string]string{"queue": "celery"},
+			Extra: map[string]json.RawMessage{"guest": json.RawMessage(`{"cpus":2}`)}},
+		Name: "w1", LeaseTTL: 30})
+	if err != nil || m.State != "starting" || m.Nonce == "" || !strings.Contains(string(m.Config), `"guest":{"cpus":2}`) {
+		t.Fatalf("create: %+v %v", m, err)
+	}
+	lease := client.WithLease(m.Nonce)
+	if err := cl.WaitMachine(ctx, "workers", m.ID, "started", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.StopMachine(ctx, "workers", m.ID); !client.IsStatus(err, http.StatusConflict) {
+		t.Fatalf("stop of a leased machine without the nonce: %v", err)
+	}
+	if err := cl.SignalMachine(ctx, "workers", m.ID, "SIGUSR1", lease); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.RestartMachine(ctx, "workers", m.ID, lease); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.WaitMachine(ctx, "workers", m.ID, "started", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.SuspendMachine(ctx, "workers", m.ID, lease); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.WaitMachine(ctx, "workers", m.ID, "stopped", time.Second); !client.IsStatus(err, http.StatusRequestTimeout) {
+		t.Fatalf("wait for a state never reached: %v", err)
+	}
+	up, err := cl.UpdateMachine(ctx, "workers", m.ID, client.CreateMachineRequest{Config: client.MachineConfig{Image: "worker:2"}, SkipLaunch: true}, lease)
+	if err != nil || up.State != "stopped" || up.ImageRef.Tag != "2" {
+		t.Fatalf("update: %+v %v", up, err)
+	}
+
+	l, err := cl.MachineLeaseInfo(ctx, "workers", m.ID)
+	if err != nil || l.Nonce != "" || !strings.HasPrefix(l.Owner, "token:") {
+		t.Fatalf("lease info: %+v %v", l, err)
+	}
+	if l, err = cl.RefreshMachineLease(ctx, "workers", m.ID, m.Nonce, time.Minute); err != nil || l.Nonce != m.Nonce {
+		t.Fatalf("refresh: %+v %v", l, err)
+	}
+	md, err := cl.SetMachineMetadata(ctx, "workers", m.ID, "role", "worker", lease)
+	if err != nil || len(md) != 2 || md["role"] != "worker" || md["queue"] != "celery" {
+		t.Fatalf("set metadata (kept through an update whose config had none): %v %v", md, err)
+	}
+	if md, err = cl.DeleteMachineMetadata(ctx, "workers", m.ID, "role", lease); err != nil || len(md) != 1 {
+		t.Fatalf("delete metadata: %v %v", md, err)
+	}
+	if md, err = cl.MachineMetadata(ctx, "workers", m.ID); err != nil || len(md) != 1 {
+		t.Fatalf("metadata: %v %v", md, err)
+	}
+	if err := cl.ReleaseMachineLease(ctx, "workers", m.ID, m.Nonce); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.MachineLeaseInfo(ctx, "workers", m.ID); !client.IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("lease after release: %v", err)
+	}
+	l, err = cl.AcquireMachineLease(ctx, "workers", m.ID, 0)
+	if err != nil || l.Nonce == "" {
+		t.Fatalf("acquire: %+v %v", l, err)
+	}
+	if err := cl.DestroyMachine(ctx, "workers", m.ID, false, client.WithLease(l.Nonce)); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := cl.Machines(ctx, "workers", client.ListMachinesOptions{IncludeDeleted: true, Summary: true})
+	if err != nil || len(ms) != 1 || ms[0].Config != nil {
+		t.Fatalf("list: %+v %v", ms, err)
+	}
+	if ms, err := cl.Machines(ctx, "workers", client.ListMachinesOptions{Region: "nowhere"}); err != nil || len(ms) != 0 {
+		t.Fatalf("list of another region: %+v %v", ms, err)
+	}
+}
