@@ -2,12 +2,16 @@ package machines_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/machines"
+	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
@@ -192,4 +196,44 @@ func TestSessions(t *testing.T) {
 		// Named tokens are not: they belong to one organization.
 		e.want(e.do("GET", machinePath("workers", "/", m.ID), e.deploy, nil), 200)
 	})
+}
+
+// failing is an authenticator whose checks cannot be made: its
+// Authenticate fails when auth is set, its principals' Allow otherwise.
+type failing struct {
+	org  uint64
+	auth bool
+}
+
+func (f failing) Authenticate(context.Context, string) (middleware.Principal, error) {
+	if f.auth {
+		return nil, errors.New("authority unreachable")
+	}
+	return f, nil
+}
+func (f failing) Allow(context.Context, *flyio.Access) error {
+	return errors.New("authority unreachable")
+}
+func (f failing) TokenID() string { return "" }
+func (f failing) OrgID() uint64   { return f.org }
+func (f failing) UserID() uint64  { return 0 }
+
+// TestAuthorityUnavailable: when a token cannot be checked, the answer is
+// 503, never a list with the machines left out.
+func TestAuthorityUnavailable(t *testing.T) {
+	db, _ := sqliteOnly(t)
+	e := newEnv(t, db)
+	m := e.create("workers", map[string]any{})
+	for _, auth := range []failing{{org: e.org.ID}, {org: e.org.ID, auth: true}} {
+		svc, err := machines.New(machines.Config{Store: db, Auth: auth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(svc.Handler())
+		e.srv = srv
+		for _, path := range []string{machinePath("workers"), machinePath("workers", "/", m.ID)} {
+			e.want(e.do("GET", path, e.deploy, nil), http.StatusServiceUnavailable, "authority unavailable")
+		}
+		srv.Close()
+	}
 }

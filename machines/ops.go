@@ -197,8 +197,7 @@ func (s *Service) List(ctx context.Context, p middleware.Principal, appName stri
 	out := []Machine{}
 	for _, m := range all {
 		if err := s.allow(ctx, p, app, m.ID, resset.ActionRead); err != nil {
-			var ae *authError
-			if errors.As(err, &ae) {
+			if refused(err) {
 				continue
 			}
 			return nil, err

@@ -104,6 +104,14 @@ type authError struct{ err error }
 func (e *authError) Error() string { return e.err.Error() }
 func (e *authError) Unwrap() error { return e.err }
 
+// refused reports whether err is the principal's refusal (a 403), as
+// opposed to a failure to check it.
+func refused(err error) bool {
+	var ae *authError
+	var he *httpjson.Error
+	return errors.As(err, &ae) && errors.As(ae.err, &he) && he.Status == http.StatusForbidden
+}
+
 // allow clears an access to one machine of the app (id "" is a machine not
 // created yet).
 func (s *Service) allow(ctx context.Context, p middleware.Principal, app store.App, id string, action resset.Action) error {
@@ -234,11 +242,10 @@ func (s *Service) resolveApp(ctx context.Context, p middleware.Principal, name s
 			continue
 		}
 		err = s.appReadable(ctx, p, a)
-		var ae *authError
 		switch {
 		case err == nil:
 			visible = append(visible, a)
-		case !errors.As(err, &ae):
+		case !refused(err):
 			return store.App{}, err
 		}
 	}
