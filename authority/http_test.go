@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/auth"
+	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
@@ -402,4 +405,23 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestDenialKeepsItsClass: a refusal is a 403 *httpjson.Error whose cause
+// is the caveat's error, so that callers can tell the classes apart.
+func TestDenialKeepsItsClass(t *testing.T) {
+	h := newHarness(t)
+	u, o := h.user("ada@example.com", "acme")
+	s, _ := h.login(u.ID, time.Hour)
+	_, out := h.do("POST", "/v1/tokens", s, map[string]string{"profile": "readonly", "org": "acme"})
+	ro := out["token"].(string)
+	_, err := h.svc.Authorize(context.Background(), ro, &flyio.Access{OrgID: &o.ID, Action: resset.ActionWrite})
+	var he *httpjson.Error
+	if !errors.As(err, &he) || he.Status != 403 || !errors.Is(err, caveat.ErrUnauthorizedForAction) {
+		t.Fatalf("write with a readonly token: %#v", err)
+	}
+	var de *caveat.DeniedError
+	if !errors.As(err, &de) || de.Caveat != "Organization" {
+		t.Fatalf("the denial does not name its caveat: %v", err)
+	}
 }

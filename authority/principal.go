@@ -339,7 +339,7 @@ func (s *Service) Allow(ctx context.Context, p *Principal, a *flyio.Access) erro
 func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64,
 	role func(orgID uint64) (store.Role, error), a *flyio.Access) error {
 	if err := caveats.Clear(a); err != nil {
-		return httpjson.Errorf(http.StatusForbidden, "%v", err)
+		return httpjson.Wrap(http.StatusForbidden, err) // the caveat classes stay visible to errors.Is
 	}
 	orgID := *a.OrgID // Clear validated the access: it names an organization
 	if !session {

@@ -83,11 +83,14 @@ func TestAutoscalerToken(t *testing.T) {
 		e.want(e.do("GET", machinePath("workers"), otherApp, nil), 403, "(Apps)")
 		e.want(e.do("POST", one+"/start", otherApp, nil), 403, "(Apps)")
 
-		// Another organization's tokens find no such app, or only their own.
+		// Another organization's token is refused by its Organization
+		// caveat, which names it; once its own organization has an app of
+		// that name, it finds only its own.
 		u2, o2 := e.signup("bob@example.com", "beta")
 		beta := e.mint(u2, "org", store.App{OrgID: o2.ID})
-		e.want(e.do("GET", one, beta, nil), 404, `no app "workers"`)
-		e.want(e.do("GET", machinePath("workers"), beta, nil), 404)
+		e.want(e.do("GET", one, beta, nil), 403, "(Organization)", "organization "+strconv.FormatUint(e.app.OrgID, 10)+" not allowed")
+		e.want(e.do("GET", machinePath("workers"), beta, nil), 403, "(Organization)")
+		e.want(e.do("GET", machinePath("nope"), beta, nil), 404, `no app "nope"`)
 		if _, err := e.db.CreateApp(context.Background(), store.NewApp{OrgID: o2.ID, Name: "workers", CreatedAt: e.clk.now()}); err != nil {
 			t.Fatal(err)
 		}

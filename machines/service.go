@@ -210,10 +210,13 @@ func collectDenied(err error, out *[]*caveat.DeniedError) {
 }
 
 // resolveApp finds the app a request names. A named token's app is looked
-// up in the token's organization. A session's is looked up across the
-// organizations its user belongs to, among the apps the session may read;
-// a name found in several is a 409 naming them. An unknown app, or one
-// the principal may not see, is a 404.
+// up in the token's organization first; when it has none of that name but
+// another organization has, that app is returned, so that the request is
+// refused by the token's Organization caveat, which says so (as Fly's API,
+// whose app names are global, does) rather than with a bare 404. A
+// session's is looked up across the organizations its user belongs to,
+// among the apps the session may read; a name found in several is a 409
+// naming them. An unknown app, or one a session may not see, is a 404.
 func (s *Service) resolveApp(ctx context.Context, p middleware.Principal, name string) (store.App, error) {
 	if !store.ValidSlug(name) {
 		return store.App{}, notFound("no app %q", name)
@@ -221,7 +224,14 @@ func (s *Service) resolveApp(ctx context.Context, p middleware.Principal, name s
 	if org := p.OrgID(); org != 0 {
 		a, err := s.cfg.Store.GetAppByName(ctx, org, name)
 		if errors.Is(err, store.ErrNotFound) {
-			return a, notFound("no app %q", name)
+			others, err := s.cfg.Store.ListAppsByName(ctx, name)
+			if err != nil {
+				return a, fmt.Errorf("apps named %q: %w", name, err)
+			}
+			if len(others) == 0 {
+				return a, notFound("no app %q", name)
+			}
+			return others[0], nil
 		}
 		if err != nil {
 			return a, fmt.Errorf("app: %w", err)

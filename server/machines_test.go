@@ -162,8 +162,8 @@ func runMachinesCLI(t *testing.T, db string) {
 	}
 	e.ok("", "orgs", "create", "beta")
 	beta := strings.TrimSpace(e.ok("", "tokens", "create", "org", "-o", "beta", "--expiry", "1h"))
-	if errOut := e.fail("machines", "list", "-a", "workers", "-t", beta); !strings.Contains(errOut, `no app "workers"`) ||
-		!strings.Contains(errOut, "caveat: hint:") {
+	if errOut := e.fail("machines", "list", "-a", "workers", "-t", beta); !strings.Contains(errOut, "(Organization)") ||
+		!strings.Contains(errOut, "not allowed") {
 		t.Fatalf("another organization's token:\n%s", errOut)
 	}
 

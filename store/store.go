@@ -46,6 +46,7 @@ type Store interface {
 	RootKeys
 	Apps
 	Tokens
+	Machines
 
 	// Ping checks that the database answers, for health checks.
 	Ping(ctx context.Context) error

@@ -25,9 +25,21 @@ const MaxBody = 64 << 10
 type Error struct {
 	Status int
 	Msg    string
+	// Err, when set, is the cause, for errors.Is and errors.As; Msg is
+	// what the client sees.
+	Err error
 }
 
 func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Wrap returns an *Error with the status whose message is err's, and whose
+// cause is err.
+func Wrap(status int, err error) error {
+	return &Error{Status: status, Msg: err.Error(), Err: err}
+}
 
 // Errorf returns an *Error with the status and a formatted message.
 func Errorf(status int, format string, args ...any) error {
