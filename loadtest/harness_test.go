@@ -265,6 +265,9 @@ func (d *deployment) stop() {
 				d.t.Errorf("replica %d's log shows %q:\n%s", i, bad, b)
 			}
 		}
+		if d.t.Failed() {
+			d.t.Logf("the end of replica %d's log:\n%s", i, d.logTail(i))
+		}
 		if errs := bytes.Count(b, []byte(`"level":"ERROR"`)); errs > 0 {
 			d.t.Logf("replica %d logged %d errors; the first:\n%s", i, errs, firstLine(b, `"level":"ERROR"`))
 		}
@@ -369,12 +372,20 @@ func (d *deployment) check(t *testing.T, record string) *loadtest.CheckResult {
 	return res
 }
 
-// logResult logs the figures of a run.
-func logResult(t *testing.T, res *loadtest.Result) {
+// logResult logs the figures of a run of what.
+func logResult(t *testing.T, what string, res *loadtest.Result) {
 	t.Helper()
 	var b strings.Builder
 	res.WriteText(&b)
-	t.Logf("caveat-load (binaries built with -race: %v):\n%s", raceEnabled, b.String())
+	t.Logf("%s:\n%s", what, b.String())
+}
+
+// processes says how the processes were built, for logResult.
+func processes() string {
+	if raceEnabled {
+		return "caveat-load against two replicas (both binaries built with -race)"
+	}
+	return "caveat-load against two replicas"
 }
 
 // balancer is a TCP balancer: each connection goes to the next replica

@@ -35,7 +35,7 @@ func TestLoad(t *testing.T) {
 	record := filepath.Join(t.TempDir(), "record.jsonl")
 	lr := d.startLoad("--setup", "--json", "--clients", "64", "--duration", dur.String(), "--record", record)
 	res, code := lr.wait(t)
-	logResult(t, res)
+	logResult(t, processes(), res)
 	if code != 0 || res.Errors != 0 {
 		t.Errorf("exit status %d, %d errors (outcomes %v); stderr:\n%s", code, res.Errors, res.Outcomes, lr.stderr.String())
 	}
@@ -72,7 +72,7 @@ func TestKillReplica(t *testing.T) {
 	t.Logf("replica 1 answers again %s into the load", time.Since(started).Round(time.Millisecond))
 
 	res, code := lr.wait(t)
-	logResult(t, res)
+	logResult(t, processes(), res)
 	if code != 0 || res.Errors != 0 {
 		t.Errorf("exit status %d, %d errors (outcomes %v): a client lost requests to the killed replica; stderr:\n%s",
 			code, res.Errors, res.Outcomes, lr.stderr.String())
@@ -117,7 +117,7 @@ func TestPostgresRestart(t *testing.T) {
 	t.Logf("PostgreSQL stopped %s into the load, up again %s later", stopped.Sub(started).Round(time.Millisecond), up.Sub(stopped).Round(time.Millisecond))
 
 	res, code := lr.wait(t)
-	logResult(t, res)
+	logResult(t, processes(), res)
 	if code != 0 {
 		t.Errorf("exit status %d with --max-errors: %s", code, lr.stderr.String())
 	}
