@@ -461,8 +461,13 @@ func randomForgery(r *mrand.Rand, w *world) caveat.RawCaveat {
 		body = msgpack.AppendUint(body, uint64(resset.ActionAll))
 		return caveat.RawCaveat{Type: flyio.TypeOrganization, Body: body}
 	case n < 4:
-		body := make([]byte, 1+r.IntN(40))
-		rand.Read(body)
+		// A third-party caveat whose ticket is a number.
+		junk := make([]byte, 1+r.IntN(40))
+		rand.Read(junk)
+		body := msgpack.AppendArrayHeader(nil, 3)
+		body = msgpack.AppendStr(body, "https://third-party.test/")
+		body = msgpack.AppendBin(body, junk)
+		body = msgpack.AppendUint(body, 5)
 		return caveat.RawCaveat{Type: caveat.Type3P, Body: body}
 	case n < 5:
 		return caveat.RawCaveat{Type: caveat.TypeUserDefinedMin + caveat.CaveatType(r.Uint64N(1000)), Body: msgpack.AppendNil(nil)}
