@@ -23,7 +23,11 @@
 //   - authorize: POST /v1/tokens/authorize with one of a fixed set of
 //     token and access pairs, about a third of them meant to be refused
 //     (the wrong action, app or organization, a destroy with the rC token,
-//     the revoked token);
+//     the revoked token); or, one time in eight when the client has minted
+//     tokens, with one of them: one it has not revoked, meant to be
+//     allowed, or one it revoked more than a second ago, meant to be
+//     refused as revoked by whichever replica answers, although that
+//     replica may have verified and cached it before the revocation;
 //   - authenticate: POST /v1/tokens/authenticate with one of the tokens,
 //     the revoked one meant to be refused;
 //   - machines: start or stop one of load-a's machines with the rC token.

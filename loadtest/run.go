@@ -155,15 +155,69 @@ func (r *run) progress(start time.Time, finished <-chan struct{}) []Second {
 	}
 }
 
-// minted is a token a client minted and may revoke.
+// minted is a token a client minted, and the authorize request it should
+// pass until it is revoked.
 type minted struct {
-	id, token string
+	id   string
+	body []byte
+}
+
+// revokedToken is the authorize request of a token the client revoked,
+// and when the revocation returned.
+type revokedToken struct {
+	body []byte
+	at   time.Time
+}
+
+// own holds the tokens a client minted, for its own authorize requests.
+type own struct {
+	live    []minted
+	revoked []revokedToken // the newest keepRevoked
+}
+
+// keepRevoked bounds the revoked tokens a client keeps asking about.
+const keepRevoked = 16
+
+// ownShare is the share of a client's authorize requests that are about
+// its own tokens, when it has some: one in ownShare.
+const ownShare = 8
+
+// ownCase returns, one time in ownShare, an authorize request of one of
+// the client's tokens: a live one, meant to be allowed, or one revoked
+// more than DefaultSettle ago, meant to be refused as revoked by every
+// replica, which has had the time to evict it from its cache.
+func (o *own) ownCase(rng *rand.Rand, now time.Time) (prepared, bool) {
+	if rng.IntN(ownShare) != 0 {
+		return prepared{}, false
+	}
+	settled := 0
+	for _, t := range o.revoked {
+		if now.Sub(t.at) > DefaultSettle {
+			settled++
+		}
+	}
+	switch n := len(o.live) + settled; {
+	case n == 0:
+		return prepared{}, false
+	case rng.IntN(n) < len(o.live):
+		return prepared{name: "a live token of this client", body: o.live[rng.IntN(len(o.live))].body, want: 200}, true
+	}
+	i := rng.IntN(settled)
+	for _, t := range o.revoked {
+		if now.Sub(t.at) > DefaultSettle {
+			if i == 0 {
+				return prepared{name: "a token this client revoked", body: t.body, want: 401, wantText: "revoked"}, true
+			}
+			i--
+		}
+	}
+	return prepared{}, false // not reached: i < settled
 }
 
 // client sends requests until the deadline (or until ctx ends).
 func (r *run) client(ctx context.Context, s *stats, deadline time.Time, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano())))
-	var mine []minted
+	var mine own
 	for ctx.Err() == nil && time.Now().Before(deadline) {
 		start := time.Now()
 		var kind Kind
@@ -172,7 +226,11 @@ func (r *run) client(ctx context.Context, s *stats, deadline time.Time, seed uin
 		switch r.cfg.Mix.pick(rng) {
 		case 0:
 			kind = KindAuthorize
-			a, out = r.prepared(ctx, "/v1/tokens/authorize", r.fx.authorize[rng.IntN(len(r.fx.authorize))])
+			p, ok := mine.ownCase(rng, start)
+			if !ok {
+				p = r.fx.authorize[rng.IntN(len(r.fx.authorize))]
+			}
+			a, out = r.prepared(ctx, "/v1/tokens/authorize", p)
 		case 1:
 			kind = KindAuthenticate
 			a, out = r.prepared(ctx, "/v1/tokens/authenticate", r.fx.authenticate[rng.IntN(len(r.fx.authenticate))])
@@ -184,16 +242,23 @@ func (r *run) client(ctx context.Context, s *stats, deadline time.Time, seed uin
 			}
 			a, out = r.machine(ctx, r.fx.Machines[rng.IntN(len(r.fx.Machines))], op)
 		default:
-			if len(mine) > 0 && rng.IntN(2) == 0 {
+			if len(mine.live) > 0 && rng.IntN(2) == 0 {
 				kind = KindRevoke
-				a, out = r.revoke(ctx, mine[0])
-				mine = mine[1:]
+				m := mine.live[0]
+				mine.live = mine.live[1:]
+				a, out = r.revoke(ctx, m)
+				if out == OutcomeOK {
+					mine.revoked = append(mine.revoked, revokedToken{body: m.body, at: time.Now()})
+					if len(mine.revoked) > keepRevoked {
+						mine.revoked = mine.revoked[1:]
+					}
+				}
 			} else {
 				kind = KindMint
 				var m minted
 				a, m, out = r.mint(ctx)
 				if m.id != "" {
-					mine = append(mine, m)
+					mine.live = append(mine.live, m)
 				}
 			}
 		}
@@ -270,7 +335,8 @@ func (r *run) mint(ctx context.Context) (answer, minted, Outcome) {
 		return a, minted{}, OutcomeOther4xx
 	}
 	r.rec.add(Record{Op: "mint", At: time.Now().UTC(), URL: a.url, ID: tok.ID, Token: tok.Token, Access: r.fx.mintAccess})
-	return a, minted{id: tok.ID, token: tok.Token}, OutcomeOK
+	body, _ := json.Marshal(map[string]any{"header": tok.Token, "access": r.fx.mintAccess}) // strings and a raw message always encode
+	return a, minted{id: tok.ID, body: body}, OutcomeOK
 }
 
 // revoke revokes a token the client minted, with the admin session, and
