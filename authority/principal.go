@@ -179,7 +179,7 @@ func (s *Service) Authenticate(ctx context.Context, header string) (*Principal, 
 		until = now.Add(s.cfg.SessionCacheTTL)
 	}
 	if !p.Expires.IsZero() && p.Expires.Before(until) {
-		until = p.Expires.Add(time.Second) // not_after is inclusive, to the second
+		until = p.Expires // at not_after it is verified again, and expires just after
 	}
 	s.cache.Put(k, p.TokenID(), p, until, gen)
 	return p, nil
