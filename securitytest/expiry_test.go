@@ -39,6 +39,109 @@ func spelling(header string, n int) string {
 //
 // Each request spells the bundle differently, so that it is verified and
 // not answered from the authority's cache (for the cache, see
+// TestExpiredDischargeRefusedFromCache). One case is about 8 times; the
+// short form runs 25 cases.
+func TestExpiredDischargeRefused(t *testing.T) {
+	r := newRand(t)
+	ttl := time.Duration(1+r.IntN(1200)) * time.Second
+	s := startServer(t, serverOptions{dischargeTTL: ttl})
+	ctx := context.Background()
+	res := s.signup("alice@a.test", "alice's password", "org-a")
+	orgID := res.Organization.ID
+	alice := s.login("alice@a.test", "alice's password")
+	other := s.login("alice@a.test", "alice's password")
+	tr := s.transport(alice.Token, alice.Secret)
+	otherTr := s.transport(other.Token, other.Secret)
+	w := newWorld(s.clock.Now(), []uint64{orgID}, nil, []uint64{alice.User.ID})
+	read := &flyio.Access{OrgID: &orgID, Action: resset.ActionRead}
+
+	n := 0
+	ask := func(what, header string, valid bool) {
+		t.Helper()
+		n++
+		h := spelling(header, n)
+		code, body := s.authenticate(h)
+		switch {
+		case valid && code != http.StatusOK:
+			t.Errorf("%s: a valid bundle is refused: %d %s", what, code, body)
+		case !valid && code == http.StatusOK:
+			t.Errorf("%s: the authority authenticates a bundle whose discharge has expired", what)
+		case !valid && !strings.Contains(body, "expired"):
+			t.Errorf("%s: refused, but not for expiry: %s", what, body)
+		}
+		a := *read
+		code, body = s.authorize(h, &a)
+		if !valid && code == http.StatusOK {
+			t.Errorf("%s: the authority authorizes a read with a bundle whose discharge has expired", what)
+		}
+		if valid && code == http.StatusUnauthorized {
+			t.Errorf("%s: authorize: %d %s", what, code, body)
+		}
+	}
+
+	cases := iterations(t, 25)
+	for c := range cases {
+		// On, to a whole second, so that the discharge ends on one.
+		s.clock.Set(s.clock.Now().Truncate(time.Second).Add(time.Duration(1+r.IntN(3600)) * time.Second))
+		header, err := tr.Renew(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		issued := s.clock.Now()
+		b, err := caveat.ParseBundle(header)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := b.Expiry(permissionToken(t, b, s.tokenLocation())); !e.At.Equal(issued.Add(ttl)) {
+			t.Fatalf("case %d: the discharge issued at %s with a lifetime of %s ends at %s", c, issued, ttl, e.At)
+		}
+		if chance(r, 0.5) {
+			header = attenuatedBenign(t, r, w, header, s.tokenLocation())
+		}
+		offsets := []time.Duration{ttl, ttl + time.Nanosecond, ttl + 500*time.Millisecond, ttl + time.Second,
+			ttl + time.Duration(r.Int64N(int64(24*time.Hour)))}
+		if ttl > time.Second {
+			offsets = append(offsets, ttl-time.Second)
+		}
+		for range 3 {
+			offsets = append(offsets, time.Duration(r.Int64N(int64(2*ttl))))
+		}
+		slices.Sort(offsets)
+		for _, off := range offsets {
+			s.clock.Set(issued.Add(off))
+			what := fmt.Sprintf("case %d: discharge lifetime %s, %s after it was issued", c, ttl, off)
+			ask(what, header, off <= ttl)
+		}
+		// Expired now, whatever is done with it offline or added to it.
+		ask(fmt.Sprintf("case %d: the expired bundle attenuated again", c),
+			attenuatedBenign(t, r, w, header, s.tokenLocation()), false)
+		fresh, err := otherTr.Renew(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ask(fmt.Sprintf("case %d: the expired bundle with another session's fresh discharge", c),
+			header+","+dischargeOf(t, fresh), false)
+	}
+	t.Logf("discharge lifetime %s; %d cases, %d bundles asked about", ttl, cases, n)
+}
+
+// attenuatedBenign adds one or two caveats that keep the token verifying
+// to the permission token of header.
+func attenuatedBenign(t testing.TB, r *rand.Rand, w *world, header, location string) string {
+	t.Helper()
+	b, err := caveat.ParseBundle(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &b.Tokens[permissionToken(t, b, location)]
+	for range 1 + r.IntN(2) {
+		if err := m.Add(benignCaveat(r, w)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Header()
+}
+
 // TestExpiredDischargeRefusedFromCache: the same, for a bundle the
 // authority has verified and cached just before its discharge expired. The
 // cache keeps a verification until the bundle's expiry, not a second past
