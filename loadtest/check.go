@@ -121,6 +121,7 @@ func Check(ctx context.Context, t Target, recs []Record, opt CheckOptions) (*Che
 	}
 
 	fx := &Fixture{target: t, transport: newHTTPTransport(opt.Workers)}
+	defer fx.Close()
 	base, err := fx.firstHealthy(ctx)
 	if err != nil {
 		return nil, err

@@ -195,6 +195,7 @@ func (d *deployment) start(i int) {
 		"--machine-transition-time", "20ms", "--log-level", "warn")
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
 	r.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	dieWithTest(r.cmd)
 	if err := r.cmd.Start(); err != nil {
 		d.t.Fatalf("start replica %d: %v", i, err)
 	}
@@ -309,6 +310,7 @@ func (d *deployment) startLoad(args ...string) *loadRun {
 	lr.cmd.Stdin = strings.NewReader(password + "\n")
 	lr.cmd.Stdout, lr.cmd.Stderr = &lr.stdout, &lr.stderr
 	lr.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	dieWithTest(lr.cmd)
 	if err := lr.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}

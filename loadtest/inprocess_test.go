@@ -68,6 +68,7 @@ func TestRunInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(fx.Close) // before the server's shutdown
 	if fx.Org != "loadtest" || fx.OrgID == 0 || len(fx.Machines) != 4 || fx.AppA.ID == 0 || fx.AppB.ID == 0 {
 		t.Fatalf("fixture: %+v", fx)
 	}
@@ -136,7 +137,7 @@ func TestRunInProcess(t *testing.T) {
 		switch {
 		case r.Op == "mint" && !revoked[r.ID] && live1 == "":
 			live1, ghost = r.ID, r
-			lies = append(lies, r, loadtest.Record{Op: "revoke", ID: r.ID, At: time.Now()})
+			lies = append(lies, r, loadtest.Record{Op: "revoke", ID: r.ID, At: time.Now().Add(-time.Minute)})
 		case r.Op == "mint" && revoked[r.ID] && revoked1 == "":
 			revoked1 = r.ID
 			lies = append(lies, r)

@@ -101,7 +101,7 @@ func TestPostgresRestart(t *testing.T) {
 	pgtest.ServerURL(t) // skips without PostgreSQL
 	pg := startPostgres(t)
 	d := newDeployment(t, pg.url, 2)
-	dur := loadDuration(t, 10*time.Second)
+	dur := loadDuration(t, 8*time.Second)
 	requireListeners(t, pg.url, 2)
 
 	record := filepath.Join(t.TempDir(), "record.jsonl")

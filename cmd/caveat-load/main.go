@@ -261,6 +261,7 @@ func loadCommand(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		}
 		return ce
 	}
+	defer fx.Close()
 	if !quiet {
 		cfg.Progress = stderr
 	}
