@@ -44,8 +44,13 @@
 //
 // By default each property runs a short form that takes seconds under
 // -race. CAVEAT_SECURITY_ITERATIONS=N (or -security.iterations N) runs N
-// cases of every property instead:
+// cases of every property instead (what a case is, and the short form's
+// count, is on each test; the dump test, whose case is a whole server,
+// runs one case per 50):
 //
 //	CAVEAT_SECURITY_ITERATIONS=2000 go test -race -count=1 -timeout 1h ./securitytest
 //	CAVEAT_SECURITY_SEED=7 go test -count=1 -run TestCrossOrganization ./securitytest
+//
+// With CAVEAT_TEST_POSTGRES_URL set, the dump test also runs on
+// PostgreSQL (a fresh database per case, see package pgtest).
 package securitytest

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,20 +92,27 @@ func found(dump []byte, secrets []secret) []string {
 // that the search looks at the right bytes, the dump must hold every key
 // id, token id and organization slug.
 //
-// One case is one such server; the short form runs 1 case of each.
+// One case is one such server; the short form runs 1 case of each, the
+// long form one for every 50 iterations.
 func TestDatabaseDumpHoldsNoKey(t *testing.T) {
 	t.Run("SQLite", func(t *testing.T) {
-		for range iterations(t, 1) {
-			dumpScenario(t, serverOptions{}, func(s *testServer) map[string][]byte { return sqliteFiles(t, s.dataDir) })
+		r := newRand(t)
+		for range dumpCases(t) {
+			dumpScenario(t, r, serverOptions{}, func(s *testServer) map[string][]byte { return sqliteFiles(t, s.dataDir) })
 		}
 	})
 	t.Run("PostgreSQL", func(t *testing.T) {
-		for range iterations(t, 1) {
+		r := newRand(t)
+		for range dumpCases(t) {
 			db := pgtest.FreshDatabase(t)
-			dumpScenario(t, serverOptions{db: db}, func(*testServer) map[string][]byte { return postgresDump(t, db) })
+			dumpScenario(t, r, serverOptions{db: db}, func(*testServer) map[string][]byte { return postgresDump(t, db) })
 		}
 	})
 }
+
+// dumpCases is the number of servers to dump: each is a whole scenario,
+// so the long form runs one for every 50 iterations.
+func dumpCases(t *testing.T) int { return max(1, iterations(t, 1)/50) }
 
 // sqliteFiles reads every file of the data directory but the master key:
 // the database and its WAL and shared-memory files.
@@ -187,8 +195,7 @@ func hkdfKey(t testing.TB, master authority.MasterKey, label string, n int) []by
 	return k
 }
 
-func dumpScenario(t *testing.T, opt serverOptions, dump func(*testServer) map[string][]byte) {
-	r := newRand(t)
+func dumpScenario(t *testing.T, r *rand.Rand, opt serverOptions, dump func(*testServer) map[string][]byte) {
 	ctx := context.Background()
 	s := startServer(t, opt)
 
