@@ -425,3 +425,24 @@ func TestDenialKeepsItsClass(t *testing.T) {
 		t.Fatalf("the denial does not name its caveat: %v", err)
 	}
 }
+
+// TestRevokedRefusalCached: a revoked token's refusal is remembered, so a
+// replayed revoked token is refused without reading the registry again.
+func TestRevokedRefusalCached(t *testing.T) {
+	h := newHarness(t)
+	u, _ := h.user("ada@example.com", "acme")
+	s, _ := h.login(u.ID, time.Hour)
+	_, out := h.do("POST", "/v1/tokens", s, map[string]string{"profile": "readonly", "org": "acme"})
+	tok, id := out["token"].(string), out["id"].(string)
+	if code, _ := h.do("DELETE", "/v1/tokens/"+id, s, nil); code != 200 {
+		t.Fatal("revoke failed")
+	}
+	ctx := context.Background()
+	if _, err := h.svc.Authenticate(ctx, tok); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("revoked token: %v", err)
+	}
+	h.db.Close() // the registry is gone: only the remembered refusal can answer
+	if _, err := h.svc.Authenticate(ctx, tok); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("revoked token, registry closed: %v", err)
+	}
+}
