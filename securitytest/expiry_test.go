@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/resset"
 )
@@ -27,7 +28,7 @@ func spelling(header string, n int) string {
 // TestExpiredDischargeRefused: once its login discharge has expired, a
 // session bundle is refused, by authenticate (401) and by authorize.
 //
-// The server runs on a settable clock with a random discharge lifetime
+// The servers run on a settable clock with random discharge lifetimes
 // (1 s to 20 min, whole seconds, so that the discharge ends on a whole
 // second). Each case moves the clock on, renews the session's discharge
 // with its secret, often attenuates the session token, and asks the
@@ -40,19 +41,44 @@ func spelling(header string, n int) string {
 // Each time is asked about twice: with the bundle spelled anew, so that
 // the authority verifies it, and as it was, so that the authority may
 // answer from its cache of verified bundles (see also
-// TestExpiredDischargeRefusedFromCache). One case is about 10 times; the
-// short form runs 25 cases.
+// TestExpiredDischargeRefusedFromCache). One case is about 10 times; a
+// server serves 10 cases; the short form runs 30 cases.
 func TestExpiredDischargeRefused(t *testing.T) {
 	r := newRand(t)
-	ttl := time.Duration(1+r.IntN(1200)) * time.Second
+	cases := iterations(t, 30)
+	var ttls []string
+	asked := 0
+	for first := 0; first < cases; first += 10 {
+		// A server per 10 cases, with its own discharge lifetime: one in
+		// three of a few seconds, the others up to 20 minutes.
+		ttl := time.Duration(1+r.IntN(1200)) * time.Second
+		if len(ttls)%3 == 0 {
+			ttl = time.Duration(1+r.IntN(5)) * time.Second
+		}
+		ttls = append(ttls, ttl.String())
+		asked += expiryCases(t, r, ttl, first, min(cases, first+10))
+	}
+	t.Logf("%d cases on %d servers (discharge lifetimes %s), %d bundles asked about", cases, len(ttls), strings.Join(ttls, ", "), asked)
+}
+
+// expiryCases runs cases [first, end) of TestExpiredDischargeRefused on a
+// server whose discharges last ttl, and returns how many bundles it asked
+// about.
+func expiryCases(t *testing.T, r *rand.Rand, ttl time.Duration, first, end int) int {
 	s := startServer(t, serverOptions{dischargeTTL: ttl})
+	defer s.stop()
 	ctx := context.Background()
 	res := s.signup("alice@a.test", "alice's password", "org-a")
 	orgID := res.Organization.ID
-	alice := s.login("alice@a.test", "alice's password")
-	other := s.login("alice@a.test", "alice's password")
-	tr := s.transport(alice.Token, alice.Secret)
-	otherTr := s.transport(other.Token, other.Secret)
+	var alice, other *session
+	var tr, otherTr *client.Transport
+	logIn := func() {
+		alice = s.login("alice@a.test", "alice's password")
+		other = s.login("alice@a.test", "alice's password")
+		tr = s.transport(alice.Token, alice.Secret)
+		otherTr = s.transport(other.Token, other.Secret)
+	}
+	logIn()
 	w := newWorld(s.clock.Now(), []uint64{orgID}, nil, []uint64{alice.User.ID})
 	read := &flyio.Access{OrgID: &orgID, Action: resset.ActionRead}
 
@@ -83,8 +109,10 @@ func TestExpiredDischargeRefused(t *testing.T) {
 		}
 	}
 
-	cases := iterations(t, 25)
-	for c := range cases {
+	for c := first; c < end; c++ {
+		if s.clock.Now().Add(48 * time.Hour).After(alice.ExpiresAt) {
+			logIn() // the long form outlives sessions
+		}
 		// On, to a whole second, so that the discharge ends on one.
 		s.clock.Set(s.clock.Now().Truncate(time.Second).Add(time.Duration(1+r.IntN(3600)) * time.Second))
 		header, err := tr.Renew(ctx, true)
@@ -126,7 +154,7 @@ func TestExpiredDischargeRefused(t *testing.T) {
 		ask(fmt.Sprintf("case %d: the expired bundle with another session's fresh discharge", c),
 			header+","+dischargeOf(t, fresh), false)
 	}
-	t.Logf("discharge lifetime %s; %d cases, %d bundles asked about", ttl, cases, n)
+	return n
 }
 
 // attenuatedBenign adds one or two caveats that keep the token verifying
