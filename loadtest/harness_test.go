@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/caveatdev/caveat/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -497,7 +498,7 @@ type postgresCluster struct {
 func startPostgres(t *testing.T) *postgresCluster {
 	t.Helper()
 	if !havePostgresBinaries() {
-		t.Skip("PostgreSQL's binaries (initdb, pg_ctl) are not installed: this test starts and restarts a cluster of its own")
+		testenv.Missing(t, "PostgreSQL's binaries (initdb, pg_ctl) are not installed (apt-get install postgresql): this test starts and restarts a cluster of its own")
 	}
 	dir, err := os.MkdirTemp("/tmp", "caveat-loadtest-pg.")
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/caveatdev/caveat/internal/testenv"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -84,9 +85,6 @@ type mintRecord struct {
 // recorded so far after each restart; CAVEAT_CRASH_MINTS sets the mints of
 // each round, CAVEAT_CRASH_SEED the kill points.
 func TestCrashSafetySQLite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the caveat binary")
-	}
 	rounds := envInt(t, envCrashRounds, 1)
 	total := envInt(t, envCrashMints, 1000)
 	seed := uint64(envInt(t, envCrashSeed, 1))
@@ -171,7 +169,7 @@ func buildCaveat(t *testing.T) string {
 	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goTool); err != nil {
 		if goTool, err = exec.LookPath("go"); err != nil {
-			t.Skip("no go command to build the caveat binary with")
+			testenv.Missing(t, "no go command to build the caveat binary with")
 		}
 	}
 	bin := filepath.Join(t.TempDir(), "caveat")

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/caveatdev/caveat/internal/testenv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,7 +31,7 @@ func startRedis(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server is not installed (apt-get install redis-server); .ci/run installs it")
+		testenv.Missing(t, "redis-server is not installed (apt-get install redis-server)")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

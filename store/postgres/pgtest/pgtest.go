@@ -1,11 +1,14 @@
 // Package pgtest gives tests a fresh PostgreSQL database on the server
-// named by CAVEAT_TEST_POSTGRES_URL, or skips them when it is not set.
+// named by CAVEAT_TEST_POSTGRES_URL, or skips them when it is not set
+// (fails them in CI: see internal/testenv).
 package pgtest
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"github.com/caveatdev/caveat/internal/testenv"
 	"net/url"
 	"os"
 	"testing"
@@ -16,14 +19,15 @@ import (
 // EnvURL names the variable holding the test server's URL.
 const EnvURL = "CAVEAT_TEST_POSTGRES_URL"
 
-// ServerURL returns the test server's URL, or skips the test.
+// ServerURL returns the test server's URL, or skips the test (fails it
+// under CAVEAT_TEST_REQUIRE_ALL; see internal/testenv).
 func ServerURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv(EnvURL)
 	if u == "" {
-		t.Skipf("%s is not set: to run the PostgreSQL tests, start a server with "+
+		testenv.Missing(t, fmt.Sprintf("%s is not set: to run the PostgreSQL tests, start a server with "+
 			"`export %s=$(scripts/start-postgres.sh /tmp/caveat-pg)` (or point it at any server whose role may CREATE DATABASE)",
-			EnvURL, EnvURL)
+			EnvURL, EnvURL))
 	}
 	return u
 }

@@ -1,0 +1,26 @@
+// Package testenv decides what a test does when a real component it needs
+// (PostgreSQL, Redis, the go command) is missing on the machine: on a
+// developer's machine it is skipped, saying how to get the component; where
+// CAVEAT_TEST_REQUIRE_ALL is set (.ci/run sets it), it fails, so that CI
+// can never pass by skipping.
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+// RequireAllVar names the variable that turns missing components into
+// failures.
+const RequireAllVar = "CAVEAT_TEST_REQUIRE_ALL"
+
+// Missing stops the test because a component is missing: t.Skip, or
+// t.Fatal when RequireAllVar is set. why says what is missing and how to
+// provide it.
+func Missing(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv(RequireAllVar) != "" {
+		t.Fatalf("%s (%s is set: every test must run)", why, RequireAllVar)
+	}
+	t.Skip(why)
+}
