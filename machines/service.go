@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -162,32 +161,18 @@ func (s *Service) inOrganization(ctx context.Context, p middleware.Principal, or
 	return true, nil
 }
 
-// unspecifiedRefusal is how caveat.DeniedError prints a refusal of class
-// ErrResourceUnspecified.
-var unspecifiedRefusal = regexp.MustCompile(`^caveat \d+ \([A-Za-z0-9]+\): ` + regexp.QuoteMeta(caveat.ErrResourceUnspecified.Error()) + `: `)
-
 // onlyUnspecified reports whether every caveat that refused an access did
-// so with caveat.ErrResourceUnspecified. It reads the refusals from the
-// error's chain; an error that has lost its chain (the middleware answers
-// refusals as *httpjson.Error, whose message joins them with "; ") is read
-// from its message, which caveat.DeniedError formats.
+// so with caveat.ErrResourceUnspecified, reading the refusals from the
+// error's chain (authority.CheckAccess keeps the caveats' errors as the
+// cause of its 403). An error with no caveat refusal in it is not one.
 func onlyUnspecified(err error) bool {
 	var denied []*caveat.DeniedError
 	collectDenied(err, &denied)
-	if len(denied) > 0 {
-		for _, d := range denied {
-			if !errors.Is(d.Err, caveat.ErrResourceUnspecified) {
-				return false
-			}
-		}
-		return true
-	}
-	var he *httpjson.Error
-	if !errors.As(err, &he) || he.Status != http.StatusForbidden {
+	if len(denied) == 0 {
 		return false
 	}
-	for _, part := range strings.Split(he.Msg, "; ") {
-		if !unspecifiedRefusal.MatchString(part) {
+	for _, d := range denied {
+		if !errors.Is(d.Err, caveat.ErrResourceUnspecified) {
 			return false
 		}
 	}
