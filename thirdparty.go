@@ -234,15 +234,23 @@ func (t *Ticket) Discharge(location string, caveats ...Caveat) (*Macaroon, error
 	return Mint(SigningKey(t.rn), NewNonce(t.sealed, true), location, caveats...)
 }
 
-// Bind adds BindToParentToken(SHA-256(parent's tail)[:16]) to a discharge
-// that is still being built, so that it only satisfies parent and tokens
+// Bind adds BindToParentToken(BindingID(parent)) to a discharge that is
+// still being built, so that it only satisfies parent and tokens
 // attenuated from it (spec §4.7).
 func (m *Macaroon) Bind(parent *Macaroon) error {
+	b := BindToParentToken(BindingID(parent))
+	return m.Add(&b)
+}
+
+// BindingID is the binding a discharge carries to be bound to parent:
+// SHA-256 of parent's tail, cut to 16 bytes. A third party that binds the
+// discharges it issues (a client cannot: a received discharge is a
+// finalised proof) is given it by the client.
+func BindingID(parent *Macaroon) []byte {
 	var t [tailSize]byte
 	copy(t[:], parent.Tail())
 	id := bindingID(t)
-	b := BindToParentToken(id[:bindingIDSize])
-	return m.Add(&b)
+	return id[:bindingIDSize]
 }
 
 // ThirdPartyTicket is an undischarged third-party caveat of a token.

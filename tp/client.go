@@ -3,7 +3,6 @@ package tp
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -165,7 +164,7 @@ func (c *Client) jobs(b *caveat.Bundle, firstParty string) []job {
 		}
 		var binding []byte
 		if !m.IsProof() {
-			binding = BindingID(m)
+			binding = caveat.BindingID(m)
 		}
 		for _, t := range m.ThirdPartyTickets(all...) {
 			if c.ignored(t.Location) {
@@ -189,15 +188,6 @@ func (c *Client) ignored(location string) bool {
 		}
 	}
 	return false
-}
-
-// BindingID returns the binding a discharge must carry to be bound to
-// parent: SHA-256 of parent's tail, cut to 16 bytes, as caveat's
-// Macaroon.Bind writes it (spec §4.7). A client sends it to the third party,
-// because a discharge is a proof that only its issuer can still extend.
-func BindingID(parent *caveat.Macaroon) []byte {
-	h := sha256.Sum256(parent.Tail())
-	return h[:16]
 }
 
 // run fetches the jobs' discharges into out: one after another, or in

@@ -317,7 +317,7 @@ func TestParentBindingSent(t *testing.T) {
 	for _, tc := range []struct {
 		m    *caveat.Macaroon
 		want string
-	}{{m, b64(tp.BindingID(m))}, {proof, ""}} {
+	}{{m, b64(caveat.BindingID(m))}, {proof, ""}} {
 		mu.Lock()
 		got = nil
 		mu.Unlock()

@@ -61,8 +61,8 @@ func TestImmediate(t *testing.T) {
 				t.Fatalf("discharge: proof %v, location %q, KID matches %v", dis.IsProof(), dis.Location,
 					bytes.Equal(dis.Nonce.KID, m.ThirdPartyTickets()[0].Ticket))
 			}
-			if got := bindingOf(t, dis); !bytes.Equal(got, tp.BindingID(m)) {
-				t.Fatalf("discharge bound to %x, want %x", got, tp.BindingID(m))
+			if got := bindingOf(t, dis); !bytes.Equal(got, caveat.BindingID(m)) {
+				t.Fatalf("discharge bound to %x, want %x", got, caveat.BindingID(m))
 			}
 			cs := mustVerify(t, out, d)
 			if ids := attested(t, cs); !slices.Equal(ids, []uint64{42}) {
@@ -93,8 +93,8 @@ func TestBindingID(t *testing.T) {
 	if err := probe.Bind(m); err != nil {
 		t.Fatal(err)
 	}
-	if got := bindingOf(t, probe); len(got) == 0 || !bytes.Equal(got, tp.BindingID(m)) {
-		t.Fatalf("Bind wrote %x, BindingID says %x", got, tp.BindingID(m))
+	if got := bindingOf(t, probe); len(got) == 0 || !bytes.Equal(got, caveat.BindingID(m)) {
+		t.Fatalf("Bind wrote %x, BindingID says %x", got, caveat.BindingID(m))
 	}
 }
 
