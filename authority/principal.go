@@ -203,7 +203,16 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 	if err != nil {
 		return nil, unauthenticated("malformed token: %v", err)
 	}
-	cs, i, err := b.Verify(s.cfg.Location, s.cfg.Keyring.KeyFunc(ctx), s.trusted)
+	// The organization of the key that verified the token, noted as Verify
+	// looks keys up (it verifies the first permission token that passes,
+	// so the last lookup is that token's).
+	var keyOrg uint64
+	keys := func(kid []byte) (caveat.SigningKey, error) {
+		key, org, err := s.cfg.Keyring.Lookup(ctx, kid)
+		keyOrg = org
+		return key, err
+	}
+	cs, i, err := b.Verify(s.cfg.Location, keys, s.trusted)
 	if err != nil {
 		if !errors.Is(err, caveat.ErrInvalid) && !errors.Is(err, caveat.ErrMalformed) &&
 			!errors.Is(err, caveat.ErrNoPermissionToken) && !errors.Is(err, caveat.ErrProof) {
@@ -231,10 +240,7 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		}
 		return p, err
 	}
-	_, orgID, err := s.cfg.Keyring.Lookup(ctx, m.Nonce.KID)
-	if err != nil {
-		return nil, err // Verify looked it up a moment ago
-	}
+	orgID := keyOrg
 	t, err := s.cfg.Store.GetToken(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Every token the authority mints is registered: a token without
