@@ -1,11 +1,8 @@
 package auth_test
 
 import (
-	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"reflect"
 	"testing"
 	"time"
 
@@ -13,13 +10,6 @@ import (
 	"github.com/caveatdev/caveat/auth"
 	"github.com/caveatdev/caveat/internal/vectors"
 )
-
-// authTypes are the type numbers this package registers.
-var authTypes = map[caveat.CaveatType]bool{
-	auth.TypeConfineUser: true, auth.TypeConfineOrganization: true,
-	auth.TypeConfineGoogleHD: true, auth.TypeConfineGitHubOrg: true, auth.TypeMaxValidity: true,
-	auth.TypeFlyioUserID: true, auth.TypeGitHubUserID: true, auth.TypeGoogleUserID: true,
-}
 
 // errorClasses names the sentinel errors as the vectors spell them.
 var errorClasses = map[string]error{
@@ -116,97 +106,4 @@ func checkOutcome(t *testing.T, path int, tc dischargeCase, err error) {
 			t.Errorf("path %d: %v is not %s", path, err, name)
 		}
 	}
-}
-
-type encodingCase struct {
-	Label            string          `json:"label"`
-	Type             uint64          `json:"type"`
-	PackedHex        string          `json:"packed_hex"`
-	BodyHex          string          `json:"body_hex"`
-	JSON             json.RawMessage `json:"json"`
-	RoundtripPackedX string          `json:"json_roundtrip_packed_hex"`
-}
-
-// TestEncodingVectors checks every auth case of caveat_encodings and of the
-// library's own caveats: strict decoding, byte-identical re-encoding, JSON
-// output, and JSON input.
-func TestEncodingVectors(t *testing.T) {
-	var cases []encodingCase
-	vectors.Section(t, "caveat_encodings", &cases)
-	var lib struct {
-		Caveats map[string]encodingCase `json:"caveats"`
-	}
-	vectors.Section(t, "library_vectors_expected", &lib)
-	for name, c := range lib.Caveats {
-		c.Label = "library " + name
-		if c.RoundtripPackedX == "" {
-			c.RoundtripPackedX = c.PackedHex
-		}
-		cases = append(cases, c)
-	}
-	matched := 0
-	for _, tc := range cases {
-		if !authTypes[caveat.CaveatType(tc.Type)] {
-			continue
-		}
-		matched++
-		t.Run(tc.Label, func(t *testing.T) {
-			body := vectors.Hex(t, tc.BodyHex)
-			info, ok := caveat.Lookup(caveat.CaveatType(tc.Type))
-			if !ok {
-				t.Fatalf("type %d not registered", tc.Type)
-			}
-			if err := info.Canonical(body); err != nil {
-				t.Errorf("Canonical: %v", err)
-			}
-			c, err := info.Decode(body)
-			if err != nil {
-				t.Fatalf("strict decode: %v", err)
-			}
-			if got := c.AppendBody(nil); !bytes.Equal(got, body) {
-				t.Errorf("re-encoded body %x, want %s", got, tc.BodyHex)
-			}
-			if got := hex.EncodeToString(caveat.Encode(c).AppendPacked(nil)); got != tc.PackedHex {
-				t.Errorf("packed %s, want %s", got, tc.PackedHex)
-			}
-
-			js, err := caveat.NewCaveatSet(c).MarshalJSON()
-			if err != nil {
-				t.Fatalf("MarshalJSON: %v", err)
-			}
-			if !jsonEqual(t, js, tc.JSON) {
-				t.Errorf("JSON %s, want %s", js, tc.JSON)
-			}
-
-			parsed, err := caveat.ParseJSON(tc.JSON)
-			if err != nil {
-				t.Fatalf("ParseJSON: %v", err)
-			}
-			var packed []byte
-			for _, p := range parsed {
-				packed = caveat.Encode(p).AppendPacked(packed)
-			}
-			if got := hex.EncodeToString(packed); got != tc.RoundtripPackedX {
-				t.Errorf("JSON → msgpack %s, want %s", got, tc.RoundtripPackedX)
-			}
-		})
-	}
-	if matched == 0 {
-		t.Fatal("no auth cases in caveat_encodings")
-	}
-}
-
-// jsonEqual compares two JSON documents as values, keeping numbers exact.
-func jsonEqual(t *testing.T, a, b []byte) bool {
-	t.Helper()
-	decode := func(x []byte) any {
-		d := json.NewDecoder(bytes.NewReader(x))
-		d.UseNumber()
-		var v any
-		if err := d.Decode(&v); err != nil {
-			t.Fatalf("JSON %s: %v", x, err)
-		}
-		return v
-	}
-	return reflect.DeepEqual(decode(a), decode(b))
 }

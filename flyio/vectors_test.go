@@ -2,10 +2,8 @@ package flyio_test
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"reflect"
 	"testing"
 	"time"
 
@@ -33,92 +31,6 @@ type encodingCase struct {
 	BodyHex   string          `json:"body_hex"`
 	JSON      json.RawMessage `json:"json"`
 	Roundtrip string          `json:"json_roundtrip_packed_hex"`
-}
-
-// TestEncodingVectors checks every flyio and resset case of caveat_encodings
-// and library_vectors_expected: strict decoding, byte-identical re-encoding,
-// JSON output, and JSON input back to MessagePack.
-func TestEncodingVectors(t *testing.T) {
-	var cases []encodingCase
-	vectors.Section(t, "caveat_encodings", &cases)
-	var lib struct {
-		Caveats map[string]encodingCase `json:"caveats"`
-	}
-	vectors.Section(t, "library_vectors_expected", &lib)
-	for name, c := range lib.Caveats {
-		c.Label = "library " + name
-		if c.Roundtrip == "" {
-			c.Roundtrip = c.PackedHex
-		}
-		cases = append(cases, c)
-	}
-	seen := map[caveat.CaveatType]bool{}
-	for _, tc := range cases {
-		typ := caveat.CaveatType(tc.Type)
-		if !ours[typ] {
-			continue
-		}
-		seen[typ] = true
-		t.Run(tc.Label, func(t *testing.T) {
-			body := vectors.Hex(t, tc.BodyHex)
-			info, ok := caveat.Lookup(typ)
-			if !ok {
-				t.Fatalf("type %d not registered", tc.Type)
-			}
-			if err := info.Canonical(body); err != nil {
-				t.Errorf("Canonical: %v", err)
-			}
-			c, err := info.Decode(body)
-			if err != nil {
-				t.Fatalf("strict decode: %v", err)
-			}
-			if got := c.AppendBody(nil); !bytes.Equal(got, body) {
-				t.Errorf("re-encoded body %x, want %s", got, tc.BodyHex)
-			}
-			if got := hex.EncodeToString(caveat.Encode(c).AppendPacked(nil)); got != tc.PackedHex {
-				t.Errorf("packed %s, want %s", got, tc.PackedHex)
-			}
-			js, err := caveat.NewCaveatSet(c).MarshalJSON()
-			if err != nil {
-				t.Fatalf("MarshalJSON: %v", err)
-			}
-			if !jsonEqual(t, js, tc.JSON) {
-				t.Errorf("JSON %s, want %s", js, tc.JSON)
-			}
-			parsed, err := caveat.ParseJSON(tc.JSON)
-			if err != nil {
-				t.Fatalf("ParseJSON: %v", err)
-			}
-			var packed []byte
-			for _, p := range parsed {
-				packed = caveat.Encode(p).AppendPacked(packed)
-			}
-			if got := hex.EncodeToString(packed); got != tc.Roundtrip {
-				t.Errorf("JSON → msgpack %s, want %s", got, tc.Roundtrip)
-			}
-		})
-	}
-	for typ := range ours {
-		if !seen[typ] {
-			t.Errorf("type %d has no encoding vector", typ)
-		}
-	}
-}
-
-func jsonEqual(t *testing.T, a, b []byte) bool {
-	t.Helper()
-	var va, vb any
-	for _, x := range []struct {
-		in  []byte
-		out *any
-	}{{a, &va}, {b, &vb}} {
-		d := json.NewDecoder(bytes.NewReader(x.in))
-		d.UseNumber()
-		if err := d.Decode(x.out); err != nil {
-			t.Fatalf("JSON %s: %v", x.in, err)
-		}
-	}
-	return reflect.DeepEqual(va, vb)
 }
 
 var errorClasses = map[string]error{
