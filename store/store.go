@@ -1,5 +1,5 @@
 // Package store defines the persistent state of a caveat server, the users,
-// organizations, sessions, root keys, apps and named tokens, as small
+// organizations, sessions, root keys, apps, named tokens and machines, as small
 // interfaces whose contracts every backend keeps.
 //
 // # Backends

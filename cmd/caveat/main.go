@@ -1,5 +1,7 @@
 // Command caveat is the caveat command line: offline tools for fm2
-// macaroon tokens (caveat tokens …). See internal/cli for its conventions.
+// macaroon tokens (caveat tokens …), the server (caveat server) and its
+// clients (auth, orgs, apps, machines, tokens create|list|revoke). See
+// internal/cli for its conventions.
 package main
 
 import (

@@ -135,16 +135,21 @@ func (a *app) rootCommand() *cobra.Command {
 		Short: "Macaroon tokens compatible with Fly.io's fm2 format",
 		Long: `caveat works with macaroon tokens in Fly.io's fm2 format ("FlyV1 fm2_…").
 
-The tokens commands work offline on any fm2 token, including real Fly.io tokens:
-inspect, attenuate, mint, verify and check them, and handle third-party caveats.
+The offline tokens commands (debug, attenuate, mint, verify, check, 3p) work on
+any fm2 token, including real Fly.io tokens, without contacting a server.
+'caveat server' runs a caveat server; auth, orgs, apps, machines and tokens
+create|list|revoke talk to one (--api, CAVEAT_API_URL, or the URL saved at
+login).
 
 Where a command reads a token, it takes it from, highest first: the TOKEN
-argument ("-" reads stdin), -t/--token, the CAVEAT_TOKEN environment variable,
-then the "token" field of $CAVEAT_CONFIG_DIR/config.json (default
-~/.config/caveat/config.json). It says on stderr which one it used.
+argument ("-" reads stdin; offline commands), -t/--token, the CAVEAT_TOKEN
+environment variable, then the "token" field of $CAVEAT_CONFIG_DIR/config.json
+(default ~/.config/caveat/config.json), where 'caveat auth login' saves the
+session. It says on stderr which one it used.
 
 Environment:
   CAVEAT_TOKEN       a token, used when none is given on the command line
+  CAVEAT_API_URL     the server of the online commands (default http://127.0.0.1:8080)
   CAVEAT_CONFIG_DIR  the configuration directory (default ~/.config/caveat)
   CAVEAT_NOW         the current time, RFC 3339 (a testing aid; default: the clock)
 
