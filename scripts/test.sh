@@ -3,10 +3,16 @@
 # every fuzz target. CI runs exactly this (see .ci/run).
 #
 #   FUZZTIME=5m scripts/test.sh   # longer fuzzing
+#
+# The smoke runs are counted in executions (-fuzztime Nx), not seconds: Go
+# 1.26's fuzz coordinator can fail a target with a bare "context deadline
+# exceeded" when a duration runs out (golang/go#75804, fixed in Go 1.27).
+# With a duration, such a failure — no "Failing input written", no panic —
+# is retried once; any other failure fails at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-fuzztime="${FUZZTIME:-10s}"
+fuzztime="${FUZZTIME:-100000x}"
 
 echo "== go vet"
 go vet ./...
@@ -20,7 +26,20 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
 	dir=$(dirname "$file")
 	for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //'); do
 		echo "-- $dir $target"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir"
+		log=$(mktemp)
+		if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir" 2>&1 | tee "$log"; then
+			rm -f "$log"
+			continue
+		fi
+		if [[ $fuzztime != *x ]] && grep -q 'context deadline exceeded' "$log" &&
+			! grep -qE 'Failing input written|panic:|_test.go:[0-9]+:' "$log"; then
+			echo "-- $dir $target: the Go 1.26 fuzz deadline race (golang/go#75804); once more"
+			rm -f "$log"
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir"
+			continue
+		fi
+		rm -f "$log"
+		exit 1
 	done
 done
 echo "== all tests passed"
