@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -136,6 +137,16 @@ func (c Config) withDefaults() (Config, error) {
 	for _, r := range c.Roles {
 		if !slices.Contains(AllRoles, r) {
 			errs = append(errs, fmt.Errorf("unknown role %q (known: %s)", r, strings.Join(AllRoles, ", ")))
+		}
+	}
+	if c.PublicURL == "" {
+		// Tokens carry the public URL as their location: one made from a
+		// wildcard address (http://0.0.0.0:8080, http://[::]:8080) names
+		// no host a client can reach.
+		if host, _, err := net.SplitHostPort(c.Listen); err == nil {
+			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				errs = append(errs, fmt.Errorf("listening on every address (%s) needs --public-url, the URL clients reach the server at: tokens carry it as their location", c.Listen))
+			}
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
