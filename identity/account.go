@@ -106,7 +106,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 			`"organization" must be 1 to 63 letters, digits and dashes, not starting or ending with a dash`)
 	}
 	if ok, retry := s.byAddress.allow(s.clientAddr(r)); !ok {
-		return 0, nil, &limitedError{retry}
+		return 0, nil, &limitedError{retry: retry}
 	}
 	hash, err := HashPassword(req.Password, s.cfg.Argon2)
 	if err != nil {
@@ -250,7 +250,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, email, pass
 	addr := s.clientAddr(r)
 	if ok, retry := s.byAddress.allow(addr); !ok {
 		s.cfg.Logger.WarnContext(ctx, "login rate limited", "by", "address", "addr", addr)
-		return store.User{}, &limitedError{retry}
+		return store.User{}, &limitedError{retry: retry}
 	}
 	email = strings.TrimSpace(email)
 	if email == "" || len(email) > store.MaxEmailLen || len(password) > MaxPasswordLen {
@@ -261,7 +261,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, email, pass
 	key := store.EmailKey(email)
 	if ok, retry := s.byAccount.allow(key); !ok {
 		s.cfg.Logger.WarnContext(ctx, "login rate limited", "by", "account", "addr", addr)
-		return store.User{}, &limitedError{retry}
+		return store.User{}, &limitedError{retry: retry}
 	}
 	u, err := s.cfg.Store.GetUserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {

@@ -70,8 +70,10 @@ type Config struct {
 	FlowTTL time.Duration
 	// MaxFlows bounds each of the in-memory stores of pending browser
 	// logins (CLI logins and discharges); tp.DefaultMaxFlows when zero.
-	// The stores are per process: behind a load balancer, the poll must
-	// reach the replica that started the flow.
+	// A full store refuses new flows with 429 until one is collected or
+	// expires; it never drops a pending one. The stores are per process:
+	// behind a load balancer, the poll must reach the replica that
+	// started the flow.
 	MaxFlows int
 
 	// SignupOpen lets anyone create an account with POST /aaa/v1/users.
@@ -91,7 +93,8 @@ type Config struct {
 	// AccountLimit and AddressLimit limit login attempts per account
 	// (email) and per client address; DefaultAccountLimit and
 	// DefaultAddressLimit when zero, and off with a negative Burst. The
-	// address limit also covers signups and the start of browser logins.
+	// address limit also covers signups and the start of browser logins
+	// of both kinds (--web, and discharges without a session secret).
 	// Each replica counts separately.
 	AccountLimit RateLimit
 	AddressLimit RateLimit
@@ -295,17 +298,24 @@ func (s *Service) internal(r *http.Request, err error) {
 	s.cfg.Logger.ErrorContext(r.Context(), "identity: internal error", "method", r.Method, "route", r.Pattern, "err", err)
 }
 
-// limitedError is a refusal by a rate limit.
-type limitedError struct{ retry time.Duration }
+// limitedError is a refusal by a rate limit or a full flow store,
+// answered with 429 and Retry-After.
+type limitedError struct {
+	retry time.Duration
+	msg   string // what is exhausted; "too many login attempts" when empty
+}
 
 func (e *limitedError) Error() string {
-	return "too many login attempts; try again in " + e.retryAfter() + " s"
+	msg := e.msg
+	if msg == "" {
+		msg = "too many login attempts"
+	}
+	return msg + "; try again in " + e.retryAfter() + " s"
 }
 
 // retryAfter is the wait in whole seconds, rounded up, at least 1.
 func (e *limitedError) retryAfter() string {
-	secs := max(int64((e.retry+time.Second-1)/time.Second), 1)
-	return strconv.FormatInt(secs, 10)
+	return strconv.FormatInt(tp.RetrySeconds(e.retry), 10)
 }
 
 // clientAddr is the key of the address limit: the client's IP address,
