@@ -86,8 +86,11 @@ func (r LoginResponse) LogValue() slog.Value {
 
 // signup serves POST /aaa/v1/users.
 func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	if !s.cfg.SignupOpen {
-		return 0, nil, httpjson.Errorf(http.StatusForbidden, "signup is closed on this server")
+	// Closed signup still lets the first user in, who administers the
+	// server's first organization; once a user is known to exist (users
+	// are never deleted) it refuses at once.
+	if !s.cfg.SignupOpen && s.hasUsers.Load() {
+		return 0, nil, errSignupClosed
 	}
 	var req SignupRequest
 	if err := httpjson.Decode(w, r, &req, 0); err != nil {
@@ -123,6 +126,10 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 	}
 	u, o, err := s.cfg.Store.CreateUserWithOrganization(ctx, store.Signup{User: nu, OrganizationSlug: firstSlug, FirstUserOnly: true})
 	if errors.Is(err, store.ErrNotFirst) {
+		s.hasUsers.Store(true)
+		if !s.cfg.SignupOpen {
+			return 0, nil, errSignupClosed
+		}
 		if slug != "" {
 			u, o, err = s.cfg.Store.CreateUserWithOrganization(ctx, store.Signup{User: nu, OrganizationSlug: slug})
 		} else {
@@ -153,6 +160,10 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 	}
 	return http.StatusCreated, resp, nil
 }
+
+// errSignupClosed refuses a signup when Config.SignupOpen is false and
+// the server has its first user.
+var errSignupClosed = httpjson.Errorf(http.StatusForbidden, "signup is closed on this server")
 
 // signupConflict says which of the email and the slug is taken.
 func (s *Service) signupConflict(ctx context.Context, email, slug string) error {

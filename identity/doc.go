@@ -31,7 +31,8 @@
 // or ending with "-" (upper case is lowered). Passwords are at least 8
 // characters and at most 1024 bytes. Answers: 400 for a bad email,
 // password or slug, 403 {"error": "signup is closed on this server"} when
-// Config.SignupOpen is false, 409 when the email (compared ignoring case)
+// Config.SignupOpen is false and the server has its first user (the first
+// user can always sign up), 409 when the email (compared ignoring case)
 // or the organization is taken.
 //
 // # Login

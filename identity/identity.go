@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caveatdev/caveat"
@@ -77,6 +78,8 @@ type Config struct {
 	MaxFlows int
 
 	// SignupOpen lets anyone create an account with POST /aaa/v1/users.
+	// When false, only the first user of the server can: it becomes the
+	// admin of the first organization, and everyone else is refused.
 	SignupOpen bool
 	// RequireBinding refuses discharge requests that do not ask for the
 	// discharge to be bound to its parent token (tp's "parent_binding";
@@ -130,6 +133,9 @@ type Service struct {
 	byAccount *limiter
 	byAddress *limiter
 	dummyHash string
+	// hasUsers is set once a signup found the store not empty, so that a
+	// closed signup refuses later ones without hashing their passwords.
+	hasUsers atomic.Bool
 	// checkPassword is CheckPassword; tests watch it.
 	checkPassword func(hash, password string) (bool, error)
 	handler       http.Handler
