@@ -215,6 +215,10 @@ func (a *app) machinesStartCommand() *cobra.Command {
 			if f.json {
 				return a.printJSON(res)
 			}
+			if res.PreviousState == "" { // a token that may not read the machine is not told
+				a.info("machine %s is %s", args[0], res.Status)
+				return nil
+			}
 			a.info("machine %s is %s (was %s)", args[0], res.Status, res.PreviousState)
 			return nil
 		},
