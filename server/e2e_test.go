@@ -145,7 +145,7 @@ func runEndToEnd(t *testing.T, db string) {
 		t.Fatalf("config file: %v %v", st, err)
 	}
 	e.ok("correct horse battery\n", "auth", "login", "--email", "ada@example.com", "--password-stdin")
-	if out := e.ok("", "auth", "whoami"); !strings.Contains(out, "ada@example.com") || !strings.Contains(out, "acme (admin)") {
+	if out := e.ok("", "auth", "whoami"); !strings.Contains(out, "ada@example.com") || !strings.Contains(out, "acme (admin)") || !strings.Contains(out, "server: "+e.srv.URL()+"\n") {
 		t.Fatalf("whoami: %s", out)
 	}
 	e.ok("", "apps", "create", "workers")
