@@ -30,10 +30,29 @@ login at all.`,
 	return c
 }
 
-// readPassword reads the password: one line of stdin with --password-stdin.
+// readEmail returns --email, or asks for it on a terminal.
+func (a *app) readEmail(cmd *cobra.Command, email string, passwordFromStdin bool) (string, error) {
+	if email != "" {
+		return email, nil
+	}
+	if _, tty := a.terminal(); tty && !passwordFromStdin {
+		e, err := a.promptLine("Email")
+		if err == nil && strings.TrimSpace(e) == "" {
+			return "", failf("no email given")
+		}
+		return strings.TrimSpace(e), err
+	}
+	return "", usageError(cmd, "--email is required (or use --web)")
+}
+
+// readPassword reads the password: one line of stdin with --password-stdin,
+// or, on a terminal, typed at a prompt without echo.
 func (a *app) readPassword(cmd *cobra.Command, fromStdin bool) (string, error) {
 	if !fromStdin {
-		return "", usageError(cmd, "give the password on stdin with --password-stdin (or use --web)")
+		if fd, tty := a.terminal(); tty {
+			return a.promptPassword(fd, "Password")
+		}
+		return "", usageError(cmd, "give the password on stdin with --password-stdin (or use --web); on a terminal, caveat asks for it")
 	}
 	if a.stdinUse != "" {
 		return "", failf("stdin is already used for %s; it cannot also give the password", a.stdinUse)
@@ -59,15 +78,16 @@ func (a *app) signupCommand() *cobra.Command {
 		noLogin bool
 	)
 	c := &cobra.Command{
-		Use:   "signup --email EMAIL --password-stdin [--org SLUG] [--api URL]",
+		Use:   "signup [--email EMAIL] [--password-stdin] [--org SLUG] [--api URL]",
 		Short: "Create an account (and log in)",
 		Long: `Create an account on the server, then log in. On a new server, the first
 account becomes the admin of a new organization (--org names it).`,
 		Example: `  echo "$PASSWORD" | caveat auth signup --email ada@example.com --password-stdin --org acme`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if email == "" {
-				return usageError(cmd, "--email is required")
+			email, err := a.readEmail(cmd, email, pwd)
+			if err != nil {
+				return err
 			}
 			pw, err := a.readPassword(cmd, pwd)
 			if err != nil {
@@ -109,10 +129,16 @@ func (a *app) loginCommand() *cobra.Command {
 		web   bool
 	)
 	c := &cobra.Command{
-		Use:   "login (--email EMAIL --password-stdin | --web) [--api URL]",
+		Use:   "login [--email EMAIL] [--password-stdin | --web] [--api URL]",
 		Short: "Log in and save the session",
-		Long: `Log in with a password, or in a browser with --web (the URL to open is
-printed on stderr), and save the session in the config file.`,
+		Long: `Log in with a password, or in a browser with --web, and save the session in
+the config file.
+
+On a terminal, login asks for the email (unless --email) and the password
+(without echo); in scripts give --email and the password on stdin with
+--password-stdin. --web opens the login page in your browser when there is
+one ($BROWSER, or the system's; CAVEAT_NO_BROWSER=1 never opens one), prints
+its URL on stderr, and waits until you have logged in there.`,
 		Example: `  echo "$PASSWORD" | caveat auth login --email ada@example.com --password-stdin
   caveat auth login --web --api https://caveat.example.com`,
 		Args: cobra.NoArgs,
@@ -129,13 +155,19 @@ printed on stderr), and save the session in the config file.`,
 				}
 				return a.finishLogin(ctx, cl, cfg, func() (client.Session, error) {
 					return cl.LoginWeb(ctx, func(url string) error {
-						a.info("open this URL in a browser to log in:\n  %s", url)
+						if a.openBrowser(url) {
+							a.info("opened the login page in your browser; if it did not open, visit:\n  %s", url)
+						} else {
+							a.info("open this URL in a browser to log in:\n  %s", url)
+						}
+						a.info("waiting for the browser…")
 						return nil
 					}, time.Second)
 				})
 			}
-			if email == "" {
-				return usageError(cmd, "--email is required (or use --web)")
+			email, err := a.readEmail(cmd, email, pwd)
+			if err != nil {
+				return err
 			}
 			pw, err := a.readPassword(cmd, pwd)
 			if err != nil {
