@@ -65,7 +65,9 @@ func (a *app) promptPassword(fd int, label string) (string, error) {
 }
 
 // oneByte reads at most one byte per Read.
-type oneByte struct{ r interface{ Read([]byte) (int, error) } }
+type oneByte struct {
+	r interface{ Read([]byte) (int, error) }
+}
 
 func (o oneByte) Read(p []byte) (int, error) {
 	if len(p) > 1 {
