@@ -245,3 +245,38 @@ func TestCachedPrincipalSize(t *testing.T) {
 		t.Errorf("the cached principals keep %d bytes alive, more than the %d the cache counts", grown, h.svc.cache.Bytes())
 	}
 }
+
+// TestRunSweepsCaches: Run drops expired verifications without their
+// being looked up again.
+func TestRunSweepsCaches(t *testing.T) {
+	h := newHarness(t)
+	u, _ := h.user("ada@example.com", "acme")
+	session, _ := h.login(u.ID, time.Hour)
+	code, out := h.do("POST", "/v1/tokens", session, map[string]string{"profile": "readonly", "org": "acme"})
+	if code != http.StatusCreated {
+		t.Fatalf("mint: %d %v", code, out)
+	}
+	clk := &syncClock{t: h.clk.t}
+	svc, err := New(Config{Store: h.db, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: clk.now,
+		RevocationPoll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { svc.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	// Run empties the cache when it starts: fill it afterwards.
+	waitFor(t, "Run has read the feed", func() bool { return svc.feed.Current(clk.now(), svc.cfg.RevocationSettle) })
+	kit := newHostile(t, out["token"].(string))
+	for range 20 {
+		if _, err := svc.Authenticate(ctx, kit.bundle(t, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, m := svc.cache.Len(), svc.touched.Len(); n != 20 || m != 1 {
+		t.Fatalf("%d entries cached, %d tokens touched; want 20 and 1", n, m)
+	}
+	clk.advance(DefaultCacheTTL)
+	waitFor(t, "Run has swept the expired entries", func() bool { return svc.cache.Len() == 0 && svc.touched.Len() == 0 })
+}

@@ -56,6 +56,7 @@ func (s *Service) Run(ctx context.Context) error {
 		// Every revocation committed before start is in what this read
 		// returns: once it is applied, the feed is current as of start.
 		start := s.cfg.Now()
+		s.sweep(start)
 		next, err := s.evictRevoked(ctx, cursor)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -74,7 +75,6 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		cursor = next
 		s.feed.Confirm(start)
-		s.sweep(start)
 	}
 }
 

@@ -17,6 +17,14 @@
 // expiry heap makes that cost proportional to what is removed), and Sweep
 // does the same for callers with a periodic loop, so that a burst of
 // entries does not stay in memory until newer ones push it out.
+//
+// # Serving only what revocation can reach
+//
+// A cached verification is only as good as the revocation feed that can
+// evict it. Feed records when the feed was last read to its end; callers
+// serve cached entries only while that is recent (their settle window),
+// and verify afresh otherwise, so that a feed that fails silently cannot
+// keep a revoked token allowed.
 package tokencache
 
 import (

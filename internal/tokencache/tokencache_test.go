@@ -182,3 +182,30 @@ func heapBytes() uint64 {
 	metrics.Read(s)
 	return s[0].Value.Uint64()
 }
+
+// TestFeed: a feed is current for the window after the start of its latest
+// confirmed read, and only then.
+func TestFeed(t *testing.T) {
+	var f Feed
+	if f.Current(t0, time.Second) || !f.Confirmed().IsZero() {
+		t.Fatal("a feed never read is current")
+	}
+	f.Confirm(t0)
+	for _, tc := range []struct {
+		at   time.Duration
+		want bool
+	}{{0, true}, {999 * time.Millisecond, true}, {time.Second, false}, {time.Hour, false}, {-time.Millisecond, false}} {
+		if got := f.Current(t0.Add(tc.at), time.Second); got != tc.want {
+			t.Errorf("confirmed at t0, Current(t0%+v) = %v", tc.at, got)
+		}
+	}
+	// A read that began earlier than the recorded one changes nothing.
+	f.Confirm(t0.Add(-time.Minute))
+	if !f.Confirmed().Equal(t0) {
+		t.Errorf("an earlier confirmation moved the feed back to %v", f.Confirmed())
+	}
+	f.Confirm(t0.Add(2 * time.Second))
+	if !f.Current(t0.Add(2500*time.Millisecond), time.Second) {
+		t.Error("a later confirmation did not count")
+	}
+}
