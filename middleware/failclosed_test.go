@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/msgpack"
 	"github.com/caveatdev/caveat/middleware"
 )
 
@@ -229,5 +231,40 @@ func TestRemoteFeedToken(t *testing.T) {
 	}
 	if n := fa.authenticateCalls.Load(); n != 3 {
 		t.Errorf("with its feed token refused, Remote served from its cache: %d authenticate calls for 3 requests", n)
+	}
+}
+
+// TestRemoteByteBound: Remote's cache counts what each verified bundle
+// holds and stays within RemoteConfig.CacheBytes, however many entries
+// CacheSize would allow.
+func TestRemoteByteBound(t *testing.T) {
+	w := setup(t)
+	ctx := context.Background()
+	now := time.Now()
+	const bound = 32 << 10
+	rm := middleware.NewRemote(middleware.RemoteConfig{URL: w.srv.URL(), FeedToken: w.feed, CacheBytes: bound,
+		Now: func() time.Time { return now }})
+	if err := rm.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 2<<10)
+	for i := range 40 {
+		b, err := caveat.ParseBundle(w.deploy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := msgpack.AppendBin(nil, append(big, byte(i)))
+		if err := b.Tokens[0].AddRaw(caveat.RawCaveat{Type: caveat.CaveatType(1 << 40), Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rm.Authenticate(ctx, b.Header()); err != nil {
+			t.Fatal(err)
+		}
+		if rm.Bytes() > bound {
+			t.Fatalf("after %d bundles Remote's cache counts %d bytes, over its bound of %d", i+1, rm.Bytes(), bound)
+		}
+	}
+	if n := rm.Len(); n == 0 || n >= 40 || rm.Bytes() < int64(n)*2<<10 {
+		t.Errorf("%d entries, %d bytes: want some but not all of 40 entries of more than 2 KiB each", n, rm.Bytes())
 	}
 }

@@ -303,6 +303,10 @@ func (rm *Remote) Poll(ctx context.Context) error {
 // Len reports how many bundles are cached.
 func (rm *Remote) Len() int { return rm.cache.Len() }
 
+// Bytes reports the memory the cached bundles hold, as the cache counts it
+// against RemoteConfig.CacheBytes.
+func (rm *Remote) Bytes() int64 { return rm.cache.Bytes() }
+
 // remotePrincipal clears accesses against the caveats the authority
 // verified, with the rule of authority.CheckAccess.
 type remotePrincipal struct {
