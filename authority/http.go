@@ -28,7 +28,7 @@ import (
 //	POST   /v1/tokens/revoke        revoke the presented token itself             → {"id","revoked"}
 //	POST   /v1/tokens/authenticate  {"header"}           → {"token_id","kind","user_id","org_id","caveats"}
 //	POST   /v1/tokens/authorize     {"header","access"}  → {"allowed": true, …} or 403 {"error","allowed": false}
-//	GET    /v1/tokens/revocations?after=CURSOR          → {"revocations": [{"cursor","token_id"}], "cursor"}
+//	GET    /v1/tokens/revocations?after=CURSOR  any valid token → {"revocations": [{"cursor","token_id"}], "cursor"}
 //	GET    /v1/orgs                                      → {"organizations": [{"id","slug","role"}]}
 //	POST   /v1/orgs                 {"slug"}             → 201 {"id","slug"}
 //	POST   /v1/orgs/{slug}/rotate-key                    → {"kid"}
@@ -48,7 +48,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/tokens/revoke", s.handle(s.revokeSelf))
 	mux.HandleFunc("POST /v1/tokens/authenticate", s.handleOpen(s.authenticate))
 	mux.HandleFunc("POST /v1/tokens/authorize", s.handleOpen(s.authorize))
-	mux.HandleFunc("GET /v1/tokens/revocations", s.handleOpen(s.revocations))
+	mux.HandleFunc("GET /v1/tokens/revocations", s.handle(s.revocations))
 	mux.HandleFunc("GET /v1/orgs", s.handle(s.listOrgs))
 	mux.HandleFunc("POST /v1/orgs", s.handle(s.createOrg))
 	mux.HandleFunc("POST /v1/orgs/{slug}/rotate-key", s.handle(s.rotateKey))
@@ -307,9 +307,12 @@ func (s *Service) authorize(ctx context.Context, r *http.Request, w http.Respons
 
 // revocations serves the revocation feed, for verifiers that cache
 // verified tokens: every revoked named token in order, after a cursor. It
-// says which token ids were revoked and nothing else, so it needs no
-// credential.
-func (s *Service) revocations(ctx context.Context, r *http.Request, _ http.ResponseWriter) (int, any, error) {
+// says which token ids were revoked and nothing else, but those ids are
+// the registry's, of every organization: the caller must present a valid
+// token, of any kind and organization (a verifier holds one for the
+// purpose, see middleware.RemoteConfig.FeedToken), so that the feed is
+// not open to the whole network and every reader is a registered token.
+func (s *Service) revocations(ctx context.Context, _ *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
 	var after uint64
 	if v := r.URL.Query().Get("after"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)

@@ -2,7 +2,6 @@ package authority
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,7 +9,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/flyio"
-	"github.com/caveatdev/caveat/internal/httpjson"
+
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
@@ -218,13 +217,4 @@ func describe(t *testing.T, cs caveat.CaveatSet) string {
 		t.Fatal(err)
 	}
 	return string(js)
-}
-
-// status is the HTTP status an error maps to (0 for none).
-func status(err error) int {
-	var he *httpjson.Error
-	if errors.As(err, &he) {
-		return he.Status
-	}
-	return 0
 }
