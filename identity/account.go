@@ -108,8 +108,8 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 		return 0, nil, httpjson.Errorf(http.StatusBadRequest,
 			`"organization" must be 1 to 63 letters, digits and dashes, not starting or ending with a dash`)
 	}
-	if ok, retry := s.byAddress.allow(s.clientAddr(r)); !ok {
-		return 0, nil, &limitedError{retry: retry}
+	if err := s.byAddress.take(r.Context(), s.clientAddr(r)); err != nil {
+		return 0, nil, err
 	}
 	hash, err := HashPassword(req.Password, s.cfg.Argon2)
 	if err != nil {
@@ -259,7 +259,9 @@ var errBadLogin = httpjson.Errorf(http.StatusUnauthorized, "invalid email or pas
 // one argon2id hash whether or not the account exists.
 func (s *Service) authenticate(ctx context.Context, r *http.Request, email, password string) (store.User, error) {
 	addr := s.clientAddr(r)
-	if ok, retry := s.byAddress.allow(addr); !ok {
+	if ok, retry, err := s.byAddress.allow(ctx, addr); err != nil {
+		return store.User{}, err
+	} else if !ok {
 		s.cfg.Logger.WarnContext(ctx, "login rate limited", "by", "address", "addr", addr)
 		return store.User{}, &limitedError{retry: retry}
 	}
@@ -270,7 +272,9 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, email, pass
 		return store.User{}, errBadLogin
 	}
 	key := store.EmailKey(email)
-	if ok, retry := s.byAccount.allow(key); !ok {
+	if ok, retry, err := s.byAccount.allow(ctx, key); err != nil {
+		return store.User{}, err
+	} else if !ok {
 		s.cfg.Logger.WarnContext(ctx, "login rate limited", "by", "account", "addr", addr)
 		return store.User{}, &limitedError{retry: retry}
 	}
@@ -292,7 +296,10 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, email, pass
 		return store.User{}, errBadLogin
 	}
 	// The account's own failures stop counting once its owner is in.
-	s.byAccount.reset(key)
+	if err := s.byAccount.reset(ctx, key); err != nil {
+		// The login stands; the account's failures keep counting.
+		s.cfg.Logger.WarnContext(ctx, "clearing the account's failed logins", "user", u, "err", err)
+	}
 	return u, nil
 }
 

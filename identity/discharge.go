@@ -39,7 +39,11 @@ func (s *Service) decide(ctx context.Context, req *tp.Request) (tp.Decision, err
 		// A browser login holds memory until the user answers or it
 		// expires, and anyone can ask for one: each takes from the
 		// address's login bucket.
-		if ok, retry := s.byAddress.allow(s.clientAddr(req.HTTP)); !ok {
+		ok, retry, err := s.byAddress.allow(ctx, s.clientAddr(req.HTTP))
+		if err != nil {
+			return tp.Decision{}, err
+		}
+		if !ok {
 			return tp.Throttle(retry, (&limitedError{retry: retry}).Error()), nil
 		}
 		return tp.UserInteractive(), nil

@@ -61,7 +61,8 @@
 // and cost the same time. Login attempts (here and on the browser pages)
 // are limited per account and per client address (an IPv6 client by its
 // /64); over the limit the answer is 429 with Retry-After. The counts are
-// kept in memory, per replica.
+// kept in Config.Throttles: in memory for a server on its own, in the
+// database that replicas share (PostgreSQL), so that they count as one.
 //
 // # Browser login (caveat auth login --web)
 //
@@ -142,10 +143,11 @@
 // /aaa/v1/.well-known/macfly/3p/poll/<32 hex>. The pages ignore a
 // return_to parameter.
 //
-// Pending browser flows of both kinds are kept in memory, so a poll must
-// reach the replica that started its flow. Anyone can start one, so they
-// are throttled and bounded, and a pending flow is never dropped to make
-// room for another:
+// Pending browser flows of both kinds are kept in Config.WebLogins and
+// Config.DischargeFlows: in memory for a server on its own, in the shared
+// database for replicas, so that a poll may reach any replica. Anyone can
+// start one, so they are throttled and bounded, and a pending flow is
+// never dropped to make room for another:
 //
 //   - starting a flow (POST /aaa/v1/sessions/web, or a discharge request
 //     without Authorization) takes one attempt from the client address's

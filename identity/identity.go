@@ -20,6 +20,7 @@ import (
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/store"
+	"github.com/caveatdev/caveat/store/memory"
 	"github.com/caveatdev/caveat/tp"
 )
 
@@ -69,13 +70,22 @@ type Config struct {
 	// FlowTTL is how long a browser login waits for the user;
 	// DefaultFlowTTL when zero.
 	FlowTTL time.Duration
-	// MaxFlows bounds each of the in-memory stores of pending browser
-	// logins (CLI logins and discharges); tp.DefaultMaxFlows when zero.
-	// A full store refuses new flows with 429 until one is collected or
-	// expires; it never drops a pending one. The stores are per process:
-	// behind a load balancer, the poll must reach the replica that
-	// started the flow.
+	// MaxFlows bounds each of the stores of pending browser logins (CLI
+	// logins and discharges); tp.DefaultMaxFlows when zero. A full store
+	// refuses new flows with 429 until one is collected or expires; it
+	// never drops a pending one.
 	MaxFlows int
+	// WebLogins holds the pending logins of `caveat auth login --web`,
+	// and DischargeFlows those of the login discharger, each within
+	// MaxFlows; Throttles counts login attempts under AccountLimit and
+	// AddressLimit. When nil, each is kept in this process's memory
+	// (store/memory, tp.MemoryStore), which suits a server on its own.
+	// Replicas behind a load balancer share them in their database (see
+	// store/postgres), so that a poll may reach any replica and a guess
+	// costs the same wherever it lands.
+	WebLogins      store.WebLogins
+	DischargeFlows tp.FlowStore
+	Throttles      store.Throttles
 
 	// SignupOpen lets anyone create an account with POST /aaa/v1/users.
 	// When false, only the first user of the server can: it becomes the
@@ -98,11 +108,11 @@ type Config struct {
 	// DefaultAddressLimit when zero, and off with a negative Burst. The
 	// address limit also covers signups and the start of browser logins
 	// of both kinds (--web, and discharges without a session secret).
-	// Each replica counts separately.
+	// They count in Throttles.
 	AccountLimit RateLimit
 	AddressLimit RateLimit
-	// MaxRateKeys bounds the keys each limit tracks; DefaultMaxRateKeys
-	// when zero.
+	// MaxRateKeys bounds the keys each limit tracks in memory when
+	// Throttles is nil; DefaultMaxRateKeys when zero.
 	MaxRateKeys int
 	// TrustProxy takes the client address from the last entry of
 	// X-Forwarded-For, as added by the one reverse proxy in front of the
@@ -129,7 +139,7 @@ type Service struct {
 	cfg       Config
 	loc       string // Location without a trailing slash
 	tp        *tp.Server
-	web       *webFlows
+	web       store.WebLogins
 	byAccount *limiter
 	byAddress *limiter
 	dummyHash string
@@ -185,6 +195,15 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.WebLogins == nil {
+		cfg.WebLogins = memory.NewWebLogins()
+	}
+	if cfg.DischargeFlows == nil {
+		cfg.DischargeFlows = tp.NewMemoryStore(cfg.MaxFlows, cfg.Now)
+	}
+	if cfg.Throttles == nil {
+		cfg.Throttles = memory.NewThrottles(cfg.MaxRateKeys)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -201,9 +220,9 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{
 		cfg:           cfg,
 		loc:           strings.TrimSuffix(cfg.Location, "/"),
-		web:           newWebFlows(cfg.MaxFlows, cfg.FlowTTL, cfg.Now),
-		byAccount:     newLimiter(cfg.AccountLimit, cfg.MaxRateKeys, cfg.Now),
-		byAddress:     newLimiter(cfg.AddressLimit, cfg.MaxRateKeys, cfg.Now),
+		web:           cfg.WebLogins,
+		byAccount:     &limiter{name: limiterAccount, limit: cfg.AccountLimit, store: cfg.Throttles, now: cfg.Now},
+		byAddress:     &limiter{name: limiterAddress, limit: cfg.AddressLimit, store: cfg.Throttles, now: cfg.Now},
 		dummyHash:     dummy,
 		checkPassword: CheckPassword,
 	}
@@ -212,7 +231,7 @@ func New(cfg Config) (*Service, error) {
 		Keys:          []caveat.EncryptionKey{cfg.Keyring.LoginTicketKey()},
 		Decide:        s.decide,
 		Now:           cfg.Now,
-		Store:         tp.NewMemoryStore(cfg.MaxFlows, cfg.Now),
+		Store:         cfg.DischargeFlows,
 		FlowTTL:       cfg.FlowTTL,
 		UserURLPrefix: s.loc + dischargePagePrefix,
 		Log:           cfg.Logger,

@@ -1,21 +1,22 @@
 package identity
 
-// Login rate limiting: a token bucket per key, in memory. Each replica of
-// the identity service counts on its own, so N replicas behind a load
-// balancer allow up to N times the configured rate; the limits are there
-// to make online guessing slow, not to be exact.
+// Login rate limiting: a token bucket per account and per client address,
+// counted in Config.Throttles. A server on its own counts in memory; the
+// replicas of a deployment on PostgreSQL count in the database, so that a
+// guess costs the same bucket whichever replica receives it, and N
+// replicas allow what one does.
 
 import (
-	"sync"
+	"context"
+	"fmt"
 	"time"
+
+	"github.com/caveatdev/caveat/store"
 )
 
 // RateLimit is a token bucket: Burst attempts at once, then one more every
 // Every. A zero Burst turns the limit off.
-type RateLimit struct {
-	Burst int
-	Every time.Duration
-}
+type RateLimit = store.RateLimit
 
 // The default limits. An account allows 10 attempts, then one a minute;
 // an address allows 30, then one every 2 s, enough for a shared NAT and
@@ -25,92 +26,59 @@ var (
 	DefaultAddressLimit = RateLimit{Burst: 30, Every: 2 * time.Second}
 )
 
-// DefaultMaxRateKeys bounds the keys each limiter tracks when
+// DefaultMaxRateKeys bounds the keys each in-memory limit tracks when
 // Config.MaxRateKeys is zero.
 const DefaultMaxRateKeys = 100_000
 
-// limiter counts attempts per key.
+// The limiters' names in Config.Throttles.
+const (
+	limiterAccount = "login-account"
+	limiterAddress = "login-address"
+)
+
+// limiter counts attempts of one kind under one limit.
 type limiter struct {
+	name  string
 	limit RateLimit
-	max   int
+	store store.Throttles
 	now   func() time.Time
-
-	mu      sync.Mutex
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func newLimiter(l RateLimit, max int, now func() time.Time) *limiter {
-	return &limiter{limit: l, max: max, now: now, buckets: make(map[string]*bucket)}
 }
 
 // allow takes one attempt from key's bucket. When the bucket is empty it
-// takes nothing and returns how long until the next attempt is allowed.
-func (l *limiter) allow(key string) (ok bool, retry time.Duration) {
+// takes nothing and returns how long until the next attempt is allowed. A
+// store that cannot count is an error: the attempt is not allowed.
+func (l *limiter) allow(ctx context.Context, key string) (ok bool, retry time.Duration, err error) {
 	if l.limit.Burst <= 0 {
-		return true, 0
+		return true, 0, nil
 	}
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, found := l.buckets[key]
-	if !found {
-		l.makeRoom(now)
-		b = &bucket{tokens: float64(l.limit.Burst), last: now}
-		l.buckets[key] = b
+	ok, retry, err = l.store.TakeAttempt(ctx, l.name, key, l.limit, l.now())
+	if err != nil {
+		return false, 0, fmt.Errorf("rate limit: %w", err)
 	}
-	l.refill(b, now)
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	if l.limit.Every <= 0 {
-		return false, time.Second
-	}
-	return false, time.Duration((1 - b.tokens) * float64(l.limit.Every))
+	return ok, retry, nil
 }
 
 // reset forgets key, as after a successful login to an account.
-func (l *limiter) reset(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.buckets, key)
+func (l *limiter) reset(ctx context.Context, key string) error {
+	if l.limit.Burst <= 0 {
+		return nil
+	}
+	if err := l.store.ResetAttempts(ctx, l.name, key); err != nil {
+		return fmt.Errorf("rate limit: %w", err)
+	}
+	return nil
 }
 
-func (l *limiter) refill(b *bucket, now time.Time) {
-	if elapsed := now.Sub(b.last); elapsed > 0 && l.limit.Every > 0 {
-		b.tokens = min(float64(l.limit.Burst), b.tokens+float64(elapsed)/float64(l.limit.Every))
+// take is allow as an error: nil when the attempt is allowed, a
+// *limitedError (429) when it is not, an internal error when the store
+// failed.
+func (l *limiter) take(ctx context.Context, key string) error {
+	ok, retry, err := l.allow(ctx, key)
+	if err != nil {
+		return err
 	}
-	b.last = now
-}
-
-// makeRoom keeps the map within max keys: it first drops the buckets that
-// have refilled (they are the same as no bucket), and when that is not
-// enough it forgets everything. Forgetting lets the keys in the map try
-// again early; the alternative, refusing new keys, would let anyone lock
-// everyone out by filling the map.
-func (l *limiter) makeRoom(now time.Time) {
-	if len(l.buckets) < l.max {
-		return
+	if !ok {
+		return &limitedError{retry: retry}
 	}
-	for k, b := range l.buckets {
-		l.refill(b, now)
-		if b.tokens >= float64(l.limit.Burst) {
-			delete(l.buckets, k)
-		}
-	}
-	if len(l.buckets) >= l.max*3/4 {
-		clear(l.buckets)
-	}
-}
-
-// len returns the number of keys tracked.
-func (l *limiter) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
+	return nil
 }

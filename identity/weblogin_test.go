@@ -154,45 +154,39 @@ func TestWebLoginExpires(t *testing.T) {
 	}
 }
 
-// TestWebFlowsAreBounded: a full store refuses new flows, saying when
-// the oldest expires, and never drops a live one; expired flows make
-// room.
+// TestWebFlowsAreBounded: a full store refuses new flows with a 429
+// saying when the oldest expires, and never drops a live one; expired
+// flows make room.
 func TestWebFlowsAreBounded(t *testing.T) {
-	clk := &clock{t: time.Unix(1764000000, 0)}
-	fs := newWebFlows(3, time.Minute, clk.now)
-	poll0, user0, err := fs.start("a")
+	h := newHarness(t, func(c *Config) { c.MaxFlows = 3; c.FlowTTL = time.Minute })
+	ctx := context.Background()
+	poll0, user0, err := h.svc.startWeb(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.add(10 * time.Second)
+	h.clk.add(10 * time.Second)
 	for range 2 {
-		if _, _, err := fs.start("b"); err != nil {
+		if _, _, err := h.svc.startWeb(ctx, "b"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for range 5 {
-		_, _, err := fs.start("c")
+		_, _, err := h.svc.startWeb(ctx, "c")
 		var lim *limitedError
 		if !errors.As(err, &lim) || lim.retryAfter() != "50" || !strings.Contains(err.Error(), "maximum of 3 pending browser logins") {
 			t.Fatalf("start on a full store: %v, want a refusal to retry in 50 s", err)
 		}
-		if n := fs.len(); n != 3 {
-			t.Fatalf("%d flows held, max 3", n)
-		}
 	}
-	if _, ok := fs.byUserSecret(user0); !ok {
-		t.Error("the oldest flow was evicted")
+	if _, err := h.svc.web.WebLoginByUserKey(ctx, hashSecret(labelWebUser, user0), h.clk.now()); err != nil {
+		t.Errorf("the oldest flow was evicted: %v", err)
 	}
-	if _, found := fs.collect(poll0); !found {
-		t.Error("the oldest flow no longer polls")
+	if _, err := h.svc.web.CollectWebLogin(ctx, hashSecret(labelWebPoll, poll0), h.clk.now()); err != nil {
+		t.Errorf("the oldest flow no longer polls: %v", err)
 	}
-	// Expired flows are dropped when new ones start.
-	clk.add(time.Minute)
-	if _, _, err := fs.start("d"); err != nil {
+	// Expired flows make room.
+	h.clk.add(time.Minute)
+	if _, _, err := h.svc.startWeb(ctx, "d"); err != nil {
 		t.Fatal(err)
-	}
-	if n := fs.len(); n != 1 {
-		t.Errorf("%d flows after expiry, want 1", n)
 	}
 }
 

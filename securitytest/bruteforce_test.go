@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat/identity"
+	"github.com/caveatdev/caveat/store/postgres/pgtest"
 )
 
 // bucketModel is the documented login limit: a token bucket per key,
@@ -131,11 +132,27 @@ func emailVariant(r *rand.Rand, email string) string {
 //
 // One case is a server and 60 to 110 logins; the short form runs 6 cases.
 func TestLoginThrottled(t *testing.T) {
+	testLoginThrottled(t, func() []*testServer { return []*testServer{startServer(t, serverOptions{})} })
+}
+
+// TestLoginThrottledReplicas is TestLoginThrottled on two replicas sharing
+// PostgreSQL, each login sent to one of them at random: the buckets are in
+// the database, so the answers are exactly those of one server (the same
+// model), not twice as many guesses.
+func TestLoginThrottledReplicas(t *testing.T) {
+	pgtest.ServerURL(t)
+	testLoginThrottled(t, func() []*testServer {
+		a := startServer(t, serverOptions{db: pgtest.FreshDatabase(t)})
+		return []*testServer{a, startServer(t, serverOptions{replicaOf: a})}
+	})
+}
+
+func testLoginThrottled(t *testing.T, start func() []*testServer) {
 	r := newRand(t)
 	cases := iterations(t, 6)
 	var counts = map[string]int{}
 	for c := range cases {
-		loginCase(t, r, c, counts)
+		loginCase(t, r, c, counts, start())
 	}
 	t.Logf("%d cases: %d logins accepted, %d refused as wrong, %d throttled by account, %d by address, %d of them with the right password",
 		cases, counts["201"], counts["401"], counts["account"], counts["address"], counts["right throttled"])
@@ -144,9 +161,13 @@ func TestLoginThrottled(t *testing.T) {
 	}
 }
 
-func loginCase(t *testing.T, r *rand.Rand, c int, counts map[string]int) {
-	s := startServer(t, serverOptions{})
-	defer s.stop()
+func loginCase(t *testing.T, r *rand.Rand, c int, counts map[string]int, replicas []*testServer) {
+	for _, s := range replicas {
+		defer s.stop()
+	}
+	s := replicas[0] // the clock they share, and the signups
+	var sent []int   // how many logins each replica answered
+	sent = make([]int, len(replicas))
 	model := &loginModel{
 		byAddress: newBucketModel(identity.DefaultAddressLimit),
 		byAccount: newBucketModel(identity.DefaultAccountLimit),
@@ -171,10 +192,12 @@ func loginCase(t *testing.T, r *rand.Rand, c int, counts map[string]int) {
 		step++
 		right := model.passwords[strings.ToLower(strings.TrimSpace(email))] == password
 		want := model.login(email, password, s.clock.Now())
-		code, retry, body := s.postLogin("/aaa/v1/sessions", email, password, xff)
+		i := r.IntN(len(replicas))
+		sent[i]++
+		code, retry, body := replicas[i].postLogin("/aaa/v1/sessions", email, password, xff)
 		if code != want.status || retry != want.retryAfter {
-			t.Fatalf("case %d, login %d (%q, right password %v, X-Forwarded-For %q): %d Retry-After %q, want %d Retry-After %q\n%s",
-				c, step, email, right, xff, code, retry, want.status, want.retryAfter, body)
+			t.Fatalf("case %d, login %d through replica %d (%q, right password %v, X-Forwarded-For %q): %d Retry-After %q, want %d Retry-After %q\n%s",
+				c, step, i, email, right, xff, code, retry, want.status, want.retryAfter, body)
 		}
 		switch {
 		case want.limitedBy != "":
@@ -247,6 +270,11 @@ func loginCase(t *testing.T, r *rand.Rand, c int, counts map[string]int) {
 	s.clock.Advance(identity.DefaultAddressLimit.Every)
 	if try(victim, model.passwords[victim], "").status != http.StatusCreated {
 		t.Fatalf("case %d: the right password is refused after the address's bucket refilled", c)
+	}
+	for i, n := range sent {
+		if n == 0 {
+			t.Fatalf("case %d: replica %d answered no login: the case spreads nothing", c, i)
+		}
 	}
 }
 

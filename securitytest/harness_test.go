@@ -163,6 +163,7 @@ type testServer struct {
 	srv     *server.Server
 	url     string
 	dataDir string
+	db      string // the database of serverOptions
 	clock   *clock
 	logs    *lockedBuffer
 	stopped bool
@@ -176,6 +177,9 @@ type serverOptions struct {
 	// dischargeTTL is the lifetime of login discharges (the server's
 	// default when 0).
 	dischargeTTL time.Duration
+	// replicaOf, when set, makes the new server a replica of that one: the
+	// same data directory (master key), database, clock and public URL.
+	replicaOf *testServer
 }
 
 // startServer starts a server on 127.0.0.1:0 whose clock is the returned
@@ -183,10 +187,16 @@ type serverOptions struct {
 func startServer(t *testing.T, opt serverOptions) *testServer {
 	t.Helper()
 	ts := &testServer{t: t, dataDir: t.TempDir(), clock: newClock(), logs: &lockedBuffer{}}
+	publicURL := ""
+	if p := opt.replicaOf; p != nil {
+		ts.dataDir, ts.clock, opt.db, publicURL = p.dataDir, p.clock, p.db, p.url
+	}
+	ts.db = opt.db
 	srv, err := server.New(context.Background(), server.Config{
 		Listen:       "127.0.0.1:0",
 		DataDir:      ts.dataDir,
 		DB:           opt.db,
+		PublicURL:    publicURL,
 		DischargeTTL: opt.dischargeTTL,
 		Signup:       true,
 		Argon2:       cheapArgon2,
@@ -199,7 +209,7 @@ func startServer(t *testing.T, opt serverOptions) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	ts.srv, ts.url = srv, srv.URL()
+	ts.srv, ts.url = srv, "http://"+srv.Addr().String()
 	ts.stopFn = func() error {
 		cancel()
 		return <-done

@@ -192,7 +192,8 @@ const DefaultMaxFlowsPerTicket = 5
 // flows in all, and DefaultMaxFlowsPerTicket per ticket. When a bound is
 // reached, Put refuses with a *FullError until a flow is collected or
 // expires; it never evicts a live flow. It suits a single server process;
-// replicas behind a load balancer need a shared store.
+// replicas behind a load balancer need a shared store (caveat's is
+// store/postgres's FlowStore, which runs tp/tptest's conformance suite).
 type MemoryStore struct {
 	now func() time.Time
 	max int
