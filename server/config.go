@@ -105,6 +105,13 @@ type Config struct {
 	// CacheBytes bounds the memory of each cache of verified tokens
 	// (authority.DefaultCacheBytes, 64 MiB, when 0).
 	CacheBytes int64
+	// Retention is how long tokens are kept after they expire
+	// (DefaultRetention, 90 days, when 0; at least an hour): housekeeping
+	// then deletes them and their revocations (see housekeeping.go).
+	Retention time.Duration
+	// HousekeepingInterval is how often housekeeping runs, on one replica
+	// at a time (DefaultHousekeepingInterval when 0).
+	HousekeepingInterval time.Duration
 	// Argon2 are the password hashing parameters; the identity package's
 	// defaults when zero. Tests lower them.
 	Argon2 identity.Argon2Params
@@ -146,7 +153,19 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RevocationSettle == 0 {
 		c.RevocationSettle = DefaultRevocationSettle
 	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.HousekeepingInterval == 0 {
+		c.HousekeepingInterval = DefaultHousekeepingInterval
+	}
 	var errs []error
+	if c.Retention < time.Hour || c.Retention > 100*365*24*time.Hour {
+		errs = append(errs, fmt.Errorf("retention %s is not between an hour and a hundred years", c.Retention))
+	}
+	if c.HousekeepingInterval < 0 {
+		errs = append(errs, fmt.Errorf("housekeeping interval %s is negative", c.HousekeepingInterval))
+	}
 	if c.RevocationSettle < 100*time.Millisecond || c.RevocationSettle > time.Minute {
 		errs = append(errs, fmt.Errorf("revocation settle window %s is not between 100ms and a minute", c.RevocationSettle))
 	}

@@ -27,6 +27,8 @@ type Server struct {
 	keyring   *authority.Keyring
 	authority *authority.Service
 	metrics   *metrics
+	// housekeeper purges what has expired, while it holds the lease.
+	housekeeper *housekeeper
 
 	ln   net.Listener
 	http *http.Server
@@ -108,6 +110,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	s.housekeeper = newHousekeeper(s.store, cfg, log.With("service", "housekeeping"))
 	s.metrics = newMetrics()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -228,6 +231,12 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.Serve() }()
 	go s.authority.Run(followCtx)
+	// Housekeeping hands its lease back before the store closes.
+	housekept := make(chan struct{})
+	go func() {
+		defer close(housekept)
+		s.housekeeper.run(followCtx)
+	}()
 	if s.metricsHTTP != nil {
 		go func() {
 			if err := s.metricsHTTP.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -242,11 +251,15 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("caveat server listening", attrs...)
 	select {
 	case err := <-errc:
+		stopFollowing()
+		<-housekept
 		s.Close()
 		return err
 	case <-ctx.Done():
 	}
 	s.log.Info("shutting down")
+	stopFollowing()
+	<-housekept
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	err := s.Shutdown(sctx)

@@ -46,7 +46,9 @@ type Store interface {
 	RootKeys
 	Apps
 	Tokens
+	TokenImport
 	Machines
+	Housekeeping
 
 	// Ping checks that the database answers, for health checks.
 	Ping(ctx context.Context) error

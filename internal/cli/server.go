@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/caveatdev/caveat/internal/lifetime"
 	"github.com/caveatdev/caveat/server"
 	"github.com/caveatdev/caveat/store/open"
 	"github.com/caveatdev/caveat/store/sqlite"
@@ -35,6 +37,7 @@ var serverFlagEnv = []struct{ flag, env string }{
 	{"tls-key", "CAVEAT_TLS_KEY"},
 	{"metrics-listen", "CAVEAT_METRICS_LISTEN"},
 	{"require-discharge-binding", "CAVEAT_REQUIRE_DISCHARGE_BINDING"},
+	{"retention", "CAVEAT_RETENTION"},
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -116,6 +119,9 @@ never logged. SIGINT or SIGTERM shut the server down gracefully.`,
 		"how long each simulated machine transition (starting, stopping, …) of the Machines API takes")
 	f.DurationVar(&cfg.RevocationSettle, "revocation-settle", server.DefaultRevocationSettle,
 		"serve cached token verifications only this long after the revocation feed was last read; past it, check the database (503 if down)")
+	cfg.Retention = server.DefaultRetention
+	f.Var(lifetimeFlag{&cfg.Retention}, "retention",
+		"how long expired tokens are kept before housekeeping deletes them, with their revocations (e.g. 90d, 720h)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; re-read on SIGHUP")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -181,6 +187,31 @@ keep it apart from the database backups). For PostgreSQL, use pg_dump.`,
 	c.Flags().StringVar(&db, "db", "", "the SQLite database (default $CAVEAT_DB or <data>/caveat.db)")
 	return c
 }
+
+// lifetimeFlag is a duration flag that also takes days ("90d"), in the
+// forms of package lifetime.
+type lifetimeFlag struct{ d *time.Duration }
+
+func (f lifetimeFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	if day := 24 * time.Hour; *f.d > 0 && *f.d%day == 0 {
+		return fmt.Sprintf("%dd", *f.d/day)
+	}
+	return f.d.String()
+}
+
+func (f lifetimeFlag) Set(s string) error {
+	d, err := lifetime.Parse(s)
+	if err != nil {
+		return err
+	}
+	*f.d = d
+	return nil
+}
+
+func (f lifetimeFlag) Type() string { return "duration" }
 
 func serverEnvHelp() string {
 	var b strings.Builder

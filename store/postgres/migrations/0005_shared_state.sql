@@ -45,11 +45,11 @@ CREATE INDEX throttle_buckets_full ON throttle_buckets (full_ns);
 
 -- One row per lease: of several replicas, the holder does the work.
 CREATE TABLE leases (
-	name   text        PRIMARY KEY,
-	holder text        NOT NULL,
-	until  timestamptz NOT NULL
+	name       text        PRIMARY KEY,
+	holder     text        NOT NULL,
+	expires_at timestamptz NOT NULL
 );
 
 -- Housekeeping deletes expired tokens, and their feed entries with them.
-CREATE INDEX tokens_expires ON tokens (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX tokens_expires ON tokens (expires_at, id) WHERE expires_at IS NOT NULL;
 CREATE INDEX revocations_token ON revocations (token_id);
