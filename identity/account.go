@@ -45,6 +45,9 @@ type SignupRequest struct {
 	// Organization, when set, is the slug of a new organization that the
 	// user becomes admin of.
 	Organization string `json:"organization,omitempty"`
+	// Invitation, when set, is an invitation code for Email: the account
+	// joins the invitation's organization, even if signup is closed.
+	Invitation string `json:"invitation,omitempty"`
 }
 
 // LogValue keeps the email and password out of logs.
@@ -86,12 +89,18 @@ func (r LoginResponse) LogValue() slog.Value {
 
 // signup serves POST /aaa/v1/users.
 func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	if !s.cfg.SignupOpen {
-		return 0, nil, httpjson.Errorf(http.StatusForbidden, "signup is closed on this server")
-	}
 	var req SignupRequest
 	if err := httpjson.Decode(w, r, &req, 0); err != nil {
+		if !s.cfg.SignupOpen {
+			return 0, nil, httpjson.Errorf(http.StatusForbidden, "signup is closed on this server")
+		}
 		return 0, nil, err
+	}
+	if req.Invitation != "" {
+		return s.signupInvited(r, req)
+	}
+	if !s.cfg.SignupOpen {
+		return 0, nil, httpjson.Errorf(http.StatusForbidden, "signup is closed on this server")
 	}
 	email := strings.TrimSpace(req.Email)
 	if err := checkEmail(email); err != nil {
