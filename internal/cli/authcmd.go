@@ -70,7 +70,7 @@ was sent to, and joins its organization; this works even when the server
 has closed open signup. The code may also be given as the invitation's link.`,
 		Example: `  echo "$PASSWORD" | caveat auth signup --email ada@example.com --password-stdin --org acme
   echo "$PASSWORD" | caveat auth signup --email bob@example.com --password-stdin --invite cvi1_…`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if email == "" {
 				return usageError(cmd, "--email is required")
