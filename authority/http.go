@@ -39,6 +39,7 @@ import (
 //	POST   /v1/apps                 {"app_name","org_slug"} → 201 app
 //
 // Expiry is a Go duration ("8760h"); access is a flyio.Access in JSON.
+// Members and invitations: see membershttp.go.
 
 // Register adds the authority's routes to mux.
 func (s *Service) Register(mux *http.ServeMux) {
@@ -59,6 +60,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /v1/apps", s.handle(s.listApps))
 	mux.HandleFunc("POST /v1/apps", s.handle(s.createApp))
+	s.registerMembers(mux)
 }
 
 // handle authenticates the request's bundle and runs h; h returns the
@@ -232,7 +234,10 @@ type PrincipalJSON struct {
 	// ExpiresAt is the effective expiry: the earliest end of a
 	// ValidityWindow over the token and its discharges.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	// Memberships are a session's organizations and roles.
+	// Memberships are a session's organizations and roles; for a named
+	// token, its creator's role in the token's organization (none when
+	// the creator is no longer a member), which decides whether it may do
+	// what only admins may (CheckAccess).
 	Memberships []OrgJSON `json:"memberships,omitempty"`
 	Allowed     *bool     `json:"allowed,omitempty"`
 }
@@ -257,7 +262,20 @@ func (s *Service) principalJSON(ctx context.Context, p *Principal) (PrincipalJSO
 		for i, o := range orgs {
 			out.Memberships[i] = OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
 		}
+		return out, nil
 	}
+	m, err := s.cfg.Store.GetMembership(ctx, p.OrgID, p.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return out, fmt.Errorf("creator's membership: %w", err)
+	}
+	o, err := s.cfg.Store.GetOrganization(ctx, p.OrgID)
+	if err != nil {
+		return out, fmt.Errorf("organization: %w", err)
+	}
+	out.Memberships = []OrgJSON{{ID: o.ID, Slug: o.Slug, Role: string(m.Role)}}
 	return out, nil
 }
 

@@ -225,6 +225,16 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 		}
 		return nil, fmt.Errorf("register token: %w", err)
 	}
+	// A removal that committed after the check above revoked the
+	// creator's tokens without this one (store.Members): it goes too.
+	if _, err := s.cfg.Store.GetMembership(ctx, req.OrgID, p.UserID); errors.Is(err, store.ErrNotFound) {
+		if _, err := s.cfg.Store.RevokeToken(ctx, rec.ID, s.cfg.Now()); err != nil {
+			return nil, fmt.Errorf("revoke the token of a removed member: %w", err)
+		}
+		return nil, forbidden("user %d was removed from organization %d while the token was being created", p.UserID, req.OrgID)
+	} else if err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
 	s.cfg.Logger.InfoContext(ctx, "token created", "token", rec.ID, "profile", rec.Profile,
 		"org", rec.OrgID, "app", rec.AppID, "user", p.UserID, "carried_caveats", len(p.Attenuations))
 	return &Minted{Record: rec, Token: tok}, nil

@@ -24,6 +24,8 @@ type Store interface {
 	store.RootKeys
 	store.Apps
 	store.Tokens
+	store.Invitations
+	store.Members
 }
 
 // Config configures a Service.
@@ -376,9 +378,12 @@ func (s *Service) Allow(ctx context.Context, p *Principal, a *flyio.Access) erro
 // CheckAccess is the rule of Allow, for verifiers that hold a principal's
 // verified caveats and can find its memberships (the middleware's remote
 // cache): the caveats must allow the access; a named token must be of the
-// access's organization; a session's user must be a member of it, in a
-// role that may do the access. role returns the user's role in an
-// organization, or an error wrapping store.ErrNotFound for none.
+// access's organization, and for what only admins may do its creator must
+// be an admin of it now; a session's user must be a member of it, in a
+// role that may do the access. role returns the user's (a named token's
+// creator's) role in an organization, or an error wrapping
+// store.ErrNotFound for none; for a named token it is called only for
+// accesses that need an admin.
 func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64,
 	role func(orgID uint64) (store.Role, error), a *flyio.Access) error {
 	if err := caveats.Clear(a); err != nil {
@@ -388,6 +393,25 @@ func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64
 	if !session {
 		if tokenOrg != orgID {
 			return httpjson.Errorf(http.StatusForbidden, "token of organization %d cannot act on organization %d", tokenOrg, orgID)
+		}
+		if a.RequiredRole() == flyio.RoleMember {
+			return nil
+		}
+		// A token acts with at most its creator's current standing: what
+		// only admins may do needs its creator to be an admin now. (A
+		// member's token carries AllowedRoles and never gets here.) Read
+		// afresh, so that a demotion reaches every replica at once.
+		r, err := role(orgID)
+		if errors.Is(err, store.ErrNotFound) {
+			return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is no longer a member",
+				a.Action, orgID, userID)
+		}
+		if err != nil {
+			return fmt.Errorf("membership of the token's creator: %w", err)
+		}
+		if r != store.RoleAdmin {
+			return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is now a %s",
+				a.Action, orgID, userID, r)
 		}
 		return nil
 	}

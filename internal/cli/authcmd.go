@@ -74,20 +74,29 @@ func (a *app) signupCommand() *cobra.Command {
 		f       onlineFlags
 		email   string
 		org     string
+		invite  string
 		pwd     bool
 		noLogin bool
 	)
 	c := &cobra.Command{
-		Use:   "signup [--email EMAIL] [--password-stdin] [--org SLUG] [--api URL]",
+		Use:   "signup [--email EMAIL] [--password-stdin] [--org SLUG | --invite CODE] [--api URL]",
 		Short: "Create an account (and log in)",
 		Long: `Create an account on the server, then log in. On a new server, the first
-account becomes the admin of a new organization (--org names it).`,
-		Example: `  echo "$PASSWORD" | caveat auth signup --email ada@example.com --password-stdin --org acme`,
-		Args:    cobra.NoArgs,
+account becomes the admin of a new organization (--org names it).
+
+With --invite, the account is the one an invitation ('caveat orgs invite')
+was sent to, and joins its organization; this works even when the server
+has closed open signup. The code may also be given as the invitation's link.`,
+		Example: `  echo "$PASSWORD" | caveat auth signup --email ada@example.com --password-stdin --org acme
+  echo "$PASSWORD" | caveat auth signup --email bob@example.com --password-stdin --invite cvi1_…`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			email, err := a.readEmail(cmd, email, pwd)
 			if err != nil {
 				return err
+			}
+			if invite != "" && org != "" {
+				return usageError(cmd, "--invite joins the invitation's organization: leave out --org")
 			}
 			pw, err := a.readPassword(cmd, pwd)
 			if err != nil {
@@ -99,13 +108,18 @@ account becomes the admin of a new organization (--org names it).`,
 			}
 			ctx, cancel := a.ctx()
 			defer cancel()
-			res, err := cl.Signup(ctx, email, pw, org)
+			var res client.SignupResult
+			if invite != "" {
+				res, err = cl.SignupInvited(ctx, email, pw, invite)
+			} else {
+				res, err = cl.Signup(ctx, email, pw, org)
+			}
 			if err != nil {
 				return apiErr("signup", err)
 			}
 			a.info("signed up as %s (user %d)", res.User.Email, res.User.ID)
 			if res.Organization != nil {
-				a.info("admin of organization %s (id %d)", res.Organization.Slug, res.Organization.ID)
+				a.info("%s of organization %s (id %d)", res.Organization.Role, res.Organization.Slug, res.Organization.ID)
 			}
 			if noLogin {
 				return nil
@@ -116,6 +130,7 @@ account becomes the admin of a new organization (--org names it).`,
 	f.register(c, false)
 	c.Flags().StringVar(&email, "email", "", "email address")
 	c.Flags().StringVar(&org, "org", "", "slug of an organization to create with the account")
+	c.Flags().StringVar(&invite, "invite", "", "an invitation's code (or link): join its organization")
 	c.Flags().BoolVar(&pwd, "password-stdin", false, "read the password from stdin")
 	c.Flags().BoolVar(&noLogin, "no-login", false, "do not log in after signing up")
 	return c
