@@ -239,7 +239,10 @@ type PrincipalJSON struct {
 	// the creator is no longer a member), which decides whether it may do
 	// what only admins may (CheckAccess).
 	Memberships []OrgJSON `json:"memberships,omitempty"`
-	Allowed     *bool     `json:"allowed,omitempty"`
+	// PermissionToken is the verified permission token's bytes in
+	// standard padded base64 (the fm2_ text without its prefix), which
+	// Fly's machinesapi client matches against its own bundle.
+	PermissionToken string `json:"permission_token"`
 }
 
 func (s *Service) principalJSON(ctx context.Context, p *Principal) (PrincipalJSON, error) {
@@ -277,50 +280,6 @@ func (s *Service) principalJSON(ctx context.Context, p *Principal) (PrincipalJSO
 	}
 	out.Memberships = []OrgJSON{{ID: o.ID, Slug: o.Slug, Role: string(m.Role)}}
 	return out, nil
-}
-
-func (s *Service) authenticate(ctx context.Context, r *http.Request, w http.ResponseWriter) (int, any, error) {
-	var req struct {
-		Header string `json:"header"`
-	}
-	if err := httpjson.Decode(w, r, &req, 0); err != nil {
-		return 0, nil, err
-	}
-	p, err := s.Authenticate(ctx, req.Header)
-	if err != nil {
-		return 0, nil, err
-	}
-	out, err := s.principalJSON(ctx, p)
-	return http.StatusOK, out, err
-}
-
-func (s *Service) authorize(ctx context.Context, r *http.Request, w http.ResponseWriter) (int, any, error) {
-	var req struct {
-		Header string          `json:"header"`
-		Access json.RawMessage `json:"access"`
-	}
-	if err := httpjson.Decode(w, r, &req, 0); err != nil {
-		return 0, nil, err
-	}
-	if len(req.Access) == 0 {
-		return 0, nil, badRequest(`"access" is required: the attempted access, e.g. {"orgid": 1, "appid": 2, "action": "r"}`)
-	}
-	var a flyio.Access
-	if err := httpjson.Unmarshal(req.Access, &a); err != nil {
-		return 0, nil, badRequest(`"access": %v`, err)
-	}
-	p, err := s.Authorize(ctx, req.Header, &a)
-	if err != nil {
-		var he *httpjson.Error
-		if errors.As(err, &he) && he.Status == http.StatusForbidden {
-			return http.StatusForbidden, map[string]any{"error": he.Msg, "allowed": false}, nil
-		}
-		return 0, nil, err
-	}
-	out, err := s.principalJSON(ctx, p)
-	allowed := true
-	out.Allowed = &allowed
-	return http.StatusOK, out, err
 }
 
 // revocations serves the revocation feed, for verifiers that cache
