@@ -251,6 +251,32 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (bool, error) {
 	return out.Revoked, err
 }
 
+// VerifiedToken is one permission token the authority verified, as
+// POST /v1/tokens/authenticate describes it: Fly's two fields and caveat's.
+type VerifiedToken struct {
+	Caveats         json.RawMessage `json:"caveats"`
+	PermissionToken string          `json:"permission_token"`
+	TokenID         string          `json:"token_id"`
+	Kind            string          `json:"kind"` // "session" or "token"
+	UserID          uint64          `json:"user_id"`
+	OrgID           uint64          `json:"org_id,omitempty"`
+	ExpiresAt       *time.Time      `json:"expires_at,omitempty"`
+	Memberships     []Organization  `json:"memberships,omitempty"`
+}
+
+// Authenticate asks the authority who presents header: the permission
+// token it verified, or an *APIError (401) saying why none did.
+func (c *Client) Authenticate(ctx context.Context, header string) (VerifiedToken, error) {
+	var out []VerifiedToken
+	if err := c.do(ctx, "POST", "/v1/tokens/authenticate", map[string]any{"header": header}, &out, nil); err != nil {
+		return VerifiedToken{}, err
+	}
+	if len(out) == 0 {
+		return VerifiedToken{}, &APIError{Status: http.StatusUnauthorized, Message: "the authority verified no permission token"}
+	}
+	return out[0], nil
+}
+
 // Authorize asks the authority whether header allows access (a
 // flyio.Access in JSON). It returns nil when allowed, and an *APIError
 // (403 naming the caveat, or 401) otherwise.

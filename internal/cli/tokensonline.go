@@ -109,7 +109,7 @@ Profiles:
 			return a.output(t.Header + "\n")
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&name, "name", "n", "", "a name to find the token by in the list")
 	c.Flags().StringVarP(&expiry, "expiry", "x", "", "lifetime: 2h, 30d, 1d12h, 8760h (default a year)")
 	c.Flags().StringVarP(&app, "app", "a", "", "the app (deploy, machine-exec)")
@@ -152,7 +152,7 @@ func (a *app) tokensListCommand() *cobra.Command {
 			return a.table([]string{"ID", "NAME", "PROFILE", "CREATED BY", "EXPIRES", "REVOKED"}, rows)
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&app, "app", "a", "", "only the tokens of this app")
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
 	return c
@@ -198,7 +198,7 @@ revocation failed.`,
 			return nil
 		},
 	}
-	f.register(c, false)
+	f.registerAuthenticated(c, false)
 	return c
 }
 
