@@ -1,6 +1,7 @@
 package caveat
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -217,15 +218,25 @@ var ErrNoPermissionToken = class("no permission token for this location", ErrInv
 // Location equals it) with their discharges, and returns the caveats of the
 // first that verifies, with its index.
 func (b *Bundle) Verify(location string, keys KeyFunc, trusted TrustedThirdParties) (CaveatSet, int, error) {
+	return b.VerifyWith(location, keys, trusted, nil)
+}
+
+// VerifyWith is Verify with options: with opts.RevokedBranches, a permission
+// token any of whose attenuation steps is a revoked branch is refused with
+// ErrBranchRevoked (and the next one is tried, as for any refusal).
+func (b *Bundle) VerifyWith(location string, keys KeyFunc, trusted TrustedThirdParties, opts *VerifyOptions) (CaveatSet, int, error) {
 	var firstErr error
 	for i := range b.Tokens {
 		m := &b.Tokens[i]
 		if m.Location != location {
 			continue
 		}
-		cs, err := b.verifyToken(m, keys, trusted)
+		cs, err := b.verifyToken(m, keys, trusted, opts)
 		if err == nil {
 			return cs, i, nil
+		}
+		if errors.Is(err, errAborted) {
+			return nil, -1, err
 		}
 		if firstErr == nil {
 			firstErr = err
@@ -237,12 +248,18 @@ func (b *Bundle) Verify(location string, keys KeyFunc, trusted TrustedThirdParti
 	return nil, -1, firstErr
 }
 
-func (b *Bundle) verifyToken(m *Macaroon, keys KeyFunc, trusted TrustedThirdParties) (CaveatSet, error) {
+func (b *Bundle) verifyToken(m *Macaroon, keys KeyFunc, trusted TrustedThirdParties, opts *VerifyOptions) (CaveatSet, error) {
 	key, err := keys(m.Nonce.KID)
 	if err != nil {
 		return nil, fmt.Errorf("key %x: %w", m.Nonce.KID, err)
 	}
-	return verifyPermission(m, key, b.Tokens, trusted)
+	var revoked BranchSet
+	if opts != nil && opts.RevokedBranches != nil {
+		if revoked, err = opts.RevokedBranches(m); err != nil {
+			return nil, fmt.Errorf("%w: revoked branches of the token with key id %x: %w", errAborted, m.Nonce.KID, err)
+		}
+	}
+	return verifyPermission(m, key, b.Tokens, trusted, revoked)
 }
 
 func (b *Bundle) noPermission(location string) error {
@@ -270,7 +287,7 @@ func (b *Bundle) Authorize(location string, keys KeyFunc, trusted TrustedThirdPa
 			continue
 		}
 		found = true
-		cs, err := b.verifyToken(m, keys, trusted)
+		cs, err := b.verifyToken(m, keys, trusted, nil)
 		if err == nil {
 			err = cs.Clear(a)
 		}

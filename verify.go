@@ -27,7 +27,7 @@ func (m *Macaroon) Verify(key SigningKey, discharges []*Macaroon, trusted Truste
 	for i, d := range discharges {
 		ds[i] = *d
 	}
-	return verifyPermission(m, key, ds, trusted)
+	return verifyPermission(m, key, ds, trusted, nil)
 }
 
 // unsealScratch is the size of the buffer unsealed values are written to; a
@@ -63,7 +63,7 @@ func caveatErr(i int, c RawCaveat, err error) error {
 	return fmt.Errorf("caveat %d (%s): %w", i, c.Name(), err)
 }
 
-func verifyPermission(m *Macaroon, key []byte, ds []Macaroon, trusted TrustedThirdParties) (CaveatSet, error) {
+func verifyPermission(m *Macaroon, key []byte, ds []Macaroon, trusted TrustedThirdParties, revoked BranchSet) (CaveatSet, error) {
 	if m.building {
 		return nil, fmt.Errorf("%w: proof not finalised: encode it first", ErrProof)
 	}
@@ -148,6 +148,9 @@ func verifyPermission(m *Macaroon, key []byte, ds []Macaroon, trusted TrustedThi
 	}
 	if subtle.ConstantTimeCompare(want[:], m.tail) != 1 {
 		return nil, ErrSignature
+	}
+	if k := revokedStep(tails, revoked); k >= 0 {
+		return nil, branchRevokedErr(k)
 	}
 	return out, nil
 }
