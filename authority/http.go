@@ -34,6 +34,7 @@ import (
 //	GET    /v1/orgs/{slug}/keys                          → {"keys": [{"kid","state","created_at",…}]}
 //	POST   /v1/orgs/{slug}/retire-key {"kid"}            → {"kid","state": "retired"}
 //	GET    /v1/apps?org_slug=SLUG                        → {"apps": [...]}
+//	GET    /v1/operations                                → {"operations": [...]} (Operations, public)
 //	POST   /v1/apps                 {"app_name","org_slug"} → 201 app
 //
 // Expiry is a Go duration ("8760h"); access is a flyio.Access in JSON.
@@ -52,6 +53,9 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/orgs/{slug}/rotate-key", s.handle(s.rotateKey))
 	mux.HandleFunc("GET /v1/orgs/{slug}/keys", s.handle(s.listKeys))
 	mux.HandleFunc("POST /v1/orgs/{slug}/retire-key", s.handle(s.retireKey))
+	mux.HandleFunc("GET /v1/operations", func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Write(w, http.StatusOK, map[string]any{"operations": Operations})
+	})
 	mux.HandleFunc("GET /v1/apps", s.handle(s.listApps))
 	mux.HandleFunc("POST /v1/apps", s.handle(s.createApp))
 }

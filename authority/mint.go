@@ -62,6 +62,10 @@ func badRequest(format string, args ...any) error {
 	return httpjson.Errorf(http.StatusBadRequest, format, args...)
 }
 
+// denied is the 403 of a caveat's refusal; the caveat classes stay visible
+// to errors.Is.
+func denied(err error) error { return httpjson.Wrap(http.StatusForbidden, err) }
+
 func forbidden(format string, args ...any) error {
 	return httpjson.Errorf(http.StatusForbidden, format, args...)
 }
@@ -69,11 +73,20 @@ func forbidden(format string, args ...any) error {
 // Mint mints and registers a named token for a principal.
 //
 // Who may mint: a logged-in user (a session) who is a member of the
-// organization; the org profile needs an admin. A named token cannot mint
-// tokens, not even narrower ones: tokens that mint tokens would make the
-// registry's "created by" meaningless and revocation of a tree of tokens
-// unenforceable. Attenuation, which needs no server, is the way to narrow a
-// token.
+// organization, and whose session's caveats allow creating tokens there
+// (the operation table); the org profile needs an admin. A named token
+// cannot mint tokens, not even narrower ones: tokens that mint tokens would
+// make the registry's "created by" meaningless and revocation of a tree of
+// tokens unenforceable. Attenuation, which needs no server, is the way to
+// narrow a token.
+//
+// Nothing minted is broader than its minter: the new token carries every
+// caveat its holder added to the session token after login (an attenuated
+// session stays attenuated in what it mints, ValidityWindow included), then
+// the profile's caveats, then the creator's role unless it is admin
+// (AllowedRoles), so that the token itself never does what its creator's
+// role may not. The session's own lifetime and login caveat are not
+// carried: a one-year token minted from a 30-day session lasts a year.
 func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Minted, error) {
 	if !p.IsSession() {
 		return nil, forbidden("only a logged-in user can create tokens; attenuate this token offline to narrow it")
@@ -89,6 +102,8 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 		return nil, badRequest("profile %s is for a whole organization, not an app", req.Profile)
 	case req.Commands != nil && req.Profile != ProfileMachineExec:
 		return nil, badRequest("commands are only for the machine-exec profile")
+	case req.Commands != nil && len(req.Commands) == 0:
+		return nil, badRequest("an empty command list allows no command: list the commands, or leave commands out to allow any")
 	case req.Expiry < 0:
 		return nil, badRequest("expiry must be positive")
 	}
@@ -98,51 +113,77 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 	if req.Name == "" {
 		req.Name = req.Profile
 	}
-	// The user must be allowed to create in the organization (or the app)
-	// themselves; the org profile needs an admin, as an admin-only
-	// feature does.
-	access := &flyio.Access{OrgID: &req.OrgID, Action: resset.ActionCreate}
-	if req.AppID != 0 {
-		access.AppID = &req.AppID
-	}
-	if err := s.Allow(ctx, p, access); err != nil {
+	// Caveats first: creating tokens in the organization (or the app)
+	// must be allowed by the session's caveats; then the role.
+	if err := s.Allow(ctx, p, tokensAccess(req.OrgID, req.AppID, resset.ActionCreate)); err != nil {
 		return nil, err
 	}
-	if req.Profile == ProfileOrg {
-		m, err := s.cfg.Store.GetMembership(ctx, req.OrgID, p.UserID)
-		if err != nil {
-			return nil, fmt.Errorf("membership: %w", err)
-		}
-		if m.Role != store.RoleAdmin {
-			return nil, forbidden("only an admin of organization %d can create org tokens", req.OrgID)
-		}
+	m, err := s.cfg.Store.GetMembership(ctx, req.OrgID, p.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
+	}
+	if req.Profile == ProfileOrg && m.Role != store.RoleAdmin {
+		return nil, forbidden("only an admin of organization %d can create org tokens", req.OrgID)
 	}
 	if req.AppID != 0 {
 		if _, err := s.app(ctx, req.OrgID, req.AppID); err != nil {
 			return nil, err
 		}
 	}
+	for i, c := range p.Attenuations {
+		if c.Type == caveat.Type3P {
+			r, _ := c.Decode()
+			loc := ""
+			if tp, ok := r.(*caveat.Caveat3P); ok {
+				loc = tp.Location
+			}
+			return nil, forbidden("the session carries a third-party caveat (to %s, caveat %d added after login) that a new token cannot carry: create tokens from a session without it",
+				loc, sessionMintedCaveats+i)
+		}
+	}
 
 	now := s.cfg.Now()
-	caveats := []caveat.Caveat{}
+	profile := []caveat.Caveat{}
 	switch req.Profile {
 	case ProfileOrg:
-		caveats = append(caveats, &flyio.Organization{ID: req.OrgID, Mask: resset.ActionAll})
+		profile = append(profile, &flyio.Organization{ID: req.OrgID, Mask: resset.ActionAll})
 	case ProfileReadonly:
-		caveats = append(caveats, &flyio.Organization{ID: req.OrgID, Mask: resset.ActionRead})
+		profile = append(profile, &flyio.Organization{ID: req.OrgID, Mask: resset.ActionRead})
 	case ProfileDeploy, ProfileMachineExec:
-		caveats = append(caveats, &flyio.Organization{ID: req.OrgID, Mask: resset.ActionAll},
+		profile = append(profile, &flyio.Organization{ID: req.OrgID, Mask: resset.ActionAll},
 			&flyio.Apps{Apps: resset.ResourceSet[uint64]{req.AppID: resset.ActionAll}})
 	}
 	if req.Profile == ProfileMachineExec {
 		cmds := req.Commands
-		if len(cmds) == 0 {
-			cmds = flyio.Commands{{Args: []string{}}} // any command
+		if cmds == nil {
+			// Any command, written out so that the token says so.
+			cmds = flyio.Commands{{Args: []string{}, Exact: false}}
 		}
-		caveats = append(caveats, &cmds)
+		profile = append(profile, &cmds)
 	}
 	vw := caveat.NewValidityWindow(now, req.Expiry)
-	caveats = append(caveats, vw)
+	profile = append(profile, vw)
+	if m.Role != store.RoleAdmin {
+		role := flyio.AllowedRoles(flyio.RoleMember)
+		profile = append(profile, &role)
+	}
+	expires := vw.NotAfterTime()
+	for _, c := range p.Attenuations {
+		if c.Type != caveat.TypeValidityWindow {
+			continue
+		}
+		v, err := c.Decode()
+		if err != nil {
+			return nil, fmt.Errorf("session caveat: %w", err)
+		}
+		if end := v.(*caveat.ValidityWindow).NotAfterTime(); end.Before(expires) {
+			expires = end
+		}
+	}
+	if !expires.After(now) {
+		return nil, badRequest("the session's own ValidityWindow ends at %s: a token minted from it would never be valid",
+			expires.UTC().Format(time.RFC3339))
+	}
 
 	// An organization created at signup gets its first key on first use.
 	if err := s.EnsureRootKey(ctx, req.OrgID); err != nil {
@@ -153,8 +194,14 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 		return nil, err
 	}
 	nonce := caveat.NewNonce(kid, false)
-	m, err := caveat.Mint(key, nonce, s.cfg.Location, caveats...)
+	tok, err := caveat.Mint(key, nonce, s.cfg.Location)
 	if err != nil {
+		return nil, fmt.Errorf("mint: %w", err)
+	}
+	if err := tok.AddRaw(p.Attenuations...); err != nil {
+		return nil, badRequest("the session's caveats cannot be carried into a token: %v", err)
+	}
+	if err := tok.Add(profile...); err != nil {
 		return nil, fmt.Errorf("mint: %w", err)
 	}
 	rec := store.Token{
@@ -165,7 +212,7 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 		AppID:     req.AppID,
 		CreatedBy: p.UserID,
 		CreatedAt: now,
-		ExpiresAt: vw.NotAfterTime(),
+		ExpiresAt: expires,
 	}
 	if err := s.cfg.Store.CreateToken(ctx, rec); err != nil {
 		if errors.Is(err, store.ErrInvalid) {
@@ -174,8 +221,8 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 		return nil, fmt.Errorf("register token: %w", err)
 	}
 	s.cfg.Logger.InfoContext(ctx, "token created", "token", rec.ID, "profile", rec.Profile,
-		"org", rec.OrgID, "app", rec.AppID, "user", p.UserID)
-	return &Minted{Record: rec, Token: m}, nil
+		"org", rec.OrgID, "app", rec.AppID, "user", p.UserID, "carried_caveats", len(p.Attenuations))
+	return &Minted{Record: rec, Token: tok}, nil
 }
 
 // Revoke revokes a named token by id. A principal may revoke the token it
@@ -193,6 +240,10 @@ func (s *Service) Revoke(ctx context.Context, p *Principal, id string) (bool, er
 	if p.TokenID() != id {
 		if !p.IsSession() {
 			return false, forbidden("a token can revoke only itself")
+		}
+		// Caveats first (the operation table), then the role.
+		if err := s.Allow(ctx, p, tokensAccess(t.OrgID, t.AppID, resset.ActionDelete)); err != nil {
+			return false, err
 		}
 		if t.CreatedBy != p.UserID {
 			m, err := s.cfg.Store.GetMembership(ctx, t.OrgID, p.UserID)
@@ -220,11 +271,7 @@ func (s *Service) Revoke(ctx context.Context, p *Principal, id string) (bool, er
 // List returns the tokens of an organization, or of one of its apps when
 // appID is not 0, for a logged-in member of the organization.
 func (s *Service) List(ctx context.Context, p *Principal, orgID, appID uint64) ([]store.Token, error) {
-	access := &flyio.Access{OrgID: &orgID, Action: resset.ActionRead}
-	if appID != 0 {
-		access.AppID = &appID
-	}
-	if err := s.Allow(ctx, p, access); err != nil {
+	if err := s.Allow(ctx, p, tokensAccess(orgID, appID, resset.ActionRead)); err != nil {
 		return nil, err
 	}
 	if appID != 0 {

@@ -23,6 +23,11 @@ func (s *Service) CreateOrganization(ctx context.Context, p *Principal, slug str
 	if !p.IsSession() {
 		return store.Organization{}, forbidden("only a logged-in user can create organizations")
 	}
+	// A session confined to organizations (an Organization caveat) may
+	// not create one: the access names organization 0, one not created yet.
+	if err := s.clearCaveats(p, orgAccess(0, resset.ActionCreate)); err != nil {
+		return store.Organization{}, err
+	}
 	o, err := s.cfg.Store.CreateOrganization(ctx, store.NewOrganization{Slug: slug, Admin: p.UserID, CreatedAt: s.cfg.Now()})
 	switch {
 	case errors.Is(err, store.ErrExists):
@@ -65,6 +70,37 @@ func (s *Service) Organization(ctx context.Context, p *Principal, slug string) (
 	return o, nil
 }
 
+// clearCaveats clears an access against the principal's caveats alone, for
+// operations that no role governs; a refusal is a 403 naming the caveat.
+func (s *Service) clearCaveats(p *Principal, a *flyio.Access) error {
+	if a.Time.IsZero() {
+		a.Time = s.cfg.Now()
+	}
+	if err := p.Caveats.Clear(a); err != nil {
+		return denied(err)
+	}
+	return nil
+}
+
+// adminOnly clears an access that only a logged-in admin may make: the
+// caveats first (a refusal names the caveat), then the role.
+func (s *Service) adminOnly(ctx context.Context, p *Principal, a *flyio.Access, what string) error {
+	if !p.IsSession() {
+		return forbidden("only a logged-in admin can %s", what)
+	}
+	if err := s.Allow(ctx, p, a); err != nil {
+		return err
+	}
+	m, err := s.cfg.Store.GetMembership(ctx, *a.OrgID, p.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Role != store.RoleAdmin) {
+		return forbidden("only an admin of organization %d can %s", *a.OrgID, what)
+	}
+	if err != nil {
+		return fmt.Errorf("membership: %w", err)
+	}
+	return nil
+}
+
 // member checks that the principal belongs to the organization: a named
 // token of it, or a session of one of its members. It is enough to look
 // names up; every operation then clears its own access.
@@ -95,7 +131,18 @@ func (s *Service) Organizations(ctx context.Context, p *Principal) ([]store.Orga
 		}
 		return []store.OrganizationRole{{Organization: o}}, nil
 	}
-	return s.cfg.Store.ListUserOrganizations(ctx, p.UserID)
+	all, err := s.cfg.Store.ListUserOrganizations(ctx, p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	// Only those the session's caveats let it read.
+	out := all[:0]
+	for _, o := range all {
+		if s.clearCaveats(p, orgAccess(o.ID, resset.ActionRead)) == nil {
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }
 
 // RotateKey gives the organization a new minting key; tokens minted with
@@ -104,12 +151,8 @@ func (s *Service) RotateKey(ctx context.Context, p *Principal, orgID uint64) ([]
 	if !p.IsSession() {
 		return nil, forbidden("only a logged-in admin can rotate keys")
 	}
-	m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Role != store.RoleAdmin) {
-		return nil, forbidden("only an admin of organization %d can rotate its key", orgID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("membership: %w", err)
+	if err := s.adminOnly(ctx, p, keysAccess(orgID, resset.ActionCreate), "rotate its key"); err != nil {
+		return nil, err
 	}
 	kid, err := s.cfg.Keyring.Rotate(ctx, orgID)
 	if err != nil {
@@ -126,12 +169,8 @@ func (s *Service) RetireKey(ctx context.Context, p *Principal, orgID uint64, kid
 	if !p.IsSession() {
 		return forbidden("only a logged-in admin can retire keys")
 	}
-	m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Role != store.RoleAdmin) {
-		return forbidden("only an admin of organization %d can retire its keys", orgID)
-	}
-	if err != nil {
-		return fmt.Errorf("membership: %w", err)
+	if err := s.adminOnly(ctx, p, keysAccess(orgID, resset.ActionDelete), "retire its keys"); err != nil {
+		return err
 	}
 	k, err := s.cfg.Store.GetRootKey(ctx, kid)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && k.OrgID != orgID) {
@@ -162,12 +201,8 @@ func (s *Service) Keys(ctx context.Context, p *Principal, orgID uint64) ([]store
 	if !p.IsSession() {
 		return nil, forbidden("only a logged-in admin can list keys")
 	}
-	m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Role != store.RoleAdmin) {
-		return nil, forbidden("only an admin of organization %d can list its keys", orgID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("membership: %w", err)
+	if err := s.adminOnly(ctx, p, keysAccess(orgID, resset.ActionRead), "list its keys"); err != nil {
+		return nil, err
 	}
 	ks, err := s.cfg.Store.ListRootKeys(ctx, orgID)
 	if err != nil {

@@ -130,6 +130,11 @@ type Principal struct {
 	OrgID uint64
 	// Caveats are the verified caveats, discharges' included.
 	Caveats caveat.CaveatSet
+	// Attenuations are the caveats of a session token that its holder
+	// added after the authority minted it, in order (third-party caveats
+	// included): what the session gave up, which every token it mints
+	// carries. Nil for a named token, which does not mint.
+	Attenuations caveat.CaveatSet
 	// Expires is the effective expiry (zero for none): the earliest end of
 	// a ValidityWindow over the token and its discharges.
 	Expires time.Time
@@ -237,6 +242,9 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		p, err := s.sessionPrincipal(ctx, id, cs, now)
 		if p != nil {
 			p.Expires = e.At
+			if len(m.Caveats) > sessionMintedCaveats {
+				p.Attenuations = m.Caveats[sessionMintedCaveats:]
+			}
 		}
 		return p, err
 	}
@@ -359,7 +367,7 @@ func (s *Service) Allow(ctx context.Context, p *Principal, a *flyio.Access) erro
 func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64,
 	role func(orgID uint64) (store.Role, error), a *flyio.Access) error {
 	if err := caveats.Clear(a); err != nil {
-		return httpjson.Wrap(http.StatusForbidden, err) // the caveat classes stay visible to errors.Is
+		return denied(err)
 	}
 	orgID := *a.OrgID // Clear validated the access: it names an organization
 	if !session {

@@ -77,6 +77,11 @@ func (kr *Keyring) CheckSessionSecret(secret string) (id string, ok bool) {
 	return id, hmac.Equal(got, kr.sessionMAC(id))
 }
 
+// sessionMintedCaveats is the number of caveats MintSession puts in a
+// session token (its ValidityWindow and its login caveat); any caveat after
+// them was added by the token's holder.
+const sessionMintedCaveats = 2
+
 // MintSession mints the session token of a login by userID, valid from
 // now until expires, for tokens at location with its login third-party
 // caveat to loginLocation. It stores nothing: the caller records the
