@@ -221,6 +221,20 @@ func TestOperationTable(t *testing.T) {
 			code, out := ts.do("DELETE", "/v1/tokens/"+id, h, nil)
 			return expect(code, out, allows(h, a), http.StatusOK, refused)
 		},
+		"revoke a branch": func(i int, h string) string {
+			a := &flyio.Access{OrgID: &org, Action: resset.ActionDelete}
+			profile, app := "readonly", ""
+			if i%2 == 1 {
+				profile, app, a.AppID = "deploy", "web", flyio.Ptr(apps["web"])
+			}
+			code, out := ts.do("POST", "/v1/tokens", ada.bundle, map[string]any{"profile": profile, "org": "acme", "app": app, "expiry": "1h"})
+			if code != http.StatusCreated {
+				t.Fatalf("mint with the plain session: %d %v", code, out)
+			}
+			branch := attenuateHeader(t, out["token"].(string), &flyio.Organization{ID: org, Mask: resset.ActionRead | resset.ActionWrite})
+			code, out = ts.do("POST", "/v1/tokens/revoke-branch", h, map[string]any{"token": branch})
+			return expect(code, out, allows(h, a), http.StatusOK, refused)
+		},
 		"list keys": func(_ int, h string) string {
 			code, out := ts.do("GET", "/v1/orgs/acme/keys", h, nil)
 			return expect(code, out, allows(h, &flyio.Access{OrgID: &org, Feature: flyio.Ptr(authority.FeatureKeys), Action: resset.ActionRead}), http.StatusOK, refused)
@@ -279,6 +293,19 @@ func TestOperationTable(t *testing.T) {
 	if verdicts[true] < n/10 || verdicts[false] < n/10 {
 		t.Fatalf("too few allowed (%d) or denied (%d) accesses for %d cases: the property checked too little", verdicts[true], verdicts[false], n)
 	}
+}
+
+// attenuateHeader adds caveats to a header's first token.
+func attenuateHeader(t *testing.T, header string, cs ...caveat.Caveat) string {
+	t.Helper()
+	b, err := caveat.ParseBundle(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Tokens[0].Add(cs...); err != nil {
+		t.Fatal(err)
+	}
+	return b.Header()
 }
 
 // expect compares an answer with the caveats' verdict: ok when allowed,

@@ -134,31 +134,19 @@ func ValidTokenID(id string) bool {
 	return err == nil && u.String() == id
 }
 
-// BranchID names one branch of a token: the binding id (SHA-256) of one
-// of its tails, as the token library computes it. Every attenuation step
-// of a token has its own tail, so a branch is the token as it was at that
-// step together with everything attenuated from it since; its ancestors,
-// whose tails come earlier in the chain, are other branches.
-type BranchID [32]byte
+// BranchID names one branch of a token: the binding id of one of its
+// tails (the first 16 bytes of its SHA-256), as the token library computes
+// it (caveat.BranchID). Every attenuation step of a token has its own
+// tail, so a branch is the token as it was at that step together with
+// everything attenuated from it since; its ancestors, whose tails come
+// earlier in the chain, are other branches.
+type BranchID [16]byte
 
 // String is the branch id in lowercase hex, the form the API shows.
 func (b BranchID) String() string { return hex.EncodeToString(b[:]) }
 
 // IsZero reports whether b is the zero id, which names no branch.
 func (b BranchID) IsZero() bool { return b == BranchID{} }
-
-// ParseBranchID parses a branch id in hex (64 digits), wrapping
-// [ErrInvalid] when s is not one.
-func ParseBranchID(s string) (BranchID, error) {
-	var b BranchID
-	if len(s) != 2*len(b) {
-		return b, fmt.Errorf("branch id is %d characters long, want %d hex digits: %w", len(s), 2*len(b), ErrInvalid)
-	}
-	if _, err := hex.Decode(b[:], []byte(s)); err != nil {
-		return BranchID{}, fmt.Errorf("branch id is not hex: %w", ErrInvalid)
-	}
-	return b, nil
-}
 
 // MaxRevokedBranches bounds the revoked branches of one token. A verifier
 // holds a token's whole set and looks every tail up in it, so the set must

@@ -1,16 +1,17 @@
 -- Branch revocation: the revoked branches of named tokens, and branch
 -- entries in the revocation feed.
 
--- A branch is the binding id (SHA-256) of one tail of a token. A token has
--- at most store.MaxRevokedBranches of them; RevokeBranch counts before it
--- inserts, and SQLite's single writer makes the count exact.
+-- A branch is the binding id of one tail of a token (16 bytes of its
+-- SHA-256). A token has at most store.MaxRevokedBranches of them;
+-- RevokeBranch counts before it inserts, and SQLite's single writer makes
+-- the count exact.
 CREATE TABLE revoked_branches (
 	token_id   TEXT    NOT NULL REFERENCES tokens (id),
-	branch     BLOB    NOT NULL CHECK (length(branch) = 32),
+	branch     BLOB    NOT NULL CHECK (length(branch) = 16),
 	revoked_at INTEGER NOT NULL,
 	revoked_by INTEGER REFERENCES users (id), -- NULL: the branch revoked itself
 	PRIMARY KEY (token_id, branch)
 ) STRICT, WITHOUT ROWID;
 
 -- NULL for the revocation of a whole token.
-ALTER TABLE revocations ADD COLUMN branch BLOB CHECK (branch IS NULL OR length(branch) = 32);
+ALTER TABLE revocations ADD COLUMN branch BLOB CHECK (branch IS NULL OR length(branch) = 16);
