@@ -135,17 +135,32 @@ func (a *app) anonymous(f *onlineFlags) (*client.Client, savedConfig, error) {
 // sources of the offline commands except arguments (-t, CAVEAT_TOKEN, then
 // the config file's session). A session's discharges are renewed and saved.
 func (a *app) authenticated(f *onlineFlags, token string) (*client.Client, savedConfig, error) {
+	return a.authenticatedWith(f, token, true)
+}
+
+// authenticatedFromConfig is authenticated with the config file's login
+// only, for a command whose CAVEAT_TOKEN names something else (the branch
+// that 'tokens revoke --branch' revokes).
+func (a *app) authenticatedFromConfig(f *onlineFlags) (*client.Client, savedConfig, error) {
+	return a.authenticatedWith(f, "", false)
+}
+
+func (a *app) authenticatedWith(f *onlineFlags, token string, useEnv bool) (*client.Client, savedConfig, error) {
 	cfg, _, err := a.loadConfig()
 	if err != nil {
 		return nil, cfg, err
 	}
 	base := a.apiURL(f, cfg)
 	bundle, secret, from := token, "", "-t"
-	if bundle == "" {
+	if bundle == "" && useEnv {
 		bundle, from = a.env("CAVEAT_TOKEN"), "CAVEAT_TOKEN"
 	}
 	if bundle == "" {
 		bundle, secret, from = cfg.Token, cfg.SessionSecret, "config"
+	}
+	if bundle == "" && !useEnv {
+		return nil, cfg, failf("not logged in (CAVEAT_TOKEN holds the branch to revoke, not a login)").
+			withHint("run 'caveat auth login', or add --self to revoke the branch with itself as the credential")
 	}
 	if bundle == "" {
 		return nil, cfg, failf("not logged in, and no token given").
