@@ -295,19 +295,6 @@ func TestOperationTable(t *testing.T) {
 	}
 }
 
-// attenuateHeader adds caveats to a header's first token.
-func attenuateHeader(t *testing.T, header string, cs ...caveat.Caveat) string {
-	t.Helper()
-	b, err := caveat.ParseBundle(header)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Tokens[0].Add(cs...); err != nil {
-		t.Fatal(err)
-	}
-	return b.Header()
-}
-
 // expect compares an answer with the caveats' verdict: ok when allowed,
 // a refusal (that names a caveat, for 403) when not.
 func expect(code int, out map[string]any, allowed bool, ok int, refused func(int) bool) string {
