@@ -78,14 +78,36 @@ func (a Action) Remove(m Action) Action { return a &^ m }
 // MarshalJSON encodes the mask as its letter string (spec §5.3).
 func (a Action) MarshalJSON() ([]byte, error) { return json.Marshal(a.String()) }
 
-// UnmarshalJSON decodes a mask string. A number is an error: masks are
-// always strings in JSON.
+// ParseActionStrict parses a mask that a person wrote: "*", or letters of
+// r, w, c, d, C. Unlike ParseAction (the spec's rule for reading masks,
+// which ignores unknown characters), any other character is an error, so
+// that a typo such as "rX", "R" or "all" is not silently narrowed.
+func ParseActionStrict(s string) (Action, error) {
+	if s == "*" {
+		return ActionStar, nil
+	}
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(actionLetters, s[i]) < 0 {
+			return 0, fmt.Errorf(`action mask %q: unknown letter %q (the letters are r w c d C, or "*" for every action)`, s, s[i:i+1])
+		}
+	}
+	return ParseAction(s), nil
+}
+
+// UnmarshalJSON decodes a mask string with ParseActionStrict: JSON masks
+// are written by people (caveats to attenuate with, accesses to check), and
+// a typo must not narrow or widen a mask silently. A number is an error:
+// masks are always strings in JSON.
 func (a *Action) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return errors.New(`an action mask is a string of the letters "rwcdC", or "*"`)
 	}
-	*a = ParseAction(s)
+	v, err := ParseActionStrict(s)
+	if err != nil {
+		return err
+	}
+	*a = v
 	return nil
 }
 

@@ -197,3 +197,27 @@ func TestIfPresentNesting(t *testing.T) {
 		t.Error("deep IfPresent is canonical")
 	}
 }
+
+func TestParseActionStrict(t *testing.T) {
+	for in, want := range map[string]resset.Action{"": 0, "r": resset.ActionRead, "rC": resset.ActionRead | resset.ActionControl,
+		"Cr": resset.ActionRead | resset.ActionControl, "rwcdC": resset.ActionAll, "*": resset.ActionStar} {
+		got, err := resset.ParseActionStrict(in)
+		if err != nil || got != want {
+			t.Errorf("ParseActionStrict(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"rX", "R", "all", "xyz", "r*", "**", " r"} {
+		if got, err := resset.ParseActionStrict(in); err == nil {
+			t.Errorf("ParseActionStrict(%q) = %v, want an error", in, got)
+		}
+		// The spec's reading rule stays lenient.
+		_ = resset.ParseAction(in)
+		var a resset.Action
+		if err := a.UnmarshalJSON([]byte(`"` + in + `"`)); err == nil {
+			t.Errorf("JSON mask %q accepted as %v", in, a)
+		}
+	}
+	if resset.ParseAction("r*") != resset.ActionRead {
+		t.Error(`ParseAction("r*") is no longer the spec's 0x01`)
+	}
+}

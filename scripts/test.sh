@@ -42,4 +42,14 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
 		exit 1
 	done
 done
+if command -v systemd-analyze >/dev/null; then
+	echo "== systemd-analyze verify deploy/caveat.service"
+	unitdir=$(mktemp -d)
+	go build -o "$unitdir/caveat" ./cmd/caveat
+	sed "s|/usr/local/bin/caveat|$unitdir/caveat|" deploy/caveat.service >"$unitdir/caveat.service"
+	systemd-analyze verify "$unitdir/caveat.service"
+	rm -rf "$unitdir"
+else
+	echo "== systemd-analyze not installed: deploy/caveat.service not verified"
+fi
 echo "== all tests passed"

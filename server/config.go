@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -77,6 +78,14 @@ type Config struct {
 	MachineTransitionTime time.Duration
 	// Signup allows new users to sign up.
 	Signup bool
+	// TLSCert and TLSKey are PEM files of the certificate and its key; with
+	// both, the server speaks HTTPS only, re-reads them on SIGHUP (see
+	// Server.ReloadTLS), and the default public URL is https://.
+	TLSCert, TLSKey string
+	// MetricsListen, when set, is a second address that serves /metrics
+	// and /healthz (plain HTTP), and /metrics leaves the main listener, so
+	// that metrics need not be public.
+	MetricsListen string
 	// Argon2 are the password hashing parameters; the identity package's
 	// defaults when zero. Tests lower them.
 	Argon2 identity.Argon2Params
@@ -129,6 +138,19 @@ func (c Config) withDefaults() (Config, error) {
 		if !slices.Contains(AllRoles, r) {
 			errs = append(errs, fmt.Errorf("unknown role %q (known: %s)", r, strings.Join(AllRoles, ", ")))
 		}
+	}
+	if c.PublicURL == "" {
+		// Tokens carry the public URL as their location: one made from a
+		// wildcard address (http://0.0.0.0:8080, http://[::]:8080) names
+		// no host a client can reach.
+		if host, _, err := net.SplitHostPort(c.Listen); err == nil {
+			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				errs = append(errs, fmt.Errorf("listening on every address (%s) needs --public-url, the URL clients reach the server at: tokens carry it as their location", c.Listen))
+			}
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("TLS needs both a certificate and its key (--tls-cert and --tls-key)"))
 	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		errs = append(errs, fmt.Errorf("public URL %q must start with http:// or https://", c.PublicURL))

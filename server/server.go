@@ -8,13 +8,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
+	"os/signal"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/store"
+	"github.com/caveatdev/caveat/store/open"
 )
 
 // Server is a running (or ready to run) caveat server.
@@ -29,6 +31,10 @@ type Server struct {
 	ln   net.Listener
 	http *http.Server
 	url  string
+	cert *certificate // nil without TLS
+
+	metricsLn   net.Listener // nil without Config.MetricsListen
+	metricsHTTP *http.Server
 
 	closeOnce sync.Once
 	closeErr  error
@@ -62,14 +68,30 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TLSCert != "" {
+		if s.cert, err = loadCertificate(cfg.TLSCert, cfg.TLSKey); err != nil {
+			s.store.Close()
+			return nil, err
+		}
+	}
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		s.store.Close()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	if cfg.MetricsListen != "" {
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsListen); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("listen for metrics: %w", err)
+		}
+	}
 	s.url = cfg.PublicURL
 	if s.url == "" {
-		s.url = "http://" + s.ln.Addr().String()
+		scheme := "http://"
+		if s.cert != nil {
+			scheme = "https://"
+		}
+		s.url = scheme + s.ln.Addr().String()
 	}
 	s.keyring = authority.NewKeyring(master, s.store, cfg.Now)
 	s.authority, err = authority.New(authority.Config{
@@ -87,7 +109,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.metrics = newMetrics()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.Handle("GET /metrics", s.metrics.handler())
+	if s.metricsLn == nil {
+		mux.Handle("GET /metrics", s.metrics.handler())
+	} else {
+		mmux := http.NewServeMux()
+		mmux.HandleFunc("GET /healthz", s.healthz)
+		mmux.Handle("GET /metrics", s.metrics.handler())
+		s.metricsHTTP = &http.Server{Handler: httpjson.Routes(mmux), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	}
 	if cfg.has(RoleAuthority) {
 		s.authority.Register(mux)
 	}
@@ -108,15 +138,51 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if s.cert != nil {
+		s.http.TLSConfig = s.cert.config()
+	}
 	return s, nil
 }
 
-// openStore picks the backend from the DSN.
-func openStore(ctx context.Context, dsn string) (store.Store, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return openPostgres(ctx, dsn)
+// ReloadTLS re-reads the TLS certificate and key files; connections in
+// flight keep theirs, new handshakes get the new one. On failure the
+// certificate in use stays. Run calls it on SIGHUP.
+func (s *Server) ReloadTLS() error {
+	if s.cert == nil {
+		return errors.New("TLS is not configured")
 	}
-	return openSQLite(ctx, dsn)
+	if err := s.cert.Reload(); err != nil {
+		return err
+	}
+	s.log.Info("TLS certificate reloaded", "not_after", s.cert.NotAfter())
+	return nil
+}
+
+// MetricsAddr is the address of the metrics listener, or nil.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
+}
+
+// openStore opens the backend the DSN names (store/open: a postgres:// URL
+// or a SQLite path; another scheme, such as a misspelt "postgress://", is
+// an error rather than a file name). The error never holds the DSN, which
+// may carry a password.
+func openStore(ctx context.Context, dsn string) (store.Store, error) {
+	kind, err := open.Kind(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db, err := open.Open(ctx, dsn)
+	switch {
+	case err != nil && kind == "postgres":
+		return nil, fmt.Errorf("open PostgreSQL database: %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("open SQLite database %s: %w", dsn, err)
+	}
+	return db, nil
 }
 
 // URL is the server's public base URL.
@@ -136,14 +202,42 @@ func (s *Server) Store() store.Store { return s.store }
 
 // Run serves until ctx is done, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve() }()
 	// Follow the revocation feed, so that revocations made through other
 	// replicas reach this one's cache of verified tokens.
 	followCtx, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
+	if s.cert != nil {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-followCtx.Done():
+					return
+				case <-hup:
+					if err := s.ReloadTLS(); err != nil {
+						s.log.Error("reloading the TLS certificate; still serving the previous one", "err", err)
+					}
+				}
+			}
+		}()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve() }()
 	go s.authority.Run(followCtx)
-	s.log.Info("caveat server listening", "addr", s.ln.Addr().String(), "url", s.url, "roles", s.cfg.Roles)
+	if s.metricsHTTP != nil {
+		go func() {
+			if err := s.metricsHTTP.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics listener", "err", err)
+			}
+		}()
+	}
+	attrs := []any{"addr", s.ln.Addr().String(), "url", s.url, "roles", s.cfg.Roles, "tls", s.cert != nil}
+	if s.metricsLn != nil {
+		attrs = append(attrs, "metrics_addr", s.metricsLn.Addr().String())
+	}
+	s.log.Info("caveat server listening", attrs...)
 	select {
 	case err := <-errc:
 		s.Close()
@@ -163,7 +257,12 @@ func (s *Server) Run(ctx context.Context) error {
 // Serve serves on the listener until Shutdown; it returns nil after a
 // graceful shutdown.
 func (s *Server) Serve() error {
-	err := s.http.Serve(s.ln)
+	var err error
+	if s.cert != nil {
+		err = s.http.ServeTLS(s.ln, "", "")
+	} else {
+		err = s.http.Serve(s.ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -173,6 +272,9 @@ func (s *Server) Serve() error {
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // is done), and closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.metricsHTTP != nil {
+		s.metricsHTTP.Shutdown(ctx)
+	}
 	err := s.http.Shutdown(ctx)
 	if cerr := s.Close(); err == nil {
 		err = cerr
@@ -185,6 +287,9 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if s.ln != nil {
 			s.ln.Close()
+		}
+		if s.metricsLn != nil {
+			s.metricsLn.Close()
 		}
 		if s.store != nil {
 			s.closeErr = s.store.Close()

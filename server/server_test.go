@@ -113,3 +113,40 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigRefuses(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"wildcard IPv4 without a public URL", Config{Listen: "0.0.0.0:0"}, "needs --public-url"},
+		{"wildcard IPv6 without a public URL", Config{Listen: "[::]:0"}, "needs --public-url"},
+		{"no host without a public URL", Config{Listen: ":0"}, "needs --public-url"},
+		{"misspelt database scheme", Config{Listen: "127.0.0.1:0", DB: "postgress://caveat@db/caveat"}, `unsupported database URL scheme "postgress"`},
+		{"upper-case scheme is PostgreSQL, not a file", Config{Listen: "127.0.0.1:0", DB: "POSTGRES://caveat@127.0.0.1:1/caveat?connect_timeout=1"}, "PostgreSQL"},
+	} {
+		c.cfg.DataDir = dir
+		c.cfg.Logger = slog.New(slog.DiscardHandler)
+		s, err := New(context.Background(), c.cfg)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: started", c.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want it to mention %q", c.name, err, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "postgress:")); err == nil {
+		t.Error("a misspelt URL created a SQLite file")
+	}
+	// With a public URL, every address is fine.
+	s, err := New(context.Background(), Config{Listen: "0.0.0.0:0", PublicURL: "https://caveat.example", DataDir: dir,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}

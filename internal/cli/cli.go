@@ -159,11 +159,23 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 		Args:          subcommandArgs,
 		RunE:          missingSubcommand,
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = version()
+	root.SetVersionTemplate("caveat {{.Version}}\n")
+	// "caveat completion bash|zsh|fish|powershell" writes a completion
+	// script; its hidden subcommands stay out of the help.
+	root.CompletionOptions.HiddenDefaultCmd = false
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError(cmd, "%v", err)
 	})
-	root.AddCommand(a.tokensCommand(), a.serverCommand(), a.authCommand(), a.orgsCommand(), a.appsCommand(), a.machinesCommand())
+	root.AddCommand(a.tokensCommand(), a.serverCommand(), a.authCommand(), a.orgsCommand(), a.appsCommand(), a.machinesCommand(),
+		a.versionCommand())
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			// An unknown shell is an error, not a help text and success.
+			c.Args, c.RunE = subcommandArgs, missingSubcommand
+		}
+	}
 	// Commands that only group others run just to report a missing
 	// subcommand: their usage shows the subcommands, not a bare use line.
 	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(),

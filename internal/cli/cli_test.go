@@ -169,7 +169,7 @@ func TestErrorFormatting(t *testing.T) {
 			args: []string{},
 			code: 2,
 			lines: []string{
-				"caveat: error: caveat needs a subcommand: apps, auth, machines, orgs, server, tokens",
+				"caveat: error: caveat needs a subcommand: apps, auth, completion, machines, orgs, server, tokens, version",
 				"caveat: hint: run 'caveat --help' for usage",
 			},
 		},

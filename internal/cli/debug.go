@@ -138,16 +138,46 @@ func summarize(b *caveat.Bundle, now time.Time) string {
 		if discharge {
 			continue
 		}
-		for _, tp := range thirdParties(m) {
+		tps := thirdParties(m)
+		var missing []string
+		for _, tp := range tps {
 			status := "NOT discharged"
 			if j := dischargeOf(b, i, tp.ticket); j >= 0 {
 				status = fmt.Sprintf("discharged by token %d", j+1)
+			} else {
+				missing = append(missing, fmt.Sprintf("%q", tp.location))
 			}
 			fmt.Fprintf(&s, "  3P        caveat %d, %q: %s\n", tp.index, tp.location, status)
 		}
+		fmt.Fprintf(&s, "  usable    %s\n", usableText(b, i, len(tps), missing, now))
 		fmt.Fprintf(&s, "  expires   %s\n", expiryText(b, i, now))
 	}
 	return s.String()
+}
+
+// usableText answers the question people bring to debug: can this token
+// be used as it is, and until when? A token without third-party caveats
+// needs no discharge; one with an undischarged caveat is unusable until a
+// discharge is added, and its expiry applies only after that.
+func usableText(b *caveat.Bundle, i, thirdParties int, missing []string, now time.Time) string {
+	e := b.Expiry(i)
+	until := "with no expiry"
+	if !e.Never() {
+		until = "until " + formatTime(e.At)
+		if !e.At.After(now) {
+			until = "no longer: it expired at " + formatTime(e.At)
+		}
+	}
+	switch {
+	case thirdParties == 0 && !e.Never() && !e.At.After(now):
+		return "needs no discharge, but " + until
+	case thirdParties == 0:
+		return "needs no discharge: valid on its own " + until
+	case len(missing) > 0:
+		return fmt.Sprintf("NOT until discharged by %s (the expiry below applies after that, and a discharge may end it sooner)",
+			strings.Join(missing, ", "))
+	}
+	return "with its discharges in this bundle, " + until
 }
 
 // dischargedCaveat says which 3P caveat of which token a discharge covers.

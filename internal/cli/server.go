@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
 	"github.com/caveatdev/caveat/server"
+	"github.com/caveatdev/caveat/store/open"
+	"github.com/caveatdev/caveat/store/sqlite"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -27,6 +30,9 @@ var serverFlagEnv = []struct{ flag, env string }{
 	{"signup", "CAVEAT_SIGNUP"},
 	{"machine-transition-time", "CAVEAT_MACHINE_TRANSITION_TIME"},
 	{"log-level", "CAVEAT_LOG_LEVEL"},
+	{"tls-cert", "CAVEAT_TLS_CERT"},
+	{"tls-key", "CAVEAT_TLS_KEY"},
+	{"metrics-listen", "CAVEAT_METRICS_LISTEN"},
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -41,7 +47,13 @@ func (a *app) serverCommand() *cobra.Command {
 		Long: `Run a caveat server on one port: the token authority (/v1/tokens, /v1/orgs,
 /v1/apps), the login service and its discharger (/aaa/v1), the Machines API
 (/v1/apps/{app}/machines, no VMs: machines are records whose transitions take
---machine-transition-time), /healthz and /metrics (Prometheus).
+--machine-transition-time), /healthz and /metrics (Prometheus; on a separate
+address with --metrics-listen, and then not on the main one).
+
+With --tls-cert and --tls-key it serves HTTPS only, and re-reads both files
+on SIGHUP (connections in flight are not dropped); the default public URL is
+then https://<listen address>. 'caveat server backup' copies the SQLite
+database while the server runs.
 
 With no flags it listens on 127.0.0.1:8080 and keeps everything under
 ./caveat-data: the SQLite database (caveat.db) and the master key
@@ -59,6 +71,7 @@ Logs are JSON lines on stderr. Tokens, keys, passwords and discharges are
 never logged. SIGINT or SIGTERM shut the server down gracefully.`,
 		Example: `  caveat server
   caveat server --listen 0.0.0.0:8080 --public-url https://caveat.example.com
+  caveat server --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem --public-url https://caveat.example.com:8443
   CAVEAT_DB=postgres://caveat@db/caveat caveat server --master-key-file /etc/caveat/master.key`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -100,6 +113,66 @@ never logged. SIGINT or SIGTERM shut the server down gracefully.`,
 	f.DurationVar(&cfg.MachineTransitionTime, "machine-transition-time", server.DefaultMachineTransitionTime,
 		"how long each simulated machine transition (starting, stopping, …) of the Machines API takes")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; re-read on SIGHUP")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve /metrics and /healthz on this address instead of the main one")
+	c.AddCommand(a.serverBackupCommand())
+	return c
+}
+
+func (a *app) serverBackupCommand() *cobra.Command {
+	var data, db string
+	c := &cobra.Command{
+		Use:   "backup OUT",
+		Short: "Write a consistent copy of the SQLite database, while the server runs",
+		Long: `Write a consistent copy of the server's SQLite database to OUT (a new file,
+mode 0600), while the server keeps running: SQLite's VACUUM INTO reads one
+snapshot. The copy is checked (PRAGMA integrity_check) before the command
+succeeds. OUT is never overwritten.
+
+To restore: stop the server, remove caveat.db, caveat.db-wal and
+caveat.db-shm from the data directory, copy the backup to caveat.db, start.
+
+The master key is not in the database: back up master.key separately (and
+keep it apart from the database backups). For PostgreSQL, use pg_dump.`,
+		Example: `  caveat server backup caveat-$(date +%F).db
+  caveat server backup --data /var/lib/caveat /backups/caveat.db`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError(cmd, "backup takes one argument, the file to write (got %d)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if db == "" {
+				db = a.env("CAVEAT_DB")
+			}
+			if data == "" {
+				data = a.env("CAVEAT_DATA")
+			}
+			if data == "" {
+				data = server.DefaultDataDir
+			}
+			if db == "" {
+				db = filepath.Join(data, "caveat.db")
+			}
+			kind, err := open.Kind(db)
+			if err != nil {
+				return failf("--db: %v", err)
+			}
+			if kind == "postgres" {
+				return failf("backup copies SQLite databases; --db names PostgreSQL").
+					withHint("use pg_dump (pg_dump --format=custom \"$CAVEAT_DB\" > caveat.dump), and back up the master key separately")
+			}
+			if err := sqlite.Backup(cmd.Context(), db, args[0]); err != nil {
+				return failf("%v", err)
+			}
+			a.info("wrote %s (a copy of %s); back up the master key separately", args[0], db)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&data, "data", "", "data directory of the server (default $CAVEAT_DATA or ./caveat-data)")
+	c.Flags().StringVar(&db, "db", "", "the SQLite database (default $CAVEAT_DB or <data>/caveat.db)")
 	return c
 }
 
