@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/internal/httpjson"
@@ -212,6 +213,10 @@ func (r *registry) revokedBranches(m *caveat.Macaroon) (caveat.BranchSet, error)
 	if t.RevokedBranches == 0 {
 		return nil, nil // the usual case: one read, as before branches
 	}
+	if set, ok := r.s.branchSets.get(id, t.RevokedBranches); ok {
+		e.branches = set
+		return set, nil
+	}
 	bs, err := r.s.cfg.Store.ListRevokedBranches(r.ctx, id)
 	if err != nil {
 		delete(r.entries, id)
@@ -221,7 +226,54 @@ func (r *registry) revokedBranches(m *caveat.Macaroon) (caveat.BranchSet, error)
 	for _, b := range bs {
 		e.branches[caveat.BranchID(b.Branch)] = struct{}{}
 	}
+	r.s.branchSets.put(id, e.branches)
 	return e.branches, nil
+}
+
+// maxCachedBranches bounds the branch ids that branchSetCache holds over
+// all tokens (about 40 bytes each with the map's overhead, so under 3 MB).
+const maxCachedBranches = 64 << 10
+
+// branchSetCache keeps the revoked-branch sets of tokens between
+// verifications, so that a token with many revoked branches costs one
+// registry read per verification, as any other does, rather than two and
+// the building of its set. It needs no revocation feed to stay current: a
+// token's revoked branches are never removed, and every verification
+// reads the token's count afresh with its record, so a cached set of that
+// size is the whole set, and any other size is reread. The sets are shared
+// and never modified once cached.
+type branchSetCache struct {
+	mu   sync.Mutex
+	sets map[string]caveat.BranchSet
+	held int // branch ids in sets
+}
+
+// get returns the token's cached set if it has exactly count branches.
+func (c *branchSetCache) get(id string, count int) (caveat.BranchSet, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	set, ok := c.sets[id]
+	return set, ok && len(set) == count
+}
+
+// put caches a token's set, emptying the cache first when it would hold
+// more than maxCachedBranches.
+func (c *branchSetCache) put(id string, set caveat.BranchSet) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sets == nil {
+		c.sets = map[string]caveat.BranchSet{}
+	}
+	if old, ok := c.sets[id]; ok {
+		c.held -= len(old)
+		delete(c.sets, id)
+	}
+	if c.held+len(set) > maxCachedBranches {
+		clear(c.sets)
+		c.held = 0
+	}
+	c.sets[id] = set
+	c.held += len(set)
 }
 
 // refusal turns the verification errors of branch revocation into their

@@ -402,3 +402,43 @@ func mustBundle(t *testing.T, header string) *caveat.Bundle {
 	}
 	return b
 }
+
+// TestBranchSetCacheStaysCurrent: the revoked-branch sets kept between
+// verifications never hide a newer revocation, even with the verification
+// cache off and no revocation feed running (a replica whose feed is
+// behind): the count read with the token's record decides.
+func TestBranchSetCacheStaysCurrent(t *testing.T) {
+	h := newHarness(t)
+	u, o := h.user("ada@example.com", "acme")
+	session, _ := h.login(u.ID, time.Hour)
+	_, out := h.do("POST", "/v1/tokens", session, map[string]string{"profile": "readonly", "org": "acme"})
+	tok := out["token"].(string)
+	var branches []string
+	for _, mask := range []resset.Action{resset.ActionWrite, resset.ActionCreate, resset.ActionDelete} {
+		branches = append(branches, attenuate(t, tok, &flyio.Organization{ID: o.ID, Mask: resset.ActionRead | mask}))
+	}
+	// Another replica: same store and keys, no cache, no feed.
+	other, err := New(Config{Store: h.db, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: h.clk.now, CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, b := range branches {
+		if code, out := h.do("POST", "/v1/tokens/revoke-branch", session, map[string]string{"token": b}); code != 200 {
+			t.Fatalf("revoke branch %d: %d %v", i, code, out)
+		}
+		// Revoked ones refused; the next still accepted (its set cached).
+		for j, b := range branches {
+			_, err := other.Authenticate(ctx, b)
+			if j <= i && (err == nil || !strings.Contains(err.Error(), "revoked")) {
+				t.Fatalf("after revoking %d branches: branch %d: %v, want refused", i+1, j, err)
+			}
+			if j > i && err != nil {
+				t.Fatalf("after revoking %d branches: branch %d: %v", i+1, j, err)
+			}
+		}
+	}
+	if _, err := other.Authenticate(ctx, tok); err != nil {
+		t.Fatalf("the token itself: %v", err)
+	}
+}

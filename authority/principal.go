@@ -76,6 +76,9 @@ type Service struct {
 	// revoked remembers refusals of revoked tokens, which are final, so
 	// that a revoked token replayed at a high rate costs no database read.
 	revoked *tokencache.Cache[error]
+
+	// branchSets keeps tokens' revoked branches between verifications.
+	branchSets branchSetCache
 }
 
 // touchEvery throttles the registry's last-used writes per token.

@@ -19,8 +19,8 @@ func (db *DB) RevokeBranch(ctx context.Context, b store.RevokedBranch) (bool, er
 	err := db.tx(ctx, func(tx pgx.Tx) error {
 		// The token's row lock serialises the branch revocations of one
 		// token, so that the count below stays exact until this commits.
-		var org int64
-		err := tx.QueryRow(ctx, "SELECT org_id FROM tokens WHERE id = $1 FOR UPDATE", b.TokenID).Scan(&org)
+		var org, n int64
+		err := tx.QueryRow(ctx, "SELECT org_id, revoked_branches FROM tokens WHERE id = $1 FOR UPDATE", b.TokenID).Scan(&org, &n)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -32,14 +32,13 @@ func (db *DB) RevokeBranch(ctx context.Context, b store.RevokedBranch) (bool, er
 				return err
 			}
 		}
-		var n, have int64
-		err = tx.QueryRow(ctx,
-			"SELECT count(*), count(*) FILTER (WHERE branch = $1) FROM revoked_branches WHERE token_id = $2",
-			b.Branch[:], b.TokenID).Scan(&n, &have)
+		var have bool
+		err = tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM revoked_branches WHERE token_id = $1 AND branch = $2)",
+			b.TokenID, b.Branch[:]).Scan(&have)
 		if err != nil {
-			return fmt.Errorf("count revoked branches: %w", err)
+			return fmt.Errorf("look up the branch: %w", err)
 		}
-		if have > 0 {
+		if have {
 			return nil
 		}
 		if n >= store.MaxRevokedBranches {
@@ -50,6 +49,9 @@ func (db *DB) RevokeBranch(ctx context.Context, b store.RevokedBranch) (bool, er
 			b.TokenID, b.Branch[:], ts(b.RevokedAt), nullID(b.RevokedBy))
 		if err != nil {
 			return fmt.Errorf("insert revoked branch: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE tokens SET revoked_branches = revoked_branches + 1 WHERE id = $1", b.TokenID); err != nil {
+			return fmt.Errorf("count the revoked branch: %w", err)
 		}
 		// Taken last, as RevokeToken does: held briefly, after every
 		// other lock of this transaction.

@@ -149,10 +149,7 @@ func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
 	return nil
 }
 
-// tokenColumns are a token record's columns; the count of its revoked
-// branches is a range of the revoked_branches primary key.
-const tokenColumns = "id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at, last_used_at, " +
-	"(SELECT count(*) FROM revoked_branches b WHERE b.token_id = tokens.id)"
+const tokenColumns = "id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at, last_used_at, revoked_branches"
 
 func scanToken(row pgx.Row) (store.Token, error) {
 	var (

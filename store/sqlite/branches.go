@@ -16,8 +16,8 @@ func (db *DB) RevokeBranch(ctx context.Context, b store.RevokedBranch) (bool, er
 	}
 	var revoked bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		var org int64
-		err := tx.QueryRowContext(ctx, "SELECT org_id FROM tokens WHERE id = ?", b.TokenID).Scan(&org)
+		var org, n int64
+		err := tx.QueryRowContext(ctx, "SELECT org_id, revoked_branches FROM tokens WHERE id = ?", b.TokenID).Scan(&org, &n)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -30,12 +30,11 @@ func (db *DB) RevokeBranch(ctx context.Context, b store.RevokedBranch) (bool, er
 			}
 		}
 		// One writer at a time: the count cannot change before the insert.
-		var have, n int
-		err = tx.QueryRowContext(ctx,
-			"SELECT count(*), count(*) FILTER (WHERE branch = ?) FROM revoked_branches WHERE token_id = ?",
-			b.Branch[:], b.TokenID).Scan(&n, &have)
+		var have int
+		err = tx.QueryRowContext(ctx, "SELECT count(*) FROM revoked_branches WHERE token_id = ? AND branch = ?",
+			b.TokenID, b.Branch[:]).Scan(&have)
 		if err != nil {
-			return fmt.Errorf("count revoked branches: %w", err)
+			return fmt.Errorf("look up the branch: %w", err)
 		}
 		if have > 0 {
 			return nil
@@ -48,6 +47,9 @@ func (db *DB) RevokeBranch(ctx context.Context, b store.RevokedBranch) (bool, er
 			b.TokenID, b.Branch[:], ts(b.RevokedAt), nullID(b.RevokedBy))
 		if err != nil {
 			return fmt.Errorf("insert revoked branch: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE tokens SET revoked_branches = revoked_branches + 1 WHERE id = ?", b.TokenID); err != nil {
+			return fmt.Errorf("count the revoked branch: %w", err)
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO revocations (token_id, branch, org_id, revoked_at) VALUES (?, ?, ?, ?)",
 			b.TokenID, b.Branch[:], org, ts(b.RevokedAt))
