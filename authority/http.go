@@ -15,6 +15,7 @@ import (
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/internal/lifetime"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -149,9 +150,9 @@ func (s *Service) createToken(ctx context.Context, p *Principal, r *http.Request
 	}
 	mr := MintRequest{Profile: req.Profile, Name: req.Name, OrgID: o.ID, Commands: req.Commands}
 	if req.Expiry != "" {
-		d, err := time.ParseDuration(req.Expiry)
-		if err != nil || d <= 0 {
-			return 0, nil, badRequest(`"expiry" must be a positive duration such as "720h", not %q`, req.Expiry)
+		d, err := lifetime.Parse(req.Expiry)
+		if err != nil {
+			return 0, nil, badRequest(`"expiry": %v`, err)
 		}
 		mr.Expiry = d
 	}

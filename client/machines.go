@@ -265,7 +265,8 @@ func (c *Client) MachineMetadata(ctx context.Context, app, id string) (map[strin
 	return out, err
 }
 
-// SetMachineMetadata sets one metadata entry and returns the metadata.
+// SetMachineMetadata sets one metadata entry and returns the metadata, or
+// nil when the token may not read the machine (the server answers 204).
 func (c *Client) SetMachineMetadata(ctx context.Context, app, id, key, value string, opts ...MachineOption) (map[string]string, error) {
 	var out map[string]string
 	err := c.do(ctx, "POST", machinePath(app, id)+"/metadata/"+url.PathEscape(key), map[string]string{"value": value}, &out, machineHeader(opts))
@@ -273,7 +274,7 @@ func (c *Client) SetMachineMetadata(ctx context.Context, app, id, key, value str
 }
 
 // DeleteMachineMetadata deletes one metadata entry and returns the
-// metadata.
+// metadata, or nil when the token may not read the machine.
 func (c *Client) DeleteMachineMetadata(ctx context.Context, app, id, key string, opts ...MachineOption) (map[string]string, error) {
 	var out map[string]string
 	err := c.do(ctx, "DELETE", machinePath(app, id)+"/metadata/"+url.PathEscape(key), nil, &out, machineHeader(opts))

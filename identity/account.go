@@ -86,8 +86,11 @@ func (r LoginResponse) LogValue() slog.Value {
 
 // signup serves POST /aaa/v1/users.
 func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	if !s.cfg.SignupOpen {
-		return 0, nil, httpjson.Errorf(http.StatusForbidden, "signup is closed on this server")
+	// Closed signup still lets the first user in, who administers the
+	// server's first organization; once a user is known to exist (users
+	// are never deleted) it refuses at once.
+	if !s.cfg.SignupOpen && s.hasUsers.Load() {
+		return 0, nil, errSignupClosed
 	}
 	var req SignupRequest
 	if err := httpjson.Decode(w, r, &req, 0); err != nil {
@@ -106,7 +109,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 			`"organization" must be 1 to 63 letters, digits and dashes, not starting or ending with a dash`)
 	}
 	if ok, retry := s.byAddress.allow(s.clientAddr(r)); !ok {
-		return 0, nil, &limitedError{retry}
+		return 0, nil, &limitedError{retry: retry}
 	}
 	hash, err := HashPassword(req.Password, s.cfg.Argon2)
 	if err != nil {
@@ -123,6 +126,10 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 	}
 	u, o, err := s.cfg.Store.CreateUserWithOrganization(ctx, store.Signup{User: nu, OrganizationSlug: firstSlug, FirstUserOnly: true})
 	if errors.Is(err, store.ErrNotFirst) {
+		s.hasUsers.Store(true)
+		if !s.cfg.SignupOpen {
+			return 0, nil, errSignupClosed
+		}
 		if slug != "" {
 			u, o, err = s.cfg.Store.CreateUserWithOrganization(ctx, store.Signup{User: nu, OrganizationSlug: slug})
 		} else {
@@ -153,6 +160,10 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 	}
 	return http.StatusCreated, resp, nil
 }
+
+// errSignupClosed refuses a signup when Config.SignupOpen is false and
+// the server has its first user.
+var errSignupClosed = httpjson.Errorf(http.StatusForbidden, "signup is closed on this server")
 
 // signupConflict says which of the email and the slug is taken.
 func (s *Service) signupConflict(ctx context.Context, email, slug string) error {
@@ -250,7 +261,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, email, pass
 	addr := s.clientAddr(r)
 	if ok, retry := s.byAddress.allow(addr); !ok {
 		s.cfg.Logger.WarnContext(ctx, "login rate limited", "by", "address", "addr", addr)
-		return store.User{}, &limitedError{retry}
+		return store.User{}, &limitedError{retry: retry}
 	}
 	email = strings.TrimSpace(email)
 	if email == "" || len(email) > store.MaxEmailLen || len(password) > MaxPasswordLen {
@@ -261,7 +272,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, email, pass
 	key := store.EmailKey(email)
 	if ok, retry := s.byAccount.allow(key); !ok {
 		s.cfg.Logger.WarnContext(ctx, "login rate limited", "by", "account", "addr", addr)
-		return store.User{}, &limitedError{retry}
+		return store.User{}, &limitedError{retry: retry}
 	}
 	u, err := s.cfg.Store.GetUserByEmail(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {

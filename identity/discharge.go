@@ -26,7 +26,9 @@ type refusal struct{ msg string }
 func (e *refusal) Error() string { return e.msg }
 
 // decide is the tp.DecideFunc: an immediate discharge for a client that
-// sends a session secret, a browser login for one that sends nothing.
+// sends a session secret, a browser login for one that sends nothing
+// (rate-limited per client address; the flow store bounds the flows in
+// all and per ticket, see tp.MemoryStore).
 func (s *Service) decide(ctx context.Context, req *tp.Request) (tp.Decision, error) {
 	if s.cfg.RequireBinding && !req.Bound {
 		return tp.Refuse(http.StatusBadRequest,
@@ -34,6 +36,12 @@ func (s *Service) decide(ctx context.Context, req *tp.Request) (tp.Decision, err
 	}
 	header := req.HTTP.Header.Get("Authorization")
 	if header == "" {
+		// A browser login holds memory until the user answers or it
+		// expires, and anyone can ask for one: each takes from the
+		// address's login bucket.
+		if ok, retry := s.byAddress.allow(s.clientAddr(req.HTTP)); !ok {
+			return tp.Throttle(retry, (&limitedError{retry: retry}).Error()), nil
+		}
 		return tp.UserInteractive(), nil
 	}
 	now := s.cfg.Now()

@@ -31,7 +31,8 @@
 // or ending with "-" (upper case is lowered). Passwords are at least 8
 // characters and at most 1024 bytes. Answers: 400 for a bad email,
 // password or slug, 403 {"error": "signup is closed on this server"} when
-// Config.SignupOpen is false, 409 when the email (compared ignoring case)
+// Config.SignupOpen is false and the server has its first user (the first
+// user can always sign up), 409 when the email (compared ignoring case)
 // or the organization is taken.
 //
 // # Login
@@ -141,6 +142,19 @@
 // /aaa/v1/.well-known/macfly/3p/poll/<32 hex>. The pages ignore a
 // return_to parameter.
 //
-// Pending browser flows of both kinds are kept in memory, bounded by
-// Config.MaxFlows, so a poll must reach the replica that started its flow.
+// Pending browser flows of both kinds are kept in memory, so a poll must
+// reach the replica that started its flow. Anyone can start one, so they
+// are throttled and bounded, and a pending flow is never dropped to make
+// room for another:
+//
+//   - starting a flow (POST /aaa/v1/sessions/web, or a discharge request
+//     without Authorization) takes one attempt from the client address's
+//     bucket, the one that logins and signups take from
+//     (Config.AddressLimit), and is refused with 429 and Retry-After when
+//     it is empty;
+//   - each store holds at most Config.MaxFlows pending flows (10 000); when
+//     full, a new flow is refused with 429 and a Retry-After saying when
+//     the oldest expires;
+//   - one ticket opens at most tp.DefaultMaxFlowsPerTicket (5) pending
+//     discharge flows, refused alike.
 package identity

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caveatdev/caveat"
@@ -70,11 +71,15 @@ type Config struct {
 	FlowTTL time.Duration
 	// MaxFlows bounds each of the in-memory stores of pending browser
 	// logins (CLI logins and discharges); tp.DefaultMaxFlows when zero.
-	// The stores are per process: behind a load balancer, the poll must
-	// reach the replica that started the flow.
+	// A full store refuses new flows with 429 until one is collected or
+	// expires; it never drops a pending one. The stores are per process:
+	// behind a load balancer, the poll must reach the replica that
+	// started the flow.
 	MaxFlows int
 
 	// SignupOpen lets anyone create an account with POST /aaa/v1/users.
+	// When false, only the first user of the server can: it becomes the
+	// admin of the first organization, and everyone else is refused.
 	SignupOpen bool
 	// RequireBinding refuses discharge requests that do not ask for the
 	// discharge to be bound to its parent token (tp's "parent_binding";
@@ -91,7 +96,8 @@ type Config struct {
 	// AccountLimit and AddressLimit limit login attempts per account
 	// (email) and per client address; DefaultAccountLimit and
 	// DefaultAddressLimit when zero, and off with a negative Burst. The
-	// address limit also covers signups and the start of browser logins.
+	// address limit also covers signups and the start of browser logins
+	// of both kinds (--web, and discharges without a session secret).
 	// Each replica counts separately.
 	AccountLimit RateLimit
 	AddressLimit RateLimit
@@ -127,6 +133,9 @@ type Service struct {
 	byAccount *limiter
 	byAddress *limiter
 	dummyHash string
+	// hasUsers is set once a signup found the store not empty, so that a
+	// closed signup refuses later ones without hashing their passwords.
+	hasUsers atomic.Bool
 	// checkPassword is CheckPassword; tests watch it.
 	checkPassword func(hash, password string) (bool, error)
 	handler       http.Handler
@@ -295,17 +304,24 @@ func (s *Service) internal(r *http.Request, err error) {
 	s.cfg.Logger.ErrorContext(r.Context(), "identity: internal error", "method", r.Method, "route", r.Pattern, "err", err)
 }
 
-// limitedError is a refusal by a rate limit.
-type limitedError struct{ retry time.Duration }
+// limitedError is a refusal by a rate limit or a full flow store,
+// answered with 429 and Retry-After.
+type limitedError struct {
+	retry time.Duration
+	msg   string // what is exhausted; "too many login attempts" when empty
+}
 
 func (e *limitedError) Error() string {
-	return "too many login attempts; try again in " + e.retryAfter() + " s"
+	msg := e.msg
+	if msg == "" {
+		msg = "too many login attempts"
+	}
+	return msg + "; try again in " + e.retryAfter() + " s"
 }
 
 // retryAfter is the wait in whole seconds, rounded up, at least 1.
 func (e *limitedError) retryAfter() string {
-	secs := max(int64((e.retry+time.Second-1)/time.Second), 1)
-	return strconv.FormatInt(secs, 10)
+	return strconv.FormatInt(tp.RetrySeconds(e.retry), 10)
 }
 
 // clientAddr is the key of the address limit: the client's IP address,

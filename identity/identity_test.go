@@ -287,14 +287,29 @@ func TestSignupFirstUserNamesOrganization(t *testing.T) {
 	}
 }
 
+// TestSignupClosed: with signup closed, the first user of a server can
+// still sign up (someone must administer it), as the README and the
+// --signup flag say; everyone after is refused.
 func TestSignupClosed(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.SignupOpen = false })
-	code, msg := h.do("POST", "/aaa/v1/users", SignupRequest{Email: "ada@example.com", Password: "correct horse"}, nil)
-	if code != http.StatusForbidden || msg != "signup is closed on this server" {
-		t.Errorf("closed signup: %d %q", code, msg)
+	first := h.signup("ada@example.com", "correct horse", "")
+	if first.Organization == nil || first.Organization.Role != "admin" {
+		t.Fatalf("first user with signup closed: %+v, want the admin of a new organization", first)
 	}
-	if _, err := h.db.GetUserByEmail(context.Background(), "ada@example.com"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("closed signup created a user: %v", err)
+	for _, req := range []SignupRequest{
+		{Email: "bob@example.com", Password: "battery staple"},
+		{Email: "bob@example.com", Password: "battery staple", Organization: "beta"},
+	} {
+		code, msg := h.do("POST", "/aaa/v1/users", req, nil)
+		if code != http.StatusForbidden || msg != "signup is closed on this server" {
+			t.Errorf("second user (%+v) with signup closed: %d %q", req, code, msg)
+		}
+	}
+	if _, err := h.db.GetUserByEmail(context.Background(), "bob@example.com"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("closed signup created a second user: %v", err)
+	}
+	if _, err := h.db.GetOrganizationBySlug(context.Background(), "beta"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("closed signup created an organization: %v", err)
 	}
 }
 

@@ -63,15 +63,16 @@ type webFlow struct {
 	elem       *list.Element
 }
 
-// webFlows holds pending browser logins in memory, at most max: when full,
-// the oldest is dropped.
+// webFlows holds pending browser logins in memory, at most max. When it
+// is full, start refuses until a flow is collected or expires: dropping
+// the oldest would let anyone who starts logins wipe out everyone else's.
 type webFlows struct {
 	max int
 	ttl time.Duration
 	now func() time.Time
 
 	mu     sync.Mutex
-	order  *list.List // of *webFlow, oldest first
+	order  *list.List // of *webFlow, oldest (first to expire) first
 	byPoll map[flowKey]*webFlow
 	byUser map[flowKey]*webFlow
 }
@@ -81,21 +82,28 @@ func newWebFlows(max int, ttl time.Duration, now func() time.Time) *webFlows {
 		byPoll: make(map[flowKey]*webFlow), byUser: make(map[flowKey]*webFlow)}
 }
 
-// start adds a flow and returns its poll and user secrets.
-func (fs *webFlows) start(addr string) (pollSecret, userSecret string) {
-	pollSecret, userSecret = newSecret(), newSecret()
+// start adds a flow and returns its poll and user secrets. When max live
+// flows are pending, it adds nothing and returns a *limitedError saying
+// when the oldest expires.
+func (fs *webFlows) start(addr string) (pollSecret, userSecret string, err error) {
 	now := fs.now()
-	f := &webFlow{poll: hashSecret(labelWebPoll, pollSecret), user: hashSecret(labelWebUser, userSecret),
-		started: now, expires: now.Add(fs.ttl), addr: addr}
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	for fs.order.Len() > 0 && (fs.order.Len() >= fs.max || !fs.order.Front().Value.(*webFlow).expires.After(now)) {
+	for fs.order.Len() > 0 && !fs.order.Front().Value.(*webFlow).expires.After(now) {
 		fs.remove(fs.order.Front().Value.(*webFlow))
 	}
+	if fs.order.Len() >= fs.max {
+		retry := fs.order.Front().Value.(*webFlow).expires.Sub(now)
+		return "", "", &limitedError{retry: retry, msg: fmt.Sprintf(
+			"the server holds its maximum of %d pending browser logins", fs.max)}
+	}
+	pollSecret, userSecret = newSecret(), newSecret()
+	f := &webFlow{poll: hashSecret(labelWebPoll, pollSecret), user: hashSecret(labelWebUser, userSecret),
+		started: now, expires: now.Add(fs.ttl), addr: addr}
 	f.elem = fs.order.PushBack(f)
 	fs.byPoll[f.poll] = f
 	fs.byUser[f.user] = f
-	return pollSecret, userSecret
+	return pollSecret, userSecret, nil
 }
 
 func (fs *webFlows) remove(f *webFlow) {
@@ -161,9 +169,12 @@ func (s *Service) startWebLogin(w http.ResponseWriter, r *http.Request) (int, an
 	}
 	addr := s.clientAddr(r)
 	if ok, retry := s.byAddress.allow(addr); !ok {
-		return 0, nil, &limitedError{retry}
+		return 0, nil, &limitedError{retry: retry}
 	}
-	pollSecret, userSecret := s.web.start(addr)
+	pollSecret, userSecret, err := s.web.start(addr)
+	if err != nil {
+		return 0, nil, err
+	}
 	return http.StatusCreated, WebLoginResponse{UserInteractive: UserInteractiveJSON{
 		UserURL: s.loc + cliPagePrefix + userSecret,
 		PollURL: s.loc + webPollPrefix + pollSecret,

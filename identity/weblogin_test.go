@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -153,25 +154,43 @@ func TestWebLoginExpires(t *testing.T) {
 	}
 }
 
+// TestWebFlowsAreBounded: a full store refuses new flows, saying when
+// the oldest expires, and never drops a live one; expired flows make
+// room.
 func TestWebFlowsAreBounded(t *testing.T) {
 	clk := &clock{t: time.Unix(1764000000, 0)}
 	fs := newWebFlows(3, time.Minute, clk.now)
-	poll0, user0 := fs.start("a")
+	poll0, user0, err := fs.start("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.add(10 * time.Second)
+	for range 2 {
+		if _, _, err := fs.start("b"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for range 5 {
-		fs.start("b")
-		if n := fs.len(); n > 3 {
+		_, _, err := fs.start("c")
+		var lim *limitedError
+		if !errors.As(err, &lim) || lim.retryAfter() != "50" || !strings.Contains(err.Error(), "maximum of 3 pending browser logins") {
+			t.Fatalf("start on a full store: %v, want a refusal to retry in 50 s", err)
+		}
+		if n := fs.len(); n != 3 {
 			t.Fatalf("%d flows held, max 3", n)
 		}
 	}
-	if _, ok := fs.byUserSecret(user0); ok {
-		t.Error("the oldest flow was not evicted")
+	if _, ok := fs.byUserSecret(user0); !ok {
+		t.Error("the oldest flow was evicted")
 	}
-	if _, found := fs.collect(poll0); found {
-		t.Error("the oldest flow still polls")
+	if _, found := fs.collect(poll0); !found {
+		t.Error("the oldest flow no longer polls")
 	}
 	// Expired flows are dropped when new ones start.
 	clk.add(time.Minute)
-	fs.start("c")
+	if _, _, err := fs.start("d"); err != nil {
+		t.Fatal(err)
+	}
 	if n := fs.len(); n != 1 {
 		t.Errorf("%d flows after expiry, want 1", n)
 	}

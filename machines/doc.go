@@ -23,6 +23,7 @@
 //	create             POST   ""  {config, region?, name?, skip_launch?, lease_ttl?}
 //	                                                                       c      {ORG, APP, machine: ""} (a machine not created yet)
 //	update             POST   /{id}  (as create, without lease_ttl)        w      {ORG, APP, machine: ID}
+//	                                                                       + C    when it changes the machine's state (see States)
 //	destroy            DELETE /{id}?force=                                 d      {ORG, APP, machine: ID}
 //	lease acquire      POST   /{id}/lease?ttl=                             C      {ORG, APP, machine: ID}
 //	lease refresh      POST   /{id}/lease?ttl=  (fly-machine-lease-nonce)  C      {ORG, APP, machine: ID}
@@ -45,6 +46,28 @@
 //
 //	{"error": "caveat 3 (Machines): unauthorized for action: action d on machine \"…\": d not permitted (permitted: rC)"}
 //
+// # Answers show only what the token may read
+//
+// An answer carries only what the principal may read (action r on the
+// machine), whatever the operation. To a principal without r:
+//
+//   - create and update answer {"id": …} (create adds the nonce of the
+//     lease it was asked to take), not the machine;
+//   - start leaves previous_state out; lease acquire and refresh leave
+//     version (the machine's instance id) out;
+//   - metadata set and delete answer 204 No Content, not the metadata;
+//   - a 409 for a leased machine does not name the holder or the end of
+//     the lease.
+//
+// Refusals of an operation in the wrong state (412) do name the state:
+// whether the operation succeeds tells as much, and the client needs it
+// to know what to do.
+//
+// An update changes the machine's state unless it has skip_launch and
+// the machine is created or stopped; otherwise it needs C as well as w,
+// so that a token that gave up C (start, stop) cannot start or stop a
+// machine through an update.
+//
 // # Listing
 //
 // List shows each machine whose access {ORG, APP, machine: ID, action r}
@@ -60,7 +83,9 @@
 // # Apps
 //
 // {app} is an app's name. A named token's app is looked up in the token's
-// organization. A session (a logged-in user) has no organization of its
+// organization only: another organization's app is a 404, as an app that
+// does not exist, so that other organizations' app names do not leak. A
+// session (a logged-in user) has no organization of its
 // own: the name is looked up in the organizations the user belongs to,
 // among the apps the session may read; found in several, it is a 409 that
 // names them (use a named token of one organization). An app that does
@@ -112,8 +137,8 @@
 // or 409 naming the holder. The same call with the nonce in the
 // fly-machine-lease-nonce header refreshes it; DELETE with the header
 // releases it. While a lease is active, every change of the machine needs
-// its nonce in that header (409 without it or with another); reading does
-// not. The nonce is shown only to the client that took the lease (GET
+// its nonce in that header (409 without it or with another, naming the
+// holder to a principal that may read the machine); reading does not. The nonce is shown only to the client that took the lease (GET
 // /lease leaves it out). Owners are "token:ID" for named tokens and
 // "user:ID" for sessions.
 //

@@ -45,7 +45,7 @@ var Actions = []ActionEntry{
 	{"restart", "POST", base + "/{id}/restart", "C", machineAccess("C")},
 	{"signal", "POST", base + "/{id}/signal", "C", machineAccess("C")},
 	{"create", "POST", base, "c", `{"orgid": ORG, "appid": APP, "machine": "", "action": "c"} (the zero id: a machine not created yet)`},
-	{"update", "POST", base + "/{id}", "w", machineAccess("w")},
+	{"update", "POST", base + "/{id}", "w", machineAccess("w") + `; and ` + machineAccess("C") + ` when it changes the machine's state (always, unless skip_launch on a created or stopped machine)`},
 	{"destroy", "DELETE", base + "/{id}", "d", machineAccess("d")},
 	{"lease acquire / refresh", "POST", base + "/{id}/lease", "C", machineAccess("C")},
 	{"lease get", "GET", base + "/{id}/lease", "r", machineAccess("r")},
@@ -140,8 +140,21 @@ func (s *Service) handle(h handlerFunc) http.HandlerFunc {
 			}
 			return
 		}
+		if status == http.StatusNoContent {
+			w.WriteHeader(status)
+			return
+		}
 		httpjson.Write(w, status, body)
 	}
+}
+
+// metadataAnswer answers a metadata change: the metadata, or 204 No
+// Content for a principal that may not read it (md is nil).
+func metadataAnswer(md map[string]string, err error) (int, any, error) {
+	if err == nil && md == nil {
+		return http.StatusNoContent, nil, nil
+	}
+	return http.StatusOK, md, err
 }
 
 func (s *Service) writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
@@ -367,11 +380,9 @@ func (s *Service) httpSetMetadata(r *http.Request, w http.ResponseWriter, t *Tar
 	if req.Value == nil {
 		return 0, nil, badRequest(`"value" is required: {"value": "…"}`)
 	}
-	md, err := s.SetMetadata(r.Context(), t, nonce(r), r.PathValue("key"), *req.Value)
-	return http.StatusOK, md, err
+	return metadataAnswer(s.SetMetadata(r.Context(), t, nonce(r), r.PathValue("key"), *req.Value))
 }
 
 func (s *Service) httpDeleteMetadata(r *http.Request, w http.ResponseWriter, t *Target) (int, any, error) {
-	md, err := s.DeleteMetadata(r.Context(), t, nonce(r), r.PathValue("key"))
-	return http.StatusOK, md, err
+	return metadataAnswer(s.DeleteMetadata(r.Context(), t, nonce(r), r.PathValue("key")))
 }

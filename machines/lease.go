@@ -38,8 +38,9 @@ type Lease struct {
 	Nonce     string    `json:"nonce,omitempty"`
 	ExpiresAt time.Time `json:"-"`
 	Owner     string    `json:"owner"`
-	// Version is the instance id of the machine when the lease was taken.
-	Version string `json:"version"`
+	// Version is the instance id of the machine when the lease was taken;
+	// empty for a principal that may not read the machine.
+	Version string `json:"version,omitempty"`
 }
 
 // LeaseResponse is the answer of the lease endpoints, in the shape of
@@ -54,7 +55,7 @@ type LeaseData struct {
 	Nonce     string `json:"nonce,omitempty"`
 	ExpiresAt int64  `json:"expires_at"`
 	Owner     string `json:"owner"`
-	Version   string `json:"version"`
+	Version   string `json:"version,omitempty"`
 }
 
 func leaseResponse(l Lease) LeaseResponse {
@@ -63,20 +64,37 @@ func leaseResponse(l Lease) LeaseResponse {
 
 // checkLease refuses a change of a leased machine without the lease's
 // nonce. A nonce given for a machine without an active lease is accepted:
-// the lease it named has ended, and nothing else holds the machine.
-func checkLease(m *store.Machine, nonce string, now time.Time) error {
+// the lease it named has ended, and nothing else holds the machine. The
+// refusal names the holder and the lease's end only to a principal that
+// may read the machine.
+func (s *Service) checkLease(ctx context.Context, t *Target, m *store.Machine, nonce string, now time.Time) error {
 	if !m.Lease.Active(now) {
 		return nil
 	}
+	if nonce != "" && subtle.ConstantTimeCompare([]byte(nonce), []byte(m.Lease.Nonce)) == 1 {
+		return nil
+	}
+	holder, err := s.leaseHolder(ctx, t, m.Lease)
+	if err != nil {
+		return err
+	}
 	if nonce == "" {
-		return httpjson.Errorf(http.StatusConflict, "machine %s is leased by %s until %s: send the lease's nonce in the %s header",
-			m.ID, m.Lease.Owner, m.Lease.ExpiresAt.UTC().Format(time.RFC3339), LeaseNonceHeader)
+		return httpjson.Errorf(http.StatusConflict, "machine %s is leased%s: send the lease's nonce in the %s header",
+			m.ID, holder, LeaseNonceHeader)
 	}
-	if subtle.ConstantTimeCompare([]byte(nonce), []byte(m.Lease.Nonce)) != 1 {
-		return httpjson.Errorf(http.StatusConflict, "machine %s is leased by %s until %s, and the %s header does not hold that lease's nonce",
-			m.ID, m.Lease.Owner, m.Lease.ExpiresAt.UTC().Format(time.RFC3339), LeaseNonceHeader)
+	return httpjson.Errorf(http.StatusConflict, "machine %s is leased%s, and the %s header does not hold that lease's nonce",
+		m.ID, holder, LeaseNonceHeader)
+}
+
+// leaseHolder describes an active lease for a refusal: " by OWNER until
+// TIME" for a principal that may read the machine (GET /lease would show
+// it), nothing for one that may not.
+func (s *Service) leaseHolder(ctx context.Context, t *Target, l store.MachineLease) (string, error) {
+	readable, err := s.mayRead(ctx, t)
+	if err != nil || !readable {
+		return "", err
 	}
-	return nil
+	return fmt.Sprintf(" by %s until %s", l.Owner, l.ExpiresAt.UTC().Format(time.RFC3339)), nil
 }
 
 // owner names the principal in a lease: its named token, or its user.
@@ -118,12 +136,30 @@ func (s *Service) AcquireLease(ctx context.Context, t *Target, ttl time.Duration
 	got, err := s.cfg.Store.AcquireMachineLease(ctx, t.App.ID, t.ID, l, now)
 	switch {
 	case errors.Is(err, store.ErrLeased):
-		return Lease{}, httpjson.Errorf(http.StatusConflict, "machine %s is already leased by %s until %s",
-			t.ID, got.Lease.Owner, got.Lease.ExpiresAt.UTC().Format(time.RFC3339))
+		holder, err := s.leaseHolder(ctx, t, got.Lease)
+		if err != nil {
+			return Lease{}, err
+		}
+		return Lease{}, httpjson.Errorf(http.StatusConflict, "machine %s is already leased%s", t.ID, holder)
 	case err != nil:
 		return Lease{}, leaseRefused(t, err)
 	}
-	return Lease{Nonce: got.Lease.Nonce, ExpiresAt: got.Lease.ExpiresAt, Owner: got.Lease.Owner, Version: got.Lease.Version}, nil
+	return s.leaseAnswer(ctx, t, got.Lease)
+}
+
+// leaseAnswer is the lease its taker gets back: with its nonce, and the
+// version (the machine's instance id) only for a principal that may read
+// the machine.
+func (s *Service) leaseAnswer(ctx context.Context, t *Target, l store.MachineLease) (Lease, error) {
+	readable, err := s.mayRead(ctx, t)
+	if err != nil {
+		return Lease{}, err
+	}
+	out := Lease{Nonce: l.Nonce, ExpiresAt: l.ExpiresAt, Owner: l.Owner}
+	if readable {
+		out.Version = l.Version
+	}
+	return out, nil
 }
 
 // leaseRefused turns the store's lease refusals into answers.
@@ -160,7 +196,7 @@ func (s *Service) RefreshLease(ctx context.Context, t *Target, nonce string, ttl
 	if err != nil {
 		return Lease{}, leaseRefused(t, err)
 	}
-	return Lease{Nonce: got.Lease.Nonce, ExpiresAt: got.Lease.ExpiresAt, Owner: got.Lease.Owner, Version: got.Lease.Version}, nil
+	return s.leaseAnswer(ctx, t, got.Lease)
 }
 
 // ReleaseLease ends the lease whose nonce is given: action C.

@@ -17,16 +17,19 @@ import (
 )
 
 // Machine is a machine as the API shows it, in the shape of Fly.io's.
+// To a principal that may not read the machine (action r), the answer of
+// a create or an update shows only its ID (and the creator's lease
+// Nonce); the fields left empty are then left out.
 type Machine struct {
 	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	State      string    `json:"state"`
-	Region     string    `json:"region"`
-	ImageRef   ImageRef  `json:"image_ref"`
-	InstanceID string    `json:"instance_id"`
-	PrivateIP  string    `json:"private_ip"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	Name       string    `json:"name,omitzero"`
+	State      string    `json:"state,omitzero"`
+	Region     string    `json:"region,omitzero"`
+	ImageRef   ImageRef  `json:"image_ref,omitzero"`
+	InstanceID string    `json:"instance_id,omitzero"`
+	PrivateIP  string    `json:"private_ip,omitzero"`
+	CreatedAt  time.Time `json:"created_at,omitzero"`
+	UpdatedAt  time.Time `json:"updated_at,omitzero"`
 	// Config is the machine's configuration, its metadata in
 	// config.metadata. Left out of summaries.
 	Config json.RawMessage `json:"config,omitempty"`
@@ -248,6 +251,8 @@ func (s *Service) viewOf(ctx context.Context, app store.App, id string) (Machine
 
 // Create creates a machine: action c on the app's machine "" (one not
 // created yet; t.ID must be ""). Unless req.SkipLaunch, it starts at once.
+// The answer shows the new machine when the principal may read it (r on
+// its id), and only its id and lease nonce otherwise.
 func (s *Service) Create(ctx context.Context, t *Target, req CreateRequest) (Machine, error) {
 	if t.ID != "" {
 		return Machine{}, errors.New("create: the target names a machine; want the app's machine \"\"")
@@ -284,12 +289,18 @@ func (s *Service) Create(ctx context.Context, t *Target, req CreateRequest) (Mac
 		if m.Name == "" {
 			m.Name = m.ID
 		}
+		// Whether the answer may show the machine is decided before it
+		// exists, so that a failure to check does not follow a creation.
+		readable, err := s.mayRead(ctx, &Target{p: t.p, App: app, ID: m.ID})
+		if err != nil {
+			return Machine{}, err
+		}
 		events := []store.MachineEvent{{Type: "launch", Status: string(store.MachineCreated), Source: sourceUser, Timestamp: now}}
 		if !req.SkipLaunch {
 			begin(&m, store.MachineStarting, store.MachineStarted, now, s.cfg.TransitionTime)
 			events = append(events, store.MachineEvent{Type: "start", Status: string(store.MachineStarting), Source: sourceUser, Timestamp: now})
 		}
-		_, err := s.cfg.Store.CreateMachine(ctx, m, events...)
+		_, err = s.cfg.Store.CreateMachine(ctx, m, events...)
 		switch {
 		case errors.Is(err, store.ErrExists) && req.Name != "":
 			return Machine{}, httpjson.Errorf(http.StatusConflict, "app %q already has a machine named %q", app.Name, req.Name)
@@ -312,6 +323,9 @@ func (s *Service) Create(ctx context.Context, t *Target, req CreateRequest) (Mac
 			}
 			nonce = l.Lease.Nonce
 		}
+		if !readable {
+			return Machine{ID: m.ID, Nonce: nonce}, nil
+		}
 		v, err := s.viewOf(ctx, app, m.ID)
 		v.Nonce = nonce
 		return v, err
@@ -319,9 +333,13 @@ func (s *Service) Create(ctx context.Context, t *Target, req CreateRequest) (Mac
 	return Machine{}, errors.New("create machine: no free machine id after many tries")
 }
 
-// Update replaces a machine's config (and image): action w. Unless
-// req.SkipLaunch, the machine goes through replacing to started with a new
-// instance id; with SkipLaunch it is left stopped (or created).
+// Update replaces a machine's config (and image): action w, and action C
+// as well when it changes the machine's state. Unless req.SkipLaunch, the
+// machine goes through replacing to started with a new instance id (a
+// state change); with SkipLaunch a started machine is stopped and a
+// suspended one left stopped (state changes), while a created or stopped
+// one stays as it is (w alone). The answer shows the machine when the
+// principal may read it (r), and only its id otherwise.
 func (s *Service) Update(ctx context.Context, t *Target, nonce string, req CreateRequest) (Machine, error) {
 	if err := s.require(ctx, t, resset.ActionWrite); err != nil {
 		return Machine{}, err
@@ -339,12 +357,26 @@ func (s *Service) Update(ctx context.Context, t *Target, nonce string, req Creat
 	if req.LeaseTTL != 0 {
 		return Machine{}, badRequest(`"lease_ttl" is for create; take a lease with POST …/machines/%s/lease`, t.ID)
 	}
-	_, err = s.change(ctx, t.App, t.ID, nonce, func(m *store.Machine, now time.Time) ([]store.MachineEvent, error) {
+	if !req.SkipLaunch {
+		if err := s.require(ctx, t, resset.ActionControl); err != nil {
+			return Machine{}, err
+		}
+	}
+	readable, err := s.mayRead(ctx, t)
+	if err != nil {
+		return Machine{}, err
+	}
+	_, err = s.change(ctx, t, nonce, func(m *store.Machine, now time.Time) ([]store.MachineEvent, error) {
 		if err := opUpdate.check(m); err != nil {
 			return nil, err
 		}
 		if req.Region != "" && req.Region != m.Region {
 			return nil, badRequest("machine %s runs in region %s: an update cannot move it to %s", m.ID, m.Region, req.Region)
+		}
+		if req.SkipLaunch && (m.State == store.MachineStarted || m.State == store.MachineSuspended) {
+			if err := s.require(ctx, t, resset.ActionControl); err != nil {
+				return nil, err
+			}
 		}
 		if req.Name != "" {
 			m.Name = req.Name
@@ -366,18 +398,30 @@ func (s *Service) Update(ctx context.Context, t *Target, nonce string, req Creat
 	if err != nil {
 		return Machine{}, err
 	}
+	if !readable {
+		return Machine{ID: t.ID}, nil
+	}
 	return s.viewOf(ctx, t.App, t.ID)
 }
 
 // StartResult is the answer of start, in the shape of Fly.io's.
 type StartResult struct {
-	Message       string `json:"message"`
-	Status        string `json:"status"`
-	PreviousState string `json:"previous_state"`
+	Message string `json:"message"`
+	Status  string `json:"status"`
+	// PreviousState is the state the machine was started from, left out
+	// for a principal that may not read the machine.
+	PreviousState string `json:"previous_state,omitempty"`
 }
 
 // Start starts a created, stopped or suspended machine: action C.
 func (s *Service) Start(ctx context.Context, t *Target, nonce string) (StartResult, error) {
+	if err := s.require(ctx, t, resset.ActionControl); err != nil {
+		return StartResult{}, err
+	}
+	readable, err := s.mayRead(ctx, t)
+	if err != nil {
+		return StartResult{}, err
+	}
 	var prev store.MachineState
 	m, err := s.transition(ctx, t, nonce, opStart, func(m *store.Machine, now time.Time) {
 		prev = m.State
@@ -386,7 +430,11 @@ func (s *Service) Start(ctx context.Context, t *Target, nonce string) (StartResu
 	if err != nil {
 		return StartResult{}, err
 	}
-	return StartResult{Message: fmt.Sprintf("machine %s is %s", m.ID, m.State), Status: string(m.State), PreviousState: string(prev)}, nil
+	res := StartResult{Message: fmt.Sprintf("machine %s is %s", m.ID, m.State), Status: string(m.State)}
+	if readable {
+		res.PreviousState = string(prev)
+	}
+	return res, nil
 }
 
 // StopRequest is the optional body of stop. Nothing runs, so the signal
@@ -457,7 +505,7 @@ func (s *Service) Signal(ctx context.Context, t *Target, nonce, signal string) e
 	if err := checkSignal(signal, false); err != nil {
 		return err
 	}
-	_, err := s.change(ctx, t.App, t.ID, nonce, func(m *store.Machine, now time.Time) ([]store.MachineEvent, error) {
+	_, err := s.change(ctx, t, nonce, func(m *store.Machine, now time.Time) ([]store.MachineEvent, error) {
 		if err := opSignal.check(m); err != nil {
 			return nil, err
 		}
@@ -478,7 +526,7 @@ func (s *Service) Destroy(ctx context.Context, t *Target, nonce string, force bo
 	if force {
 		op = opForceDestroy
 	}
-	_, err := s.change(ctx, t.App, t.ID, nonce, func(m *store.Machine, now time.Time) ([]store.MachineEvent, error) {
+	_, err := s.change(ctx, t, nonce, func(m *store.Machine, now time.Time) ([]store.MachineEvent, error) {
 		if err := op.check(m); err != nil {
 			return nil, err
 		}
@@ -498,7 +546,7 @@ func (s *Service) transition(ctx context.Context, t *Target, nonce string, op op
 	if err := s.require(ctx, t, resset.ActionControl); err != nil {
 		return store.Machine{}, err
 	}
-	return s.change(ctx, t.App, t.ID, nonce, func(m *store.Machine, now time.Time) ([]store.MachineEvent, error) {
+	return s.change(ctx, t, nonce, func(m *store.Machine, now time.Time) ([]store.MachineEvent, error) {
 		if err := op.check(m); err != nil {
 			return nil, err
 		}
@@ -519,7 +567,9 @@ func (s *Service) Metadata(ctx context.Context, t *Target) (map[string]string, e
 	return m.Metadata, nil
 }
 
-// SetMetadata sets one metadata entry: action w.
+// SetMetadata sets one metadata entry: action w. It returns the
+// machine's metadata when the principal may read the machine, and nil
+// otherwise (answered 204 No Content).
 func (s *Service) SetMetadata(ctx context.Context, t *Target, nonce, key, value string) (map[string]string, error) {
 	if err := s.require(ctx, t, resset.ActionWrite); err != nil {
 		return nil, err
@@ -532,7 +582,8 @@ func (s *Service) SetMetadata(ctx context.Context, t *Target, nonce, key, value 
 	})
 }
 
-// DeleteMetadata deletes one metadata entry: action w.
+// DeleteMetadata deletes one metadata entry: action w. It returns what
+// SetMetadata does.
 func (s *Service) DeleteMetadata(ctx context.Context, t *Target, nonce, key string) (map[string]string, error) {
 	if err := s.require(ctx, t, resset.ActionWrite); err != nil {
 		return nil, err
@@ -547,6 +598,10 @@ func (s *Service) DeleteMetadata(ctx context.Context, t *Target, nonce, key stri
 
 func (s *Service) metadataChange(ctx context.Context, t *Target, nonce, key string,
 	fn func(m store.Machine) (store.Machine, error)) (map[string]string, error) {
+	readable, err := s.mayRead(ctx, t)
+	if err != nil {
+		return nil, err
+	}
 	for range maxAttempts {
 		m, err := s.load(ctx, t.App, t.ID)
 		if err != nil {
@@ -555,7 +610,7 @@ func (s *Service) metadataChange(ctx context.Context, t *Target, nonce, key stri
 		if err := opKeep.check(&m); err != nil {
 			return nil, err
 		}
-		if err := checkLease(&m, nonce, s.now()); err != nil {
+		if err := s.checkLease(ctx, t, &m, nonce, s.now()); err != nil {
 			return nil, err
 		}
 		got, err := fn(m)
@@ -569,6 +624,12 @@ func (s *Service) metadataChange(ctx context.Context, t *Target, nonce, key stri
 			return nil, badRequest("%v", err)
 		case err != nil:
 			return nil, fmt.Errorf("metadata %q: %w", key, err)
+		}
+		if !readable {
+			return nil, nil
+		}
+		if got.Metadata == nil {
+			return map[string]string{}, nil
 		}
 		return got.Metadata, nil
 	}

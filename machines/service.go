@@ -195,10 +195,10 @@ func collectDenied(err error, out *[]*caveat.DeniedError) {
 }
 
 // resolveApp finds the app a request names. A named token's app is looked
-// up in the token's organization first; when it has none of that name but
-// another organization has, that app is returned, so that the request is
-// refused by the token's Organization caveat, which says so (as Fly's API,
-// whose app names are global, does) rather than with a bare 404. A
+// up in the token's organization only: an app of another organization is
+// a 404, the same as an app that does not exist, so that the names of
+// other organizations' apps do not leak (a refusal by the token's
+// Organization caveat would confirm the app and name its ids). A
 // session's is looked up across the organizations its user belongs to,
 // among the apps the session may read; a name found in several is a 409
 // naming them. An unknown app, or one a session may not see, is a 404.
@@ -209,14 +209,7 @@ func (s *Service) resolveApp(ctx context.Context, p middleware.Principal, name s
 	if org := p.OrgID(); org != 0 {
 		a, err := s.cfg.Store.GetAppByName(ctx, org, name)
 		if errors.Is(err, store.ErrNotFound) {
-			others, err := s.cfg.Store.ListAppsByName(ctx, name)
-			if err != nil {
-				return a, fmt.Errorf("apps named %q: %w", name, err)
-			}
-			if len(others) == 0 {
-				return a, notFound("no app %q", name)
-			}
-			return others[0], nil
+			return a, notFound("no app %q", name)
 		}
 		if err != nil {
 			return a, fmt.Errorf("app: %w", err)
@@ -271,6 +264,9 @@ type Target struct {
 	App     store.App
 	ID      string
 	allowed resset.Action
+	// unreadable records that action r was refused, so that an answer
+	// is cut down without asking again.
+	unreadable bool
 }
 
 // Authorize resolves the app and clears the access {orgid, appid,
@@ -298,6 +294,27 @@ func (s *Service) require(ctx context.Context, t *Target, action resset.Action) 
 	}
 	t.allowed |= action
 	return nil
+}
+
+// mayRead reports whether the principal may read the target machine
+// (action r). It decides how much of the machine an answer shows: an
+// answer carries only what the token may read, whatever the operation
+// (see the package doc). A refusal is false; a failure to check is an
+// error, so that an answer is never widened when the check cannot be
+// made.
+func (s *Service) mayRead(ctx context.Context, t *Target) (bool, error) {
+	if t.unreadable {
+		return false, nil
+	}
+	err := s.require(ctx, t, resset.ActionRead)
+	switch {
+	case err == nil:
+		return true, nil
+	case refused(err):
+		t.unreadable = true
+		return false, nil
+	}
+	return false, err
 }
 
 // maxAttempts bounds the retries of a change that keeps meeting
@@ -336,18 +353,20 @@ func (s *Service) load(ctx context.Context, app store.App, id string) (store.Mac
 	return store.Machine{}, errBusy(id)
 }
 
-// change applies fn to the machine as it is now, lease permitting, and
-// stores the result with the events fn returns; a concurrent change makes
-// it read and decide again. fn may refuse with an error.
-func (s *Service) change(ctx context.Context, app store.App, id, nonce string,
+// change applies fn to the target machine as it is now, lease
+// permitting, and stores the result with the events fn returns; a
+// concurrent change makes it read and decide again. fn may refuse with an
+// error.
+func (s *Service) change(ctx context.Context, t *Target, nonce string,
 	fn func(m *store.Machine, now time.Time) ([]store.MachineEvent, error)) (store.Machine, error) {
+	app, id := t.App, t.ID
 	for range maxAttempts {
 		m, err := s.load(ctx, app, id)
 		if err != nil {
 			return m, err
 		}
 		now := s.now()
-		if err := checkLease(&m, nonce, now); err != nil {
+		if err := s.checkLease(ctx, t, &m, nonce, now); err != nil {
 			return m, err
 		}
 		next := m

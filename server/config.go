@@ -78,6 +78,12 @@ type Config struct {
 	MachineTransitionTime time.Duration
 	// Signup allows new users to sign up.
 	Signup bool
+	// RequireDischargeBinding refuses login discharge requests that do not
+	// ask for the discharge to be bound to its parent token (tp's
+	// "parent_binding", which caveat's own client always sends). By
+	// default such a request gets an unbound discharge, as Fly's login
+	// service gives Fly's reference client (superfly/macaroon's tp).
+	RequireDischargeBinding bool
 	// TLSCert and TLSKey are PEM files of the certificate and its key; with
 	// both, the server speaks HTTPS only, re-reads them on SIGHUP (see
 	// Server.ReloadTLS), and the default public URL is https://.

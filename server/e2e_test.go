@@ -34,6 +34,8 @@ type e2e struct {
 	srv     *server.Server
 	stop    func()
 	logs    *bytes.Buffer
+	// signupClosed starts the server as --signup=false does.
+	signupClosed bool
 }
 
 func (e *e2e) start() {
@@ -44,7 +46,7 @@ func (e *e2e) start() {
 		DataDir:      e.dataDir,
 		DB:           e.db,
 		DischargeTTL: 2 * time.Second,
-		Signup:       true,
+		Signup:       !e.signupClosed,
 		Argon2:       identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32},
 		Logger:       slog.New(slog.NewJSONHandler(e.logs, nil)),
 	})
@@ -108,6 +110,22 @@ func (e *e2e) config() map[string]string {
 	return m
 }
 
+// TestSignupClosed: a server started with --signup=false lets its first
+// user sign up, as the README says, and refuses everyone after.
+func TestSignupClosed(t *testing.T) {
+	e := &e2e{t: t, dataDir: t.TempDir(), cfgDir: t.TempDir(), signupClosed: true}
+	e.start()
+	defer e.stop()
+	_, errOut, code := e.caveat("correct horse battery\n", "auth", "signup", "--email", "ada@example.com", "--password-stdin", "--org", "acme", "--no-login")
+	if code != 0 || !strings.Contains(errOut, "admin of organization acme") {
+		t.Fatalf("first signup: exit %d\n%s", code, errOut)
+	}
+	_, errOut, code = e.caveat("battery staple horse\n", "auth", "signup", "--email", "bob@example.com", "--password-stdin", "--no-login")
+	if code == 0 || !strings.Contains(errOut, "signup is closed on this server") {
+		t.Fatalf("second signup: exit %d\n%s", code, errOut)
+	}
+}
+
 func TestEndToEndSQLite(t *testing.T) {
 	runEndToEnd(t, "")
 }
@@ -127,7 +145,7 @@ func runEndToEnd(t *testing.T, db string) {
 		t.Fatalf("config file: %v %v", st, err)
 	}
 	e.ok("correct horse battery\n", "auth", "login", "--email", "ada@example.com", "--password-stdin")
-	if out := e.ok("", "auth", "whoami"); !strings.Contains(out, "ada@example.com") || !strings.Contains(out, "acme (admin)") {
+	if out := e.ok("", "auth", "whoami"); !strings.Contains(out, "ada@example.com") || !strings.Contains(out, "acme (admin)") || !strings.Contains(out, "server: "+e.srv.URL()+"\n") {
 		t.Fatalf("whoami: %s", out)
 	}
 	e.ok("", "apps", "create", "workers")

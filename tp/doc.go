@@ -72,7 +72,11 @@
 // unknown JSON fields or a ticket that does not open with 400 (413 for a
 // body over 64 KiB, 405 for a wrong method, 415 for a content type other
 // than JSON) naming the problem, and keeps 500 "internal error" for its own
-// failures.
+// failures. When the flow store has no room for a new flow — it holds its
+// maximum, or the ticket has DefaultMaxFlowsPerTicket pending flows — the
+// answer is 429 with a Retry-After header; pending flows are never dropped
+// to make room. An application's rate limit (Throttle) answers the same
+// way.
 //
 // # Binding to the parent token
 //

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"container/list"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -106,6 +108,45 @@ func (f *Flow) clone() *Flow {
 	return &c
 }
 
+// ErrFull means a bounded FlowStore has no room for a new flow: it holds
+// as many live flows as it may, in all or for the flow's ticket. Server
+// answers it with 429 and a Retry-After header. A bounded store refuses
+// rather than evicting, so that nobody can push out other people's
+// pending logins by starting flows of their own.
+var ErrFull = errors.New("no room for another pending flow")
+
+// FullError is the refusal of a bounded FlowStore's Put. It wraps ErrFull,
+// says which bound was reached, and when room is expected (the earliest
+// expiry of the flows that fill it).
+type FullError struct {
+	// PerTicket is true when the flow's ticket has reached its bound, and
+	// false when the whole store is full.
+	PerTicket bool
+	// Max is the bound reached.
+	Max int
+	// RetryAfter is how long until the first of those flows expires.
+	RetryAfter time.Duration
+}
+
+// Error says which bound was reached and when to try again; it is meant
+// for the client.
+func (e *FullError) Error() string {
+	what := fmt.Sprintf("the discharger holds its maximum of %d pending flows", e.Max)
+	if e.PerTicket {
+		what = fmt.Sprintf("this ticket already has %d pending flows, the most it may have", e.Max)
+	}
+	return fmt.Sprintf("%s: %v; try again in %d s", ErrFull, what, RetrySeconds(e.RetryAfter))
+}
+
+// Is makes errors.Is(err, ErrFull) true.
+func (e *FullError) Is(target error) bool { return target == ErrFull }
+
+// RetrySeconds is d as a Retry-After value: whole seconds, rounded up, at
+// least 1.
+func RetrySeconds(d time.Duration) int64 {
+	return max(int64((d+time.Second-1)/time.Second), 1)
+}
+
 // FlowStore holds pending flows between their init request and the poll
 // that collects them. Implementations must be safe for concurrent use. The
 // contract:
@@ -113,7 +154,10 @@ func (f *Flow) clone() *Flow {
 //   - Put stores a copy of f under f.ID, and also under f.UserKey unless it
 //     is zero, replacing any flow with the same ID. A flow whose Expires is
 //     not after the store's clock is not stored (and one with the same ID
-//     is removed).
+//     is removed). A bounded store that has no room for a new flow returns
+//     an error wrapping ErrFull (a *FullError says when to retry) and
+//     stores nothing; replacing a flow it holds never fails for want of
+//     room.
 //   - Get returns a copy of the flow stored under key, which may be its ID
 //     or its UserKey. It returns an error wrapping ErrNotFound when there is
 //     none, or when the flow's Expires is not after the store's clock:
@@ -123,9 +167,10 @@ func (f *Flow) clone() *Flow {
 //     several concurrent deletions exactly one succeeds: Server relies on
 //     this to hand a discharge out only once.
 //
-// A store may forget a flow before it expires (a bounded store evicts), in
-// which case the client's next poll gets 404. Keys are hashes, never
-// secrets, so a store may index and compare them as it likes.
+// A store must not forget a live flow to make room for another: a client
+// waiting on it would get 404, and anyone able to start flows could wipe
+// out everyone else's. Keys are hashes, never secrets, so a store may
+// index and compare them as it likes.
 type FlowStore interface {
 	Put(ctx context.Context, f *Flow) error
 	Get(ctx context.Context, key FlowID) (*Flow, error)
@@ -137,17 +182,30 @@ var _ FlowStore = (*MemoryStore)(nil)
 // DefaultMaxFlows bounds a MemoryStore created with max ≤ 0.
 const DefaultMaxFlows = 10000
 
-// MemoryStore is a FlowStore in memory, bounded in size: when it is full,
-// Put evicts the least recently used flow. It suits a single server
-// process; replicas behind a load balancer need a shared store.
+// DefaultMaxFlowsPerTicket bounds the live flows of one ticket in a
+// MemoryStore. A ticket belongs to one token, whose holder needs one flow
+// at a time; a few more allow for abandoned attempts. Without this bound,
+// whoever holds one ticket could fill the store alone.
+const DefaultMaxFlowsPerTicket = 5
+
+// MemoryStore is a FlowStore in memory, bounded in size: at most max live
+// flows in all, and DefaultMaxFlowsPerTicket per ticket. When a bound is
+// reached, Put refuses with a *FullError until a flow is collected or
+// expires; it never evicts a live flow. It suits a single server process;
+// replicas behind a load balancer need a shared store.
 type MemoryStore struct {
 	now func() time.Time
 	max int
 
-	mu    sync.Mutex
-	lru   *list.List // of *Flow, most recently used at the front
-	index map[FlowID]*list.Element
+	mu       sync.Mutex
+	byExpiry *list.List // of *Flow, soonest to expire at the front
+	index    map[FlowID]*list.Element
+	tickets  map[ticketKey][]*list.Element // the live flows of each ticket
 }
+
+// ticketKey identifies a ticket in the per-ticket count: the SHA-256 of
+// its sealed bytes, which are the same in every request for it.
+type ticketKey [32]byte
 
 // NewMemoryStore returns an empty store holding at most max flows
 // (DefaultMaxFlows when max ≤ 0), which reads the time from now (time.Now
@@ -159,7 +217,8 @@ func NewMemoryStore(max int, now func() time.Time) *MemoryStore {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryStore{now: now, max: max, lru: list.New(), index: make(map[FlowID]*list.Element)}
+	return &MemoryStore{now: now, max: max, byExpiry: list.New(),
+		index: make(map[FlowID]*list.Element), tickets: make(map[ticketKey][]*list.Element)}
 }
 
 // Put implements FlowStore.
@@ -168,6 +227,7 @@ func (s *MemoryStore) Put(_ context.Context, f *Flow) error {
 		return errors.New("memory store: put: flow has no id")
 	}
 	now := s.now()
+	tk := ticketKey(sha256.Sum256(f.Ticket))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.index[f.ID]; ok && e.Value.(*Flow).ID == f.ID {
@@ -176,16 +236,47 @@ func (s *MemoryStore) Put(_ context.Context, f *Flow) error {
 	if !f.Expires.After(now) {
 		return nil
 	}
+	s.sweep(now)
+	if s.byExpiry.Len() >= s.max {
+		first := s.byExpiry.Front().Value.(*Flow).Expires
+		return &FullError{Max: s.max, RetryAfter: first.Sub(now)}
+	}
+	if same := s.tickets[tk]; len(same) >= DefaultMaxFlowsPerTicket {
+		first := same[0].Value.(*Flow).Expires
+		for _, e := range same[1:] {
+			if x := e.Value.(*Flow).Expires; x.Before(first) {
+				first = x
+			}
+		}
+		return &FullError{PerTicket: true, Max: DefaultMaxFlowsPerTicket, RetryAfter: first.Sub(now)}
+	}
 	c := f.clone()
-	e := s.lru.PushFront(c)
+	// Flows mostly arrive in the order they expire: look for the place
+	// from the back.
+	var e *list.Element
+	for at := s.byExpiry.Back(); ; at = at.Prev() {
+		if at == nil {
+			e = s.byExpiry.PushFront(c)
+			break
+		}
+		if !at.Value.(*Flow).Expires.After(c.Expires) {
+			e = s.byExpiry.InsertAfter(c, at)
+			break
+		}
+	}
 	s.index[c.ID] = e
 	if !c.UserKey.IsZero() {
 		s.index[c.UserKey] = e
 	}
-	for s.lru.Len() > s.max {
-		s.remove(s.lru.Back())
-	}
+	s.tickets[tk] = append(s.tickets[tk], e)
 	return nil
+}
+
+// sweep drops the flows that have expired.
+func (s *MemoryStore) sweep(now time.Time) {
+	for e := s.byExpiry.Front(); e != nil && !e.Value.(*Flow).Expires.After(now); e = s.byExpiry.Front() {
+		s.remove(e)
+	}
 }
 
 // Get implements FlowStore.
@@ -202,7 +293,6 @@ func (s *MemoryStore) Get(_ context.Context, key FlowID) (*Flow, error) {
 		s.remove(e)
 		return nil, ErrNotFound
 	}
-	s.lru.MoveToFront(e)
 	return f.clone(), nil
 }
 
@@ -228,14 +318,21 @@ func (s *MemoryStore) Delete(_ context.Context, id FlowID) error {
 func (s *MemoryStore) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lru.Len()
+	return s.byExpiry.Len()
 }
 
 func (s *MemoryStore) remove(e *list.Element) {
-	f := s.lru.Remove(e).(*Flow)
+	f := s.byExpiry.Remove(e).(*Flow)
 	for _, k := range [2]FlowID{f.ID, f.UserKey} {
 		if cur, ok := s.index[k]; ok && cur == e {
 			delete(s.index, k)
 		}
+	}
+	tk := ticketKey(sha256.Sum256(f.Ticket))
+	same := slices.DeleteFunc(s.tickets[tk], func(x *list.Element) bool { return x == e })
+	if len(same) == 0 {
+		delete(s.tickets, tk)
+	} else {
+		s.tickets[tk] = same
 	}
 }

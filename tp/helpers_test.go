@@ -311,6 +311,7 @@ func (s *noSleep) sleep(ctx context.Context, d time.Duration) error {
 // answer is a decoded protocol answer with its status and content type.
 type answer struct {
 	status      int
+	header      http.Header
 	contentType string
 	body        map[string]any
 	raw         string
@@ -335,7 +336,7 @@ func do(t testing.TB, method, url, contentType, body string) answer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := answer{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), raw: string(raw)}
+	a := answer{status: resp.StatusCode, header: resp.Header, contentType: resp.Header.Get("Content-Type"), raw: string(raw)}
 	if err := json.Unmarshal(raw, &a.body); err != nil {
 		t.Fatalf("%s %s: answer %d %q is not a JSON object: %v", method, url, resp.StatusCode, raw, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +71,7 @@ type Decision struct {
 	caveats []caveat.Caveat
 	status  int
 	msg     string
+	retry   time.Duration // Retry-After of a Throttle
 }
 
 // Discharge answers with a discharge now (201 {"discharge": "fm2_…"}),
@@ -88,6 +90,15 @@ func Refuse(status int, msg string) Decision {
 		msg = strings.ToLower(http.StatusText(status))
 	}
 	return Decision{kind: kindRefuse, status: status, msg: msg}
+}
+
+// Throttle answers 429 with a Retry-After header of retry (whole seconds,
+// rounded up, at least 1) and {"error": msg}: the application's rate limit
+// refuses the request for now.
+func Throttle(retry time.Duration, msg string) Decision {
+	d := Refuse(http.StatusTooManyRequests, msg)
+	d.retry = max(retry, time.Second)
+	return d
 }
 
 // Poll answers 201 {"poll_url": …}: the application finishes the flow
@@ -278,11 +289,14 @@ func (s *Server) serveInit(w http.ResponseWriter, r *http.Request) {
 		}
 		s.write(w, http.StatusCreated, &response{Discharge: tok})
 	case kindRefuse:
+		if d.retry > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(RetrySeconds(d.retry), 10))
+		}
 		s.write(w, d.status, &response{Error: d.msg})
 	case kindPoll:
 		f := &Flow{ID: id, Ticket: ticket, Binding: binding, Expires: s.now().Add(s.ttl)}
 		if err := s.store.Put(r.Context(), f); err != nil {
-			s.internal(w, r, "store", err)
+			s.storeFailed(w, r, err)
 			return
 		}
 		s.write(w, http.StatusCreated, &response{PollURL: s.pollURL(pollSecret)})
@@ -294,7 +308,7 @@ func (s *Server) serveInit(w http.ResponseWriter, r *http.Request) {
 		userSecret := newSecret()
 		f := &Flow{ID: id, UserKey: secretID(labelUser, userSecret), Ticket: ticket, Binding: binding, Expires: s.now().Add(s.ttl)}
 		if err := s.store.Put(r.Context(), f); err != nil {
-			s.internal(w, r, "store", err)
+			s.storeFailed(w, r, err)
 			return
 		}
 		s.write(w, http.StatusCreated, &response{UserInteractive: &userInteractive{
@@ -449,6 +463,24 @@ func (s *Server) buildStored(f *Flow) (string, error) {
 func (s *Server) write(w http.ResponseWriter, status int, body *response) {
 	w.Header().Set("Cache-Control", "no-store")
 	httpjson.Write(w, status, body)
+}
+
+// storeFailed answers a store's refusal to hold a new flow: 429 with
+// Retry-After for ErrFull (a full store refuses newcomers rather than
+// dropping anyone's pending flow), 500 for anything else.
+func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if !errors.Is(err, ErrFull) {
+		s.internal(w, r, "store", err)
+		return
+	}
+	retry := time.Minute // a store that does not say
+	var fe *FullError
+	if errors.As(err, &fe) {
+		retry = fe.RetryAfter
+	}
+	s.log.WarnContext(r.Context(), "tp: flow refused, no room", "err", err)
+	w.Header().Set("Retry-After", strconv.FormatInt(RetrySeconds(retry), 10))
+	s.write(w, http.StatusTooManyRequests, &response{Error: err.Error()})
 }
 
 // internal answers 500 and logs err with the step, but not the request's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,6 +122,56 @@ func TestRefuseStatus(t *testing.T) {
 		if msg, _ := a.body["error"].(string); a.status != tc.want || msg == "" || tc.msg != "" && msg != tc.msg {
 			t.Errorf("Refuse(%d, %q) answered %d %s", tc.status, tc.msg, a.status, a.raw)
 		}
+	}
+}
+
+// TestThrottle: the application's rate limit answers 429 with
+// Retry-After in whole seconds, rounded up.
+func TestThrottle(t *testing.T) {
+	d := newDischarger(t, "aaa", func(context.Context, *tp.Request) (tp.Decision, error) {
+		return tp.Throttle(1500*time.Millisecond, "slow down"), nil
+	})
+	a := do(t, "POST", tp.InitURL(d.loc), "application/json", initBody(d.ticket(t, mint(t, d))))
+	if a.status != 429 || a.header.Get("Retry-After") != "2" || a.body["error"] != "slow down" {
+		t.Errorf("Throttle answered %d Retry-After %q %s", a.status, a.header.Get("Retry-After"), a.raw)
+	}
+}
+
+// TestServerStoreFull: when the store has no room, an init request that
+// would start a flow gets 429 with Retry-After, and the pending flows are
+// still there; immediate discharges need no room and still work.
+func TestServerStoreFull(t *testing.T) {
+	clk := newClock()
+	var immediately atomic.Bool
+	d := newDischarger(t, "aaa", func(context.Context, *tp.Request) (tp.Decision, error) {
+		if !immediately.Load() {
+			return tp.UserInteractive(), nil
+		}
+		return tp.Discharge(user42()), nil
+	}, func(c *tp.Config) { c.Now = clk.Now; c.FlowTTL = time.Minute; c.Store = tp.NewMemoryStore(2, clk.Now) })
+	var polls []string
+	for range 2 {
+		a := do(t, "POST", tp.InitURL(d.loc), "application/json", initBody(d.ticket(t, mint(t, d))))
+		ui, _ := a.body["user_interactive"].(map[string]any)
+		if a.status != 201 || ui == nil {
+			t.Fatalf("init: %d %s", a.status, a.raw)
+		}
+		polls = append(polls, ui["poll_url"].(string))
+		clk.Advance(10 * time.Second)
+	}
+	a := do(t, "POST", tp.InitURL(d.loc), "application/json", initBody(d.ticket(t, mint(t, d))))
+	msg, _ := a.body["error"].(string)
+	if a.status != 429 || a.header.Get("Retry-After") != "40" || !strings.Contains(msg, "maximum of 2 pending flows") {
+		t.Errorf("init on a full store: %d Retry-After %q %s", a.status, a.header.Get("Retry-After"), a.raw)
+	}
+	for _, u := range polls {
+		if a := do(t, "GET", u, "", ""); a.status != 202 {
+			t.Errorf("a pending flow after the refusal: %d %s", a.status, a.raw)
+		}
+	}
+	immediately.Store(true)
+	if a := do(t, "POST", tp.InitURL(d.loc), "application/json", initBody(d.ticket(t, mint(t, d)))); a.status != 201 || a.body["discharge"] == nil {
+		t.Errorf("immediate discharge with a full store: %d %s", a.status, a.raw)
 	}
 }
 

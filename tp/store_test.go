@@ -3,6 +3,7 @@ package tp_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,39 +76,102 @@ func TestMemoryStoreExpiry(t *testing.T) {
 	}
 }
 
+// TestMemoryStoreBound: a full store refuses new flows with a
+// *FullError saying when the first expires, never evicts a live flow,
+// still lets its flows be replaced (finished), and makes room as flows
+// are collected or expire.
 func TestMemoryStoreBound(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	s := tp.NewMemoryStore(3, clk.Now)
-	later := clk.Now().Add(time.Hour)
+	start := clk.Now()
 	for b := byte(1); b <= 3; b++ {
-		s.Put(ctx, flow(b, later))
-	}
-	s.Get(ctx, id(1)) // 1 is now the most recently used; 2 the least
-	s.Put(ctx, flow(4, later))
-	if s.Len() != 3 {
-		t.Fatalf("%d flows held, bound is 3", s.Len())
-	}
-	if _, err := s.Get(ctx, id(2)); !errors.Is(err, tp.ErrNotFound) {
-		t.Fatalf("least recently used flow not evicted: %v", err)
-	}
-	if _, err := s.Get(ctx, tp.FlowID{2, 'u'}); !errors.Is(err, tp.ErrNotFound) {
-		t.Fatalf("evicted flow's user key still found: %v", err)
-	}
-	for _, b := range []byte{1, 3, 4} {
-		if _, err := s.Get(ctx, id(b)); err != nil {
-			t.Fatalf("flow %d: %v", b, err)
+		if err := s.Put(ctx, flow(b, start.Add(time.Hour+time.Duration(b)*time.Minute))); err != nil {
+			t.Fatal(err)
 		}
 	}
-	// Many more puts never exceed the bound.
+	clk.Advance(30 * time.Minute)
 	for b := byte(10); b < 200; b++ {
-		s.Put(ctx, flow(b, later))
-		if s.Len() > 3 {
+		err := s.Put(ctx, flow(b, clk.Now().Add(time.Hour)))
+		var fe *tp.FullError
+		if !errors.Is(err, tp.ErrFull) || !errors.As(err, &fe) || fe.PerTicket || fe.Max != 3 || fe.RetryAfter != 31*time.Minute {
+			t.Fatalf("put on a full store: %v (%+v), want a FullError retrying in 31m", err, fe)
+		}
+		if s.Len() != 3 {
 			t.Fatalf("%d flows held", s.Len())
 		}
 	}
+	if got := (&tp.FullError{Max: 3, RetryAfter: 1500 * time.Millisecond}).Error(); got != "no room for another pending flow: the discharger holds its maximum of 3 pending flows; try again in 2 s" {
+		t.Errorf("FullError = %q", got)
+	}
+	for b := byte(1); b <= 3; b++ {
+		if _, err := s.Get(ctx, id(b)); err != nil {
+			t.Fatalf("flow %d evicted: %v", b, err)
+		}
+	}
+	// Finishing a flow replaces it, which a full store allows.
+	f, _ := s.Get(ctx, id(2))
+	f.State = tp.Discharged
+	if err := s.Put(ctx, f); err != nil {
+		t.Fatalf("replace in a full store: %v", err)
+	}
+	if got, _ := s.Get(ctx, tp.FlowID{2, 'u'}); got.State != tp.Discharged {
+		t.Fatalf("replaced flow: %+v", got)
+	}
+	// A collected flow makes room.
+	if err := s.Delete(ctx, id(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, flow(4, clk.Now().Add(time.Hour))); err != nil {
+		t.Fatalf("put after a deletion: %v", err)
+	}
+	// Expired flows make room without being looked up.
+	clk.Advance(32 * time.Minute) // flow 1 has expired
+	if err := s.Put(ctx, flow(5, clk.Now().Add(time.Hour))); err != nil {
+		t.Fatalf("put after an expiry: %v", err)
+	}
 	if tp.NewMemoryStore(0, nil) == nil {
 		t.Fatal("default store")
+	}
+}
+
+// TestMemoryStorePerTicket: one ticket holds at most
+// DefaultMaxFlowsPerTicket live flows; others are unaffected, and the
+// ticket gets room back as its flows go.
+func TestMemoryStorePerTicket(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	s := tp.NewMemoryStore(100, clk.Now)
+	ticket := []byte("one ticket")
+	put := func(b byte, ticket []byte, life time.Duration) error {
+		return s.Put(ctx, &tp.Flow{ID: id(b), Ticket: ticket, Expires: clk.Now().Add(life)})
+	}
+	for i := range tp.DefaultMaxFlowsPerTicket {
+		if err := put(byte(i+1), ticket, time.Hour-time.Duration(i)*time.Minute); err != nil {
+			t.Fatalf("flow %d of the ticket: %v", i, err)
+		}
+	}
+	err := put(100, ticket, time.Hour)
+	var fe *tp.FullError
+	soonest := time.Hour - time.Duration(tp.DefaultMaxFlowsPerTicket-1)*time.Minute
+	if !errors.As(err, &fe) || !fe.PerTicket || fe.Max != tp.DefaultMaxFlowsPerTicket || fe.RetryAfter != soonest {
+		t.Fatalf("one flow too many: %v (%+v), want a per-ticket FullError retrying in %s", err, fe, soonest)
+	}
+	if !strings.Contains(err.Error(), "this ticket already has") {
+		t.Errorf("FullError = %q", err)
+	}
+	if err := put(101, []byte("another ticket"), time.Hour); err != nil {
+		t.Fatalf("another ticket: %v", err)
+	}
+	if err := s.Delete(ctx, id(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(102, ticket, time.Hour); err != nil {
+		t.Fatalf("after a deletion: %v", err)
+	}
+	clk.Advance(soonest)
+	if err := put(103, ticket, time.Hour); err != nil {
+		t.Fatalf("after an expiry: %v", err)
 	}
 }
 

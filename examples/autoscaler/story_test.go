@@ -212,12 +212,18 @@ func TestStory(t *testing.T) {
 	caveat("", "orgs", "create", "beta")
 	caveat("", "apps", "create", "elsewhere", "-o", "beta")
 	refusals["another organization"] = func() error { return api.do(ctx, "GET", machinesPath("elsewhere"), nil) }
-	names := map[string]string{"create": "(Machines)", "destroy": "(Machines)", "another app": "(Apps)", "another organization": "(Organization)"}
+	// Another organization's app is not found, as if it did not exist:
+	// app names do not leak across organizations.
+	names := map[string]string{"create": "(Machines)", "destroy": "(Machines)", "another app": "(Apps)", "another organization": `no app "elsewhere"`}
 	for what, call := range refusals {
 		err := call()
+		want := http.StatusForbidden
+		if what == "another organization" {
+			want = http.StatusNotFound
+		}
 		ae, ok := err.(*apiError)
-		if !ok || ae.Status != http.StatusForbidden || !strings.Contains(ae.Message, names[what]) {
-			t.Errorf("%s with the autoscaler's token: %v; want 403 naming %s", what, err, names[what])
+		if !ok || ae.Status != want || !strings.Contains(ae.Message, names[what]) {
+			t.Errorf("%s with the autoscaler's token: %v; want %d naming %s", what, err, want, names[what])
 		}
 	}
 

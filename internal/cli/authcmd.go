@@ -230,8 +230,8 @@ func (a *app) whoamiCommand() *cobra.Command {
 			for _, o := range w.Organizations {
 				orgs = append(orgs, fmt.Sprintf("%s (%s)", o.Slug, o.Role))
 			}
-			return a.output(fmt.Sprintf("%s (user %d)\norganizations: %s\nsession until %s\n", w.User.Email, w.User.ID,
-				strings.Join(orgs, ", "), w.Session.ExpiresAt.UTC().Format(time.RFC3339)))
+			return a.output(fmt.Sprintf("%s (user %d)\nserver: %s\norganizations: %s\nsession until %s\n", w.User.Email, w.User.ID,
+				cl.BaseURL, strings.Join(orgs, ", "), w.Session.ExpiresAt.UTC().Format(time.RFC3339)))
 		},
 	}
 	f.register(c, true)

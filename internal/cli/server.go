@@ -33,6 +33,7 @@ var serverFlagEnv = []struct{ flag, env string }{
 	{"tls-cert", "CAVEAT_TLS_CERT"},
 	{"tls-key", "CAVEAT_TLS_KEY"},
 	{"metrics-listen", "CAVEAT_METRICS_LISTEN"},
+	{"require-discharge-binding", "CAVEAT_REQUIRE_DISCHARGE_BINDING"},
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -116,6 +117,8 @@ never logged. SIGINT or SIGTERM shut the server down gracefully.`,
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; re-read on SIGHUP")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve /metrics and /healthz on this address instead of the main one")
+	f.BoolVar(&cfg.RequireDischargeBinding, "require-discharge-binding", false,
+		"refuse login discharges that are not bound to their parent token (clients that do not send parent_binding, such as Fly's reference tp client, are then refused)")
 	c.AddCommand(a.serverBackupCommand())
 	return c
 }
