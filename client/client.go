@@ -160,7 +160,11 @@ type Token struct {
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
-	Header     string     `json:"token,omitempty"`
+	// RevokedBranches counts the token's revoked branches (attenuations
+	// revoked with everything derived from them; the token itself and
+	// its other attenuations keep working).
+	RevokedBranches int    `json:"revoked_branches"`
+	Header          string `json:"token,omitempty"`
 }
 
 // Command is one allowed command of a machine-exec token.
@@ -275,6 +279,38 @@ func (c *Client) Authenticate(ctx context.Context, header string) (VerifiedToken
 		return VerifiedToken{}, &APIError{Status: http.StatusUnauthorized, Message: "the authority verified no permission token"}
 	}
 	return out[0], nil
+}
+
+// BranchRevocation is the answer to a branch revocation.
+type BranchRevocation struct {
+	// ID is the token's id, which every branch of it shares.
+	ID string `json:"id"`
+	// Branch is the revoked branch: the binding id of the branch token's
+	// final tail, in hex.
+	Branch string `json:"branch"`
+	// Revoked is false when the branch was already revoked.
+	Revoked bool `json:"revoked"`
+}
+
+// RevokeBranch revokes the branch that token is (a token attenuated from
+// one of the caller's tokens, as a header or bare, with its discharges if
+// it has third-party caveats): it and everything attenuated from it are
+// refused, and the tokens it was attenuated from keep working. The caller
+// must be logged in as an admin of the token's organization or its
+// creator.
+func (c *Client) RevokeBranch(ctx context.Context, token string) (BranchRevocation, error) {
+	var out BranchRevocation
+	err := c.do(ctx, "POST", "/v1/tokens/revoke-branch", map[string]string{"token": token}, &out, nil)
+	return out, err
+}
+
+// RevokeSelf revokes the branch that the client's own token is, with the
+// client's token as the credential: no login is needed, and nothing above
+// the token (the tokens it was attenuated from) is affected.
+func (c *Client) RevokeSelf(ctx context.Context) (BranchRevocation, error) {
+	var out BranchRevocation
+	err := c.do(ctx, "POST", "/v1/tokens/revoke", nil, &out, nil)
+	return out, err
 }
 
 // Authorize asks the authority whether header allows access (a

@@ -195,6 +195,17 @@ func (a *app) anonymous(f *onlineFlags) (*client.Client, savedConfig, error) {
 // that does not parse, naming its source. A session's discharges are
 // renewed and saved.
 func (a *app) authenticated(f *onlineFlags, token string) (*client.Client, savedConfig, error) {
+	return a.authenticatedWith(f, token, true)
+}
+
+// authenticatedFromConfig is authenticated with the config file's login
+// only, for a command whose CAVEAT_TOKEN names something else (the branch
+// that 'tokens revoke --branch' revokes).
+func (a *app) authenticatedFromConfig(f *onlineFlags) (*client.Client, savedConfig, error) {
+	return a.authenticatedWith(f, "", false)
+}
+
+func (a *app) authenticatedWith(f *onlineFlags, token string, useEnv bool) (*client.Client, savedConfig, error) {
 	cfg, _, err := a.loadConfig()
 	if err != nil {
 		return nil, cfg, err
@@ -207,7 +218,7 @@ func (a *app) authenticated(f *onlineFlags, token string) (*client.Client, saved
 		token = f.token
 	}
 	bundle, secret, from := token, "", "-t"
-	if bundle == "" {
+	if bundle == "" && useEnv {
 		bundle, from = a.env("CAVEAT_TOKEN"), "CAVEAT_TOKEN"
 	}
 	if bundle == "" {
@@ -215,6 +226,10 @@ func (a *app) authenticated(f *onlineFlags, token string) (*client.Client, saved
 		if cfg.Email != "" {
 			from += " (" + cfg.Email + ")"
 		}
+	}
+	if bundle == "" && !useEnv {
+		return nil, cfg, failf("not logged in (CAVEAT_TOKEN holds the branch to revoke, not a login)").
+			withHint("run 'caveat auth login', or add --self to revoke the branch with itself as the credential")
 	}
 	if bundle == "" {
 		return nil, cfg, failf("not logged in, and no token given").

@@ -127,7 +127,11 @@ func (a *app) tokensListCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "list [-o ORG] [-a APP] [--json]",
 		Short: "List the named tokens of an organization or app (needs a login)",
-		Args:  cobra.NoArgs,
+		Long: `List the named tokens of an organization, or of one app: id, name, profile,
+creator, expiry, when the token was revoked (whole), and how many of its
+branches (attenuations revoked with 'caveat tokens revoke --branch') are
+revoked.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
@@ -147,9 +151,10 @@ func (a *app) tokensListCommand() *cobra.Command {
 			}
 			rows := make([][]string, len(ts))
 			for i, t := range ts {
-				rows[i] = []string{t.ID, t.Name, t.Profile, u64s(t.CreatedBy), timeOr(t.ExpiresAt, "never"), timeOr(t.RevokedAt, "-")}
+				rows[i] = []string{t.ID, t.Name, t.Profile, u64s(t.CreatedBy), timeOr(t.ExpiresAt, "never"), timeOr(t.RevokedAt, "-"),
+					strconv.Itoa(t.RevokedBranches)}
 			}
-			return a.table([]string{"ID", "NAME", "PROFILE", "CREATED BY", "EXPIRES", "REVOKED"}, rows)
+			return a.table([]string{"ID", "NAME", "PROFILE", "CREATED BY", "EXPIRES", "REVOKED", "REVOKED BRANCHES"}, rows)
 		},
 	}
 	f.registerAuthenticated(c, true)
@@ -159,20 +164,50 @@ func (a *app) tokensListCommand() *cobra.Command {
 }
 
 func (a *app) tokensRevokeCommand() *cobra.Command {
-	var f onlineFlags
+	var (
+		f      onlineFlags
+		branch bool
+		self   bool
+		token  string
+	)
 	c := &cobra.Command{
-		Use:   "revoke ID…",
-		Short: "Revoke named tokens by id (needs a login)",
-		Long: `Revoke named tokens by id (as 'caveat tokens list' shows). Every server
-refuses a revoked token on its next request. The exit status is 1 if any
-revocation failed.`,
+		Use:   "revoke (ID… | --branch [-t TOKEN | -] [--self])",
+		Short: "Revoke named tokens by id, or one branch of a token (needs a login)",
+		Long: `Revoke named tokens by id (as 'caveat tokens list' shows): every copy and
+every attenuation of them. Every server refuses a revoked token on its next
+request. The exit status is 1 if any revocation failed.
+
+With --branch, revoke one branch instead: the token given with -t, on stdin
+("-") or in CAVEAT_TOKEN — an attenuation of one of your tokens — and every
+token attenuated from it are refused, while the tokens it was attenuated
+from, and their other attenuations, keep working. You must be logged in as
+an admin of the token's organization or as its creator; your login comes
+from CAVEAT_TOKEN or the config file, as for every online command (from the
+config file only when CAVEAT_TOKEN holds the branch). With --self, the
+branch token itself is the credential, so no login is needed: it revokes
+exactly the branch it is and nothing above it. A token has at most 1000
+revoked branches; past that, revoke it by id.`,
+		Example: `  caveat tokens revoke 0f5a1d2e-…
+  caveat tokens attenuate -t "$(cat deploy.token)" < narrow.json > ci.token
+  caveat tokens revoke --branch - < ci.token         # ci.token and its attenuations only
+  CAVEAT_TOKEN="$(cat ci.token)" caveat tokens revoke --branch --self`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageError(cmd, "give the id of at least one token")
+			switch {
+			case self && !branch:
+				return usageError(cmd, "--self goes with --branch")
+			case branch && (len(args) > 1 || len(args) == 1 && args[0] != "-"):
+				return usageError(cmd, "--branch takes the branch token (-t, \"-\" for stdin, or CAVEAT_TOKEN), not ids")
+			case !branch && len(args) == 0:
+				return usageError(cmd, "give the id of at least one token, or --branch with a token")
+			case !branch && cmd.Flags().Changed("token"):
+				return usageError(cmd, "-t names a branch to revoke and goes with --branch; give ids as arguments")
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if branch {
+				return a.revokeBranch(cmd, &f, args, token, self)
+			}
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
@@ -198,8 +233,79 @@ revocation failed.`,
 			return nil
 		},
 	}
-	f.registerAuthenticated(c, false)
+	f.register(c, false)
+	c.Flags().BoolVar(&branch, "branch", false, "revoke the branch the given token is, and its attenuations, instead of tokens by id")
+	c.Flags().BoolVar(&self, "self", false, "with --branch: use the branch token itself as the credential (no login)")
+	c.Flags().StringVarP(&token, "token", "t", "", `with --branch: the branch token ("-" reads stdin)`)
 	return c
+}
+
+// revokeBranch is 'tokens revoke --branch': the branch token comes from
+// "-" (stdin), -t or CAVEAT_TOKEN, never from the config file, which holds
+// the caller's own login.
+func (a *app) revokeBranch(cmd *cobra.Command, f *onlineFlags, args []string, flagValue string, self bool) error {
+	var src *tokenSource
+	switch {
+	case len(args) == 1 && cmd.Flags().Changed("token"):
+		return usageError(cmd, "a branch token was given both as \"-\" and with -t: give only one")
+	case len(args) == 1 || cmd.Flags().Changed("token") && flagValue == "-":
+		src = &tokenSource{label: "stdin", subject: "the branch token read from stdin", stdin: true}
+	case cmd.Flags().Changed("token"):
+		src = &tokenSource{label: "-t", subject: "the -t value", text: flagValue}
+	case a.env("CAVEAT_TOKEN") != "":
+		src = &tokenSource{label: "CAVEAT_TOKEN", subject: "CAVEAT_TOKEN", text: a.env("CAVEAT_TOKEN")}
+	default:
+		return failf("no branch token: give it with -t, on stdin (\"-\") or in CAVEAT_TOKEN").
+			withHint("the token to give is the attenuation to revoke, not your login")
+	}
+	a.info("branch token from %s", src.label)
+	if src.stdin {
+		b, err := a.readStdin("the branch token", maxTokenInput)
+		if err != nil {
+			return err
+		}
+		src.text = string(b)
+	}
+	if strings.TrimSpace(src.text) == "" {
+		return failf("%s is empty", src.subject)
+	}
+	if _, err := parseBundle(src); err != nil {
+		return err
+	}
+	header := strings.TrimSpace(src.text)
+
+	var (
+		cl  *client.Client
+		err error
+	)
+	switch {
+	case self:
+		cl, _, err = a.authenticated(f, header)
+	case src.label == "CAVEAT_TOKEN":
+		cl, _, err = a.authenticatedFromConfig(f)
+	default:
+		cl, _, err = a.authenticated(f, "")
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	var r client.BranchRevocation
+	if self {
+		r, err = cl.RevokeSelf(ctx)
+	} else {
+		r, err = cl.RevokeBranch(ctx, header)
+	}
+	if err != nil {
+		return apiErr("revoke branch", err)
+	}
+	if !r.Revoked {
+		a.info("branch %s of token %s was already revoked", r.Branch, r.ID)
+		return nil
+	}
+	a.info("revoked branch %s of token %s: it and its attenuations are refused; the tokens it was attenuated from keep working", r.Branch, r.ID)
+	return nil
 }
 
 func u64s(v uint64) string { return strconv.FormatUint(v, 10) }
