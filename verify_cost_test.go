@@ -417,4 +417,3 @@ func TestVerificationCostIsLinear(t *testing.T) {
 		})
 	}
 }
-
