@@ -228,12 +228,19 @@ func TestBindings(t *testing.T) {
 	} {
 		d := f.discharge(base, honestLogin, 7, tc.bindTo...)
 		for _, opts := range []*caveat.VerifyOptions{nil, {RevokedBranches: func(*caveat.Macaroon) (caveat.BranchSet, error) { return other, nil }}} {
-			_, _, err := f.bundle(last, d).VerifyWith(honestLoc, caveat.StaticKey(f.key), nil, opts)
-			if tc.ok && err != nil {
-				t.Errorf("%s (revoked set %v): %v", tc.name, opts != nil, err)
-			}
-			if !tc.ok && !errors.Is(err, caveat.ErrWrongParent) {
-				t.Errorf("%s (revoked set %v): %v, want ErrWrongParent", tc.name, opts != nil, err)
+			// Alone, and after another permission token (without its
+			// discharge), which makes them be verified together.
+			for _, b := range []*caveat.Bundle{f.bundle(last, d), f.bundle(unrelated, last, d)} {
+				_, i, err := b.VerifyWith(honestLoc, caveat.StaticKey(f.key), nil, opts)
+				if tc.ok && (err != nil || i != len(b.Tokens)-2) {
+					t.Errorf("%s (revoked set %v, %d tokens): token %d, %v", tc.name, opts != nil, len(b.Tokens), i, err)
+				}
+				if !tc.ok && !errors.Is(err, caveat.ErrWrongParent) && !errors.Is(err, caveat.ErrMissingDischarge) {
+					t.Errorf("%s (revoked set %v, %d tokens): %v, want ErrWrongParent", tc.name, opts != nil, len(b.Tokens), err)
+				}
+				if !tc.ok && err == nil {
+					t.Errorf("%s (revoked set %v, %d tokens): verified", tc.name, opts != nil, len(b.Tokens))
+				}
 			}
 		}
 	}
