@@ -1,8 +1,10 @@
 package caveat
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -191,15 +193,39 @@ func (m *Macaroon) dischargedBy(d *Macaroon) int {
 }
 
 // Discharges returns the indexes of the tokens that discharge a 3P caveat
-// of token i.
+// of token i. Token i's tickets are read once, so the cost is linear in the
+// bundle.
 func (b *Bundle) Discharges(i int) []int {
+	tickets := b.Tokens[i].tickets(nil)
+	if len(tickets) == 0 {
+		return nil
+	}
 	var out []int
 	for j := range b.Tokens {
-		if j != i && b.Tokens[i].dischargedBy(&b.Tokens[j]) >= 0 {
+		if j != i && hasTicket(tickets, b.Tokens[j].Nonce.KID) {
 			out = append(out, j)
 		}
 	}
 	return out
+}
+
+// tickets appends the non-empty tickets of m's 3P caveats to ts, sorted.
+func (m *Macaroon) tickets(ts [][]byte) [][]byte {
+	for _, c := range m.Caveats {
+		if c.Type != Type3P {
+			continue
+		}
+		if r, err := parse3P(c.Body); err == nil && len(r.ticket) > 0 {
+			ts = append(ts, r.ticket)
+		}
+	}
+	slices.SortFunc(ts, bytes.Compare)
+	return ts
+}
+
+func hasTicket(sorted [][]byte, kid []byte) bool {
+	_, ok := slices.BinarySearchFunc(sorted, kid, bytes.Compare)
+	return ok
 }
 
 // KeyFunc returns the root key for a permission token's key ID, or an error
@@ -331,9 +357,37 @@ func tokenKey(m *Macaroon, keys KeyFunc, opts *VerifyOptions) (SigningKey, Branc
 }
 
 func (b *Bundle) noPermission(location string) error {
+	// Which tokens are discharges, as IsDischarge says, for all of them at
+	// once: each token's tickets are read once.
+	type owned struct {
+		ticket []byte
+		owner  int
+	}
+	var all []owned
+	for i := range b.Tokens {
+		for _, t := range b.Tokens[i].tickets(nil) {
+			all = append(all, owned{t, i})
+		}
+	}
+	slices.SortFunc(all, func(x, y owned) int { return bytes.Compare(x.ticket, y.ticket) })
+	isDischarge := func(i int) bool {
+		d := &b.Tokens[i]
+		if d.Nonce.Proof {
+			return true
+		}
+		k, _ := slices.BinarySearchFunc(all, d.Nonce.KID, func(o owned, kid []byte) int { return bytes.Compare(o.ticket, kid) })
+		// The run of this ticket may hold token i's own 3P caveats (at
+		// most its caveats) before another owner's.
+		for ; k < len(all) && bytes.Equal(all[k].ticket, d.Nonce.KID); k++ {
+			if all[k].owner != i {
+				return true
+			}
+		}
+		return false
+	}
 	var locs []string
 	for i := range b.Tokens {
-		if !b.IsDischarge(i) {
+		if !isDischarge(i) {
 			locs = append(locs, fmt.Sprintf("%q", b.Tokens[i].Location))
 		}
 	}

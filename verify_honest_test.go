@@ -7,6 +7,7 @@ package caveat_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -243,5 +244,31 @@ func TestBindings(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestNoPermissionToken: the refusal for a location the bundle has no token
+// for names the permission tokens' locations and not the discharges'; and
+// Discharges finds a token's discharges in any order.
+func TestNoPermissionToken(t *testing.T) {
+	f := newHonest(t)
+	m := f.token(honestLogin, honestOther)
+	d1 := f.discharge(m, honestLogin, 1, m)
+	d2 := f.discharge(m, honestOther, 2)
+	b := f.bundle(d2, m, d1)
+	_, _, err := b.Verify("https://elsewhere.example/v1", caveat.StaticKey(f.key), nil)
+	if !errors.Is(err, caveat.ErrNoPermissionToken) || !strings.Contains(err.Error(), `"`+honestLoc+`"`) ||
+		strings.Contains(err.Error(), honestLogin) || strings.Contains(err.Error(), honestOther) {
+		t.Errorf("%v", err)
+	}
+	if got := b.Discharges(1); !slices.Equal(got, []int{0, 2}) {
+		t.Errorf("Discharges(1) = %v, want [0 2]", got)
+	}
+	if got := b.Discharges(0); got != nil {
+		t.Errorf("Discharges(0) = %v, want none", got)
+	}
+	_, _, err = f.bundle(d1, d2).Verify(honestLoc, caveat.StaticKey(f.key), nil)
+	if !errors.Is(err, caveat.ErrNoPermissionToken) || !strings.Contains(err.Error(), "only discharges") {
+		t.Errorf("only discharges: %v", err)
 	}
 }
