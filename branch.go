@@ -49,18 +49,3 @@ func branchRevokedErr(k int) error {
 	}
 	return fmt.Errorf("%w: step %d (the token as of caveat %d)", ErrBranchRevoked, k, k-1)
 }
-
-// revokedStep returns the first step of tails whose branch is in set, or -1.
-// It hashes only when the set is not empty.
-func revokedStep(tails [][tailSize]byte, set BranchSet) int {
-	if len(set) == 0 {
-		return -1
-	}
-	for k := range tails {
-		id := bindingID(tails[k])
-		if _, ok := set[BranchID(id[:bindingIDSize])]; ok {
-			return k
-		}
-	}
-	return -1
-}

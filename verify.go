@@ -266,8 +266,8 @@ func (v *verifier) verifyParent(m *Macaroon, key []byte, revoked BranchSet) erro
 	return v.resolveAll(&w, binder{tid: &tid})
 }
 
-// walk verifies m's chain under key and looks for revoked branches,
-// appending to the buffers given. A 3P caveat must name a ticket that some
+// walk verifies m's chain under key and then looks its tails up in the
+// revoked branches, appending to the buffers given. A 3P caveat must name a ticket that some
 // token of the bundle has as nonce KID; its verifier key is opened only
 // once the chain is known to be genuine.
 func (v *verifier) walk(m *Macaroon, key []byte, revoked BranchSet, tails, ids [][tailSize]byte, pending []pending3P) (walked, error) {
@@ -283,22 +283,6 @@ func (v *verifier) walk(m *Macaroon, key []byte, revoked BranchSet, tails, ids [
 		tails = make([][tailSize]byte, 0, n)
 	}
 	tails = append(tails, t)
-	// With revoked branches to look for, every tail's binding id is computed
-	// in the walk, and serves the binding checks too.
-	checkBranches := len(revoked) > 0
-	revokedAt := -1
-	if checkBranches {
-		if n := len(m.Caveats) + 1; n > cap(ids) {
-			ids = make([][tailSize]byte, 0, n)
-		}
-		id := bindingID(t)
-		ids = append(ids, id)
-		if _, ok := revoked[BranchID(id[:bindingIDSize])]; ok {
-			revokedAt = 0
-		}
-	} else {
-		ids = nil
-	}
 
 	for i, c := range m.Caveats {
 		if err := c.Canonical(); err != nil {
@@ -322,13 +306,6 @@ func (v *verifier) walk(m *Macaroon, key []byte, revoked BranchSet, tails, ids [
 		}
 		t = macCaveat(t, c)
 		tails = append(tails, t)
-		if checkBranches {
-			id := bindingID(t)
-			ids = append(ids, id)
-			if _, ok := revoked[BranchID(id[:bindingIDSize])]; ok && revokedAt < 0 {
-				revokedAt = len(tails) - 1
-			}
-		}
 	}
 
 	want := t
@@ -338,8 +315,23 @@ func (v *verifier) walk(m *Macaroon, key []byte, revoked BranchSet, tails, ids [
 	if subtle.ConstantTimeCompare(want[:], m.tail) != 1 {
 		return fail(ErrSignature)
 	}
-	if revokedAt >= 0 {
-		return fail(branchRevokedErr(revokedAt))
+	// With revoked branches to look for, each tail of the genuine chain is
+	// hashed once and looked up; the binding ids then serve the binding
+	// checks too. (After the signature, so that a forged token costs no
+	// hashing.)
+	if len(revoked) > 0 {
+		if len(tails) > cap(ids) {
+			ids = make([][tailSize]byte, 0, len(tails))
+		}
+		ids = ids[:len(tails)]
+		for k := range tails {
+			ids[k] = bindingID(tails[k])
+			if _, ok := revoked[BranchID(ids[k][:bindingIDSize])]; ok {
+				return fail(branchRevokedErr(k))
+			}
+		}
+	} else {
+		ids = nil
 	}
 	return walked{tails: tails, ids: ids, pending: pending}, nil
 }
