@@ -19,7 +19,11 @@ type worstBundle struct {
 // worstBundles builds, within MaxHeaderSize, MaxBundleTokens and
 // MaxCaveats:
 //   - tiny caveats: 64 permission tokens of tiny caveats with bad
-//     signatures, the most HMACs per byte (one per 3-byte caveat);
+//     signatures, the most HMACs per byte (one per 2-byte caveat);
+//   - the same made genuine (attenuations of one token) with two 3P
+//     caveats whose discharges make every tail be hashed twice (once in
+//     the token's own lookup, once into the binding index, which is
+//     sorted), before each token is refused;
 //   - bindings: 32 permission tokens sharing a trunk of tiny caveats, each
 //     with a 3P caveat for each of 31 discharges that bind to every trunk
 //     tail (2-byte prefixes, so that each discharge is a prefix-free set of
@@ -41,6 +45,34 @@ func worstBundles(tb testing.TB, b *costBuilder) []worstBundle {
 			tokens = append(tokens, m)
 		}
 		out = append(out, worstBundle{"tiny caveats", costHeader(tb, tokens...)})
+	}
+	{
+		// The same made genuine: attenuations of one token with two 3P
+		// caveats. The first's discharge binds to the token as minted, so
+		// each token hashes every tail looking for it; the second's has
+		// five bindings (more than fewBindings), so they are looked up in
+		// the index of every token's tails, hashed and sorted, where they
+		// fail: each token is refused after all that.
+		root := b.perm()
+		t0 := root.tail
+		rn1, ticket1 := randBytes(tb, dischargeKeySize), randBytes(tb, 4)
+		rn2, ticket2 := randBytes(tb, dischargeKeySize), randBytes(tb, 4)
+		b.add3P(root, ticket1, rn1)
+		b.add3P(root, ticket2, rn2)
+		var tokens []*Macaroon
+		for i := range MaxBundleTokens - 2 {
+			m := b.clone(root)
+			for j := range MaxCaveats - 6 {
+				b.add(m, b.tinyCaveat(i+j))
+			}
+			tokens = append(tokens, m)
+		}
+		var five []RawCaveat
+		for range 5 {
+			five = append(five, bindTo(randBytes(tb, tailSize)))
+		}
+		tokens = append(tokens, b.discharge(rn1, ticket1, bindTo(t0)), b.discharge(rn2, ticket2, five...))
+		out = append(out, worstBundle{"tiny caveats, genuine, bindings", costHeader(tb, tokens...)})
 	}
 	{
 		const parents, trunk = 32, 300

@@ -50,9 +50,14 @@ func antichain(bs [][]byte) [][]byte {
 	return out
 }
 
-// binder checks a discharge's bindings against one permission token: its
-// own tailIDs when it is verified alone, or its bit in the bindIndex of all
-// the permission tokens verified together.
+// binder checks a discharge's bindings against one permission token: in its
+// own tailIDs, or, for a discharge with more than fewBindings values when
+// several permission tokens are verified together, as its bit in the
+// bindIndex of them all.
+// fewBindings bounds the lookups a discharge costs per permission token in
+// that token's own tailIDs: an honest discharge has one binding.
+const fewBindings = 4
+
 type binder struct {
 	tid    *tailIDs
 	index  *lazyIndex
@@ -62,7 +67,7 @@ type binder struct {
 // boundCheck checks the bindings of discharge di against the parent's
 // tails, once per parent and discharge.
 func (v *verifier) boundCheck(b binder, di int32, dm *dischargeMemo) error {
-	if b.index != nil {
+	if b.index != nil && dm.nbinds > fewBindings {
 		if !b.index.get().bound(di, dm, b.parent) {
 			return fmt.Errorf("%w: a binding of the discharge names no tail of this token", ErrWrongParent)
 		}
@@ -115,6 +120,10 @@ func (tid *tailIDs) firstUnbound(dm *dischargeMemo) []byte {
 // remaining ids, sorts them once, and searches.
 func (tid *tailIDs) has(b []byte) bool {
 	tid.lookups++
+	if tid.ids == nil {
+		tid.ids = make([][tailSize]byte, len(tid.tails))
+		tid.from = len(tid.tails)
+	}
 	if tid.lookups == 1 && !tid.sorted {
 		for i := len(tid.tails) - 1; i >= 0; i-- {
 			if i < tid.from {
@@ -174,35 +183,39 @@ func newBindIndex(ws []walked, errs []error) *bindIndex {
 	x := &bindIndex{words: (len(ws) + 63) / 64, vmask: map[string][]uint64{}, dmask: map[int32][]uint64{}}
 	type entry struct {
 		id  [tailSize]byte
-		tok int
+		tok int32
 	}
 	n := 0
 	for _, w := range ws {
 		n += len(w.tails)
 	}
 	entries := make([]entry, 0, n)
-	for p, w := range ws {
+	for p := range ws {
 		if errs[p] != nil {
 			continue
 		}
-		for k, t := range w.tails {
-			e := entry{tok: p}
-			if w.ids != nil {
-				e.id = w.ids[k]
-			} else {
-				e.id = bindingID(t)
+		// The ids are kept for the token's own lookups (a token's ids are
+		// a set: their order does not matter to either).
+		w := &ws[p]
+		if len(w.ids) != len(w.tails) {
+			w.ids = make([][tailSize]byte, len(w.tails))
+			for k := range w.tails {
+				w.ids[k] = bindingID(w.tails[k])
 			}
-			entries = append(entries, e)
+		}
+		for _, id := range w.ids {
+			entries = append(entries, entry{id: id, tok: int32(p)})
 		}
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) })
+	x.ids = make([][tailSize]byte, 0, len(entries))
+	x.masks = make([]uint64, 0, len(entries)*x.words)
 	for i, e := range entries {
 		if i == 0 || e.id != entries[i-1].id {
 			x.ids = append(x.ids, e.id)
-			x.masks = append(x.masks, make([]uint64, x.words)...)
+			x.masks = x.masks[:len(x.masks)+x.words]
 		}
-		m := x.masks[(len(x.ids)-1)*x.words:]
-		m[e.tok/64] |= 1 << (e.tok % 64)
+		x.masks[len(x.masks)-x.words+int(e.tok)/64] |= 1 << (e.tok % 64)
 	}
 	return x
 }

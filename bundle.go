@@ -264,7 +264,8 @@ func (b *Bundle) VerifyWith(location string, keys KeyFunc, trusted TrustedThirdP
 		for k := range ws {
 			err := errs[k]
 			if err == nil {
-				err = v.resolveAll(&ws[k], binder{index: index, parent: k})
+				tid := tailIDs{tails: ws[k].tails, ids: ws[k].ids}
+				err = v.resolveAll(&ws[k], binder{tid: &tid, index: index, parent: k})
 			}
 			if err == nil {
 				return v.collect(&b.Tokens[at[k]]), at[k], nil
@@ -432,7 +433,8 @@ func (b *Bundle) Authorize(location string, keys KeyFunc, trusted TrustedThirdPa
 		for k := range ws {
 			err := errs[k]
 			if err == nil {
-				err = v.resolveAll(&ws[k], binder{index: index, parent: k})
+				tid := tailIDs{tails: ws[k].tails, ids: ws[k].ids}
+				err = v.resolveAll(&ws[k], binder{tid: &tid, index: index, parent: k})
 			}
 			if err == nil {
 				var ok bool
