@@ -17,7 +17,8 @@ import (
 
 // BranchID names one attenuation step of a permission token: the first 16
 // bytes of SHA-256 of the step's tail. BindingID(m) is the branch a token
-// is; BranchID(BindingID(m)) converts it.
+// is; BranchID(BindingID(m)) converts it. (Not for a permission token that
+// is a proof, whose encoded tail is finalised; caveat mints none.)
 type BranchID [bindingIDSize]byte
 
 // BranchSet is a set of revoked branches.
