@@ -98,16 +98,18 @@ func (s *Service) handleOpen(h func(context.Context, *http.Request, http.Respons
 
 // TokenJSON is a registry record as the API shows it.
 type TokenJSON struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Profile    string     `json:"profile"`
-	OrgID      uint64     `json:"org_id"`
-	AppID      uint64     `json:"app_id,omitempty"`
-	CreatedBy  uint64     `json:"created_by"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
-	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Profile   string `json:"profile"`
+	OrgID     uint64 `json:"org_id"`
+	AppID     uint64 `json:"app_id,omitempty"`
+	CreatedBy uint64 `json:"created_by"`
+	// CreatedByEmail is the creator's email, in lists.
+	CreatedByEmail string     `json:"created_by_email,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	LastUsedAt     *time.Time `json:"last_used_at,omitempty"`
 	// RevokedBranches counts the token's revoked branches.
 	RevokedBranches int `json:"revoked_branches"`
 	// Token is the header value, only in the answer to its creation.
@@ -196,8 +198,19 @@ func (s *Service) listTokens(ctx context.Context, p *Principal, r *http.Request,
 		return 0, nil, err
 	}
 	out := make([]TokenJSON, len(ts))
+	emails := map[uint64]string{} // creators are few; each is read once
 	for i, t := range ts {
 		out[i] = tokenJSON(t)
+		email, ok := emails[t.CreatedBy]
+		if !ok {
+			if u, err := s.cfg.Store.GetUser(ctx, t.CreatedBy); err == nil {
+				email = u.Email
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return 0, nil, fmt.Errorf("token creator: %w", err)
+			}
+			emails[t.CreatedBy] = email
+		}
+		out[i].CreatedByEmail = email
 	}
 	return http.StatusOK, map[string]any{"tokens": out}, nil
 }

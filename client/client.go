@@ -150,16 +150,18 @@ type App struct {
 
 // Token is a registry record; Header is set only when it was just created.
 type Token struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Profile    string     `json:"profile"`
-	OrgID      uint64     `json:"org_id"`
-	AppID      uint64     `json:"app_id,omitempty"`
-	CreatedBy  uint64     `json:"created_by"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
-	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Profile   string `json:"profile"`
+	OrgID     uint64 `json:"org_id"`
+	AppID     uint64 `json:"app_id,omitempty"`
+	CreatedBy uint64 `json:"created_by"`
+	// CreatedByEmail is the creator's email, in lists.
+	CreatedByEmail string     `json:"created_by_email,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	LastUsedAt     *time.Time `json:"last_used_at,omitempty"`
 	// RevokedBranches counts the token's revoked branches (attenuations
 	// revoked with everything derived from them; the token itself and
 	// its other attenuations keep working).

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caveatdev/caveat/client"
+	"github.com/caveatdev/caveat/internal/lifetime"
 	"github.com/spf13/cobra"
 )
 
@@ -121,18 +123,41 @@ Profiles:
 
 func (a *app) tokensListCommand() *cobra.Command {
 	var (
-		f        onlineFlags
-		app, org string
+		f                onlineFlags
+		app, org         string
+		expiring, unused string
+		revoked          bool
 	)
 	c := &cobra.Command{
-		Use:   "list [-o ORG] [-a APP] [--json]",
+		Use:   "list [-o ORG] [-a APP] [--expiring-within DURATION] [--unused-for DURATION] [--revoked] [--json]",
 		Short: "List the named tokens of an organization or app (needs a login)",
 		Long: `List the named tokens of an organization, or of one app: id, name, profile,
-creator, expiry, when the token was revoked (whole), and how many of its
-branches (attenuations revoked with 'caveat tokens revoke --branch') are
-revoked.`,
+creator (email), expiry, last use, when the token was revoked (whole), and
+how many of its branches (attenuations revoked with 'caveat tokens revoke
+--branch') are revoked.
+
+Filters, which combine: --expiring-within 30d keeps live tokens that expire
+within that time; --unused-for 90d keeps tokens not used for that long
+(never used ones count from their creation); --revoked keeps revoked ones.
+Durations are Go durations or days (12h, 30d). The last use is recorded at
+most once a minute per token and server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			now, err := a.now()
+			if err != nil {
+				return err
+			}
+			var within, idle time.Duration
+			if cmd.Flags().Changed("expiring-within") {
+				if within, err = lifetimeFlag("--expiring-within", expiring); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("unused-for") {
+				if idle, err = lifetimeFlag("--unused-for", unused); err != nil {
+					return err
+				}
+			}
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
@@ -142,36 +167,87 @@ revoked.`,
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
-			ts, err := cl.Tokens(ctx, org, app)
+			all, err := cl.Tokens(ctx, org, app)
 			if err != nil {
 				return apiErr("tokens list", err)
 			}
+			ts := all[:0:0]
+			for _, t := range all {
+				switch {
+				case revoked && t.RevokedAt == nil:
+				case within > 0 && (t.RevokedAt != nil || t.ExpiresAt == nil || t.ExpiresAt.Before(now) || t.ExpiresAt.After(now.Add(within))):
+				case idle > 0 && lastActive(t).After(now.Add(-idle)):
+				default:
+					ts = append(ts, t)
+				}
+			}
 			if f.json {
+				if ts == nil {
+					ts = []client.Token{}
+				}
 				return a.printJSON(ts)
 			}
 			rows := make([][]string, len(ts))
 			for i, t := range ts {
-				rows[i] = []string{t.ID, t.Name, t.Profile, u64s(t.CreatedBy), timeOr(t.ExpiresAt, "never"), timeOr(t.RevokedAt, "-"),
-					strconv.Itoa(t.RevokedBranches)}
+				creator := t.CreatedByEmail
+				if creator == "" {
+					creator = "user " + u64s(t.CreatedBy)
+				}
+				rows[i] = []string{t.ID, t.Name, t.Profile, creator, expiresText(t.ExpiresAt, now), timeOr(t.LastUsedAt, "never"),
+					timeOr(t.RevokedAt, "-"), strconv.Itoa(t.RevokedBranches)}
 			}
-			return a.table([]string{"ID", "NAME", "PROFILE", "CREATED BY", "EXPIRES", "REVOKED", "REVOKED BRANCHES"}, rows)
+			return a.table([]string{"ID", "NAME", "PROFILE", "CREATED BY", "EXPIRES", "LAST USED", "REVOKED", "REVOKED BRANCHES"}, rows)
 		},
 	}
 	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&app, "app", "a", "", "only the tokens of this app")
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
+	c.Flags().StringVar(&expiring, "expiring-within", "", "only live tokens that expire within this time (e.g. 30d)")
+	c.Flags().StringVar(&unused, "unused-for", "", "only tokens not used for this long (e.g. 90d)")
+	c.Flags().BoolVar(&revoked, "revoked", false, "only revoked tokens")
 	return c
+}
+
+// lifetimeFlag parses a duration flag in the forms of --expiry.
+func lifetimeFlag(name, v string) (time.Duration, error) {
+	d, err := lifetime.Parse(v)
+	if err != nil {
+		return 0, failf("%s: %v", name, err).withHint("days work too: 30d, 90d")
+	}
+	return d, nil
+}
+
+// lastActive is when a token was last used, or created if never.
+func lastActive(t client.Token) time.Time {
+	if t.LastUsedAt != nil {
+		return *t.LastUsedAt
+	}
+	return t.CreatedAt
+}
+
+// expiresText is the expiry with a warning when it is near or past.
+func expiresText(at *time.Time, now time.Time) string {
+	switch {
+	case at == nil:
+		return "never"
+	case !at.After(now):
+		return timeOr(at, "") + " (expired)"
+	case at.Sub(now) <= 7*24*time.Hour:
+		return timeOr(at, "") + " (in " + shortDuration(at.Sub(now)) + ")"
+	}
+	return timeOr(at, "")
 }
 
 func (a *app) tokensRevokeCommand() *cobra.Command {
 	var (
-		f      onlineFlags
-		branch bool
-		self   bool
-		token  string
+		f         onlineFlags
+		branch    bool
+		self      bool
+		token     string
+		name, org string
 	)
 	c := &cobra.Command{
-		Use:   "revoke (ID… | --branch [-t TOKEN | -] [--self])",
+		Use:   "revoke (ID… | --name NAME | --branch [-t TOKEN | -] [--self])",
 		Short: "Revoke named tokens by id, or one branch of a token (needs a login)",
 		Long: `Revoke named tokens by id (as 'caveat tokens list' shows): every copy and
 every attenuation of them. Every server refuses a revoked token on its next
@@ -197,8 +273,10 @@ revoked branches; past that, revoke it by id.`,
 				return usageError(cmd, "--self goes with --branch")
 			case branch && (len(args) > 1 || len(args) == 1 && args[0] != "-"):
 				return usageError(cmd, "--branch takes the branch token (-t, \"-\" for stdin, or CAVEAT_TOKEN), not ids")
-			case !branch && len(args) == 0:
-				return usageError(cmd, "give the id of at least one token, or --branch with a token")
+			case name != "" && (branch || len(args) > 0):
+				return usageError(cmd, "--name names the one token to revoke: give no ids and no --branch with it")
+			case !branch && len(args) == 0 && name == "":
+				return usageError(cmd, "give the id of at least one token, --name NAME, or --branch with a token")
 			case !branch && cmd.Flags().Changed("token"):
 				return usageError(cmd, "-t names a branch to revoke and goes with --branch; give ids as arguments")
 			}
@@ -214,6 +292,13 @@ revoked branches; past that, revoke it by id.`,
 			}
 			ctx, cancel := a.ctx()
 			defer cancel()
+			if name != "" {
+				id, err := a.tokenByName(ctx, cl, org, name)
+				if err != nil {
+					return err
+				}
+				args = []string{id}
+			}
 			failed := 0
 			for _, id := range args {
 				revoked, err := cl.RevokeToken(ctx, id)
@@ -234,10 +319,43 @@ revoked branches; past that, revoke it by id.`,
 		},
 	}
 	f.register(c, false)
+	c.Flags().StringVarP(&name, "name", "n", "", "revoke the one live token with exactly this name")
+	c.Flags().StringVarP(&org, "org", "o", "", "with --name: the organization (default: your only organization)")
 	c.Flags().BoolVar(&branch, "branch", false, "revoke the branch the given token is, and its attenuations, instead of tokens by id")
 	c.Flags().BoolVar(&self, "self", false, "with --branch: use the branch token itself as the credential (no login)")
 	c.Flags().StringVarP(&token, "token", "t", "", `with --branch: the branch token ("-" reads stdin)`)
 	return c
+}
+
+// tokenByName finds the one live token of the organization with exactly
+// this name; none, or several, is an error that lists them.
+func (a *app) tokenByName(ctx context.Context, cl *client.Client, org, name string) (string, error) {
+	org, err := a.pickOrg(ctx, cl, org)
+	if err != nil {
+		return "", err
+	}
+	ts, err := cl.Tokens(ctx, org, "")
+	if err != nil {
+		return "", apiErr("tokens revoke --name", err)
+	}
+	now, err := a.now()
+	if err != nil {
+		return "", err
+	}
+	var ids []string
+	for _, t := range ts {
+		if t.Name == name && t.RevokedAt == nil && (t.ExpiresAt == nil || t.ExpiresAt.After(now)) {
+			ids = append(ids, t.ID)
+		}
+	}
+	switch len(ids) {
+	case 1:
+		return ids[0], nil
+	case 0:
+		return "", failf("no live token of %s is named %q", org, name).withHint("'caveat tokens list' shows the names")
+	}
+	return "", failf("%d live tokens of %s are named %q: %s", len(ids), org, name, strings.Join(ids, ", ")).
+		withHint("revoke them by id: caveat tokens revoke ID…")
 }
 
 // revokeBranch is 'tokens revoke --branch': the branch token comes from
