@@ -51,7 +51,9 @@ func (cfg *Config) cacheLimits() tokencache.Limits {
 
 // verifyFresh verifies a bundle against the store (see verifyBundle). A
 // store failure is a 503 *httpjson.Error: the token cannot be checked now,
-// and is not allowed. The principal's caveats are compacted for the cache.
+// and is not allowed. The principal's caveats (and a session's
+// attenuations) are compacted for the cache, so that it keeps nothing of
+// the bundle alive.
 func (s *Service) verifyFresh(ctx context.Context, header string) (*Principal, error) {
 	p, err := s.verifyBundle(ctx, header)
 	if err != nil {
@@ -64,6 +66,9 @@ func (s *Service) verifyFresh(ctx context.Context, header string) (*Principal, e
 			Msg: "cannot check the token now: the token registry is unavailable; retry"}
 	}
 	p.Caveats = compactCaveats(p.Caveats)
+	if p.Attenuations != nil {
+		p.Attenuations = compactCaveats(p.Attenuations)
+	}
 	return p, nil
 }
 
@@ -84,15 +89,22 @@ func compactCaveats(cs caveat.CaveatSet) caveat.CaveatSet {
 	return out
 }
 
-// size estimates the bytes a cached principal keeps alive: its caveats as
-// compactCaveats lays them out (two allocations), its strings, and the
-// rest.
+// size estimates the bytes a cached principal keeps alive: its caveats
+// and a session's attenuations as compactCaveats lays them out (two
+// allocations each), its strings, and the rest.
 func (p *Principal) size() int {
 	bodies := 0
 	for _, c := range p.Caveats {
 		bodies += len(c.Body)
 	}
 	n := principalOverhead + len(p.SessionID) + allocSize(cap(p.Caveats)*int(unsafe.Sizeof(caveat.RawCaveat{}))) + allocSize(bodies)
+	if p.Attenuations != nil {
+		attenuated := 0
+		for _, c := range p.Attenuations {
+			attenuated += len(c.Body)
+		}
+		n += allocSize(cap(p.Attenuations)*int(unsafe.Sizeof(caveat.RawCaveat{}))) + allocSize(attenuated)
+	}
 	if p.Token != nil {
 		n += len(p.Token.ID) + len(p.Token.Name) + len(p.Token.Profile)
 	}

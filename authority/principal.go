@@ -24,6 +24,8 @@ type Store interface {
 	store.RootKeys
 	store.Apps
 	store.Tokens
+	store.Invitations
+	store.Members
 }
 
 // Config configures a Service.
@@ -93,6 +95,9 @@ type Service struct {
 	revoked *tokencache.Cache[error]
 	// feed is when Run last confirmed the revocation feed current.
 	feed tokencache.Feed
+
+	// branchSets keeps tokens' revoked branches between verifications.
+	branchSets branchSetCache
 }
 
 // touchEvery throttles the registry's last-used writes per token.
@@ -165,6 +170,9 @@ type Principal struct {
 	// Expires is the effective expiry (zero for none): the earliest end of
 	// a ValidityWindow over the token and its discharges.
 	Expires time.Time
+	// Branch is the branch a named token is (the binding id of its final
+	// tail): what it revokes when it revokes itself. Zero for a session.
+	Branch store.BranchID
 }
 
 // IsSession reports whether the principal is a logged-in user's session.
@@ -251,8 +259,14 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		keyOrg = org
 		return key, err
 	}
-	cs, i, err := b.Verify(s.cfg.Location, keys, s.trusted)
+	// Each permission token's registry record is read before its chain is
+	// walked, for its revoked branches, and reused below.
+	reg := s.registryReads(ctx)
+	cs, i, err := b.VerifyWith(s.cfg.Location, keys, s.trusted, &caveat.VerifyOptions{RevokedBranches: reg.revokedBranches})
 	if err != nil {
+		if refusal := reg.refusal(err); refusal != nil {
+			return nil, refusal
+		}
 		if !errors.Is(err, caveat.ErrInvalid) && !errors.Is(err, caveat.ErrMalformed) &&
 			!errors.Is(err, caveat.ErrNoPermissionToken) && !errors.Is(err, caveat.ErrProof) {
 			return nil, fmt.Errorf("verify: %w", err) // the store failed
@@ -283,14 +297,9 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		return p, err
 	}
 	orgID := keyOrg
-	t, err := s.cfg.Store.GetToken(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		// Every token the authority mints is registered: a token without
-		// a record is refused rather than trusted.
-		return nil, unauthenticated("unknown token %s", id)
-	}
+	t, err := reg.record(id)
 	if err != nil {
-		return nil, fmt.Errorf("token %s: %w", id, err)
+		return nil, err
 	}
 	if t.Revoked() {
 		return nil, &httpjson.Error{Status: http.StatusUnauthorized, Err: errRevoked,
@@ -300,7 +309,8 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		return nil, unauthenticated("token %s is not signed by its organization's key", id)
 	}
 	s.touch(ctx, id, now)
-	return &Principal{UserID: t.CreatedBy, Token: &t, OrgID: t.OrgID, Caveats: cs, Expires: e.At}, nil
+	return &Principal{UserID: t.CreatedBy, Token: &t, OrgID: t.OrgID, Caveats: cs, Expires: e.At,
+		Branch: store.BranchID(caveat.BindingID(m))}, nil
 }
 
 func (s *Service) sessionPrincipal(ctx context.Context, id string, cs caveat.CaveatSet, now time.Time) (*Principal, error) {
@@ -376,9 +386,12 @@ func (s *Service) Allow(ctx context.Context, p *Principal, a *flyio.Access) erro
 // CheckAccess is the rule of Allow, for verifiers that hold a principal's
 // verified caveats and can find its memberships (the middleware's remote
 // cache): the caveats must allow the access; a named token must be of the
-// access's organization; a session's user must be a member of it, in a
-// role that may do the access. role returns the user's role in an
-// organization, or an error wrapping store.ErrNotFound for none.
+// access's organization, and for what only admins may do its creator must
+// be an admin of it now; a session's user must be a member of it, in a
+// role that may do the access. role returns the user's (a named token's
+// creator's) role in an organization, or an error wrapping
+// store.ErrNotFound for none; for a named token it is called only for
+// accesses that need an admin.
 func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64,
 	role func(orgID uint64) (store.Role, error), a *flyio.Access) error {
 	if err := caveats.Clear(a); err != nil {
@@ -388,6 +401,25 @@ func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64
 	if !session {
 		if tokenOrg != orgID {
 			return httpjson.Errorf(http.StatusForbidden, "token of organization %d cannot act on organization %d", tokenOrg, orgID)
+		}
+		if a.RequiredRole() == flyio.RoleMember {
+			return nil
+		}
+		// A token acts with at most its creator's current standing: what
+		// only admins may do needs its creator to be an admin now. (A
+		// member's token carries AllowedRoles and never gets here.) Read
+		// afresh, so that a demotion reaches every replica at once.
+		r, err := role(orgID)
+		if errors.Is(err, store.ErrNotFound) {
+			return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is no longer a member",
+				a.Action, orgID, userID)
+		}
+		if err != nil {
+			return fmt.Errorf("membership of the token's creator: %w", err)
+		}
+		if r != store.RoleAdmin {
+			return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is now a %s",
+				a.Action, orgID, userID, r)
 		}
 		return nil
 	}

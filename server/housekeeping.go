@@ -9,6 +9,7 @@ package server
 //     with their entries in the revocation feed. A revoked token keeps its
 //     revocation for as long as it could be used, and then for the
 //     retention; one without an expiry keeps it forever;
+//   - invitations a week after they were accepted, cancelled or expired;
 //   - on a shared database, browser logins and discharge flows that have
 //     expired (collected ones are deleted when collected), and throttle
 //     buckets that are full again. A server on its own keeps those in
@@ -88,13 +89,16 @@ func newHousekeeper(s store.Store, cfg Config, log *slog.Logger) *housekeeper {
 			purgeStep{"discharge flows", sh.DeleteExpiredFlows},
 			purgeStep{"throttle buckets", sh.DeleteFullBuckets})
 	}
-	h.steps = append(h.steps, invitationSteps(s)...)
+	h.steps = append(h.steps, purgeStep{"invitations", func(ctx context.Context, now time.Time) (int, error) {
+		return s.DeleteSpentInvitations(ctx, now.Add(-invitationGrace))
+	}})
 	return h
 }
 
-// invitationSteps is the hook for the invitations of organizations, which
-// are purged once used or expired when the store keeps them.
-func invitationSteps(store.Store) []purgeStep { return nil }
+// invitationGrace is how long an invitation is kept after it was used,
+// cancelled or expired, so that a late click on its link still says which
+// (rather than that there is no such invitation).
+const invitationGrace = 7 * 24 * time.Hour
 
 // purgeTokens deletes, in batches, the tokens expired before the
 // retention.

@@ -7,8 +7,8 @@ import (
 
 // Housekeeping is what the scheduled purge of a server needs of its store:
 // a lease, so that of several replicas one purges at a time, and the
-// deletion of tokens nobody can use any more. (Expired sessions go with
-// [Sessions.DeleteExpiredSessions].)
+// deletion of tokens and invitations nobody can use any more. (Expired
+// sessions go with [Sessions.DeleteExpiredSessions].)
 type Housekeeping interface {
 	// AcquireLease gives the lease called name to holder until until, when
 	// it is free at now: never taken, expired (its until at or before
@@ -31,4 +31,9 @@ type Housekeeping interface {
 	// Each call is one atomic step; callers loop until it returns fewer
 	// than limit. limit must be at least 1 (ErrInvalid otherwise).
 	PurgeExpiredTokens(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// DeleteSpentInvitations deletes the invitations that were accepted,
+	// cancelled, or expired at or before before, and returns how many.
+	// Open invitations that have not expired by then are kept.
+	DeleteSpentInvitations(ctx context.Context, before time.Time) (int, error)
 }

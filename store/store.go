@@ -49,6 +49,8 @@ type Store interface {
 	TokenImport
 	Machines
 	Housekeeping
+	Invitations
+	Members
 
 	// Ping checks that the database answers, for health checks.
 	Ping(ctx context.Context) error
@@ -86,6 +88,11 @@ var (
 	// the first user of the store, and a user already exists. It is an
 	// [ErrConflict].
 	ErrNotFirst error = &sentinel{msg: "not the first user", parent: ErrConflict}
+
+	// ErrLimit: the change would take a record past a documented bound
+	// (a token's revoked branches, MaxRevokedBranches). It is an
+	// [ErrConflict].
+	ErrLimit error = &sentinel{msg: "limit reached", parent: ErrConflict}
 
 	// ErrInvalid: an argument breaks the rules written on its type (an empty
 	// required field, an unknown role, a zero timestamp, text that is too

@@ -74,20 +74,29 @@ func (a *app) signupCommand() *cobra.Command {
 		f       onlineFlags
 		email   string
 		org     string
+		invite  string
 		pwd     bool
 		noLogin bool
 	)
 	c := &cobra.Command{
-		Use:   "signup [--email EMAIL] [--password-stdin] [--org SLUG] [--api URL]",
+		Use:   "signup [--email EMAIL] [--password-stdin] [--org SLUG | --invite CODE] [--api URL]",
 		Short: "Create an account (and log in)",
 		Long: `Create an account on the server, then log in. On a new server, the first
-account becomes the admin of a new organization (--org names it).`,
-		Example: `  echo "$PASSWORD" | caveat auth signup --email ada@example.com --password-stdin --org acme`,
-		Args:    cobra.NoArgs,
+account becomes the admin of a new organization (--org names it).
+
+With --invite, the account is the one an invitation ('caveat orgs invite')
+was sent to, and joins its organization; this works even when the server
+has closed open signup. The code may also be given as the invitation's link.`,
+		Example: `  echo "$PASSWORD" | caveat auth signup --email ada@example.com --password-stdin --org acme
+  echo "$PASSWORD" | caveat auth signup --email bob@example.com --password-stdin --invite cvi1_…`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			email, err := a.readEmail(cmd, email, pwd)
 			if err != nil {
 				return err
+			}
+			if invite != "" && org != "" {
+				return usageError(cmd, "--invite joins the invitation's organization: leave out --org")
 			}
 			pw, err := a.readPassword(cmd, pwd)
 			if err != nil {
@@ -99,13 +108,18 @@ account becomes the admin of a new organization (--org names it).`,
 			}
 			ctx, cancel := a.ctx()
 			defer cancel()
-			res, err := cl.Signup(ctx, email, pw, org)
+			var res client.SignupResult
+			if invite != "" {
+				res, err = cl.SignupInvited(ctx, email, pw, invite)
+			} else {
+				res, err = cl.Signup(ctx, email, pw, org)
+			}
 			if err != nil {
 				return apiErr("signup", err)
 			}
 			a.info("signed up as %s (user %d)", res.User.Email, res.User.ID)
 			if res.Organization != nil {
-				a.info("admin of organization %s (id %d)", res.Organization.Slug, res.Organization.ID)
+				a.info("%s of organization %s (id %d)", res.Organization.Role, res.Organization.Slug, res.Organization.ID)
 			}
 			if noLogin {
 				return nil
@@ -116,6 +130,7 @@ account becomes the admin of a new organization (--org names it).`,
 	f.register(c, false)
 	c.Flags().StringVar(&email, "email", "", "email address")
 	c.Flags().StringVar(&org, "org", "", "slug of an organization to create with the account")
+	c.Flags().StringVar(&invite, "invite", "", "an invitation's code (or link): join its organization")
 	c.Flags().BoolVar(&pwd, "password-stdin", false, "read the password from stdin")
 	c.Flags().BoolVar(&noLogin, "no-login", false, "do not log in after signing up")
 	return c
@@ -238,10 +253,17 @@ func (a *app) logoutCommand() *cobra.Command {
 func (a *app) whoamiCommand() *cobra.Command {
 	var f onlineFlags
 	c := &cobra.Command{
-		Use:   "whoami [--api URL] [--json]",
-		Short: "Show the logged-in account",
-		Args:  cobra.NoArgs,
+		Use:   "whoami [-t TOKEN] [--api URL] [--json]",
+		Short: "Show the logged-in account, or whose a token is",
+		Long: `Show the logged-in account: the email, the server, the organizations and the
+session's end. With a token (-t, or CAVEAT_TOKEN), show whose it is instead:
+its id, kind (a named token or a session), user, organization and expiry, as
+the server sees it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.token != "" || a.env("CAVEAT_TOKEN") != "" {
+				return a.whoamiToken(&f)
+			}
 			cl, cfg, err := a.anonymous(&f)
 			if err != nil {
 				return err
@@ -266,6 +288,42 @@ func (a *app) whoamiCommand() *cobra.Command {
 				cl.BaseURL, strings.Join(orgs, ", "), w.Session.ExpiresAt.UTC().Format(time.RFC3339)))
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	return c
+}
+
+// whoamiToken describes the token of -t or CAVEAT_TOKEN, as the server
+// authenticates it.
+func (a *app) whoamiToken(f *onlineFlags) error {
+	cl, _, err := a.authenticated(f, "")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	header := f.token
+	if header == "" {
+		header = a.env("CAVEAT_TOKEN")
+	}
+	v, err := cl.Authenticate(ctx, header)
+	if err != nil {
+		return apiErr("whoami", err)
+	}
+	if f.json {
+		return a.printJSON(v)
+	}
+	kind := "named token"
+	if v.Kind == "session" {
+		kind = "session"
+	}
+	var orgs []string
+	for _, o := range v.Memberships {
+		orgs = append(orgs, fmt.Sprintf("%s (%s)", o.Slug, o.Role))
+	}
+	exp := "never"
+	if v.ExpiresAt != nil {
+		exp = v.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return a.output(fmt.Sprintf("%s %s of user %d\nserver: %s\norganizations: %s\nexpires %s\n",
+		kind, v.TokenID, v.UserID, cl.BaseURL, strings.Join(orgs, ", "), exp))
 }

@@ -13,23 +13,23 @@ import (
 func (a *app) orgsCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "orgs",
-		Short: "List, create and rotate the keys of organizations",
+		Short: "Organizations: list, create, keys, members and invitations",
 		Args:  subcommandArgs,
 		RunE:  missingSubcommand,
 	}
 	c.AddCommand(a.orgsListCommand(), a.orgsCreateCommand(), a.orgsRotateCommand(), a.orgsKeysCommand(), a.orgsRetireCommand())
+	c.AddCommand(a.memberCommands()...)
 	return c
 }
 
 func (a *app) orgsListCommand() *cobra.Command {
 	var f onlineFlags
-	var token string
 	c := &cobra.Command{
 		Use:   "list [--json]",
 		Short: "List your organizations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, _, err := a.authenticated(&f, token)
+			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
@@ -49,8 +49,7 @@ func (a *app) orgsListCommand() *cobra.Command {
 			return a.table([]string{"ID", "SLUG", "ROLE"}, rows)
 		},
 	}
-	f.register(c, true)
-	c.Flags().StringVarP(&token, "token", "t", "", "token to use instead of the login")
+	f.registerAuthenticated(c, true)
 	return c
 }
 
@@ -78,7 +77,7 @@ func (a *app) orgsCreateCommand() *cobra.Command {
 			return nil
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	return c
 }
 
@@ -105,7 +104,7 @@ minted with the previous key keep working until that key is retired.`,
 			return nil
 		},
 	}
-	f.register(c, false)
+	f.registerAuthenticated(c, false)
 	return c
 }
 
@@ -136,7 +135,7 @@ func (a *app) orgsKeysCommand() *cobra.Command {
 			return a.table([]string{"KEY ID", "STATE", "CREATED", "RETIRED"}, rows)
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	return c
 }
 
@@ -163,7 +162,7 @@ new tokens cannot be retired: rotate first. 'caveat orgs keys' lists the ids.`,
 			return nil
 		},
 	}
-	f.register(c, false)
+	f.registerAuthenticated(c, false)
 	return c
 }
 
@@ -180,13 +179,13 @@ func (a *app) appsCommand() *cobra.Command {
 
 func (a *app) appsListCommand() *cobra.Command {
 	var f onlineFlags
-	var org, token string
+	var org string
 	c := &cobra.Command{
 		Use:   "list [-o ORG] [--json]",
 		Short: "List an organization's apps",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, _, err := a.authenticated(&f, token)
+			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
@@ -209,9 +208,8 @@ func (a *app) appsListCommand() *cobra.Command {
 			return a.table([]string{"ID", "NAME", "CREATED"}, rows)
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
-	c.Flags().StringVarP(&token, "token", "t", "", "token to use instead of the login")
 	return c
 }
 
@@ -243,7 +241,7 @@ func (a *app) appsCreateCommand() *cobra.Command {
 			return nil
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
 	return c
 }

@@ -120,7 +120,7 @@ never logged. SIGINT or SIGTERM shut the server down gracefully.`,
 	f.DurationVar(&cfg.RevocationSettle, "revocation-settle", server.DefaultRevocationSettle,
 		"serve cached token verifications only this long after the revocation feed was last read; past it, check the database (503 if down)")
 	cfg.Retention = server.DefaultRetention
-	f.Var(lifetimeFlag{&cfg.Retention}, "retention",
+	f.Var(daysFlag{&cfg.Retention}, "retention",
 		"how long expired tokens are kept before housekeeping deletes them, with their revocations (e.g. 90d, 720h)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; re-read on SIGHUP")
@@ -188,11 +188,11 @@ keep it apart from the database backups). For PostgreSQL, use pg_dump.`,
 	return c
 }
 
-// lifetimeFlag is a duration flag that also takes days ("90d"), in the
+// daysFlag is a duration flag that also takes days ("90d"), in the
 // forms of package lifetime.
-type lifetimeFlag struct{ d *time.Duration }
+type daysFlag struct{ d *time.Duration }
 
-func (f lifetimeFlag) String() string {
+func (f daysFlag) String() string {
 	if f.d == nil {
 		return ""
 	}
@@ -202,7 +202,7 @@ func (f lifetimeFlag) String() string {
 	return f.d.String()
 }
 
-func (f lifetimeFlag) Set(s string) error {
+func (f daysFlag) Set(s string) error {
 	d, err := lifetime.Parse(s)
 	if err != nil {
 		return err
@@ -211,7 +211,7 @@ func (f lifetimeFlag) Set(s string) error {
 	return nil
 }
 
-func (f lifetimeFlag) Type() string { return "duration" }
+func (f daysFlag) Type() string { return "duration" }
 
 func serverEnvHelp() string {
 	var b strings.Builder

@@ -64,6 +64,9 @@ func (db *DB) PurgeExpiredTokens(ctx context.Context, before time.Time, limit in
 		if _, err := tx.Exec(ctx, "DELETE FROM revocations WHERE token_id = ANY($1)", ids); err != nil {
 			return fmt.Errorf("delete feed entries: %w", err)
 		}
+		if _, err := tx.Exec(ctx, "DELETE FROM revoked_branches WHERE token_id = ANY($1)", ids); err != nil {
+			return fmt.Errorf("delete revoked branches: %w", err)
+		}
 		tag, err := tx.Exec(ctx, "DELETE FROM tokens WHERE id = ANY($1)", ids)
 		if err != nil {
 			return fmt.Errorf("delete tokens: %w", err)
@@ -122,4 +125,14 @@ func (db *DB) ImportTokens(ctx context.Context, toks []store.Token) error {
 		return fmt.Errorf("postgres: import %d tokens: %w", len(toks), err)
 	}
 	return nil
+}
+
+// DeleteSpentInvitations implements [store.Housekeeping].
+func (db *DB) DeleteSpentInvitations(ctx context.Context, before time.Time) (int, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM invitations
+		WHERE accepted_at <= $1 OR cancelled_at <= $1 OR expires_at <= $1`, ts(before))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete spent invitations: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }

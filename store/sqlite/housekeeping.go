@@ -57,6 +57,9 @@ func (db *DB) PurgeExpiredTokens(ctx context.Context, before time.Time, limit in
 		if _, err := tx.ExecContext(ctx, "DELETE FROM revocations WHERE token_id IN ("+doomed+")", ts(before), limit); err != nil {
 			return fmt.Errorf("delete feed entries: %w", err)
 		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM revoked_branches WHERE token_id IN ("+doomed+")", ts(before), limit); err != nil {
+			return fmt.Errorf("delete revoked branches: %w", err)
+		}
 		res, err := tx.ExecContext(ctx, "DELETE FROM tokens WHERE id IN ("+doomed+")", ts(before), limit)
 		if err != nil {
 			return fmt.Errorf("delete tokens: %w", err)
@@ -114,4 +117,22 @@ func (db *DB) ImportTokens(ctx context.Context, toks []store.Token) error {
 		return fmt.Errorf("sqlite: import %d tokens: %w", len(toks), err)
 	}
 	return nil
+}
+
+// DeleteSpentInvitations implements [store.Housekeeping].
+func (db *DB) DeleteSpentInvitations(ctx context.Context, before time.Time) (int, error) {
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM invitations
+			WHERE accepted_at <= ? OR cancelled_at <= ? OR expires_at <= ?`, ts(before), ts(before), ts(before))
+		if err != nil {
+			return err
+		}
+		n, err = rowsAffected(res)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete spent invitations: %w", err)
+	}
+	return int(n), nil
 }

@@ -18,6 +18,40 @@ var housekeepingTests = []struct {
 	{"PurgeExpiredTokens", testPurgeExpiredTokens},
 	{"ImportTokens", testImportTokens},
 	{"ImportTokensAtomic", testImportTokensAtomic},
+	{"DeleteSpentInvitations", testDeleteSpentInvitations},
+}
+
+func testDeleteSpentInvitations(t *testing.T, s store.Store) {
+	f := newFixture(t, s)
+	accepted := MustInvitation(t, s, newInvitation(f.org.ID, f.user.ID, "a@example.com", "h-a", t0))
+	cancelled := MustInvitation(t, s, newInvitation(f.org.ID, f.user.ID, "c@example.com", "h-c", t0))
+	expired := MustInvitation(t, s, newInvitation(f.org.ID, f.user.ID, "e@example.com", "h-e", t0))
+	open := MustInvitation(t, s, newInvitation(f.org.ID, f.user.ID, "o@example.com", "h-o", at(time.Hour)))
+	MustUser(t, s, "a@example.com")
+	u, err := s.GetUserByEmail(ctx(t), "a@example.com")
+	must(t, err)
+	_, err = s.AcceptInvitation(ctx(t), accepted.CodeHash, u.ID, at(time.Minute))
+	must(t, err)
+	_, err = s.CancelInvitation(ctx(t), f.org.ID, cancelled.ID, at(2*time.Minute))
+	must(t, err)
+	// Nothing is spent before its time.
+	n, err := s.DeleteSpentInvitations(ctx(t), at(time.Minute-time.Microsecond))
+	must(t, err)
+	if n != 0 {
+		t.Fatalf("deleted %d invitations spent later", n)
+	}
+	n, err = s.DeleteSpentInvitations(ctx(t), expired.ExpiresAt)
+	must(t, err)
+	if n != 3 {
+		t.Fatalf("deleted %d spent invitations, want the accepted, cancelled and expired ones", n)
+	}
+	for _, gone := range []store.Invitation{accepted, cancelled, expired} {
+		_, err := s.GetInvitation(ctx(t), gone.CodeHash)
+		wantErr(t, err, store.ErrNotFound)
+	}
+	if _, err := s.GetInvitation(ctx(t), open.CodeHash); err != nil {
+		t.Fatalf("the open invitation: %v", err)
+	}
 }
 
 func acquire(t *testing.T, s store.Store, name, holder string, now, until time.Time) bool {
@@ -100,6 +134,10 @@ func testPurgeExpiredTokens(t *testing.T, s store.Store) {
 	}
 	old := mk(time.Hour, false)
 	oldRevoked := mk(2*time.Hour, true)
+	// A revoked branch of a purged token goes with it.
+	if _, err := s.RevokeBranch(ctx(t), store.RevokedBranch{TokenID: old.ID, Branch: store.BranchID{1}, RevokedAt: at(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
 	recent := mk(30*time.Hour, true)
 	forever := mk(0, true)
 	live := mk(1000*time.Hour, false)
@@ -114,7 +152,7 @@ func testPurgeExpiredTokens(t *testing.T, s store.Store) {
 		}
 		return ids
 	}
-	wantEqual(t, "feed before", feedOf(), []string{oldRevoked.ID, recent.ID, forever.ID})
+	wantEqual(t, "feed before", feedOf(), []string{oldRevoked.ID, old.ID, recent.ID, forever.ID})
 	cursor, err := s.RevocationCursor(ctx(t))
 	must(t, err)
 

@@ -66,9 +66,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RevocationFeed", testRevocationFeed},
 		{"ConcurrentTokenWriters", testConcurrentTokenWriters},
 		{"FeedWhileRevoking", testFeedWhileRevoking},
+		{"BranchRevocation", testBranchRevocation},
+		{"BranchRevocationInvalid", testBranchRevocationInvalid},
+		{"BranchFeed", testBranchFeed},
+		{"BranchBound", testBranchBound},
 	}
 	tests = append(tests, machineTests...)
 	tests = append(tests, housekeepingTests...)
+	tests = append(tests, teamTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
