@@ -24,24 +24,27 @@ import (
 // Bearer or no scheme). Errors are {"error": "…"} with a 4xx status.
 //
 //	POST   /v1/tokens               {"profile","name","org","app","expiry","commands"} → 201 token with "token"
-//	GET    /v1/tokens?org=SLUG[&app=NAME]                                           → {"tokens": [...]}
+//	GET    /v1/tokens?org=SLUG[&app=NAME][&expired=true]                             → {"tokens": [...], "next"}
 //	DELETE /v1/tokens/{id}          revoke a token whole (admin or creator)          → {"id","revoked"}
 //	POST   /v1/tokens/revoke        revoke the branch the presented token is        → {"id","branch","revoked"}
 //	POST   /v1/tokens/revoke-branch {"token"}  revoke that token's branch (admin or creator) → {"id","branch","revoked"}
 //	POST   /v1/tokens/authenticate  {"header"}           → {"token_id","kind","user_id","org_id","caveats"}
 //	POST   /v1/tokens/authorize     {"header","access"}  → {"allowed": true, …} or 403 {"error","allowed": false}
 //	GET    /v1/tokens/revocations?after=CURSOR  any valid token → {"revocations": [{"cursor","token_id","branch"}], "cursor"}
-//	GET    /v1/orgs                                      → {"organizations": [{"id","slug","role"}]}
+//	GET    /v1/orgs                                      → {"organizations": [{"id","slug","role"}], "next"}
 //	POST   /v1/orgs                 {"slug"}             → 201 {"id","slug"}
 //	POST   /v1/orgs/{slug}/rotate-key                    → {"kid"}
-//	GET    /v1/orgs/{slug}/keys                          → {"keys": [{"kid","state","created_at",…}]}
+//	GET    /v1/orgs/{slug}/keys                          → {"keys": [{"kid","state","created_at",…}], "next"}
 //	POST   /v1/orgs/{slug}/retire-key {"kid"}            → {"kid","state": "retired"}
-//	GET    /v1/apps?org_slug=SLUG                        → {"apps": [...]}
+//	GET    /v1/apps?org_slug=SLUG                        → {"apps": [...], "next"}
 //	GET    /v1/operations                                → {"operations": [...]} (Operations, public)
 //	POST   /v1/apps                 {"app_name","org_slug"} → 201 app
 //
 // Expiry is a Go duration ("8760h"); access is a flyio.Access in JSON.
-// Members and invitations: see membershttp.go.
+// Members and invitations: see membershttp.go. Every list takes limit and
+// after and answers one page, with "next" when another follows (see
+// paging.go); the token list leaves out expired tokens unless
+// expired=true.
 
 // Register adds the authority's routes to mux.
 func (s *Service) Register(mux *http.ServeMux) {
@@ -193,12 +196,24 @@ func (s *Service) listTokens(ctx context.Context, p *Principal, r *http.Request,
 		}
 		appID = a.ID
 	}
-	ts, err := s.List(ctx, p, o.ID, appID)
+	page, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var expired bool
+	switch v := r.URL.Query().Get("expired"); v {
+	case "", "false":
+	case "true":
+		expired = true
+	default:
+		return 0, nil, badRequest(`"expired" must be true or false, not %q`, v)
+	}
+	ts, next, err := s.List(ctx, p, o.ID, appID, expired, page)
 	if err != nil {
 		return 0, nil, err
 	}
 	out := make([]TokenJSON, len(ts))
-	emails := map[uint64]string{} // creators are few; each is read once
+	emails := map[uint64]string{} // at most one read per creator of the page
 	for i, t := range ts {
 		out[i] = tokenJSON(t)
 		email, ok := emails[t.CreatedBy]
@@ -212,7 +227,7 @@ func (s *Service) listTokens(ctx context.Context, p *Principal, r *http.Request,
 		}
 		out[i].CreatedByEmail = email
 	}
-	return http.StatusOK, map[string]any{"tokens": out}, nil
+	return http.StatusOK, paged("tokens", out, next), nil
 }
 
 func (s *Service) revokeToken(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
@@ -373,17 +388,33 @@ type OrgJSON struct {
 	Role string `json:"role,omitempty"`
 }
 
-func (s *Service) listOrgs(ctx context.Context, p *Principal, _ *http.Request, _ http.ResponseWriter) (int, any, error) {
+// listOrgs pages through the caller's organizations in memory: they are
+// read whole anyway, for every discharge the caller's login gets.
+func (s *Service) listOrgs(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
+	page, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	after, _, err := store.ParseIDCursor(cursorOrgs, page.After)
+	if err != nil {
+		return 0, nil, pageErr("list organizations", err)
+	}
 	os, err := s.Organizations(ctx, p)
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]OrgJSON, len(os))
-	for i, o := range os {
-		out[i] = OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
+	out := []OrgJSON{}
+	for _, o := range os { // by id
+		if o.ID > after {
+			out = append(out, OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)})
+		}
 	}
-	return http.StatusOK, map[string]any{"organizations": out}, nil
+	out, next := store.PageOf(out, store.Page{Limit: page.Limit}, func(o OrgJSON) string { return store.IDCursor(cursorOrgs, o.ID) })
+	return http.StatusOK, paged("organizations", out, next), nil
 }
+
+// cursorOrgs is the kind of the cursors of GET /v1/orgs.
+const cursorOrgs = "organizations"
 
 func (s *Service) createOrg(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
 	var req struct {
@@ -428,7 +459,11 @@ func (s *Service) listKeys(ctx context.Context, p *Principal, r *http.Request, _
 	if err != nil {
 		return 0, nil, err
 	}
-	ks, err := s.Keys(ctx, p, o.ID)
+	page, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	ks, next, err := s.Keys(ctx, p, o.ID, page)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -437,7 +472,7 @@ func (s *Service) listKeys(ctx context.Context, p *Principal, r *http.Request, _
 		out[i] = KeyJSON{KID: hex.EncodeToString(k.KID), State: string(k.State), CreatedAt: k.CreatedAt.UTC(),
 			RotatedAt: optTime(k.RotatedAt), RetiredAt: optTime(k.RetiredAt)}
 	}
-	return http.StatusOK, map[string]any{"keys": out}, nil
+	return http.StatusOK, paged("keys", out, next), nil
 }
 
 func (s *Service) retireKey(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
@@ -482,7 +517,11 @@ func (s *Service) listApps(ctx context.Context, p *Principal, r *http.Request, _
 	if err != nil {
 		return 0, nil, err
 	}
-	apps, err := s.ListApps(ctx, p, o.ID)
+	page, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apps, next, err := s.ListApps(ctx, p, o.ID, page)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -490,7 +529,7 @@ func (s *Service) listApps(ctx context.Context, p *Principal, r *http.Request, _
 	for i, a := range apps {
 		out[i] = appJSON(a)
 	}
-	return http.StatusOK, map[string]any{"apps": out}, nil
+	return http.StatusOK, paged("apps", out, next), nil
 }
 
 func (s *Service) createApp(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {

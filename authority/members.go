@@ -155,17 +155,18 @@ func (s *Service) Invite(ctx context.Context, p *Principal, orgID uint64, req In
 		URL: strings.TrimSuffix(s.cfg.LoginLocation, "/") + InvitationPath + code}, nil
 }
 
-// Invitations lists the organization's pending invitations (expired ones
-// included, until they are cancelled or replaced).
-func (s *Service) Invitations(ctx context.Context, p *Principal, orgID uint64) ([]store.Invitation, error) {
+// Invitations lists a page of the organization's pending invitations
+// (expired ones included, until they are cancelled or replaced) and the
+// cursor of the next.
+func (s *Service) Invitations(ctx context.Context, p *Principal, orgID uint64, page store.Page) ([]store.Invitation, string, error) {
 	if err := s.Allow(ctx, p, membershipAccess(orgID, resset.ActionRead)); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	invs, err := s.cfg.Store.ListInvitations(ctx, orgID)
+	invs, next, err := s.cfg.Store.ListInvitations(ctx, orgID, page)
 	if err != nil {
-		return nil, fmt.Errorf("list invitations: %w", err)
+		return nil, "", pageErr("list invitations", err)
 	}
-	return invs, nil
+	return invs, next, nil
 }
 
 // CancelInvitation cancels a pending invitation, named by its id or its
@@ -177,14 +178,23 @@ func (s *Service) CancelInvitation(ctx context.Context, p *Principal, orgID uint
 	which = strings.TrimSpace(which)
 	id, err := strconv.ParseUint(which, 10, 64)
 	if err != nil {
-		invs, err := s.cfg.Store.ListInvitations(ctx, orgID)
-		if err != nil {
-			return store.Invitation{}, fmt.Errorf("list invitations: %w", err)
-		}
-		for _, inv := range invs {
-			if store.EmailKey(inv.Email) == store.EmailKey(which) {
-				id = inv.ID
+		// By email: at most one open invitation has it; look for it a
+		// page at a time.
+		page := store.Page{Limit: store.MaxPageLimit}
+		for id == 0 {
+			invs, next, err := s.cfg.Store.ListInvitations(ctx, orgID, page)
+			if err != nil {
+				return store.Invitation{}, fmt.Errorf("list invitations: %w", err)
 			}
+			for _, inv := range invs {
+				if store.EmailKey(inv.Email) == store.EmailKey(which) {
+					id = inv.ID
+				}
+			}
+			if next == "" {
+				break
+			}
+			page.After = next
 		}
 	}
 	inv, err := s.cfg.Store.CancelInvitation(ctx, orgID, id, s.cfg.Now())
@@ -269,17 +279,17 @@ func (s *Service) AcceptInvitation(ctx context.Context, p *Principal, code strin
 	return got, o, nil
 }
 
-// Members lists the organization's members, with their emails and last
-// logins.
-func (s *Service) Members(ctx context.Context, p *Principal, orgID uint64) ([]store.Member, error) {
+// Members lists a page of the organization's members, with their emails
+// and last logins, and the cursor of the next.
+func (s *Service) Members(ctx context.Context, p *Principal, orgID uint64, page store.Page) ([]store.Member, string, error) {
 	if err := s.Allow(ctx, p, membershipAccess(orgID, resset.ActionRead)); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	ms, err := s.cfg.Store.ListMemberDetails(ctx, orgID)
+	ms, next, err := s.cfg.Store.ListMemberDetails(ctx, orgID, page)
 	if err != nil {
-		return nil, fmt.Errorf("list members: %w", err)
+		return nil, "", pageErr("list members", err)
 	}
-	return ms, nil
+	return ms, next, nil
 }
 
 // memberOf resolves a member of the organization named by user id or

@@ -355,7 +355,7 @@ func TestMintDuringRemoval(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "removed") {
 		t.Fatalf("mint during removal: %v", err)
 	}
-	toks, err := h.db.ListTokensByOrganization(context.Background(), o.ID)
+	toks, _, err := h.db.ListTokens(context.Background(), store.TokenFilter{OrgID: o.ID}, store.Page{Limit: 10})
 	if err != nil || len(toks) != 1 || !toks[0].Revoked() {
 		t.Fatalf("tokens: %+v %v", toks, err)
 	}

@@ -87,7 +87,11 @@ func (s *Service) listMembers(ctx context.Context, p *Principal, r *http.Request
 	if err != nil {
 		return 0, nil, err
 	}
-	ms, err := s.Members(ctx, p, o.ID)
+	page, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	ms, next, err := s.Members(ctx, p, o.ID, page)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -96,7 +100,7 @@ func (s *Service) listMembers(ctx context.Context, p *Principal, r *http.Request
 		out[i] = MemberJSON{UserID: m.UserID, Email: m.Email, Role: string(m.Role), JoinedAt: m.CreatedAt.UTC(),
 			LastLoginAt: optTime(m.LastLoginAt)}
 	}
-	return http.StatusOK, map[string]any{"members": out}, nil
+	return http.StatusOK, paged("members", out, next), nil
 }
 
 func (s *Service) setRole(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
@@ -164,7 +168,11 @@ func (s *Service) listInvitations(ctx context.Context, p *Principal, r *http.Req
 	if err != nil {
 		return 0, nil, err
 	}
-	invs, err := s.Invitations(ctx, p, o.ID)
+	page, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	invs, next, err := s.Invitations(ctx, p, o.ID, page)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -172,7 +180,7 @@ func (s *Service) listInvitations(ctx context.Context, p *Principal, r *http.Req
 	for i, inv := range invs {
 		out[i] = s.invitationJSON(inv)
 	}
-	return http.StatusOK, map[string]any{"invitations": out}, nil
+	return http.StatusOK, paged("invitations", out, next), nil
 }
 
 func (s *Service) invite(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {

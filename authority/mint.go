@@ -297,28 +297,26 @@ func (s *Service) mayRevoke(ctx context.Context, p *Principal, t store.Token) er
 	return nil
 }
 
-// List returns the tokens of an organization, or of one of its apps when
-// appID is not 0, for a logged-in member of the organization.
-func (s *Service) List(ctx context.Context, p *Principal, orgID, appID uint64) ([]store.Token, error) {
+// List returns a page of the tokens of an organization, or of one of its
+// apps when appID is not 0, for a logged-in member of the organization,
+// and the cursor of the next page ("" after the last). Tokens that have
+// expired are left out unless expired is true.
+func (s *Service) List(ctx context.Context, p *Principal, orgID, appID uint64, expired bool, page store.Page) ([]store.Token, string, error) {
 	if err := s.Allow(ctx, p, tokensAccess(orgID, appID, resset.ActionRead)); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if appID != 0 {
 		if _, err := s.app(ctx, orgID, appID); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	var (
-		ts  []store.Token
-		err error
-	)
-	if appID != 0 {
-		ts, err = s.cfg.Store.ListTokensByApp(ctx, appID)
-	} else {
-		ts, err = s.cfg.Store.ListTokensByOrganization(ctx, orgID)
+	f := store.TokenFilter{OrgID: orgID, AppID: appID}
+	if !expired {
+		f.LiveAt = s.cfg.Now()
 	}
+	ts, next, err := s.cfg.Store.ListTokens(ctx, f, page)
 	if err != nil {
-		return nil, fmt.Errorf("list tokens: %w", err)
+		return nil, "", pageErr("list tokens", err)
 	}
-	return ts, nil
+	return ts, next, nil
 }

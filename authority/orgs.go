@@ -195,20 +195,20 @@ func (s *Service) RetireKey(ctx context.Context, p *Principal, orgID uint64, kid
 	return nil
 }
 
-// Keys lists the organization's keys (ids, states, times; never key
-// material). Admins only.
-func (s *Service) Keys(ctx context.Context, p *Principal, orgID uint64) ([]store.RootKey, error) {
+// Keys lists a page of the organization's keys (ids, states, times; never
+// key material) and the cursor of the next. Admins only.
+func (s *Service) Keys(ctx context.Context, p *Principal, orgID uint64, page store.Page) ([]store.RootKey, string, error) {
 	if !p.IsSession() {
-		return nil, forbidden("only a logged-in admin can list keys")
+		return nil, "", forbidden("only a logged-in admin can list keys")
 	}
 	if err := s.adminOnly(ctx, p, keysAccess(orgID, resset.ActionRead), "list its keys"); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	ks, err := s.cfg.Store.ListRootKeys(ctx, orgID)
+	ks, next, err := s.cfg.Store.ListRootKeys(ctx, orgID, page)
 	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
+		return nil, "", pageErr("keys", err)
 	}
-	return ks, nil
+	return ks, next, nil
 }
 
 // CreateApp creates an app: action c on a new app of the organization.
@@ -229,23 +229,26 @@ func (s *Service) CreateApp(ctx context.Context, p *Principal, orgID uint64, nam
 	return a, nil
 }
 
-// ListApps lists the organization's apps that the principal may read.
-func (s *Service) ListApps(ctx context.Context, p *Principal, orgID uint64) ([]store.App, error) {
+// ListApps lists the apps that the principal may read of one page of the
+// organization's apps, and the cursor of the next page: a page may hold
+// fewer than page.Limit apps, or none, when the principal's caveats hide
+// some.
+func (s *Service) ListApps(ctx context.Context, p *Principal, orgID uint64, page store.Page) ([]store.App, string, error) {
 	if err := s.member(ctx, p, orgID); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	all, err := s.cfg.Store.ListApps(ctx, orgID)
+	all, next, err := s.cfg.Store.ListApps(ctx, orgID, page)
 	if err != nil {
-		return nil, fmt.Errorf("list apps: %w", err)
+		return nil, "", pageErr("list apps", err)
 	}
-	var out []store.App
+	out := []store.App{}
 	for _, a := range all {
 		id := a.ID
 		if s.Allow(ctx, p, &flyio.Access{OrgID: &orgID, AppID: &id, Action: resset.ActionRead}) == nil {
 			out = append(out, a)
 		}
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // AppByName resolves an app of the organization by name, for a principal

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"net/url"
 	"strings"
@@ -52,23 +53,102 @@ func IsStatus(err error, status int) bool {
 	return errors.As(err, &ae) && ae.Status == status
 }
 
-// maxResponse bounds what the client reads of a response.
-const maxResponse = 4 << 20
+// MaxResponse bounds what the client reads of an answer. Lists come a
+// page at a time (at most 1 000 records, a few hundred kilobytes), so an
+// answer larger than this is not one the client asked for: it is refused
+// as cut, never read on.
+const MaxResponse = 4 << 20
+
+// AnswerError is an answer the client cannot use although the server did
+// answer: larger than MaxResponse, cut short, or not the JSON expected. It
+// says which, so that nobody is told to check whether the server runs.
+type AnswerError struct {
+	Method, Path string
+	// Status is the answer's HTTP status.
+	Status int
+	// Kind is what is wrong: AnswerTooLarge, AnswerCut or AnswerMalformed.
+	Kind AnswerKind
+	// Problem says it, for people.
+	Problem string
+	// Err is the underlying error, if any.
+	Err error
+}
+
+func (e *AnswerError) Error() string {
+	if e.Method == "" {
+		return "the server's answer " + e.Problem
+	}
+	return fmt.Sprintf("%s %s: the server's answer (HTTP %d) %s", e.Method, e.Path, e.Status, e.Problem)
+}
+
+// Unwrap returns the underlying error.
+func (e *AnswerError) Unwrap() error { return e.Err }
+
+// AnswerKind is what makes an answer unusable.
+type AnswerKind uint8
+
+// The kinds of unusable answers.
+const (
+	// AnswerMalformed: not the JSON expected (another service's page, a
+	// proxy's error, a server of another version).
+	AnswerMalformed AnswerKind = iota
+	// AnswerTooLarge: larger than MaxResponse.
+	AnswerTooLarge
+	// AnswerCut: the connection ended before the answer did.
+	AnswerCut
+)
+
+// readAnswer reads a body of at most MaxResponse bytes; a longer one, or
+// one cut short, is an *AnswerError.
+func readAnswer(resp *http.Response, method, path string) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponse+1))
+	if err != nil {
+		return nil, &AnswerError{Method: method, Path: path, Status: resp.StatusCode, Err: err, Kind: AnswerCut,
+			Problem: fmt.Sprintf("was cut short after %d bytes: %v", len(raw), err)}
+	}
+	if len(raw) > MaxResponse {
+		return nil, &AnswerError{Method: method, Path: path, Status: resp.StatusCode, Kind: AnswerTooLarge,
+			Problem: fmt.Sprintf("is larger than %d MiB, the most this client reads; it was not read to its end", MaxResponse>>20)}
+	}
+	return raw, nil
+}
+
+// decodeAnswer decodes a JSON answer into out; anything else is an
+// *AnswerError naming the content type and the size, never the content
+// (which may hold a token).
+func decodeAnswer(resp *http.Response, method, path string, raw []byte, out any) error {
+	if err := json.Unmarshal(raw, out); err != nil {
+		ct := resp.Header.Get("Content-Type")
+		if ct == "" {
+			ct = "no content type"
+		}
+		return &AnswerError{Method: method, Path: path, Status: resp.StatusCode, Err: err, Kind: AnswerMalformed,
+			Problem: fmt.Sprintf("is not the JSON expected (%d bytes, %s): %v", len(raw), ct, err)}
+	}
+	return nil
+}
 
 // do sends a JSON request and decodes a JSON answer into out (when not
-// nil). A status of 400 or more is an *APIError.
+// nil). A status of 400 or more is an *APIError; an answer that cannot be
+// read or decoded is an *AnswerError.
 func (c *Client) do(ctx context.Context, method, path string, in, out any, header http.Header) error {
+	_, err := c.exchange(ctx, method, path, in, out, header)
+	return err
+}
+
+// exchange is do, and returns the answer's header.
+func (c *Client) exchange(ctx context.Context, method, path string, in, out any, header http.Header) (http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -83,23 +163,20 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, heade
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	raw, err := readAnswer(resp, method, path)
 	if err != nil {
-		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+		return resp.Header, err
 	}
 	if resp.StatusCode >= 400 {
-		return apiError(resp, raw)
+		return resp.Header, apiError(resp, raw)
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
+		return resp.Header, nil
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return fmt.Errorf("%s %s: the server's answer is not the expected JSON: %w", method, path, err)
-	}
-	return nil
+	return resp.Header, decodeAnswer(resp, method, path, raw, out)
 }
 
 func apiError(resp *http.Response, raw []byte) error {
@@ -185,13 +262,21 @@ type CreateTokenRequest struct {
 	Commands []Command `json:"commands,omitempty"`
 }
 
-// Organizations lists the caller's organizations.
-func (c *Client) Organizations(ctx context.Context) ([]Organization, error) {
+// OrganizationsPage lists a page of the caller's organizations and the
+// cursor of the next page ("" after the last).
+func (c *Client) OrganizationsPage(ctx context.Context, p Page) ([]Organization, string, error) {
 	var out struct {
 		Organizations []Organization `json:"organizations"`
+		Next          string         `json:"next"`
 	}
-	err := c.do(ctx, "GET", "/v1/orgs", nil, &out, nil)
-	return out.Organizations, err
+	err := c.do(ctx, "GET", "/v1/orgs"+p.query(nil), nil, &out, nil)
+	return out.Organizations, out.Next, err
+}
+
+// Organizations lists all the caller's organizations, a page at a time.
+// A user belongs to few; for lists that can be long, see Pages.
+func (c *Client) Organizations(ctx context.Context) ([]Organization, error) {
+	return Collect(Pages(Page{Limit: maxPage}, func(p Page) ([]Organization, string, error) { return c.OrganizationsPage(ctx, p) }))
 }
 
 // CreateOrganization creates an organization with the caller as admin.
@@ -211,13 +296,21 @@ func (c *Client) RotateKey(ctx context.Context, slug string) (string, error) {
 	return out.KID, err
 }
 
-// Apps lists the organization's apps.
-func (c *Client) Apps(ctx context.Context, org string) ([]App, error) {
+// AppsPage lists a page of the organization's apps that the caller may
+// read, and the cursor of the next page ("" after the last). A page may
+// hold fewer apps than its limit when the caller's caveats hide some.
+func (c *Client) AppsPage(ctx context.Context, org string, p Page) ([]App, string, error) {
 	var out struct {
-		Apps []App `json:"apps"`
+		Apps []App  `json:"apps"`
+		Next string `json:"next"`
 	}
-	err := c.do(ctx, "GET", "/v1/apps?org_slug="+url.QueryEscape(org), nil, &out, nil)
-	return out.Apps, err
+	err := c.do(ctx, "GET", "/v1/apps"+p.query(url.Values{"org_slug": {org}}), nil, &out, nil)
+	return out.Apps, out.Next, err
+}
+
+// Apps yields the organization's apps a page at a time, from p on.
+func (c *Client) Apps(ctx context.Context, org string, p Page) iter.Seq2[[]App, error] {
+	return Pages(p, func(p Page) ([]App, string, error) { return c.AppsPage(ctx, org, p) })
 }
 
 // CreateApp creates an app in the organization.
@@ -234,17 +327,38 @@ func (c *Client) CreateToken(ctx context.Context, req CreateTokenRequest) (Token
 	return out, err
 }
 
-// Tokens lists the tokens of an organization, or of one of its apps.
-func (c *Client) Tokens(ctx context.Context, org, app string) ([]Token, error) {
-	q := url.Values{"org": {org}}
-	if app != "" {
-		q.Set("app", app)
+// TokenQuery says which tokens to list.
+type TokenQuery struct {
+	// Org is the organization's slug.
+	Org string
+	// App, when set, lists only the tokens of this app.
+	App string
+	// Expired lists the tokens that have expired too.
+	Expired bool
+}
+
+// TokensPage lists a page of the tokens q selects, oldest first, and the
+// cursor of the next page ("" after the last).
+func (c *Client) TokensPage(ctx context.Context, q TokenQuery, p Page) ([]Token, string, error) {
+	v := url.Values{"org": {q.Org}}
+	if q.App != "" {
+		v.Set("app", q.App)
+	}
+	if q.Expired {
+		v.Set("expired", "true")
 	}
 	var out struct {
 		Tokens []Token `json:"tokens"`
+		Next   string  `json:"next"`
 	}
-	err := c.do(ctx, "GET", "/v1/tokens?"+q.Encode(), nil, &out, nil)
-	return out.Tokens, err
+	err := c.do(ctx, "GET", "/v1/tokens"+p.query(v), nil, &out, nil)
+	return out.Tokens, out.Next, err
+}
+
+// Tokens yields the tokens q selects a page at a time, from p on: an
+// organization may hold millions.
+func (c *Client) Tokens(ctx context.Context, q TokenQuery, p Page) iter.Seq2[[]Token, error] {
+	return Pages(p, func(p Page) ([]Token, string, error) { return c.TokensPage(ctx, q, p) })
 }
 
 // RevokeToken revokes a token by id; it reports false when the token was
@@ -332,13 +446,20 @@ type Key struct {
 	RetiredAt *time.Time `json:"retired_at,omitempty"`
 }
 
-// Keys lists the organization's root keys.
-func (c *Client) Keys(ctx context.Context, slug string) ([]Key, error) {
+// KeysPage lists a page of the organization's root keys and the cursor of
+// the next page ("" after the last).
+func (c *Client) KeysPage(ctx context.Context, slug string, p Page) ([]Key, string, error) {
 	var out struct {
-		Keys []Key `json:"keys"`
+		Keys []Key  `json:"keys"`
+		Next string `json:"next"`
 	}
-	err := c.do(ctx, "GET", "/v1/orgs/"+url.PathEscape(slug)+"/keys", nil, &out, nil)
-	return out.Keys, err
+	err := c.do(ctx, "GET", "/v1/orgs/"+url.PathEscape(slug)+"/keys"+p.query(nil), nil, &out, nil)
+	return out.Keys, out.Next, err
+}
+
+// Keys yields the organization's root keys a page at a time, from p on.
+func (c *Client) Keys(ctx context.Context, slug string, p Page) iter.Seq2[[]Key, error] {
+	return Pages(p, func(p Page) ([]Key, string, error) { return c.KeysPage(ctx, slug, p) })
 }
 
 // RetireKey stops a rotated key from verifying: the tokens it minted stop

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 )
@@ -125,7 +124,7 @@ func pollOnce(ctx context.Context, hc *http.Client, pollURL string, out any) (bo
 		return false, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	raw, err := readAnswer(resp, "GET", "poll URL")
 	if err != nil {
 		return false, err
 	}
@@ -141,8 +140,8 @@ func pollOnce(ctx context.Context, hc *http.Client, pollURL string, out any) (bo
 	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
 		return false, &APIError{Status: resp.StatusCode, Message: e.Error}
 	}
-	if err := json.Unmarshal(raw, out); err != nil {
-		return false, fmt.Errorf("poll: the server's answer is not the expected JSON: %w", err)
+	if err := decodeAnswer(resp, "GET", "poll URL", raw, out); err != nil {
+		return false, err
 	}
 	return true, nil
 }

@@ -8,9 +8,11 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -130,8 +132,11 @@ func machinesPath(app string) string { return "/v1/apps/" + url.PathEscape(app) 
 
 func machinePath(app, id string) string { return machinesPath(app) + "/" + url.PathEscape(id) }
 
-// Machines lists the app's machines that the token may read.
-func (c *Client) Machines(ctx context.Context, app string, opt ListMachinesOptions) ([]Machine, error) {
+// MachinesPage lists the machines the token may read of a page of the
+// app's machines, and the cursor of the next page ("" after the last),
+// which the server sends in a Link header (the body is Fly's: an array).
+// A page may hold fewer machines than its limit, or none.
+func (c *Client) MachinesPage(ctx context.Context, app string, opt ListMachinesOptions, p Page) ([]Machine, string, error) {
 	q := url.Values{}
 	if opt.IncludeDeleted {
 		q.Set("include_deleted", "true")
@@ -142,13 +147,37 @@ func (c *Client) Machines(ctx context.Context, app string, opt ListMachinesOptio
 	if opt.Summary {
 		q.Set("summary", "true")
 	}
-	path := machinesPath(app)
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
 	var out []Machine
-	err := c.do(ctx, "GET", path, nil, &out, nil)
-	return out, err
+	h, err := c.exchange(ctx, "GET", machinesPath(app)+p.query(q), nil, &out, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, nextLink(h), nil
+}
+
+// Machines yields the app's machines that the token may read, a page at
+// a time, from p on.
+func (c *Client) Machines(ctx context.Context, app string, opt ListMachinesOptions, p Page) iter.Seq2[[]Machine, error] {
+	return Pages(p, func(p Page) ([]Machine, string, error) { return c.MachinesPage(ctx, app, opt, p) })
+}
+
+// nextLink returns the after parameter of the rel="next" link of a Link
+// header, or "".
+func nextLink(h http.Header) string {
+	for _, v := range h.Values("Link") {
+		for _, link := range strings.Split(v, ",") {
+			target, params, ok := strings.Cut(strings.TrimSpace(link), ";")
+			if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
+				continue
+			}
+			u, err := url.Parse(strings.Trim(strings.TrimSpace(target), "<>"))
+			if err != nil {
+				continue
+			}
+			return u.Query().Get("after")
+		}
+	}
+	return ""
 }
 
 // Machine returns one machine.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"iter"
 	"net/url"
 	"strings"
 	"time"
@@ -50,13 +51,20 @@ type InviteRequest struct {
 
 func orgPath(slug, rest string) string { return "/v1/orgs/" + url.PathEscape(slug) + rest }
 
-// Members lists the organization's members.
-func (c *Client) Members(ctx context.Context, org string) ([]Member, error) {
+// MembersPage lists a page of the organization's members, by user id,
+// and the cursor of the next page ("" after the last).
+func (c *Client) MembersPage(ctx context.Context, org string, p Page) ([]Member, string, error) {
 	var out struct {
 		Members []Member `json:"members"`
+		Next    string   `json:"next"`
 	}
-	err := c.do(ctx, "GET", orgPath(org, "/members"), nil, &out, nil)
-	return out.Members, err
+	err := c.do(ctx, "GET", orgPath(org, "/members")+p.query(nil), nil, &out, nil)
+	return out.Members, out.Next, err
+}
+
+// Members yields the organization's members a page at a time, from p on.
+func (c *Client) Members(ctx context.Context, org string, p Page) iter.Seq2[[]Member, error] {
+	return Pages(p, func(p Page) ([]Member, string, error) { return c.MembersPage(ctx, org, p) })
 }
 
 // SetRole changes a member's role; member is an email or a user id.
@@ -90,13 +98,21 @@ func (c *Client) Invite(ctx context.Context, org string, req InviteRequest) (Inv
 	return out, err
 }
 
-// Invitations lists the organization's pending invitations.
-func (c *Client) Invitations(ctx context.Context, org string) ([]Invitation, error) {
+// InvitationsPage lists a page of the organization's pending
+// invitations and the cursor of the next page ("" after the last).
+func (c *Client) InvitationsPage(ctx context.Context, org string, p Page) ([]Invitation, string, error) {
 	var out struct {
 		Invitations []Invitation `json:"invitations"`
+		Next        string       `json:"next"`
 	}
-	err := c.do(ctx, "GET", orgPath(org, "/invitations"), nil, &out, nil)
-	return out.Invitations, err
+	err := c.do(ctx, "GET", orgPath(org, "/invitations")+p.query(nil), nil, &out, nil)
+	return out.Invitations, out.Next, err
+}
+
+// Invitations yields the organization's pending invitations a page at a
+// time, from p on.
+func (c *Client) Invitations(ctx context.Context, org string, p Page) iter.Seq2[[]Invitation, error] {
+	return Pages(p, func(p Page) ([]Invitation, string, error) { return c.InvitationsPage(ctx, org, p) })
 }
 
 // CancelInvitation cancels a pending invitation, named by its id or email.

@@ -137,14 +137,24 @@ func Check(ctx context.Context, t Target, recs []Record, opt CheckOptions) (*Che
 		wantRevoked[id] = true
 	}
 	for _, u := range t.URLs {
-		list, err := client.New(u, &http.Client{Transport: sess, Timeout: time.Minute}).Tokens(ctx, t.Org, "")
+		// The organization may hold many more tokens than the record:
+		// keep only the recorded ones, a page at a time.
+		listed := make(map[string]client.Token, len(order))
+		cl := client.New(u, &http.Client{Transport: sess, Timeout: time.Minute})
+		var err error
+		for page, perr := range cl.Tokens(ctx, client.TokenQuery{Org: t.Org, Expired: true}, client.Page{Limit: 1000}) {
+			if err = perr; err != nil {
+				break
+			}
+			for _, tok := range page {
+				if _, ok := mints[tok.ID]; ok {
+					listed[tok.ID] = tok
+				}
+			}
+		}
 		if err != nil {
 			res.problem("%s: listing the tokens of %s: %v", u, t.Org, err)
 			continue
-		}
-		listed := make(map[string]client.Token, len(list))
-		for _, tok := range list {
-			listed[tok.ID] = tok
 		}
 		for _, id := range order {
 			tok, ok := listed[id]

@@ -282,7 +282,7 @@ func (fx *Fixture) pickOrg(ctx context.Context, admin *client.Client, slug strin
 
 // apps finds or creates load-a and load-b.
 func (fx *Fixture) apps(ctx context.Context, admin *client.Client, logf func(string, ...any)) error {
-	apps, err := admin.Apps(ctx, fx.Org)
+	apps, err := client.Collect(admin.Apps(ctx, fx.Org, client.Page{Limit: 1000}))
 	if err != nil {
 		return fmt.Errorf("list apps: %w", err)
 	}
@@ -311,7 +311,7 @@ func (fx *Fixture) apps(ctx context.Context, admin *client.Client, logf func(str
 // machines finds load-a's machines and creates more up to n.
 func (fx *Fixture) machines(ctx context.Context, base, orgToken string, n int, logf func(string, ...any)) error {
 	mc := client.New(base, &http.Client{Transport: &bearer{header: orgToken, base: fx.transport}, Timeout: time.Minute})
-	ms, err := mc.Machines(ctx, appA, client.ListMachinesOptions{})
+	ms, err := client.Collect(mc.Machines(ctx, appA, client.ListMachinesOptions{}, client.Page{Limit: 1000}))
 	if err != nil {
 		return fmt.Errorf("list the machines of %s: %w", appA, err)
 	}

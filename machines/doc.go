@@ -12,7 +12,7 @@
 // app, ID the machine's id.
 //
 //	operation          method and path (under /v1/apps/{app}/machines)  action  access cleared
-//	list               GET    ""  ?include_deleted= &region= &summary=    r      {ORG, APP, machine: ID} for each machine (see Listing)
+//	list               GET    ""  ?include_deleted= &region= &summary= &limit= &after=  r      {ORG, APP, machine: ID} for each machine (see Listing)
 //	get                GET    /{id}                                        r      {ORG, APP, machine: ID}
 //	wait               GET    /{id}/wait?state= &timeout= &instance_id=    r      {ORG, APP, machine: ID}
 //	start              POST   /{id}/start                                  C      {ORG, APP, machine: ID}
@@ -79,6 +79,13 @@
 // belongs to the app's organization: caveats that restrict machines (or
 // volumes, or commands) say nothing about the app itself, so an rC token
 // on an app without machines gets [], not a 403.
+//
+// A list answers one page of the app's machines, oldest first: limit of
+// them (100 by default, at most 1 000) after the cursor after. The body
+// is Fly's array; when another page follows, a Link header names it
+// (<…?after=CURSOR&limit=N>; rel="next"). A page may hold fewer machines
+// than limit, or none, when some are hidden or filtered out: follow the
+// link until there is none.
 //
 // # Apps
 //

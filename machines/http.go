@@ -220,8 +220,33 @@ func (s *Service) httpList(r *http.Request, w http.ResponseWriter, p middleware.
 		return 0, nil, err
 	}
 	opt.Region = r.URL.Query().Get("region")
-	ms, err := s.List(r.Context(), p, r.PathValue("app"), opt)
+	if opt.Page, err = pageParams(r); err != nil {
+		return 0, nil, err
+	}
+	ms, next, err := s.List(r.Context(), p, r.PathValue("app"), opt)
+	if err == nil && next != "" {
+		// The body is Fly's: an array. The next page is a link.
+		q := r.URL.Query()
+		q.Set("after", next)
+		q.Set("limit", strconv.Itoa(opt.Page.Limit))
+		w.Header().Set("Link", "<"+r.URL.Path+"?"+q.Encode()+`>; rel="next"`)
+	}
 	return http.StatusOK, ms, err
+}
+
+// pageParams reads limit (1 to store.MaxPageLimit, store.DefaultPageLimit
+// when absent) and after (the cursor of the previous page's next link).
+func pageParams(r *http.Request) (store.Page, error) {
+	q := r.URL.Query()
+	p := store.Page{After: q.Get("after"), Limit: store.DefaultPageLimit}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxPageLimit {
+			return p, badRequest("limit %q: want a number from 1 to %d", v, store.MaxPageLimit)
+		}
+		p.Limit = n
+	}
+	return p, nil
 }
 
 func (s *Service) httpGet(r *http.Request, w http.ResponseWriter, t *Target) (int, any, error) {

@@ -183,19 +183,32 @@ type ListOptions struct {
 	Region string
 	// Summary leaves config and events out.
 	Summary bool
+	// Page is the page of the app's machines to read (store.DefaultPageLimit
+	// of them from the start when zero).
+	Page store.Page
 }
 
-// List returns the app's machines that the principal may read ({orgid,
-// appid, machine: ID, action r} for each), oldest first. It refuses only
-// when the principal may not read the app at all (see the package doc).
-func (s *Service) List(ctx context.Context, p middleware.Principal, appName string, opt ListOptions) ([]Machine, error) {
+// List returns the machines that the principal may read ({orgid, appid,
+// machine: ID, action r} for each) of one page of the app's machines,
+// oldest first, and the cursor of the next page ("" after the last). A
+// page may hold fewer machines than its limit, or none, when some are
+// hidden from the principal or filtered out: follow the cursor to the end.
+// It refuses only when the principal may not read the app at all (see the
+// package doc).
+func (s *Service) List(ctx context.Context, p middleware.Principal, appName string, opt ListOptions) ([]Machine, string, error) {
 	app, err := s.resolveApp(ctx, p, appName)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	all, err := s.cfg.Store.ListMachines(ctx, app.ID, true)
+	if opt.Page.Limit == 0 {
+		opt.Page.Limit = store.DefaultPageLimit
+	}
+	all, next, err := s.cfg.Store.ListMachines(ctx, app.ID, opt.IncludeDeleted, opt.Page)
+	if errors.Is(err, store.ErrInvalid) {
+		return nil, "", badRequest("after %q is not a cursor of this list: follow the next link of the previous page", opt.Page.After)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("list machines: %w", err)
+		return nil, "", fmt.Errorf("list machines: %w", err)
 	}
 	out := []Machine{}
 	for _, m := range all {
@@ -203,11 +216,11 @@ func (s *Service) List(ctx context.Context, p middleware.Principal, appName stri
 			if refused(err) {
 				continue
 			}
-			return nil, err
+			return nil, "", err
 		}
 		if m.Next != "" && !s.now().Before(m.NextAt) {
 			if m, err = s.load(ctx, app, m.ID); err != nil {
-				return nil, err
+				return nil, "", err
 			}
 		}
 		if (m.State == store.MachineDestroyed && !opt.IncludeDeleted) || (opt.Region != "" && m.Region != opt.Region) {
@@ -216,17 +229,17 @@ func (s *Service) List(ctx context.Context, p middleware.Principal, appName stri
 		var events []store.MachineEvent
 		if !opt.Summary {
 			if events, err = s.cfg.Store.ListMachineEvents(ctx, app.ID, m.ID, viewEvents); err != nil {
-				return nil, fmt.Errorf("machine events: %w", err)
+				return nil, "", fmt.Errorf("machine events: %w", err)
 			}
 		}
 		out = append(out, view(m, events, opt.Summary))
 	}
 	if len(out) == 0 {
 		if err := s.appReadable(ctx, p, app); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // Get returns one machine, destroyed ones included: action r.

@@ -20,6 +20,7 @@ import (
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/client"
+	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -268,7 +269,7 @@ func dumpScenario(t *testing.T, r *rand.Rand, opt serverOptions, dump func(*test
 	var retireKID string
 	keys := 0
 	for _, org := range orgIDs {
-		rks, err := s.srv.Store().ListRootKeys(ctx, org)
+		rks, _, err := s.srv.Store().ListRootKeys(ctx, org, store.Page{Limit: store.MaxPageLimit})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -350,7 +351,7 @@ func dumpScenario(t *testing.T, r *rand.Rand, opt serverOptions, dump func(*test
 	if err := alice.api.RetireKey(ctx, "org-a", retireKID); err != nil {
 		t.Fatalf("retire key %s of org-a: %v", retireKID, err)
 	}
-	list, err := alice.api.Tokens(ctx, "org-a", "")
+	list, err := client.Collect(alice.api.Tokens(ctx, client.TokenQuery{Org: "org-a", Expired: true}, client.Page{}))
 	if err != nil || len(list) == 0 {
 		t.Fatalf("tokens of org-a: %v %v", list, err)
 	}

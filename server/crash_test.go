@@ -10,7 +10,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"github.com/caveatdev/caveat/internal/testenv"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -27,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caveatdev/caveat/internal/testenv"
 
 	"github.com/caveatdev/caveat/client"
 	_ "modernc.org/sqlite"
@@ -402,7 +403,7 @@ func mintUntilKilled(t *testing.T, ctx context.Context, api *client.Client, p *c
 func checkRecorded(t *testing.T, ctx context.Context, api, anon *client.Client, recorded []mintRecord, orgID, appID uint64, round int) {
 	t.Helper()
 	start := time.Now()
-	list, err := api.Tokens(ctx, "acme", "")
+	list, err := client.Collect(api.Tokens(ctx, client.TokenQuery{Org: "acme", Expired: true}, client.Page{}))
 	if err != nil {
 		t.Fatalf("list tokens after the restart: %v", err)
 	}

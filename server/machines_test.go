@@ -299,11 +299,11 @@ func TestMachinesClient(t *testing.T) {
 	if err := cl.DestroyMachine(ctx, "workers", m.ID, false, client.WithLease(l.Nonce)); err != nil {
 		t.Fatal(err)
 	}
-	ms, err := cl.Machines(ctx, "workers", client.ListMachinesOptions{IncludeDeleted: true, Summary: true})
+	ms, err := client.Collect(cl.Machines(ctx, "workers", client.ListMachinesOptions{IncludeDeleted: true, Summary: true}, client.Page{}))
 	if err != nil || len(ms) != 1 || ms[0].Config != nil {
 		t.Fatalf("list: %+v %v", ms, err)
 	}
-	if ms, err := cl.Machines(ctx, "workers", client.ListMachinesOptions{Region: "nowhere"}); err != nil || len(ms) != 0 {
+	if ms, err := client.Collect(cl.Machines(ctx, "workers", client.ListMachinesOptions{Region: "nowhere"}, client.Page{})); err != nil || len(ms) != 0 {
 		t.Fatalf("list of another region: %+v %v", ms, err)
 	}
 }

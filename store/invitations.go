@@ -137,10 +137,12 @@ type Invitations interface {
 	// whatever state, or ErrNotFound.
 	GetInvitation(ctx context.Context, codeHash string) (Invitation, error)
 
-	// ListInvitations returns the organization's open invitations,
-	// expired ones included, oldest first (by creation time, then id); an
-	// unknown organization gives an empty list.
-	ListInvitations(ctx context.Context, orgID uint64) ([]Invitation, error)
+	// ListInvitations returns a page of the organization's open
+	// invitations, expired ones included, oldest first (by creation time,
+	// then id), and the cursor of the next page, "" after the last; an
+	// unknown organization gives an empty page. It fails with ErrInvalid
+	// for a bad page or cursor.
+	ListInvitations(ctx context.Context, orgID uint64, p Page) ([]Invitation, string, error)
 
 	// CancelInvitation cancels the organization's invitation with this id
 	// at at and returns it. It fails with ErrNotFound when the

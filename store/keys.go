@@ -106,10 +106,11 @@ type RootKeys interface {
 	// ErrNotFound. Callers check [KeyState.Verifies] before trusting it.
 	GetRootKey(ctx context.Context, kid []byte) (RootKey, error)
 
-	// ListRootKeys returns all the organization's keys, oldest first
-	// (ordered by creation time, then key id); an unknown organization
-	// gives an empty list.
-	ListRootKeys(ctx context.Context, orgID uint64) ([]RootKey, error)
+	// ListRootKeys returns a page of the organization's keys, oldest
+	// first (ordered by creation time, then key id), and the cursor of the
+	// next page, "" after the last; an unknown organization gives an empty
+	// page. It fails with ErrInvalid for a bad page or cursor.
+	ListRootKeys(ctx context.Context, orgID uint64, p Page) ([]RootKey, string, error)
 
 	// RetireRootKey retires a rotated key at at, so that it no longer
 	// verifies. It is idempotent: it reports whether this call retired it,

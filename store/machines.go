@@ -307,10 +307,12 @@ type Machines interface {
 	// included, or ErrNotFound.
 	GetMachine(ctx context.Context, appID uint64, id string) (Machine, error)
 
-	// ListMachines returns the app's machines, oldest first (ordered by
-	// creation time, then id); destroyed ones only when includeDestroyed.
-	// An unknown app gives an empty list.
-	ListMachines(ctx context.Context, appID uint64, includeDestroyed bool) ([]Machine, error)
+	// ListMachines returns a page of the app's machines, oldest first
+	// (ordered by creation time, then id), destroyed ones only when
+	// includeDestroyed, and the cursor of the next page, "" after the last.
+	// An unknown app gives an empty page. It fails with ErrInvalid for a
+	// bad page or cursor.
+	ListMachines(ctx context.Context, appID uint64, includeDestroyed bool, p Page) ([]Machine, string, error)
 
 	// UpdateMachine replaces the machine's fields (all but ID, AppID,
 	// CreatedAt, Lease and Version) with m's and appends events, in one

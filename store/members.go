@@ -39,10 +39,11 @@ func (r Removal) Validate() error {
 
 // Members reads and ends memberships with their consequences for tokens.
 type Members interface {
-	// ListMemberDetails returns the organization's members with their
-	// emails and last logins, ordered by user id; an unknown organization
-	// gives an empty list.
-	ListMemberDetails(ctx context.Context, orgID uint64) ([]Member, error)
+	// ListMemberDetails returns a page of the organization's members with
+	// their emails and last logins, ordered by user id, and the cursor of
+	// the next page, "" after the last; an unknown organization gives an
+	// empty page. It fails with ErrInvalid for a bad page or cursor.
+	ListMemberDetails(ctx context.Context, orgID uint64, p Page) ([]Member, string, error)
 
 	// RemoveMemberWithTokens ends a membership and, in the same atomic
 	// step, either revokes at r.At every token that the user created in

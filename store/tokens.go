@@ -48,9 +48,11 @@ type Apps interface {
 	// or ErrNotFound.
 	GetAppByName(ctx context.Context, orgID uint64, name string) (App, error)
 
-	// ListApps returns the organization's apps ordered by name (byte
-	// order); an unknown organization gives an empty list.
-	ListApps(ctx context.Context, orgID uint64) ([]App, error)
+	// ListApps returns a page of the organization's apps ordered by name
+	// (byte order), and the cursor of the next page, "" after the last; an
+	// unknown organization gives an empty page. It fails with ErrInvalid
+	// for a bad page or cursor.
+	ListApps(ctx context.Context, orgID uint64, p Page) ([]App, string, error)
 
 	// ListAppsByName returns the apps with exactly this name, one per
 	// organization at most, ordered by organization id; a name no app has
@@ -178,6 +180,22 @@ func (b RevokedBranch) Validate() error {
 	return checkTime("revoked at", b.RevokedAt)
 }
 
+// TokenFilter says which tokens [Tokens.ListTokens] lists.
+type TokenFilter struct {
+	// OrgID is the organization whose tokens are listed.
+	OrgID uint64
+	// AppID, when not 0, keeps only the tokens confined to this app.
+	AppID uint64
+	// LiveAt, when not zero, leaves out the tokens that have expired at
+	// that instant (ExpiresAt at or before it).
+	LiveAt time.Time
+}
+
+// TokenCursor is the cursor after t in a token list.
+func TokenCursor(t Token) string {
+	return CreatedCursor(CursorTokens, CreatedKey{CreatedAt: t.CreatedAt, ID: t.ID})
+}
+
 // Revocation is one entry of the revocation feed: a token, or one branch
 // of a token, that was revoked.
 type Revocation struct {
@@ -203,15 +221,13 @@ type Tokens interface {
 	// id that is not a canonical UUID, which no token can have).
 	GetToken(ctx context.Context, id string) (Token, error)
 
-	// ListTokensByOrganization returns all the organization's tokens,
-	// revoked and expired ones included, oldest first (ordered by creation
-	// time, then id in byte order); an unknown organization gives an empty
-	// list.
-	ListTokensByOrganization(ctx context.Context, orgID uint64) ([]Token, error)
-
-	// ListTokensByApp returns all the tokens confined to the app, in the
-	// order of ListTokensByOrganization.
-	ListTokensByApp(ctx context.Context, appID uint64) ([]Token, error)
+	// ListTokens returns a page of the tokens f selects, revoked ones
+	// included, oldest first (ordered by creation time, then id in byte
+	// order), and the cursor of the next page, "" after the last (see
+	// [Page]). An unknown organization or app gives an empty page. It
+	// fails with ErrInvalid for a page that does not validate or a cursor
+	// that is not one of a token list.
+	ListTokens(ctx context.Context, f TokenFilter, p Page) ([]Token, string, error)
 
 	// RevokeToken marks the token revoked at at and, when this call
 	// revoked it, appends it to the revocation feed in the same atomic

@@ -139,7 +139,7 @@ func TestStory(t *testing.T) {
 
 	viewer := client.New(srv.URL(), &http.Client{Transport: client.NewTransport(srv.URL(), token, "")})
 	started := func() int {
-		ms, err := viewer.Machines(ctx, "workers", client.ListMachinesOptions{})
+		ms, err := client.Collect(viewer.Machines(ctx, "workers", client.ListMachinesOptions{}, client.Page{}))
 		if err != nil {
 			t.Fatalf("list with the autoscaler's token: %v", err)
 		}

@@ -72,37 +72,40 @@ stop C, create c, destroy d.`,
 }
 
 func (a *app) machinesListCommand() *cobra.Command {
-	var f machineFlags
-	var all bool
+	var (
+		f   machineFlags
+		all bool
+		lf  listFlags
+	)
 	c := &cobra.Command{
-		Use:   "list -a APP [--all] [--json]",
+		Use:   "list -a APP [--all] [--limit N] [--json]",
 		Short: "List an app's machines",
-		Args:  maxArgs(0),
+		Long: `List the machines of an app that the token may read, oldest first, a page at a
+time as the server answers them; --limit N stops after N.`,
+		Args: maxArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lf.check(cmd); err != nil {
+				return err
+			}
 			cl, err := a.machinesClient(cmd, &f)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx()
+			ctx, cancel := a.listCtx()
 			defer cancel()
-			ms, err := cl.Machines(ctx, f.app, client.ListMachinesOptions{IncludeDeleted: all, Summary: !f.json})
+			out := a.newListPrinter(f.json, lf, "ID", "NAME", "STATE", "REGION", "UPDATED")
+			pages := cl.Machines(ctx, f.app, client.ListMachinesOptions{IncludeDeleted: all, Summary: !f.json}, lf.page())
+			err = printPages(out, pages, nil, func(m client.Machine) []string {
+				return []string{m.ID, m.Name, m.State, m.Region, m.UpdatedAt.UTC().Format(time.RFC3339)}
+			})
 			if err != nil {
 				return machinesErr("machines list", err)
 			}
-			if f.json {
-				if ms == nil {
-					ms = []client.Machine{}
-				}
-				return a.printJSON(ms)
-			}
-			rows := make([][]string, len(ms))
-			for i, m := range ms {
-				rows[i] = []string{m.ID, m.Name, m.State, m.Region, m.UpdatedAt.UTC().Format(time.RFC3339)}
-			}
-			return a.table([]string{"ID", "NAME", "STATE", "REGION", "UPDATED"}, rows)
+			return nil
 		},
 	}
 	f.register(c)
+	lf.register(c)
 	c.Flags().BoolVar(&all, "all", false, "include destroyed machines")
 	return c
 }

@@ -42,37 +42,38 @@ func parseLifetime(s string) (time.Duration, error) {
 func (a *app) orgsMembersCommand() *cobra.Command {
 	var (
 		f   onlineFlags
+		lf  listFlags
 		org string
 	)
 	c := &cobra.Command{
-		Use:   "members [-o ORG] [--json]",
+		Use:   "members [-o ORG] [--limit N] [--json]",
 		Short: "List an organization's members",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lf.check(cmd); err != nil {
+				return err
+			}
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx()
+			ctx, cancel := a.listCtx()
 			defer cancel()
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
-			ms, err := cl.Members(ctx, org)
+			out := a.newListPrinter(f.json, lf, "USER ID", "EMAIL", "ROLE", "JOINED", "LAST LOGIN")
+			err = printPages(out, cl.Members(ctx, org, lf.page()), nil, func(m client.Member) []string {
+				return []string{u64s(m.UserID), m.Email, m.Role, m.JoinedAt.UTC().Format(time.RFC3339), timeOr(m.LastLoginAt, "never")}
+			})
 			if err != nil {
 				return apiErr("orgs members", err)
 			}
-			if f.json {
-				return a.printJSON(ms)
-			}
-			rows := make([][]string, len(ms))
-			for i, m := range ms {
-				rows[i] = []string{u64s(m.UserID), m.Email, m.Role, m.JoinedAt.UTC().Format(time.RFC3339), timeOr(m.LastLoginAt, "never")}
-			}
-			return a.table([]string{"USER ID", "EMAIL", "ROLE", "JOINED", "LAST LOGIN"}, rows)
+			return nil
 		},
 	}
 	f.registerAuthenticated(c, true)
+	lf.register(c)
 	orgFlag(c, &org)
 	return c
 }
@@ -280,41 +281,42 @@ cancels one.`,
 func (a *app) orgsInvitationsCommand() *cobra.Command {
 	var (
 		f   onlineFlags
+		lf  listFlags
 		org string
 	)
 	c := &cobra.Command{
-		Use:   "invitations [-o ORG] [--json]",
+		Use:   "invitations [-o ORG] [--limit N] [--json]",
 		Short: "List an organization's pending invitations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lf.check(cmd); err != nil {
+				return err
+			}
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx()
+			ctx, cancel := a.listCtx()
 			defer cancel()
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
-			invs, err := cl.Invitations(ctx, org)
-			if err != nil {
-				return apiErr("orgs invitations", err)
-			}
-			if f.json {
-				return a.printJSON(invs)
-			}
-			rows := make([][]string, len(invs))
-			for i, inv := range invs {
+			out := a.newListPrinter(f.json, lf, "ID", "EMAIL", "ROLE", "INVITED BY", "EXPIRES")
+			err = printPages(out, cl.Invitations(ctx, org, lf.page()), nil, func(inv client.Invitation) []string {
 				exp := inv.ExpiresAt.UTC().Format(time.RFC3339)
 				if inv.Expired {
 					exp += " (expired)"
 				}
-				rows[i] = []string{u64s(inv.ID), inv.Email, inv.Role, u64s(inv.InvitedBy), exp}
+				return []string{u64s(inv.ID), inv.Email, inv.Role, u64s(inv.InvitedBy), exp}
+			})
+			if err != nil {
+				return apiErr("orgs invitations", err)
 			}
-			return a.table([]string{"ID", "EMAIL", "ROLE", "INVITED BY", "EXPIRES"}, rows)
+			return nil
 		},
 	}
 	f.registerAuthenticated(c, true)
+	lf.register(c)
 	orgFlag(c, &org)
 	return c
 }

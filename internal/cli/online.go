@@ -266,7 +266,23 @@ func apiErr(what string, err error) error {
 		if errors.As(err, &ce) {
 			return ce
 		}
-		return failf("%s: %v", what, err).withHint("is the server running? set its URL with --api or CAVEAT_API_URL")
+		var answer *client.AnswerError
+		if errors.As(err, &answer) {
+			// The server answered: it runs, but its answer cannot be used.
+			e := failf("%s: %v", what, err)
+			switch answer.Kind {
+			case client.AnswerCut:
+				return e.withHint("the connection broke while the answer was read: try again")
+			case client.AnswerTooLarge:
+				return e.withHint("a caveat server answers lists a page at a time: check that --api (or CAVEAT_API_URL) is one, of this client's version")
+			}
+			return e.withHint("check that --api (or CAVEAT_API_URL) is the URL of a caveat server, not a proxy's or another service's")
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return failf("%s: %v", what, err).withHint("is the server running? set its URL with --api or CAVEAT_API_URL")
+		}
+		return failf("%s: %v", what, err)
 	}
 	e := failf("%s: %s", what, ae.Message)
 	msg := strings.ToLower(ae.Message)
@@ -299,6 +315,12 @@ func apiErr(what string, err error) error {
 // ctx is the context of one online command.
 func (a *app) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 2*time.Minute)
+}
+
+// listCtx is the context of a list command: no deadline for the whole
+// list, which may take many pages; each request has the HTTP client's.
+func (a *app) listCtx() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
 }
 
 // printJSON writes v as indented JSON on stdout.

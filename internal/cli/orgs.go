@@ -23,33 +23,39 @@ func (a *app) orgsCommand() *cobra.Command {
 }
 
 func (a *app) orgsListCommand() *cobra.Command {
-	var f onlineFlags
+	var (
+		f  onlineFlags
+		lf listFlags
+	)
 	c := &cobra.Command{
-		Use:   "list [--json]",
+		Use:   "list [--limit N] [--json]",
 		Short: "List your organizations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lf.check(cmd); err != nil {
+				return err
+			}
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx()
+			ctx, cancel := a.listCtx()
 			defer cancel()
-			orgs, err := cl.Organizations(ctx)
+			out := a.newListPrinter(f.json, lf, "ID", "SLUG", "ROLE")
+			pages := client.Pages(lf.page(), func(p client.Page) ([]client.Organization, string, error) {
+				return cl.OrganizationsPage(ctx, p)
+			})
+			err = printPages(out, pages, nil, func(o client.Organization) []string {
+				return []string{strconv.FormatUint(o.ID, 10), o.Slug, o.Role}
+			})
 			if err != nil {
 				return apiErr("orgs list", err)
 			}
-			if f.json {
-				return a.printJSON(orgs)
-			}
-			rows := make([][]string, len(orgs))
-			for i, o := range orgs {
-				rows[i] = []string{strconv.FormatUint(o.ID, 10), o.Slug, o.Role}
-			}
-			return a.table([]string{"ID", "SLUG", "ROLE"}, rows)
+			return nil
 		},
 	}
 	f.registerAuthenticated(c, true)
+	lf.register(c)
 	return c
 }
 
@@ -109,33 +115,36 @@ minted with the previous key keep working until that key is retired.`,
 }
 
 func (a *app) orgsKeysCommand() *cobra.Command {
-	var f onlineFlags
+	var (
+		f  onlineFlags
+		lf listFlags
+	)
 	c := &cobra.Command{
-		Use:   "keys SLUG [--json]",
+		Use:   "keys SLUG [--limit N] [--json]",
 		Short: "List an organization's signing keys (admins)",
 		Args:  exactArgs(1, "the organization's slug"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := lf.check(cmd); err != nil {
+				return err
+			}
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx()
+			ctx, cancel := a.listCtx()
 			defer cancel()
-			keys, err := cl.Keys(ctx, args[0])
+			out := a.newListPrinter(f.json, lf, "KEY ID", "STATE", "CREATED", "RETIRED")
+			err = printPages(out, cl.Keys(ctx, args[0], lf.page()), nil, func(k client.Key) []string {
+				return []string{k.KID, k.State, k.CreatedAt.UTC().Format(time.RFC3339), timeOr(k.RetiredAt, "-")}
+			})
 			if err != nil {
 				return apiErr("orgs keys", err)
 			}
-			if f.json {
-				return a.printJSON(keys)
-			}
-			rows := make([][]string, len(keys))
-			for i, k := range keys {
-				rows[i] = []string{k.KID, k.State, k.CreatedAt.UTC().Format(time.RFC3339), timeOr(k.RetiredAt, "-")}
-			}
-			return a.table([]string{"KEY ID", "STATE", "CREATED", "RETIRED"}, rows)
+			return nil
 		},
 	}
 	f.registerAuthenticated(c, true)
+	lf.register(c)
 	return c
 }
 
@@ -178,37 +187,40 @@ func (a *app) appsCommand() *cobra.Command {
 }
 
 func (a *app) appsListCommand() *cobra.Command {
-	var f onlineFlags
-	var org string
+	var (
+		f   onlineFlags
+		lf  listFlags
+		org string
+	)
 	c := &cobra.Command{
-		Use:   "list [-o ORG] [--json]",
+		Use:   "list [-o ORG] [--limit N] [--json]",
 		Short: "List an organization's apps",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lf.check(cmd); err != nil {
+				return err
+			}
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx()
+			ctx, cancel := a.listCtx()
 			defer cancel()
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
-			apps, err := cl.Apps(ctx, org)
+			out := a.newListPrinter(f.json, lf, "ID", "NAME", "CREATED")
+			err = printPages(out, cl.Apps(ctx, org, lf.page()), nil, func(ap client.App) []string {
+				return []string{strconv.FormatUint(ap.ID, 10), ap.Name, ap.CreatedAt.UTC().Format(time.RFC3339)}
+			})
 			if err != nil {
 				return apiErr("apps list", err)
 			}
-			if f.json {
-				return a.printJSON(apps)
-			}
-			rows := make([][]string, len(apps))
-			for i, ap := range apps {
-				rows[i] = []string{strconv.FormatUint(ap.ID, 10), ap.Name, ap.CreatedAt.UTC().Format(time.RFC3339)}
-			}
-			return a.table([]string{"ID", "NAME", "CREATED"}, rows)
+			return nil
 		},
 	}
 	f.registerAuthenticated(c, true)
+	lf.register(c)
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
 	return c
 }

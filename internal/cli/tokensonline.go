@@ -124,17 +124,20 @@ Profiles:
 func (a *app) tokensListCommand() *cobra.Command {
 	var (
 		f                onlineFlags
+		lf               listFlags
 		app, org         string
 		expiring, unused string
-		revoked          bool
+		revoked, expired bool
 	)
 	c := &cobra.Command{
-		Use:   "list [-o ORG] [-a APP] [--expiring-within DURATION] [--unused-for DURATION] [--revoked] [--json]",
+		Use:   "list [-o ORG] [-a APP] [--expiring-within DURATION] [--unused-for DURATION] [--revoked] [--expired] [--limit N] [--json]",
 		Short: "List the named tokens of an organization or app (needs a login)",
-		Long: `List the named tokens of an organization, or of one app: id, name, profile,
-creator (email), expiry, last use, when the token was revoked (whole), and
-how many of its branches (attenuations revoked with 'caveat tokens revoke
---branch') are revoked.
+		Long: `List the named tokens of an organization, or of one app, oldest first: id,
+name, profile, creator (email), expiry, last use, when the token was revoked
+(whole), and how many of its branches (attenuations revoked with 'caveat
+tokens revoke --branch') are revoked. Tokens that have expired are left
+out unless --expired. Rows print as the server's pages arrive (an
+organization may hold millions of tokens); --limit N stops after N rows.
 
 Filters, which combine: --expiring-within 30d keeps live tokens that expire
 within that time; --unused-for 90d keeps tokens not used for that long
@@ -143,6 +146,9 @@ Durations are Go durations or days (12h, 30d). The last use is recorded at
 most once a minute per token and server.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lf.check(cmd); err != nil {
+				return err
+			}
 			now, err := a.now()
 			if err != nil {
 				return err
@@ -162,49 +168,45 @@ most once a minute per token and server.`,
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx()
+			ctx, cancel := a.listCtx()
 			defer cancel()
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
-			all, err := cl.Tokens(ctx, org, app)
-			if err != nil {
-				return apiErr("tokens list", err)
-			}
-			ts := all[:0:0]
-			for _, t := range all {
+			keep := func(t client.Token) bool {
 				switch {
 				case revoked && t.RevokedAt == nil:
 				case within > 0 && (t.RevokedAt != nil || t.ExpiresAt == nil || t.ExpiresAt.Before(now) || t.ExpiresAt.After(now.Add(within))):
 				case idle > 0 && lastActive(t).After(now.Add(-idle)):
 				default:
-					ts = append(ts, t)
+					return true
 				}
+				return false
 			}
-			if f.json {
-				if ts == nil {
-					ts = []client.Token{}
-				}
-				return a.printJSON(ts)
-			}
-			rows := make([][]string, len(ts))
-			for i, t := range ts {
+			out := a.newListPrinter(f.json, lf, "ID", "NAME", "PROFILE", "CREATED BY", "EXPIRES", "LAST USED", "REVOKED", "REVOKED BRANCHES")
+			pages := cl.Tokens(ctx, client.TokenQuery{Org: org, App: app, Expired: expired}, lf.page())
+			err = printPages(out, pages, keep, func(t client.Token) []string {
 				creator := t.CreatedByEmail
 				if creator == "" {
 					creator = "user " + u64s(t.CreatedBy)
 				}
-				rows[i] = []string{t.ID, t.Name, t.Profile, creator, expiresText(t.ExpiresAt, now), timeOr(t.LastUsedAt, "never"),
+				return []string{t.ID, t.Name, t.Profile, creator, expiresText(t.ExpiresAt, now), timeOr(t.LastUsedAt, "never"),
 					timeOr(t.RevokedAt, "-"), strconv.Itoa(t.RevokedBranches)}
+			})
+			if err != nil {
+				return apiErr("tokens list", err)
 			}
-			return a.table([]string{"ID", "NAME", "PROFILE", "CREATED BY", "EXPIRES", "LAST USED", "REVOKED", "REVOKED BRANCHES"}, rows)
+			return nil
 		},
 	}
 	f.registerAuthenticated(c, true)
+	lf.register(c)
 	c.Flags().StringVarP(&app, "app", "a", "", "only the tokens of this app")
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
 	c.Flags().StringVar(&expiring, "expiring-within", "", "only live tokens that expire within this time (e.g. 30d)")
 	c.Flags().StringVar(&unused, "unused-for", "", "only tokens not used for this long (e.g. 90d)")
 	c.Flags().BoolVar(&revoked, "revoked", false, "only revoked tokens")
+	c.Flags().BoolVar(&expired, "expired", false, "list expired tokens too")
 	return c
 }
 
@@ -334,18 +336,20 @@ func (a *app) tokenByName(ctx context.Context, cl *client.Client, org, name stri
 	if err != nil {
 		return "", err
 	}
-	ts, err := cl.Tokens(ctx, org, "")
-	if err != nil {
-		return "", apiErr("tokens revoke --name", err)
-	}
 	now, err := a.now()
 	if err != nil {
 		return "", err
 	}
+	// The live tokens, a page at a time: only the matching ids are kept.
 	var ids []string
-	for _, t := range ts {
-		if t.Name == name && t.RevokedAt == nil && (t.ExpiresAt == nil || t.ExpiresAt.After(now)) {
-			ids = append(ids, t.ID)
+	for page, err := range cl.Tokens(ctx, client.TokenQuery{Org: org}, client.Page{Limit: pageSize}) {
+		if err != nil {
+			return "", apiErr("tokens revoke --name", err)
+		}
+		for _, t := range page {
+			if t.Name == name && t.RevokedAt == nil && (t.ExpiresAt == nil || t.ExpiresAt.After(now)) {
+				ids = append(ids, t.ID)
+			}
 		}
 	}
 	switch len(ids) {

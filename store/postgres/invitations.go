@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/caveatdev/caveat/store"
@@ -96,21 +98,39 @@ func (db *DB) GetInvitation(ctx context.Context, codeHash string) (store.Invitat
 }
 
 // ListInvitations implements [store.Invitations].
-func (db *DB) ListInvitations(ctx context.Context, orgID uint64) ([]store.Invitation, error) {
+func (db *DB) ListInvitations(ctx context.Context, orgID uint64, p store.Page) ([]store.Invitation, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list invitations: %w", err)
+	}
+	after, from, err := store.ParseCreatedCursor(store.CursorInvitations, p.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list invitations: %w", err)
+	}
 	o, ok := dbID(orgID)
 	if !ok {
-		return []store.Invitation{}, nil
+		return []store.Invitation{}, "", nil
 	}
-	rows, err := db.pool.Query(ctx, "SELECT "+invitationColumns+` FROM invitations
-		WHERE org_id = $1 AND accepted_at IS NULL AND cancelled_at IS NULL ORDER BY created_at, id`, o)
+	var q query
+	q.add("SELECT "+invitationColumns+` FROM invitations
+		WHERE org_id = ? AND accepted_at IS NULL AND cancelled_at IS NULL`, o)
+	if from {
+		id, err := strconv.ParseInt(after.ID, 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("postgres: list invitations: cursor: %w", store.ErrInvalid)
+		}
+		q.add(" AND (created_at, id) > (?, ?)", ts(after.CreatedAt), id)
+	}
+	q.add(" ORDER BY created_at, id LIMIT ?", p.Limit+1)
+	rows, err := db.pool.Query(ctx, q.sql, q.args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list invitations of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("postgres: list invitations of organization %d: %w", orgID, err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Invitation, error) { return scanInvitation(row) })
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list invitations of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("postgres: list invitations of organization %d: %w", orgID, err)
 	}
-	return nonNil(out), nil
+	out, next := store.PageOf(nonNil(out), p, store.InvitationCursor)
+	return out, next, nil
 }
 
 // CancelInvitation implements [store.Invitations].
@@ -251,18 +271,25 @@ func (db *DB) SignupWithInvitation(ctx context.Context, codeHash string, nu stor
 }
 
 // ListMemberDetails implements [store.Members].
-func (db *DB) ListMemberDetails(ctx context.Context, orgID uint64) ([]store.Member, error) {
+func (db *DB) ListMemberDetails(ctx context.Context, orgID uint64, p store.Page) ([]store.Member, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list members: %w", err)
+	}
+	after, _, err := store.ParseIDCursor(store.CursorMembers, p.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list members: %w", err)
+	}
 	o, ok := dbID(orgID)
-	if !ok {
-		return []store.Member{}, nil
+	if !ok || after > math.MaxInt64 {
+		return []store.Member{}, "", nil
 	}
 	rows, err := db.pool.Query(ctx, `
 		SELECT m.user_id, m.role, m.created_at, u.email, u.last_login_at
 		FROM memberships m JOIN users u ON u.id = m.user_id
-		WHERE m.org_id = $1
-		ORDER BY m.user_id`, o)
+		WHERE m.org_id = $1 AND m.user_id > $2
+		ORDER BY m.user_id LIMIT $3`, o, int64(after), p.Limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list members of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("postgres: list members of organization %d: %w", orgID, err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Member, error) {
 		var (
@@ -278,9 +305,10 @@ func (db *DB) ListMemberDetails(ctx context.Context, orgID uint64) ([]store.Memb
 		return m, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list members of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("postgres: list members of organization %d: %w", orgID, err)
 	}
-	return nonNil(out), nil
+	out, next := store.PageOf(nonNil(out), p, store.MemberCursor)
+	return out, next, nil
 }
 
 // RemoveMemberWithTokens implements [store.Members].

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -102,21 +103,38 @@ func (db *DB) GetRootKey(ctx context.Context, kid []byte) (store.RootKey, error)
 }
 
 // ListRootKeys implements [store.RootKeys].
-func (db *DB) ListRootKeys(ctx context.Context, orgID uint64) ([]store.RootKey, error) {
+func (db *DB) ListRootKeys(ctx context.Context, orgID uint64, p store.Page) ([]store.RootKey, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list root keys: %w", err)
+	}
+	after, from, err := store.ParseCreatedCursor(store.CursorKeys, p.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list root keys: %w", err)
+	}
 	o, ok := dbID(orgID)
 	if !ok {
-		return []store.RootKey{}, nil
+		return []store.RootKey{}, "", nil
 	}
-	rows, err := db.pool.Query(ctx,
-		"SELECT "+keyColumns+" FROM root_keys WHERE org_id = $1 ORDER BY created_at, kid", o)
+	var q query
+	q.add("SELECT "+keyColumns+" FROM root_keys WHERE org_id = ?", o)
+	if from {
+		kid, err := hex.DecodeString(after.ID)
+		if err != nil {
+			return nil, "", fmt.Errorf("postgres: list root keys: cursor: %w", store.ErrInvalid)
+		}
+		q.add(" AND (created_at, kid) > (?, ?)", ts(after.CreatedAt), kid)
+	}
+	q.add(" ORDER BY created_at, kid LIMIT ?", p.Limit+1)
+	rows, err := db.pool.Query(ctx, q.sql, q.args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list root keys of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("postgres: list root keys of organization %d: %w", orgID, err)
 	}
 	keys, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.RootKey, error) { return scanKey(row) })
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list root keys of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("postgres: list root keys of organization %d: %w", orgID, err)
 	}
-	return nonNil(keys), nil
+	keys, next := store.PageOf(nonNil(keys), p, store.KeyCursor)
+	return keys, next, nil
 }
 
 // RetireRootKey implements [store.RootKeys].

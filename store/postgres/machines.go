@@ -156,24 +156,37 @@ func (db *DB) GetMachine(ctx context.Context, appID uint64, id string) (store.Ma
 }
 
 // ListMachines implements [store.Machines].
-func (db *DB) ListMachines(ctx context.Context, appID uint64, includeDestroyed bool) ([]store.Machine, error) {
-	app, ok := dbID(appID)
-	if !ok {
-		return []store.Machine{}, nil
+func (db *DB) ListMachines(ctx context.Context, appID uint64, includeDestroyed bool, p store.Page) ([]store.Machine, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list machines: %w", err)
 	}
-	q := "SELECT " + machineColumns + " FROM machines WHERE app_id = $1"
-	if !includeDestroyed {
-		q += " AND state <> 'destroyed'"
-	}
-	rows, err := db.pool.Query(ctx, q+" ORDER BY created_at, id", app)
+	after, from, err := store.ParseCreatedCursor(store.CursorMachines, p.After)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list machines of app %d: %w", appID, err)
+		return nil, "", fmt.Errorf("postgres: list machines: %w", err)
+	}
+	app, ok := dbID(appID)
+	if !ok || (from && !storable(after.ID)) {
+		return []store.Machine{}, "", nil
+	}
+	var q query
+	q.add("SELECT "+machineColumns+" FROM machines WHERE app_id = ?", app)
+	if !includeDestroyed {
+		q.add(" AND state <> 'destroyed'")
+	}
+	if from {
+		q.add(" AND (created_at, id) > (?, ?)", ts(after.CreatedAt), after.ID)
+	}
+	q.add(" ORDER BY created_at, id LIMIT ?", p.Limit+1)
+	rows, err := db.pool.Query(ctx, q.sql, q.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list machines of app %d: %w", appID, err)
 	}
 	ms, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Machine, error) { return scanMachine(row) })
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list machines of app %d: %w", appID, err)
+		return nil, "", fmt.Errorf("postgres: list machines of app %d: %w", appID, err)
 	}
-	return nonNil(ms), nil
+	ms, next := store.PageOf(nonNil(ms), p, store.MachineCursor)
+	return ms, next, nil
 }
 
 // UpdateMachine implements [store.Machines].

@@ -268,3 +268,25 @@ func fromNullTS(v pgtype.Timestamptz) time.Time {
 	}
 	return v.Time.UTC()
 }
+
+// query builds a statement whose arguments are numbered as they are added:
+// each "?" of a fragment becomes the next $n.
+type query struct {
+	sql  string
+	args []any
+}
+
+func (q *query) add(fragment string, args ...any) {
+	var b strings.Builder
+	i := 0
+	for _, r := range fragment {
+		if r == '?' && i < len(args) {
+			q.args = append(q.args, args[i])
+			i++
+			fmt.Fprintf(&b, "$%d", len(q.args))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	q.sql += b.String()
+}

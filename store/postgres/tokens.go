@@ -86,20 +86,34 @@ func (db *DB) GetAppByName(ctx context.Context, orgID uint64, name string) (stor
 }
 
 // ListApps implements [store.Apps].
-func (db *DB) ListApps(ctx context.Context, orgID uint64) ([]store.App, error) {
-	o, ok := dbID(orgID)
-	if !ok {
-		return []store.App{}, nil
+func (db *DB) ListApps(ctx context.Context, orgID uint64, p store.Page) ([]store.App, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list apps: %w", err)
 	}
-	rows, err := db.pool.Query(ctx, "SELECT "+appColumns+" FROM apps WHERE org_id = $1 ORDER BY name", o)
+	after, from, err := store.ParseNameCursor(store.CursorApps, p.After)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list apps of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("postgres: list apps: %w", err)
+	}
+	o, ok := dbID(orgID)
+	if !ok || (from && !storable(after)) {
+		return []store.App{}, "", nil
+	}
+	var q query
+	q.add("SELECT "+appColumns+" FROM apps WHERE org_id = ?", o)
+	if from {
+		q.add(" AND name > ?", after)
+	}
+	q.add(" ORDER BY name LIMIT ?", p.Limit+1)
+	rows, err := db.pool.Query(ctx, q.sql, q.args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list apps of organization %d: %w", orgID, err)
 	}
 	apps, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.App, error) { return scanApp(row) })
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list apps of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("postgres: list apps of organization %d: %w", orgID, err)
 	}
-	return nonNil(apps), nil
+	apps, next := store.PageOf(nonNil(apps), p, store.AppCursor)
+	return apps, next, nil
 }
 
 // CreateToken implements [store.Tokens].
@@ -186,42 +200,47 @@ func (db *DB) GetToken(ctx context.Context, id string) (store.Token, error) {
 	return t, nil
 }
 
-// ListTokensByOrganization implements [store.Tokens].
-func (db *DB) ListTokensByOrganization(ctx context.Context, orgID uint64) ([]store.Token, error) {
-	o, ok := dbID(orgID)
+// ListTokens implements [store.Tokens]. The page is read along the
+// index of the organization's (or the app's) tokens by creation time and
+// id, from the cursor on: its cost does not grow with the tokens before it.
+func (db *DB) ListTokens(ctx context.Context, f store.TokenFilter, p store.Page) ([]store.Token, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list tokens: %w", err)
+	}
+	after, from, err := store.ParseCreatedCursor(store.CursorTokens, p.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list tokens: %w", err)
+	}
+	o, ok := dbID(f.OrgID)
 	if !ok {
-		return []store.Token{}, nil
+		return []store.Token{}, "", nil
 	}
-	toks, err := db.listTokens(ctx, "SELECT "+tokenColumns+" FROM tokens WHERE org_id = $1 ORDER BY created_at, id", o)
+	var q query
+	q.add("SELECT "+tokenColumns+" FROM tokens WHERE org_id = ?", o)
+	if f.AppID != 0 {
+		a, ok := dbID(f.AppID)
+		if !ok {
+			return []store.Token{}, "", nil
+		}
+		q.add(" AND app_id = ?", a)
+	}
+	if !f.LiveAt.IsZero() {
+		q.add(" AND (expires_at IS NULL OR expires_at > ?)", ts(f.LiveAt))
+	}
+	if from {
+		q.add(" AND (created_at, id) > (?, ?)", ts(after.CreatedAt), after.ID)
+	}
+	q.add(" ORDER BY created_at, id LIMIT ?", p.Limit+1)
+	rows, err := db.pool.Query(ctx, q.sql, q.args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list tokens of organization %d: %w", orgID, err)
-	}
-	return toks, nil
-}
-
-// ListTokensByApp implements [store.Tokens].
-func (db *DB) ListTokensByApp(ctx context.Context, appID uint64) ([]store.Token, error) {
-	a, ok := dbID(appID)
-	if !ok {
-		return []store.Token{}, nil
-	}
-	toks, err := db.listTokens(ctx, "SELECT "+tokenColumns+" FROM tokens WHERE app_id = $1 ORDER BY created_at, id", a)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: list tokens of app %d: %w", appID, err)
-	}
-	return toks, nil
-}
-
-func (db *DB) listTokens(ctx context.Context, query string, arg int64) ([]store.Token, error) {
-	rows, err := db.pool.Query(ctx, query, arg)
-	if err != nil {
-		return nil, err
+		return nil, "", fmt.Errorf("postgres: list tokens of organization %d: %w", f.OrgID, err)
 	}
 	toks, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Token, error) { return scanToken(row) })
 	if err != nil {
-		return nil, err
+		return nil, "", fmt.Errorf("postgres: list tokens of organization %d: %w", f.OrgID, err)
 	}
-	return nonNil(toks), nil
+	toks, next := store.PageOf(nonNil(toks), p, store.TokenCursor)
+	return toks, next, nil
 }
 
 // RevokeToken implements [store.Tokens].

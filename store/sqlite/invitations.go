@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/caveatdev/caveat/store"
@@ -90,29 +92,45 @@ func (db *DB) GetInvitation(ctx context.Context, codeHash string) (store.Invitat
 }
 
 // ListInvitations implements [store.Invitations].
-func (db *DB) ListInvitations(ctx context.Context, orgID uint64) ([]store.Invitation, error) {
+func (db *DB) ListInvitations(ctx context.Context, orgID uint64, p store.Page) ([]store.Invitation, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list invitations: %w", err)
+	}
+	after, from, err := store.ParseCreatedCursor(store.CursorInvitations, p.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list invitations: %w", err)
+	}
 	o, ok := dbID(orgID)
 	if !ok {
-		return []store.Invitation{}, nil
+		return []store.Invitation{}, "", nil
 	}
-	rows, err := db.r.QueryContext(ctx, "SELECT "+invitationColumns+` FROM invitations
-		WHERE org_id = ? AND accepted_at IS NULL AND cancelled_at IS NULL ORDER BY created_at, id`, o)
+	q, args := "SELECT "+invitationColumns+` FROM invitations
+		WHERE org_id = ? AND accepted_at IS NULL AND cancelled_at IS NULL`, []any{o}
+	if from {
+		id, err := strconv.ParseInt(after.ID, 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list invitations: cursor: %w", store.ErrInvalid)
+		}
+		q, args = q+" AND (created_at, id) > (?, ?)", append(args, ts(after.CreatedAt), id)
+	}
+	rows, err := db.r.QueryContext(ctx, q+" ORDER BY created_at, id LIMIT ?", append(args, p.Limit+1)...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list invitations of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("sqlite: list invitations of organization %d: %w", orgID, err)
 	}
 	defer rows.Close()
 	out := []store.Invitation{}
 	for rows.Next() {
 		i, err := scanInvitation(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list invitations of organization %d: %w", orgID, err)
+			return nil, "", fmt.Errorf("sqlite: list invitations of organization %d: %w", orgID, err)
 		}
 		out = append(out, i)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list invitations of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("sqlite: list invitations of organization %d: %w", orgID, err)
 	}
-	return out, nil
+	out, next := store.PageOf(out, p, store.InvitationCursor)
+	return out, next, nil
 }
 
 // CancelInvitation implements [store.Invitations].
@@ -250,18 +268,25 @@ func (db *DB) SignupWithInvitation(ctx context.Context, codeHash string, nu stor
 }
 
 // ListMemberDetails implements [store.Members].
-func (db *DB) ListMemberDetails(ctx context.Context, orgID uint64) ([]store.Member, error) {
+func (db *DB) ListMemberDetails(ctx context.Context, orgID uint64, p store.Page) ([]store.Member, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list members: %w", err)
+	}
+	after, _, err := store.ParseIDCursor(store.CursorMembers, p.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list members: %w", err)
+	}
 	o, ok := dbID(orgID)
-	if !ok {
-		return []store.Member{}, nil
+	if !ok || after > math.MaxInt64 {
+		return []store.Member{}, "", nil
 	}
 	rows, err := db.r.QueryContext(ctx, `
 		SELECT m.user_id, m.role, m.created_at, u.email, u.last_login_at
 		FROM memberships m JOIN users u ON u.id = m.user_id
-		WHERE m.org_id = ?
-		ORDER BY m.user_id`, o)
+		WHERE m.org_id = ? AND m.user_id > ?
+		ORDER BY m.user_id LIMIT ?`, o, int64(after), p.Limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list members of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("sqlite: list members of organization %d: %w", orgID, err)
 	}
 	defer rows.Close()
 	out := []store.Member{}
@@ -274,15 +299,16 @@ func (db *DB) ListMemberDetails(ctx context.Context, orgID uint64) ([]store.Memb
 			login   sql.NullInt64
 		)
 		if err := rows.Scan(&user, &role, &created, &m.Email, &login); err != nil {
-			return nil, fmt.Errorf("sqlite: list members of organization %d: %w", orgID, err)
+			return nil, "", fmt.Errorf("sqlite: list members of organization %d: %w", orgID, err)
 		}
 		m.UserID, m.Role, m.CreatedAt, m.LastLoginAt = uint64(user), store.Role(role), fromTS(created), fromNullTS(login)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list members of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("sqlite: list members of organization %d: %w", orgID, err)
 	}
-	return out, nil
+	out, next := store.PageOf(out, p, store.MemberCursor)
+	return out, next, nil
 }
 
 // RemoveMemberWithTokens implements [store.Members].

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -99,29 +100,44 @@ func (db *DB) GetRootKey(ctx context.Context, kid []byte) (store.RootKey, error)
 }
 
 // ListRootKeys implements [store.RootKeys].
-func (db *DB) ListRootKeys(ctx context.Context, orgID uint64) ([]store.RootKey, error) {
+func (db *DB) ListRootKeys(ctx context.Context, orgID uint64, p store.Page) ([]store.RootKey, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list root keys: %w", err)
+	}
+	after, from, err := store.ParseCreatedCursor(store.CursorKeys, p.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list root keys: %w", err)
+	}
 	o, ok := dbID(orgID)
 	if !ok {
-		return []store.RootKey{}, nil
+		return []store.RootKey{}, "", nil
 	}
-	rows, err := db.r.QueryContext(ctx,
-		"SELECT "+keyColumns+" FROM root_keys WHERE org_id = ? ORDER BY created_at, kid", o)
+	q, args := "SELECT "+keyColumns+" FROM root_keys WHERE org_id = ?", []any{o}
+	if from {
+		kid, err := hex.DecodeString(after.ID)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list root keys: cursor: %w", store.ErrInvalid)
+		}
+		q, args = q+" AND (created_at, kid) > (?, ?)", append(args, ts(after.CreatedAt), kid)
+	}
+	rows, err := db.r.QueryContext(ctx, q+" ORDER BY created_at, kid LIMIT ?", append(args, p.Limit+1)...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list root keys of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("sqlite: list root keys of organization %d: %w", orgID, err)
 	}
 	defer rows.Close()
 	keys := []store.RootKey{}
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list root keys of organization %d: %w", orgID, err)
+			return nil, "", fmt.Errorf("sqlite: list root keys of organization %d: %w", orgID, err)
 		}
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list root keys of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("sqlite: list root keys of organization %d: %w", orgID, err)
 	}
-	return keys, nil
+	keys, next := store.PageOf(keys, p, store.KeyCursor)
+	return keys, next, nil
 }
 
 // RetireRootKey implements [store.RootKeys].

@@ -153,32 +153,43 @@ func (db *DB) GetMachine(ctx context.Context, appID uint64, id string) (store.Ma
 }
 
 // ListMachines implements [store.Machines].
-func (db *DB) ListMachines(ctx context.Context, appID uint64, includeDestroyed bool) ([]store.Machine, error) {
+func (db *DB) ListMachines(ctx context.Context, appID uint64, includeDestroyed bool, p store.Page) ([]store.Machine, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list machines: %w", err)
+	}
+	after, from, err := store.ParseCreatedCursor(store.CursorMachines, p.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list machines: %w", err)
+	}
 	app, ok := dbID(appID)
 	if !ok {
-		return []store.Machine{}, nil
+		return []store.Machine{}, "", nil
 	}
-	q := "SELECT " + machineColumns + " FROM machines WHERE app_id = ?"
+	q, args := "SELECT "+machineColumns+" FROM machines WHERE app_id = ?", []any{app}
 	if !includeDestroyed {
 		q += " AND state <> 'destroyed'"
 	}
-	rows, err := db.r.QueryContext(ctx, q+" ORDER BY created_at, id", app)
+	if from {
+		q, args = q+" AND (created_at, id) > (?, ?)", append(args, ts(after.CreatedAt), after.ID)
+	}
+	rows, err := db.r.QueryContext(ctx, q+" ORDER BY created_at, id LIMIT ?", append(args, p.Limit+1)...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list machines of app %d: %w", appID, err)
+		return nil, "", fmt.Errorf("sqlite: list machines of app %d: %w", appID, err)
 	}
 	defer rows.Close()
 	ms := []store.Machine{}
 	for rows.Next() {
 		m, err := scanMachine(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list machines of app %d: %w", appID, err)
+			return nil, "", fmt.Errorf("sqlite: list machines of app %d: %w", appID, err)
 		}
 		ms = append(ms, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list machines of app %d: %w", appID, err)
+		return nil, "", fmt.Errorf("sqlite: list machines of app %d: %w", appID, err)
 	}
-	return ms, nil
+	ms, next := store.PageOf(ms, p, store.MachineCursor)
+	return ms, next, nil
 }
 
 // UpdateMachine implements [store.Machines].

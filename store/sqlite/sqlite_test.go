@@ -234,7 +234,7 @@ func TestTwoHandlesOneFile(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	toks, err := b.ListTokensByOrganization(t.Context(), o.ID)
+	toks, _, err := b.ListTokens(t.Context(), store.TokenFilter{OrgID: o.ID}, store.Page{Limit: store.MaxPageLimit})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,28 +86,40 @@ func (db *DB) GetAppByName(ctx context.Context, orgID uint64, name string) (stor
 }
 
 // ListApps implements [store.Apps].
-func (db *DB) ListApps(ctx context.Context, orgID uint64) ([]store.App, error) {
+func (db *DB) ListApps(ctx context.Context, orgID uint64, p store.Page) ([]store.App, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list apps: %w", err)
+	}
+	after, from, err := store.ParseNameCursor(store.CursorApps, p.After)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list apps: %w", err)
+	}
 	o, ok := dbID(orgID)
 	if !ok {
-		return []store.App{}, nil
+		return []store.App{}, "", nil
 	}
-	rows, err := db.r.QueryContext(ctx, "SELECT "+appColumns+" FROM apps WHERE org_id = ? ORDER BY name", o)
+	q, args := "SELECT "+appColumns+" FROM apps WHERE org_id = ?", []any{o}
+	if from {
+		q, args = q+" AND name > ?", append(args, after)
+	}
+	rows, err := db.r.QueryContext(ctx, q+" ORDER BY name LIMIT ?", append(args, p.Limit+1)...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list apps of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("sqlite: list apps of organization %d: %w", orgID, err)
 	}
 	defer rows.Close()
 	apps := []store.App{}
 	for rows.Next() {
 		a, err := scanApp(rows)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list apps of organization %d: %w", orgID, err)
+			return nil, "", fmt.Errorf("sqlite: list apps of organization %d: %w", orgID, err)
 		}
 		apps = append(apps, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list apps of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("sqlite: list apps of organization %d: %w", orgID, err)
 	}
-	return apps, nil
+	apps, next := store.PageOf(apps, p, store.AppCursor)
+	return apps, next, nil
 }
 
 // CreateToken implements [store.Tokens].
@@ -192,34 +204,45 @@ func (db *DB) GetToken(ctx context.Context, id string) (store.Token, error) {
 	return t, nil
 }
 
-// ListTokensByOrganization implements [store.Tokens].
-func (db *DB) ListTokensByOrganization(ctx context.Context, orgID uint64) ([]store.Token, error) {
-	o, ok := dbID(orgID)
-	if !ok {
-		return []store.Token{}, nil
+// ListTokens implements [store.Tokens]. The page is read along the
+// index of the organization's (or the app's) tokens by creation time and
+// id, from the cursor on: its cost does not grow with the tokens before it.
+func (db *DB) ListTokens(ctx context.Context, f store.TokenFilter, p store.Page) ([]store.Token, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list tokens: %w", err)
 	}
-	toks, err := db.listTokens(ctx, "SELECT "+tokenColumns+" FROM tokens WHERE org_id = ? ORDER BY created_at, id", o)
+	after, from, err := store.ParseCreatedCursor(store.CursorTokens, p.After)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list tokens of organization %d: %w", orgID, err)
+		return nil, "", fmt.Errorf("sqlite: list tokens: %w", err)
 	}
-	return toks, nil
+	o, ok := dbID(f.OrgID)
+	if !ok {
+		return []store.Token{}, "", nil
+	}
+	q, args := "SELECT "+tokenColumns+" FROM tokens WHERE org_id = ?", []any{o}
+	if f.AppID != 0 {
+		a, ok := dbID(f.AppID)
+		if !ok {
+			return []store.Token{}, "", nil
+		}
+		q, args = q+" AND app_id = ?", append(args, a)
+	}
+	if !f.LiveAt.IsZero() {
+		q, args = q+" AND (expires_at IS NULL OR expires_at > ?)", append(args, ts(f.LiveAt))
+	}
+	if from {
+		q, args = q+" AND (created_at, id) > (?, ?)", append(args, ts(after.CreatedAt), after.ID)
+	}
+	toks, err := db.listTokens(ctx, q+" ORDER BY created_at, id LIMIT ?", append(args, p.Limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list tokens of organization %d: %w", f.OrgID, err)
+	}
+	toks, next := store.PageOf(toks, p, store.TokenCursor)
+	return toks, next, nil
 }
 
-// ListTokensByApp implements [store.Tokens].
-func (db *DB) ListTokensByApp(ctx context.Context, appID uint64) ([]store.Token, error) {
-	a, ok := dbID(appID)
-	if !ok {
-		return []store.Token{}, nil
-	}
-	toks, err := db.listTokens(ctx, "SELECT "+tokenColumns+" FROM tokens WHERE app_id = ? ORDER BY created_at, id", a)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: list tokens of app %d: %w", appID, err)
-	}
-	return toks, nil
-}
-
-func (db *DB) listTokens(ctx context.Context, query string, arg int64) ([]store.Token, error) {
-	rows, err := db.r.QueryContext(ctx, query, arg)
+func (db *DB) listTokens(ctx context.Context, query string, args ...any) ([]store.Token, error) {
+	rows, err := db.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -84,8 +84,7 @@ func testBranchRevocation(t *testing.T, s store.Store) {
 	if revoked {
 		t.Fatal("revoking branches revoked the whole token")
 	}
-	toks, err := s.ListTokensByOrganization(ctx(t), f.org.ID)
-	must(t, err)
+	toks := allTokens(t, s, store.TokenFilter{OrgID: f.org.ID})
 	counts := map[string]int{}
 	for _, x := range toks {
 		counts[x.ID] = x.RevokedBranches
@@ -93,10 +92,9 @@ func testBranchRevocation(t *testing.T, s store.Store) {
 	if counts[tk.ID] != 3 || counts[other.ID] != 0 {
 		t.Fatalf("listed counts %v, want 3 for %s and 0 for %s", counts, tk.ID, other.ID)
 	}
-	toks, err = s.ListTokensByApp(ctx(t), f.app.ID)
-	must(t, err)
+	toks = allTokens(t, s, store.TokenFilter{OrgID: f.org.ID, AppID: f.app.ID})
 	if len(toks) != 1 || toks[0].RevokedBranches != 3 {
-		t.Fatalf("ListTokensByApp: %+v, want the token with 3 revoked branches", toks)
+		t.Fatalf("ListTokens of the app: %+v, want the token with 3 revoked branches", toks)
 	}
 
 	// A branch id is per token: the same id on another token is another

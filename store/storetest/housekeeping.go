@@ -249,8 +249,7 @@ func testImportTokens(t *testing.T, s store.Store) {
 	}
 	wantEqual(t, "feed", fed, revoked)
 	// The list and the feed go on as usual.
-	byApp, err := s.ListTokensByApp(ctx(t), f.app.ID)
-	must(t, err)
+	byApp := allTokens(t, s, store.TokenFilter{OrgID: f.org.ID, AppID: f.app.ID})
 	if len(byApp) != 25 {
 		t.Fatalf("%d tokens of the app, want 25", len(byApp))
 	}
@@ -298,9 +297,7 @@ func testImportTokensAtomic(t *testing.T, s store.Store) {
 	if c, err := s.RevocationCursor(ctx(t)); err != nil || c != 0 {
 		t.Fatalf("refused imports left feed entries: cursor %d, %v", c, err)
 	}
-	ids, err := s.ListTokensByOrganization(ctx(t), f.org.ID)
-	must(t, err)
-	if len(ids) != 0 {
+	if ids := allTokens(t, s, store.TokenFilter{OrgID: f.org.ID}); len(ids) != 0 {
 		t.Fatalf("%d tokens kept", len(ids))
 	}
 }

@@ -74,15 +74,12 @@ func testInvitations(t *testing.T, s store.Store) {
 	carol := MustInvitation(t, s, newInvitation(f.org.ID, f.user.ID, "carol@example.com", "hash-carol", at(-time.Hour)))
 
 	// Listed oldest first, per organization.
-	list, err := s.ListInvitations(ctx(t), f.org.ID)
-	must(t, err)
+	list := all(t, pageSize, func(p store.Page) ([]store.Invitation, string, error) { return s.ListInvitations(ctx(t), f.org.ID, p) })
 	wantEqual(t, "invitations of acme", list, []store.Invitation{carol, got})
-	list, err = s.ListInvitations(ctx(t), other.ID)
-	must(t, err)
+	list = all(t, pageSize, func(p store.Page) ([]store.Invitation, string, error) { return s.ListInvitations(ctx(t), other.ID, p) })
 	wantEqual(t, "invitations of other", list, []store.Invitation{inOther})
 	for _, id := range unknownIDs {
-		list, err := s.ListInvitations(ctx(t), id)
-		must(t, err)
+		list := all(t, pageSize, func(p store.Page) ([]store.Invitation, string, error) { return s.ListInvitations(ctx(t), id, p) })
 		if list == nil || len(list) != 0 {
 			t.Fatalf("ListInvitations(%d) = %#v, want an empty list", id, list)
 		}
@@ -97,8 +94,7 @@ func testInvitations(t *testing.T, s store.Store) {
 	if old.Open() || !old.CancelledAt.Equal(stored(later)) {
 		t.Fatalf("the expired invitation after a new one: %+v, want cancelled at %v", old, stored(later))
 	}
-	list, err = s.ListInvitations(ctx(t), f.org.ID)
-	must(t, err)
+	list = all(t, pageSize, func(p store.Page) ([]store.Invitation, string, error) { return s.ListInvitations(ctx(t), f.org.ID, p) })
 	wantEqual(t, "invitations of acme after the renewal", list, []store.Invitation{carol, again})
 
 	for _, h := range []string{"unknown", "", "bad\xff", "nul\x00"} {
@@ -138,8 +134,7 @@ func testInvitationsInvalid(t *testing.T, s store.Store) {
 			wantErr(t, err, store.ErrInvalid)
 		})
 	}
-	list, err := s.ListInvitations(ctx(t), f.org.ID)
-	must(t, err)
+	list := all(t, pageSize, func(p store.Page) ([]store.Invitation, string, error) { return s.ListInvitations(ctx(t), f.org.ID, p) })
 	if len(list) != 0 {
 		t.Fatalf("refused invitations were stored: %+v", list)
 	}
@@ -189,8 +184,7 @@ func testInvitationAcceptance(t *testing.T, s store.Store) {
 	m, err := s.GetMembership(ctx(t), f.org.ID, bob.ID)
 	must(t, err)
 	wantEqual(t, "bob's membership", m, store.Membership{OrgID: f.org.ID, UserID: bob.ID, Role: store.RoleMember, CreatedAt: stored(accepted)})
-	list, err := s.ListInvitations(ctx(t), f.org.ID)
-	must(t, err)
+	list := all(t, pageSize, func(p store.Page) ([]store.Invitation, string, error) { return s.ListInvitations(ctx(t), f.org.ID, p) })
 	if len(list) != 0 {
 		t.Fatalf("an accepted invitation is still listed: %+v", list)
 	}
@@ -241,8 +235,7 @@ func testInvitationCancellation(t *testing.T, s store.Store) {
 	wantErr(t, err, store.ErrInvitationCancelled)
 	_, err = s.AcceptInvitation(ctx(t), "hash-bob", bob.ID, at(2*time.Minute))
 	wantErr(t, err, store.ErrInvitationCancelled)
-	list, err := s.ListInvitations(ctx(t), f.org.ID)
-	must(t, err)
+	list := all(t, pageSize, func(p store.Page) ([]store.Invitation, string, error) { return s.ListInvitations(ctx(t), f.org.ID, p) })
 	if len(list) != 0 {
 		t.Fatalf("a cancelled invitation is still listed: %+v", list)
 	}
@@ -344,8 +337,7 @@ func testMemberDetails(t *testing.T, s store.Store) {
 	must(t, s.AddMember(ctx(t), store.Membership{OrgID: f.org.ID, UserID: bob.ID, Role: store.RoleMember, CreatedAt: at(time.Hour)}))
 	MustUser(t, s, "stranger@example.com")
 
-	members, err := s.ListMemberDetails(ctx(t), f.org.ID)
-	must(t, err)
+	members := all(t, pageSize, func(p store.Page) ([]store.Member, string, error) { return s.ListMemberDetails(ctx(t), f.org.ID, p) })
 	wantEqual(t, "members before any login", members, []store.Member{
 		{Membership: store.Membership{OrgID: f.org.ID, UserID: f.user.ID, Role: store.RoleAdmin, CreatedAt: stored(t0)}, Email: "ops@example.com"},
 		{Membership: store.Membership{OrgID: f.org.ID, UserID: bob.ID, Role: store.RoleMember, CreatedAt: stored(at(time.Hour))}, Email: "Bob@example.com"},
@@ -356,14 +348,12 @@ func testMemberDetails(t *testing.T, s store.Store) {
 	for i, d := range []time.Duration{2 * time.Hour, 5 * time.Hour, 3 * time.Hour} {
 		must(t, s.CreateSession(ctx(t), store.Session{ID: fmt.Sprintf("bob-%d", i), UserID: bob.ID, CreatedAt: at(d), ExpiresAt: at(d + time.Hour)}))
 	}
-	members, err = s.ListMemberDetails(ctx(t), f.org.ID)
-	must(t, err)
+	members = all(t, pageSize, func(p store.Page) ([]store.Member, string, error) { return s.ListMemberDetails(ctx(t), f.org.ID, p) })
 	if !members[0].LastLoginAt.IsZero() || !members[1].LastLoginAt.Equal(stored(at(5*time.Hour))) {
 		t.Fatalf("last logins: %v and %v, want none and %v", members[0].LastLoginAt, members[1].LastLoginAt, stored(at(5*time.Hour)))
 	}
 	for _, id := range unknownIDs {
-		list, err := s.ListMemberDetails(ctx(t), id)
-		must(t, err)
+		list := all(t, pageSize, func(p store.Page) ([]store.Member, string, error) { return s.ListMemberDetails(ctx(t), id, p) })
 		if list == nil || len(list) != 0 {
 			t.Fatalf("ListMemberDetails(%d) = %#v, want an empty list", id, list)
 		}

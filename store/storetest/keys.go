@@ -84,11 +84,9 @@ func testRootKeys(t *testing.T, s store.Store) {
 	ko, err := s.RotateRootKey(ctx(t), store.NewRootKey{OrgID: other.ID, KID: []byte("ko"), Sealed: store.SealedKey("sealed-o"), CreatedAt: t0})
 	must(t, err)
 	want2.State, want2.RotatedAt = store.KeyRotated, stored(at(4*time.Hour))
-	keys, err := s.ListRootKeys(ctx(t), f.org.ID)
-	must(t, err)
+	keys := all(t, pageSize, func(p store.Page) ([]store.RootKey, string, error) { return s.ListRootKeys(ctx(t), f.org.ID, p) })
 	wantEqual(t, "ListRootKeys", keys, []store.RootKey{want1, want2, k3})
-	keys, err = s.ListRootKeys(ctx(t), other.ID)
-	must(t, err)
+	keys = all(t, pageSize, func(p store.Page) ([]store.RootKey, string, error) { return s.ListRootKeys(ctx(t), other.ID, p) })
 	wantEqual(t, "ListRootKeys of the other organization", keys, []store.RootKey{ko})
 
 	// Key ids are unique across organizations.
@@ -100,8 +98,7 @@ func testRootKeys(t *testing.T, s store.Store) {
 		wantErr(t, err, store.ErrNotFound)
 		_, err = s.ActiveRootKey(ctx(t), id)
 		wantErr(t, err, store.ErrNotFound)
-		keys, err := s.ListRootKeys(ctx(t), id)
-		must(t, err)
+		keys := all(t, pageSize, func(p store.Page) ([]store.RootKey, string, error) { return s.ListRootKeys(ctx(t), id, p) })
 		if len(keys) != 0 {
 			t.Fatalf("unknown organization %d has keys %v", id, keys)
 		}
@@ -160,8 +157,7 @@ func testConcurrentRotation(t *testing.T, s store.Store) {
 			t.Errorf("rotation %d: %v", i, err)
 		}
 	}
-	keys, err := s.ListRootKeys(ctx(t), f.org.ID)
-	must(t, err)
+	keys := all(t, pageSize, func(p store.Page) ([]store.RootKey, string, error) { return s.ListRootKeys(ctx(t), f.org.ID, p) })
 	if len(keys) != concurrency+1 {
 		t.Fatalf("%d keys, want %d", len(keys), concurrency+1)
 	}

@@ -194,8 +194,7 @@ func testMachinesInvalid(t *testing.T, s store.Store) {
 	_, err := ms.CreateMachine(ctx(t), good, store.MachineEvent{Type: "launch", Status: "created", Source: "user"})
 	wantErr(t, err, store.ErrInvalid)
 	// Nothing was stored by the refusals.
-	list, err := ms.ListMachines(ctx(t), f.app.ID, true)
-	must(t, err)
+	list := all(t, pageSize, func(p store.Page) ([]store.Machine, string, error) { return ms.ListMachines(ctx(t), f.app.ID, true, p) })
 	if len(list) != 0 {
 		t.Fatalf("refused creations stored %d machines", len(list))
 	}
@@ -218,16 +217,13 @@ func testMachineList(t *testing.T, s store.Store) {
 	}
 	_, err := ms.CreateMachine(ctx(t), NewMachine(other.ID, machineID(9), "m9", store.MachineStarted, t0))
 	must(t, err)
-	all := []store.Machine{want[1], want[2], want[0], want[3]}
-	got, err := ms.ListMachines(ctx(t), f.app.ID, true)
-	must(t, err)
-	wantEqual(t, "ListMachines with destroyed ones", got, all)
-	got, err = ms.ListMachines(ctx(t), f.app.ID, false)
-	must(t, err)
+	every := []store.Machine{want[1], want[2], want[0], want[3]}
+	got := all(t, pageSize, func(p store.Page) ([]store.Machine, string, error) { return ms.ListMachines(ctx(t), f.app.ID, true, p) })
+	wantEqual(t, "ListMachines with destroyed ones", got, every)
+	got = all(t, pageSize, func(p store.Page) ([]store.Machine, string, error) { return ms.ListMachines(ctx(t), f.app.ID, false, p) })
 	wantEqual(t, "ListMachines", got, []store.Machine{want[1], want[0], want[3]})
 	for _, id := range unknownIDs {
-		got, err := ms.ListMachines(ctx(t), id, true)
-		must(t, err)
+		got := all(t, pageSize, func(p store.Page) ([]store.Machine, string, error) { return ms.ListMachines(ctx(t), id, true, p) })
 		if got == nil || len(got) != 0 {
 			t.Fatalf("unknown app %d: machines %#v, want an empty list", id, got)
 		}

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RevocationFeed", testRevocationFeed},
 		{"ConcurrentTokenWriters", testConcurrentTokenWriters},
 		{"FeedWhileRevoking", testFeedWhileRevoking},
+		{"Paging", testPaging},
 		{"BranchRevocation", testBranchRevocation},
 		{"BranchRevocationInvalid", testBranchRevocationInvalid},
 		{"BranchFeed", testBranchFeed},

@@ -39,8 +39,7 @@ func testApps(t *testing.T, s store.Store) {
 	_, err = s.GetAppByName(ctx(t), acme.ID, "Workers")
 	wantErr(t, err, store.ErrNotFound)
 
-	apps, err := s.ListApps(ctx(t), acme.ID)
-	must(t, err)
+	apps := all(t, pageSize, func(p store.Page) ([]store.App, string, error) { return s.ListApps(ctx(t), acme.ID, p) })
 	wantEqual(t, "ListApps (by name, in byte order)", apps, []store.App{upper, api, workers, zeta})
 
 	for _, id := range unknownIDs {
@@ -50,8 +49,7 @@ func testApps(t *testing.T, s store.Store) {
 		wantErr(t, err, store.ErrNotFound)
 		_, err = s.GetAppByName(ctx(t), id, "workers")
 		wantErr(t, err, store.ErrNotFound)
-		apps, err := s.ListApps(ctx(t), id)
-		must(t, err)
+		apps := all(t, pageSize, func(p store.Page) ([]store.App, string, error) { return s.ListApps(ctx(t), id, p) })
 		if len(apps) != 0 {
 			t.Fatalf("unknown organization %d has apps %v", id, apps)
 		}
@@ -134,9 +132,7 @@ func testTokensInvalid(t *testing.T, s store.Store) {
 			wantErr(t, s.CreateToken(ctx(t), tk), tc.want)
 		})
 	}
-	toks, err := s.ListTokensByOrganization(ctx(t), f.org.ID)
-	must(t, err)
-	if len(toks) != 0 {
+	if toks := allTokens(t, s, store.TokenFilter{OrgID: f.org.ID}); len(toks) != 0 {
 		t.Fatalf("refused tokens were stored: %+v", toks)
 	}
 }
@@ -165,9 +161,8 @@ func testTokenListOrder(t *testing.T, s store.Store) {
 		mid[0], mid[1] = mid[1], mid[0]
 	}
 	wantOrg := []store.Token{toks[4], mid[0], mid[1], toks[2], toks[0]}
-	got, err := s.ListTokensByOrganization(ctx(t), f.org.ID)
-	must(t, err)
-	wantEqual(t, "ListTokensByOrganization", got, wantOrg)
+	got := allTokens(t, s, store.TokenFilter{OrgID: f.org.ID})
+	wantEqual(t, "ListTokens of the organization", got, wantOrg)
 
 	var wantApp []store.Token
 	for _, tk := range wantOrg {
@@ -175,22 +170,41 @@ func testTokenListOrder(t *testing.T, s store.Store) {
 			wantApp = append(wantApp, tk)
 		}
 	}
-	got, err = s.ListTokensByApp(ctx(t), f.app.ID)
-	must(t, err)
-	wantEqual(t, "ListTokensByApp", got, wantApp)
-	got, err = s.ListTokensByApp(ctx(t), other.ID)
-	must(t, err)
-	wantEqual(t, "ListTokensByApp(other)", got, []store.Token{toks[1]})
+	got = allTokens(t, s, store.TokenFilter{OrgID: f.org.ID, AppID: f.app.ID})
+	wantEqual(t, "ListTokens of the app", got, wantApp)
+	got = allTokens(t, s, store.TokenFilter{OrgID: f.org.ID, AppID: other.ID})
+	wantEqual(t, "ListTokens of the other app", got, []store.Token{toks[1]})
+	// An app of another organization lists nothing.
+	got = allTokens(t, s, store.TokenFilter{OrgID: otherOrg.ID, AppID: f.app.ID})
+	wantEqual(t, "ListTokens of an app of another organization", got, []store.Token{})
 
 	for _, id := range unknownIDs {
-		a, err := s.ListTokensByOrganization(ctx(t), id)
-		must(t, err)
-		b, err := s.ListTokensByApp(ctx(t), id)
-		must(t, err)
+		a := allTokens(t, s, store.TokenFilter{OrgID: id})
+		var b []store.Token
+		if id != 0 { // AppID 0 is every app's
+			b = allTokens(t, s, store.TokenFilter{OrgID: f.org.ID, AppID: id})
+		}
 		if len(a) != 0 || len(b) != 0 {
 			t.Fatalf("unknown id %d lists tokens %v %v", id, a, b)
 		}
 	}
+
+	// LiveAt leaves out the tokens expired at that instant, and keeps
+	// those without expiry.
+	forever := newToken(f.org.ID, 0, f.user.ID, at(5*time.Hour))
+	forever.ExpiresAt = time.Time{}
+	must(t, s.CreateToken(ctx(t), forever))
+	soon := newToken(f.org.ID, 0, f.user.ID, at(6*time.Hour))
+	soon.ExpiresAt = at(7 * time.Hour)
+	must(t, s.CreateToken(ctx(t), soon))
+	forever.CreatedAt = stored(forever.CreatedAt)
+	soon.CreatedAt, soon.ExpiresAt = stored(soon.CreatedAt), stored(soon.ExpiresAt)
+	live := allTokens(t, s, store.TokenFilter{OrgID: f.org.ID, LiveAt: at(7*time.Hour - time.Microsecond)})
+	wantEqual(t, "live before the expiry", live, append(append([]store.Token{}, wantOrg...), forever, soon))
+	live = allTokens(t, s, store.TokenFilter{OrgID: f.org.ID, LiveAt: at(7 * time.Hour)})
+	wantEqual(t, "live at the expiry", live, append(append([]store.Token{}, wantOrg...), forever))
+	live = allTokens(t, s, store.TokenFilter{OrgID: f.org.ID, LiveAt: at(1e6 * time.Hour)})
+	wantEqual(t, "live when all have expired", live, []store.Token{forever})
 }
 
 func testTokenRevocation(t *testing.T, s store.Store) {
@@ -403,8 +417,7 @@ func testConcurrentTokenWriters(t *testing.T, s store.Store) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	toks, err := s.ListTokensByOrganization(ctx(t), f.org.ID)
-	must(t, err)
+	toks := allTokens(t, s, store.TokenFilter{OrgID: f.org.ID})
 	if len(toks) != concurrency*perWorker {
 		t.Fatalf("%d tokens listed, want %d", len(toks), concurrency*perWorker)
 	}

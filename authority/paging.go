@@ -1,0 +1,56 @@
+package authority
+
+// Every list of the API answers a page at a time:
+//
+//	GET /v1/tokens?org=acme&limit=100&after=CURSOR
+//	→ {"tokens": [...], "next": "CURSOR"}
+//
+// limit is 1 to 1000 (100 when absent); after is the "next" of the
+// previous page (absent for the first); "next" is present only when
+// another page follows. A page may hold fewer rows than limit, even none,
+// when the caller's caveats hide some of what the store read: keep
+// following "next" until it is absent. The cursor is opaque; a cursor of
+// another list, or a made-up one, is a 400.
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/store"
+)
+
+// pageParams reads limit and after from the query of r.
+func pageParams(r *http.Request) (store.Page, error) {
+	q := r.URL.Query()
+	p := store.Page{After: q.Get("after"), Limit: store.DefaultPageLimit}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxPageLimit {
+			return p, badRequest(`"limit" must be a number from 1 to %d, not %q`, store.MaxPageLimit, v)
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// pageErr is err from a store list: a cursor the store refuses is the
+// caller's mistake.
+func pageErr(what string, err error) error {
+	if errors.Is(err, store.ErrInvalid) {
+		return httpjson.Errorf(http.StatusBadRequest, `"after" is not a cursor of this list: pass the "next" of the previous page`)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// paged is a page's answer: the rows under name, and next when another
+// page follows.
+func paged(name string, rows any, next string) map[string]any {
+	out := map[string]any{name: rows}
+	if next != "" {
+		out["next"] = next
+	}
+	return out
+}
