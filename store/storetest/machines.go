@@ -220,7 +220,9 @@ func testMachineList(t *testing.T, s store.Store) {
 	every := []store.Machine{want[1], want[2], want[0], want[3]}
 	got := all(t, pageSize, func(p store.Page) ([]store.Machine, string, error) { return ms.ListMachines(ctx(t), f.app.ID, true, p) })
 	wantEqual(t, "ListMachines with destroyed ones", got, every)
-	got = all(t, pageSize, func(p store.Page) ([]store.Machine, string, error) { return ms.ListMachines(ctx(t), f.app.ID, false, p) })
+	got = all(t, pageSize, func(p store.Page) ([]store.Machine, string, error) {
+		return ms.ListMachines(ctx(t), f.app.ID, false, p)
+	})
 	wantEqual(t, "ListMachines", got, []store.Machine{want[1], want[0], want[3]})
 	for _, id := range unknownIDs {
 		got := all(t, pageSize, func(p store.Page) ([]store.Machine, string, error) { return ms.ListMachines(ctx(t), id, true, p) })
