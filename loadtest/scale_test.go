@@ -13,8 +13,9 @@ package loadtest_test
 //     and middleware.Remote's first read of the whole revocation feed;
 //   - the replica's RSS after start and at the end, and Remote's live heap
 //     before and after its catch-up;
-//   - authorize p50/p99 over 200 freshly minted tokens, cold (first
-//     request for each) and warm (three more passes);
+//   - authorize p50/p99 over freshly minted tokens (200 in the small
+//     form, 1 000 in a larger one, for both sizes of a run), cold (the
+//     first request for each) and warm (three more passes);
 //   - mint and revoke throughput (8 clients over HTTP);
 //   - the first page of GET /v1/tokens, and paging through the big app's
 //     tokens a thousand at a time;
@@ -56,15 +57,14 @@ import (
 
 // Sizes and samples of the harness.
 const (
-	scaleBase       = 1000   // the baseline size
-	scaleDefault    = 10_000 // CI's small form
-	tokensPerOrg    = 1000
-	importBatch     = 10_000
-	authorizeSample = 200 // tokens authorized cold, then warm
-	warmPasses      = 3
-	revokeSample    = 200
-	clients         = 8
-	firstPages      = 20
+	scaleBase    = 1000   // the baseline size
+	scaleDefault = 10_000 // CI's small form
+	tokensPerOrg = 1000
+	importBatch  = 10_000
+	warmPasses   = 3
+	revokeSample = 200
+	clients      = 8
+	firstPages   = 20
 )
 
 // scaleResult is what one run measured.
@@ -106,11 +106,15 @@ func TestScale(t *testing.T) {
 	} else {
 		testenv.Missing(t, pgtest.EnvURL+" is not set: the scale harness runs on SQLite only")
 	}
+	sample := 200
+	if n > scaleDefault {
+		sample = 1000
+	}
 	var results []scaleResult
 	for _, b := range backends {
 		for _, size := range []int{scaleBase, n} {
 			t.Run(fmt.Sprintf("%s/%d", b, size), func(t *testing.T) {
-				results = append(results, runScale(t, b, size))
+				results = append(results, runScale(t, b, size, sample))
 			})
 		}
 	}
@@ -130,7 +134,7 @@ type scaleServer struct {
 	log  string
 }
 
-func runScale(t *testing.T, backend string, n int) scaleResult {
+func runScale(t *testing.T, backend string, n, authorizeSample int) scaleResult {
 	ctx := context.Background()
 	bin, _ := buildBinaries(t)
 	dir := t.TempDir()

@@ -49,8 +49,9 @@ func (db *DB) PurgeExpiredTokens(ctx context.Context, before time.Time, limit in
 	}
 	var n int
 	err := db.tx(ctx, func(tx pgx.Tx) error {
+		// One-shot, for a plan made for these values (see query.oneShot).
 		rows, err := tx.Query(ctx, "SELECT id FROM tokens WHERE expires_at <= $1 ORDER BY expires_at, id LIMIT $2 FOR UPDATE",
-			ts(before), limit)
+			pgx.QueryExecModeExec, ts(before), limit)
 		if err != nil {
 			return fmt.Errorf("pick tokens: %w", err)
 		}

@@ -121,7 +121,7 @@ func (db *DB) ListInvitations(ctx context.Context, orgID uint64, p store.Page) (
 		q.add(" AND (created_at, id) > (?, ?)", ts(after.CreatedAt), id)
 	}
 	q.add(" ORDER BY created_at, id LIMIT ?", p.Limit+1)
-	rows, err := db.pool.Query(ctx, q.sql, q.args...)
+	rows, err := db.pool.Query(ctx, q.sql, q.oneShot()...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list invitations of organization %d: %w", orgID, err)
 	}

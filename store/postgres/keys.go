@@ -125,7 +125,7 @@ func (db *DB) ListRootKeys(ctx context.Context, orgID uint64, p store.Page) ([]s
 		q.add(" AND (created_at, kid) > (?, ?)", ts(after.CreatedAt), kid)
 	}
 	q.add(" ORDER BY created_at, kid LIMIT ?", p.Limit+1)
-	rows, err := db.pool.Query(ctx, q.sql, q.args...)
+	rows, err := db.pool.Query(ctx, q.sql, q.oneShot()...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list root keys of organization %d: %w", orgID, err)
 	}

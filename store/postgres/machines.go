@@ -177,7 +177,7 @@ func (db *DB) ListMachines(ctx context.Context, appID uint64, includeDestroyed b
 		q.add(" AND (created_at, id) > (?, ?)", ts(after.CreatedAt), after.ID)
 	}
 	q.add(" ORDER BY created_at, id LIMIT ?", p.Limit+1)
-	rows, err := db.pool.Query(ctx, q.sql, q.args...)
+	rows, err := db.pool.Query(ctx, q.sql, q.oneShot()...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list machines of app %d: %w", appID, err)
 	}

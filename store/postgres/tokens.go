@@ -104,7 +104,7 @@ func (db *DB) ListApps(ctx context.Context, orgID uint64, p store.Page) ([]store
 		q.add(" AND name > ?", after)
 	}
 	q.add(" ORDER BY name LIMIT ?", p.Limit+1)
-	rows, err := db.pool.Query(ctx, q.sql, q.args...)
+	rows, err := db.pool.Query(ctx, q.sql, q.oneShot()...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list apps of organization %d: %w", orgID, err)
 	}
@@ -231,7 +231,7 @@ func (db *DB) ListTokens(ctx context.Context, f store.TokenFilter, p store.Page)
 		q.add(" AND (created_at, id) > (?, ?)", ts(after.CreatedAt), after.ID)
 	}
 	q.add(" ORDER BY created_at, id LIMIT ?", p.Limit+1)
-	rows, err := db.pool.Query(ctx, q.sql, q.args...)
+	rows, err := db.pool.Query(ctx, q.sql, q.oneShot()...)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list tokens of organization %d: %w", f.OrgID, err)
 	}
