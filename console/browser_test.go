@@ -440,7 +440,7 @@ func screenshots(t *testing.T, e *env, b *tab, dir string) {
 	}
 	b.open(e.url + "/inspect")
 	b.submit(map[string]string{"#token": bundle.Header()}, "#inspect-form button[type=submit]")
-	shoot("console-inspector.png", 640)
+	shoot("console-inspector.png", 700)
 	if phone := os.Getenv("CAVEAT_CONSOLE_PHONE"); phone != "" {
 		b.open(e.url + "/orgs/acme/tokens")
 		b.do("size the window", chromedp.EmulateViewport(390, 800), chromedp.Sleep(100*time.Millisecond))

@@ -22,8 +22,10 @@ import (
 // tokenReport is what the inspector says about one token of a bundle.
 type tokenReport struct {
 	inspect.Token
-	// CaveatsJSON are its caveats as "caveat tokens debug" prints them.
+	// CaveatsJSON are its caveats as "caveat tokens debug" prints them;
+	// List the same, one line each.
 	CaveatsJSON string
+	List        []caveatLine
 	// Org and Registry are the organization and the registry record of
 	// a named token of one of the user's organizations.
 	Org      string
@@ -71,13 +73,43 @@ func (c *Console) reports(q *request, b *caveat.Bundle) []tokenReport {
 	views := inspect.Views(b)
 	out := make([]tokenReport, len(descs))
 	for i, d := range descs {
-		r := tokenReport{Token: d, CaveatsJSON: indentJSON(views[i].Caveats)}
+		r := tokenReport{Token: d, CaveatsJSON: indentJSON(views[i].Caveats), List: caveatLines(views[i].Caveats)}
 		if !d.Discharge {
 			if err := c.recognize(q, b, i, &r); err != nil {
 				r.Note = "What this server knows of it could not be read: " + c.problemOf(q.Request, err).Message
 			}
 		}
 		out[i] = r
+	}
+	return out
+}
+
+// caveatLine is a caveat on one line: its type and its JSON body.
+type caveatLine struct {
+	Index int
+	Type  string
+	Body  string
+}
+
+// caveatLines renders each caveat of a set on one line.
+func caveatLines(cs caveat.CaveatSet) []caveatLine {
+	var out []caveatLine
+	for i := range cs {
+		js, err := caveat.CaveatSet{cs[i]}.MarshalJSON()
+		var one []struct {
+			Type string          `json:"type"`
+			Body json.RawMessage `json:"body"`
+		}
+		if err != nil || json.Unmarshal(js, &one) != nil || len(one) != 1 {
+			out = append(out, caveatLine{Index: i, Type: cs[i].Name(), Body: "(cannot be shown as JSON)"})
+			continue
+		}
+		var body bytes.Buffer
+		if json.Compact(&body, one[0].Body) != nil {
+			body.Reset()
+			body.Write(one[0].Body)
+		}
+		out = append(out, caveatLine{Index: i, Type: one[0].Type, Body: body.String()})
 	}
 	return out
 }
