@@ -382,4 +382,3 @@ func TestFormsNameTheirOperations(t *testing.T) {
 		}
 	}
 }
-

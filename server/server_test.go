@@ -106,6 +106,7 @@ func TestConfigErrors(t *testing.T) {
 		{DischargeTTL: time.Millisecond},
 		{DischargeTTL: time.Hour, SessionTTL: time.Minute},
 		{PublicURL: "caveat.example"},
+		{Roles: []string{"console", "machines"}}, // the console needs the authority and identity
 	} {
 		if _, err := New(context.Background(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0",
 			Roles: c.Roles, DischargeTTL: c.DischargeTTL, SessionTTL: c.SessionTTL, PublicURL: c.PublicURL}); err == nil {
