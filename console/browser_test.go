@@ -213,6 +213,27 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("every field has a label, and keyboard focus shows", func(t *testing.T) {
+		b.t = t
+		for _, page := range []string{"/login", "/orgs/acme", "/orgs/acme/tokens/new", "/inspect", "/orgs/acme/keys"} {
+			b.open(e.url + page)
+			unlabelled := get(b, "find fields without a label", chromedp.Evaluate[[]string](
+				`[...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+					.filter(e => !e.labels || e.labels.length === 0).map(e => e.id || e.name)`))
+			if len(unlabelled) > 0 {
+				t.Errorf("%s: fields without a label: %v", page, unlabelled)
+			}
+		}
+		// Tab to the first link: the focus ring is drawn.
+		b.open(e.url + "/orgs/acme/tokens")
+		b.do("tab", chromedp.KeyEvent("\t"), chromedp.KeyEvent("\t"))
+		outline := get(b, "read the focus ring", chromedp.Evaluate[string](
+			`getComputedStyle(document.activeElement).outlineStyle + " " + getComputedStyle(document.activeElement).outlineWidth`))
+		if !strings.HasPrefix(outline, "solid ") || outline == "solid 0px" {
+			t.Errorf("focused element's outline: %q", outline)
+		}
+	})
+
 	var created string // the token made in the browser
 	t.Run("create a token and find it listed", func(t *testing.T) {
 		b.t = t
