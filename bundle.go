@@ -1,6 +1,7 @@
 package caveat
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -216,16 +217,32 @@ var ErrNoPermissionToken = class("no permission token for this location", ErrInv
 // Verify verifies the bundle's permission tokens for location (those whose
 // Location equals it) with their discharges, and returns the caveats of the
 // first that verifies, with its index.
+//
+// The work is linear in the bundle however its tokens are arranged: each
+// discharge is verified at most once however many 3P caveats and permission
+// tokens name it, and contributes its caveats once to a verified set.
 func (b *Bundle) Verify(location string, keys KeyFunc, trusted TrustedThirdParties) (CaveatSet, int, error) {
+	return b.VerifyWith(location, keys, trusted, nil)
+}
+
+// VerifyWith is Verify with options: with opts.RevokedBranches, a permission
+// token any of whose attenuation steps is a revoked branch is refused with
+// ErrBranchRevoked (and the next one is tried, as for any refusal).
+func (b *Bundle) VerifyWith(location string, keys KeyFunc, trusted TrustedThirdParties, opts *VerifyOptions) (CaveatSet, int, error) {
+	var st verifierStack
+	v := newVerifier(b.Tokens, trusted, &st)
 	var firstErr error
 	for i := range b.Tokens {
 		m := &b.Tokens[i]
 		if m.Location != location {
 			continue
 		}
-		cs, err := b.verifyToken(m, keys, trusted)
+		err := verifyToken(&v, m, keys, opts)
 		if err == nil {
-			return cs, i, nil
+			return v.collect(m), i, nil
+		}
+		if errors.Is(err, errAborted) {
+			return nil, -1, err
 		}
 		if firstErr == nil {
 			firstErr = err
@@ -237,12 +254,18 @@ func (b *Bundle) Verify(location string, keys KeyFunc, trusted TrustedThirdParti
 	return nil, -1, firstErr
 }
 
-func (b *Bundle) verifyToken(m *Macaroon, keys KeyFunc, trusted TrustedThirdParties) (CaveatSet, error) {
+func verifyToken(v *verifier, m *Macaroon, keys KeyFunc, opts *VerifyOptions) error {
 	key, err := keys(m.Nonce.KID)
 	if err != nil {
-		return nil, fmt.Errorf("key %x: %w", m.Nonce.KID, err)
+		return fmt.Errorf("key %x: %w", m.Nonce.KID, err)
 	}
-	return verifyPermission(m, key, b.Tokens, trusted)
+	var revoked BranchSet
+	if opts != nil && opts.RevokedBranches != nil {
+		if revoked, err = opts.RevokedBranches(m); err != nil {
+			return fmt.Errorf("%w: revoked branches of the token with key id %x: %w", errAborted, m.Nonce.KID, err)
+		}
+	}
+	return v.verifyParent(m, key, revoked)
 }
 
 func (b *Bundle) noPermission(location string) error {
@@ -260,19 +283,35 @@ func (b *Bundle) noPermission(location string) error {
 
 // Authorize verifies the bundle for location and clears the access: it is
 // allowed if any permission token for location verifies and allows it. The
-// error of the first permission token is returned otherwise.
+// error of the first permission token is returned otherwise. After the
+// first, a token is only asked whether it allows the access, and the
+// caveats of a discharge that several tokens use are cleared once.
 func (b *Bundle) Authorize(location string, keys KeyFunc, trusted TrustedThirdParties, a Access) error {
+	var st verifierStack
+	v := newVerifier(b.Tokens, trusted, &st)
 	var firstErr error
-	found := false
+	found, validated := false, false
 	for i := range b.Tokens {
 		m := &b.Tokens[i]
 		if m.Location != location {
 			continue
 		}
 		found = true
-		cs, err := b.verifyToken(m, keys, trusted)
-		if err == nil {
-			err = cs.Clear(a)
+		err := verifyToken(&v, m, keys, nil)
+		switch {
+		case err == nil && firstErr == nil:
+			err = v.collect(m).Clear(a)
+		case err == nil:
+			if !validated {
+				if a.Validate() != nil {
+					return firstErr
+				}
+				validated = true
+			}
+			if v.allows(m, a) {
+				return nil
+			}
+			continue
 		}
 		if err == nil {
 			return nil

@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -25,12 +26,24 @@ const (
 	sealOverhead  = sealNonceSize + chacha20poly1305.Overhead
 )
 
+// opCount counts the primitive operations of this package (HMAC-SHA256,
+// ChaCha20-Poly1305 open attempts, SHA-256 of a tail) while counting is set.
+// Only tests set it, to hold verification to a count of operations linear in
+// the input; otherwise the cost is one predictable branch per operation.
+var (
+	counting atomic.Bool
+	opCount  struct{ hmac, open, hash atomic.Int64 }
+)
+
 // finalizationKey is the HMAC key that finalises a proof's tail (spec §4.6).
 var finalizationKey = []byte("proof-signature-finalization")
 
 // hmacSHA256 returns HMAC-SHA256(key, msg ‖ msg2) without allocating for
 // messages up to a few hundred bytes.
 func hmacSHA256(key, msg, msg2 []byte) [tailSize]byte {
+	if counting.Load() {
+		opCount.hmac.Add(1)
+	}
 	var k [hmacBlockSize]byte
 	if len(key) > hmacBlockSize {
 		sum := sha256.Sum256(key)
@@ -85,6 +98,9 @@ func seal(key []byte, plaintext []byte) ([]byte, error) {
 
 // unseal decrypts a sealed value into dst (appending) and returns it.
 func unseal(key []byte, sealed []byte, dst []byte) ([]byte, error) {
+	if counting.Load() {
+		opCount.open.Add(1)
+	}
 	if len(sealed) < sealOverhead {
 		return nil, errUnseal
 	}
@@ -101,7 +117,12 @@ func unseal(key []byte, sealed []byte, dst []byte) ([]byte, error) {
 
 // bindingID is SHA-256 of a tail; a BindToParentToken caveat holds a prefix
 // of one of the parent's binding IDs (spec §4.7).
-func bindingID(tail [tailSize]byte) [sha256.Size]byte { return sha256.Sum256(tail[:]) }
+func bindingID(tail [tailSize]byte) [sha256.Size]byte {
+	if counting.Load() {
+		opCount.hash.Add(1)
+	}
+	return sha256.Sum256(tail[:])
+}
 
 // sealNonce seals with a given nonce; only tests choose nonces.
 func sealNonce(key, nonce, plaintext []byte) ([]byte, error) {

@@ -246,6 +246,10 @@ func (m *Macaroon) Bind(parent *Macaroon) error {
 // SHA-256 of parent's tail, cut to 16 bytes. A third party that binds the
 // discharges it issues (a client cannot: a received discharge is a
 // finalised proof) is given it by the client.
+//
+// For a permission token it is also the branch the token is (BranchID): the
+// id to revoke so that this token and everything attenuated from it are
+// refused, while the tokens it was attenuated from keep working.
 func BindingID(parent *Macaroon) []byte {
 	var t [tailSize]byte
 	copy(t[:], parent.Tail())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/internal/lifetime"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -27,7 +28,7 @@ import (
 //	POST   /v1/tokens/revoke        revoke the presented token itself             → {"id","revoked"}
 //	POST   /v1/tokens/authenticate  {"header"}           → {"token_id","kind","user_id","org_id","caveats"}
 //	POST   /v1/tokens/authorize     {"header","access"}  → {"allowed": true, …} or 403 {"error","allowed": false}
-//	GET    /v1/tokens/revocations?after=CURSOR          → {"revocations": [{"cursor","token_id"}], "cursor"}
+//	GET    /v1/tokens/revocations?after=CURSOR  any valid token → {"revocations": [{"cursor","token_id"}], "cursor"}
 //	GET    /v1/orgs                                      → {"organizations": [{"id","slug","role"}]}
 //	POST   /v1/orgs                 {"slug"}             → 201 {"id","slug"}
 //	POST   /v1/orgs/{slug}/rotate-key                    → {"kid"}
@@ -38,6 +39,7 @@ import (
 //	POST   /v1/apps                 {"app_name","org_slug"} → 201 app
 //
 // Expiry is a Go duration ("8760h"); access is a flyio.Access in JSON.
+// Members and invitations: see membershttp.go.
 
 // Register adds the authority's routes to mux.
 func (s *Service) Register(mux *http.ServeMux) {
@@ -47,7 +49,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/tokens/revoke", s.handle(s.revokeSelf))
 	mux.HandleFunc("POST /v1/tokens/authenticate", s.handleOpen(s.authenticate))
 	mux.HandleFunc("POST /v1/tokens/authorize", s.handleOpen(s.authorize))
-	mux.HandleFunc("GET /v1/tokens/revocations", s.handleOpen(s.revocations))
+	mux.HandleFunc("GET /v1/tokens/revocations", s.handle(s.revocations))
 	mux.HandleFunc("GET /v1/orgs", s.handle(s.listOrgs))
 	mux.HandleFunc("POST /v1/orgs", s.handle(s.createOrg))
 	mux.HandleFunc("POST /v1/orgs/{slug}/rotate-key", s.handle(s.rotateKey))
@@ -58,6 +60,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /v1/apps", s.handle(s.listApps))
 	mux.HandleFunc("POST /v1/apps", s.handle(s.createApp))
+	s.registerMembers(mux)
 }
 
 // handle authenticates the request's bundle and runs h; h returns the
@@ -144,9 +147,9 @@ func (s *Service) createToken(ctx context.Context, p *Principal, r *http.Request
 	}
 	mr := MintRequest{Profile: req.Profile, Name: req.Name, OrgID: o.ID, Commands: req.Commands}
 	if req.Expiry != "" {
-		d, err := time.ParseDuration(req.Expiry)
-		if err != nil || d <= 0 {
-			return 0, nil, badRequest(`"expiry" must be a positive duration such as "720h", not %q`, req.Expiry)
+		d, err := lifetime.Parse(req.Expiry)
+		if err != nil {
+			return 0, nil, badRequest(`"expiry": %v`, err)
 		}
 		mr.Expiry = d
 	}
@@ -231,7 +234,10 @@ type PrincipalJSON struct {
 	// ExpiresAt is the effective expiry: the earliest end of a
 	// ValidityWindow over the token and its discharges.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	// Memberships are a session's organizations and roles.
+	// Memberships are a session's organizations and roles; for a named
+	// token, its creator's role in the token's organization (none when
+	// the creator is no longer a member), which decides whether it may do
+	// what only admins may (CheckAccess).
 	Memberships []OrgJSON `json:"memberships,omitempty"`
 	Allowed     *bool     `json:"allowed,omitempty"`
 }
@@ -256,7 +262,20 @@ func (s *Service) principalJSON(ctx context.Context, p *Principal) (PrincipalJSO
 		for i, o := range orgs {
 			out.Memberships[i] = OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
 		}
+		return out, nil
 	}
+	m, err := s.cfg.Store.GetMembership(ctx, p.OrgID, p.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return out, fmt.Errorf("creator's membership: %w", err)
+	}
+	o, err := s.cfg.Store.GetOrganization(ctx, p.OrgID)
+	if err != nil {
+		return out, fmt.Errorf("organization: %w", err)
+	}
+	out.Memberships = []OrgJSON{{ID: o.ID, Slug: o.Slug, Role: string(m.Role)}}
 	return out, nil
 }
 
@@ -306,9 +325,12 @@ func (s *Service) authorize(ctx context.Context, r *http.Request, w http.Respons
 
 // revocations serves the revocation feed, for verifiers that cache
 // verified tokens: every revoked named token in order, after a cursor. It
-// says which token ids were revoked and nothing else, so it needs no
-// credential.
-func (s *Service) revocations(ctx context.Context, r *http.Request, _ http.ResponseWriter) (int, any, error) {
+// says which token ids were revoked and nothing else, but those ids are
+// the registry's, of every organization: the caller must present a valid
+// token, of any kind and organization (a verifier holds one for the
+// purpose, see middleware.RemoteConfig.FeedToken), so that the feed is
+// not open to the whole network and every reader is a registered token.
+func (s *Service) revocations(ctx context.Context, _ *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
 	var after uint64
 	if v := r.URL.Query().Get("after"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)

@@ -22,8 +22,10 @@ import (
 //	org           Organization{org, rwcdC}: everything in the organization
 //	deploy        Organization{org, rwcdC}, Apps{app: rwcdC}: one app
 //	readonly      Organization{org, r}: read everything
-//	machine-exec  Organization{org, rwcdC}, Apps{app: rwcdC}, Commands{…}:
-//	              only running the given commands on the app's machines
+//	machine-exec  Organization{org, rwcdC}, Apps{app: rwcdC},
+//	              IfPresent{ifs: [Commands{…}], else: r}: running the given
+//	              commands on the app's machines, and reading the app
+//	              (as flyctl's machine-exec tokens)
 //
 // Session tokens are minted at login (Keyring.MintSession), not here.
 const (
@@ -159,7 +161,10 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 			// Any command, written out so that the token says so.
 			cmds = flyio.Commands{{Args: []string{}, Exact: false}}
 		}
-		profile = append(profile, &cmds)
+		// As flyctl's: where an access runs a command, the commands
+		// decide; everywhere else the token only reads (it can list the
+		// app's machines to find where to run them).
+		profile = append(profile, &resset.IfPresent{Ifs: caveat.CaveatSet{caveat.Encode(&cmds)}, Else: resset.ActionRead})
 	}
 	vw := caveat.NewValidityWindow(now, req.Expiry)
 	profile = append(profile, vw)
@@ -219,6 +224,16 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 			return nil, badRequest("%v", err)
 		}
 		return nil, fmt.Errorf("register token: %w", err)
+	}
+	// A removal that committed after the check above revoked the
+	// creator's tokens without this one (store.Members): it goes too.
+	if _, err := s.cfg.Store.GetMembership(ctx, req.OrgID, p.UserID); errors.Is(err, store.ErrNotFound) {
+		if _, err := s.cfg.Store.RevokeToken(ctx, rec.ID, s.cfg.Now()); err != nil {
+			return nil, fmt.Errorf("revoke the token of a removed member: %w", err)
+		}
+		return nil, forbidden("user %d was removed from organization %d while the token was being created", p.UserID, req.OrgID)
+	} else if err != nil {
+		return nil, fmt.Errorf("membership: %w", err)
 	}
 	s.cfg.Logger.InfoContext(ctx, "token created", "token", rec.ID, "profile", rec.Profile,
 		"org", rec.OrgID, "app", rec.AppID, "user", p.UserID, "carried_caveats", len(p.Attenuations))

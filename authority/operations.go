@@ -20,7 +20,8 @@ import (
 // and a member's role covers them (spec §6.5). Keys are the organization
 // feature "keys", which spec §6.5 leaves to admins, so that a FeatureSet
 // caveat can scope them and a member's token (IsMember) never reaches
-// them.
+// them. Members and invitations are the feature "membership" (see
+// members.go).
 
 // FeatureKeys is the organization feature of the key operations.
 const FeatureKeys = "keys"
@@ -63,6 +64,20 @@ var Operations = []Operation{
 	{"list keys", "GET", "/v1/orgs/{slug}/keys", `{"orgid": ORG, "feature": "keys", "action": "r"}`, "session of an admin"},
 	{"rotate key", "POST", "/v1/orgs/{slug}/rotate-key", `{"orgid": ORG, "feature": "keys", "action": "c"}`, "session of an admin"},
 	{"retire key", "POST", "/v1/orgs/{slug}/retire-key", `{"orgid": ORG, "feature": "keys", "action": "d"}`, "session of an admin"},
+	{"list members", "GET", "/v1/orgs/{slug}/members", `{"orgid": ORG, "feature": "membership", "action": "r"}`, "member"},
+	{"change a member's role", "POST", "/v1/orgs/{slug}/members/role",
+		`{"orgid": ORG, "feature": "membership", "action": "w"}`, "session of an admin; never the last admin's demotion"},
+	{"remove a member", "POST", "/v1/orgs/{slug}/members/remove",
+		`{"orgid": ORG, "feature": "membership", "action": "d"}`, "session of an admin; never the last admin"},
+	{"leave", "POST", "/v1/orgs/{slug}/leave",
+		`{"orgid": ORG, "action": "d"} (the caller's own membership)`, "session of a member; never the last admin"},
+	{"list invitations", "GET", "/v1/orgs/{slug}/invitations", `{"orgid": ORG, "feature": "membership", "action": "r"}`, "member"},
+	{"invite", "POST", "/v1/orgs/{slug}/invitations", `{"orgid": ORG, "feature": "membership", "action": "c"}`, "session of an admin"},
+	{"cancel an invitation", "POST", "/v1/orgs/{slug}/invitations/cancel",
+		`{"orgid": ORG, "feature": "membership", "action": "d"}`, "session of an admin"},
+	{"accept an invitation", "POST", "/v1/invitations/accept",
+		`{"orgid": ORG, "action": "c"} (ORG: the invitation's; the caller's own membership)`,
+		"session of the user with the invited email"},
 	{"authenticate", "POST", "/v1/tokens/authenticate", `none: it judges the bundle in the body`, "anyone"},
 	{"authorize", "POST", "/v1/tokens/authorize", `the access in the body, against the bundle in the body`, "anyone"},
 	{"operation table", "GET", "/v1/operations", `none: the table is public`, "anyone"},

@@ -2,7 +2,6 @@ package authority
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,7 +9,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/flyio"
-	"github.com/caveatdev/caveat/internal/httpjson"
+
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
@@ -160,8 +159,34 @@ func TestMintCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := describe(t, m.Token.Caveats)
-	if !strings.Contains(js, `{"type":"Commands","body":[{"args":[]}]}`) {
-		t.Errorf("machine-exec without commands: %s, want an explicit any-command entry", js)
+	if !strings.Contains(js, `{"type":"IfPresent","body":{"ifs":[{"type":"Commands","body":[{"args":[]}]}],"else":"r"}}`) {
+		t.Errorf("machine-exec without commands: %s, want an explicit any-command entry under IfPresent, else r", js)
+	}
+	// As flyctl's: commands where an access runs one, reading elsewhere.
+	m, err = h.svc.Mint(ctx, p, MintRequest{Profile: ProfileMachineExec, OrgID: o.ID, AppID: web.ID,
+		Commands: flyio.Commands{{Args: []string{"uptime"}, Exact: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := "FlyV1 " + m.Token.String()
+	for _, c := range []struct {
+		a     flyio.Access
+		allow bool
+	}{
+		{flyio.Access{AppID: &web.ID, Action: resset.ActionRead}, true},
+		{flyio.Access{AppID: &web.ID, Machine: flyio.Ptr("m1"), Action: resset.ActionRead}, true},
+		{flyio.Access{AppID: &web.ID, Machine: flyio.Ptr("m1"), Command: []string{"uptime"}, Action: resset.ActionControl}, true},
+		{flyio.Access{AppID: &web.ID, Machine: flyio.Ptr("m1"), Command: []string{"uptime", "-p"}, Action: resset.ActionControl}, false},
+		{flyio.Access{AppID: &web.ID, Machine: flyio.Ptr("m1"), Command: []string{"rm", "-rf"}, Action: resset.ActionControl}, false},
+		{flyio.Access{AppID: &web.ID, Machine: flyio.Ptr("m1"), Action: resset.ActionDelete}, false},
+		{flyio.Access{AppID: &web.ID, Machine: flyio.Ptr("m1"), Action: resset.ActionControl}, false},
+	} {
+		a := c.a
+		a.OrgID = &o.ID
+		_, err := h.svc.Authorize(ctx, token, &a)
+		if (err == nil) != c.allow {
+			t.Errorf("machine-exec token, access %+v: %v, want allowed %v", c.a, err, c.allow)
+		}
 	}
 }
 
@@ -192,13 +217,4 @@ func describe(t *testing.T, cs caveat.CaveatSet) string {
 		t.Fatal(err)
 	}
 	return string(js)
-}
-
-// status is the HTTP status an error maps to (0 for none).
-func status(err error) int {
-	var he *httpjson.Error
-	if errors.As(err, &he) {
-		return he.Status
-	}
-	return 0
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/caveatdev/caveat"
@@ -25,6 +24,8 @@ type Store interface {
 	store.RootKeys
 	store.Apps
 	store.Tokens
+	store.Invitations
+	store.Members
 }
 
 // Config configures a Service.
@@ -41,6 +42,10 @@ type Config struct {
 	// CacheSize bounds the verified bundles kept (DefaultCacheSize when 0;
 	// negative turns the cache off).
 	CacheSize int
+	// CacheBytes bounds the memory the verified bundles kept may hold
+	// (DefaultCacheBytes when 0), and separately that of the remembered
+	// refusals of revoked tokens: see cache.go.
+	CacheBytes int64
 	// CacheTTL bounds how long a named token's verification is reused
 	// (DefaultCacheTTL when 0). Revocations evict it at once on this
 	// replica and, through Run, within RevocationPoll on the others.
@@ -49,18 +54,29 @@ type Config struct {
 	// (DefaultSessionCacheTTL when 0): logouts are not in the revocation
 	// feed, so this is how soon a logout reaches every replica.
 	SessionCacheTTL time.Duration
-	// RevocationPoll is how often Run reads the revocation feed
-	// (DefaultRevocationPoll when 0). With a store that notifies
-	// (PostgreSQL), Run also reads it as soon as a revocation commits.
+	// RevocationSettle is how long after its last confirmed read of the
+	// revocation feed a cached verification is still served
+	// (DefaultRevocationSettle when 0): the most a revocation through
+	// another replica can take to be honoured here, even while the feed
+	// fails. Past it, bundles are verified against the store, and a store
+	// failure is a 503. Without Run, nothing cached is served.
+	RevocationSettle time.Duration
+	// RevocationPoll is how often Run reads the revocation feed (when 0,
+	// DefaultRevocationPoll or half of RevocationSettle, whichever is
+	// shorter); it must be shorter than RevocationSettle. With a store that
+	// notifies (PostgreSQL), Run also reads it as soon as a revocation
+	// commits.
 	RevocationPoll time.Duration
 }
 
 // Cache defaults.
 const (
-	DefaultCacheSize       = 10_000
-	DefaultCacheTTL        = time.Minute
-	DefaultSessionCacheTTL = time.Second
-	DefaultRevocationPoll  = 500 * time.Millisecond
+	DefaultCacheSize        = 10_000
+	DefaultCacheBytes       = 64 << 20
+	DefaultCacheTTL         = time.Minute
+	DefaultSessionCacheTTL  = time.Second
+	DefaultRevocationSettle = time.Second
+	DefaultRevocationPoll   = 500 * time.Millisecond
 )
 
 // Service is the token authority.
@@ -68,14 +84,17 @@ type Service struct {
 	cfg     Config
 	trusted caveat.TrustedThirdParties
 
-	touchMu sync.Mutex
-	touched map[string]time.Time // token id → last TouchToken, to throttle writes
+	// touched holds the named tokens used within touchEvery, to throttle
+	// the registry's last-used writes.
+	touched *tokencache.Cache[struct{}]
 
 	// cache holds verified bundles; nil when off.
 	cache *tokencache.Cache[*Principal]
 	// revoked remembers refusals of revoked tokens, which are final, so
 	// that a revoked token replayed at a high rate costs no database read.
 	revoked *tokencache.Cache[error]
+	// feed is when Run last confirmed the revocation feed current.
+	feed tokencache.Feed
 }
 
 // touchEvery throttles the registry's last-used writes per token.
@@ -101,17 +120,27 @@ func New(cfg Config) (*Service, error) {
 	if cfg.SessionCacheTTL <= 0 {
 		cfg.SessionCacheTTL = DefaultSessionCacheTTL
 	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
+	if cfg.RevocationSettle <= 0 {
+		cfg.RevocationSettle = DefaultRevocationSettle
+	}
 	if cfg.RevocationPoll <= 0 {
-		cfg.RevocationPoll = DefaultRevocationPoll
+		cfg.RevocationPoll = min(DefaultRevocationPoll, cfg.RevocationSettle/2)
+	}
+	if cfg.RevocationPoll >= cfg.RevocationSettle {
+		return nil, fmt.Errorf("authority: RevocationPoll %s must be shorter than RevocationSettle %s, or no cached verification could ever be served",
+			cfg.RevocationPoll, cfg.RevocationSettle)
 	}
 	s := &Service{
 		cfg:     cfg,
 		trusted: caveat.TrustedThirdParties{cfg.LoginLocation: {cfg.Keyring.LoginTicketKey()}},
-		touched: map[string]time.Time{},
+		touched: tokencache.New[struct{}](tokencache.Limits{Entries: maxTouched, Bytes: maxTouched * (tokencache.EntryOverhead + 36)}),
 	}
 	if cfg.CacheSize > 0 {
-		s.cache = tokencache.New[*Principal](cfg.CacheSize)
-		s.revoked = tokencache.New[error](cfg.CacheSize)
+		s.cache = tokencache.New[*Principal](cfg.cacheLimits())
+		s.revoked = tokencache.New[error](cfg.cacheLimits())
 	}
 	return s, nil
 }
@@ -162,32 +191,39 @@ func unauthenticated(format string, args ...any) error {
 // Authenticate verifies a bundle (an Authorization header value or bare
 // tokens) for this authority's location: signatures, discharges from the
 // trusted login service, the key's state, and revocation. Failures are 401
-// *httpjson.Error values that say why.
+// *httpjson.Error values that say why, or a 503 one when the store cannot
+// be read to check it.
 //
-// Verified bundles are cached (see Config.CacheTTL); the returned Principal
-// may be shared and must not be modified.
+// Verified bundles are cached (see Config.CacheTTL), and served only while
+// Run keeps the revocation feed confirmed (Config.RevocationSettle); the
+// returned Principal may be shared and must not be modified.
 func (s *Service) Authenticate(ctx context.Context, header string) (*Principal, error) {
 	if header == "" {
 		return nil, unauthenticated("no token: send Authorization: FlyV1 fm2_…")
 	}
 	if s.cache == nil {
-		return s.verifyBundle(ctx, header)
+		return s.verifyFresh(ctx, header)
 	}
 	now := s.cfg.Now()
 	k := tokencache.KeyOf(header)
-	if p, ok := s.cache.Get(k, now); ok {
-		if p.Token != nil {
-			s.touch(ctx, p.Token.ID, now)
-		}
-		return p, nil
-	}
+	// A revocation is final: its remembered refusal holds even while the
+	// feed is not known to be current.
 	if err, ok := s.revoked.Get(k, now); ok {
 		return nil, err
 	}
+	if s.feed.Current(now, s.cfg.RevocationSettle) {
+		if p, ok := s.cache.Get(k, now); ok {
+			if p.Token != nil {
+				s.touch(ctx, p.Token.ID, now)
+			}
+			return p, nil
+		}
+	}
 	gen := s.cache.Generation()
-	p, err := s.verifyBundle(ctx, header)
+	p, err := s.verifyFresh(ctx, header)
 	if errors.Is(err, errRevoked) {
-		s.revoked.Put(k, "", err, now.Add(s.cfg.CacheTTL), s.revoked.Generation())
+		s.revoked.Put(k, tokencache.Item[error]{Value: err, Size: revokedOverhead + len(err.Error()), Expires: now.Add(s.cfg.CacheTTL)},
+			now, s.revoked.Generation())
 	}
 	if err != nil {
 		return nil, err
@@ -199,7 +235,7 @@ func (s *Service) Authenticate(ctx context.Context, header string) (*Principal, 
 	if !p.Expires.IsZero() && p.Expires.Before(until) {
 		until = p.Expires // at not_after it is verified again, and expires just after
 	}
-	s.cache.Put(k, p.TokenID(), p, until, gen)
+	s.cache.Put(k, tokencache.Item[*Principal]{Token: p.TokenID(), Value: p, Size: p.size(), Expires: until}, now, gen)
 	return p, nil
 }
 
@@ -309,25 +345,6 @@ func (s *Service) sessionPrincipal(ctx context.Context, id string, cs caveat.Cav
 	return &Principal{UserID: uid, SessionID: id, Caveats: cs}, nil
 }
 
-// touch records a use of a named token, at most once per touchEvery per
-// token and replica.
-func (s *Service) touch(ctx context.Context, id string, now time.Time) {
-	s.touchMu.Lock()
-	last, ok := s.touched[id]
-	if ok && now.Sub(last) < touchEvery {
-		s.touchMu.Unlock()
-		return
-	}
-	if len(s.touched) >= 100_000 {
-		clear(s.touched)
-	}
-	s.touched[id] = now
-	s.touchMu.Unlock()
-	if err := s.cfg.Store.TouchToken(ctx, id, now); err != nil {
-		s.cfg.Logger.WarnContext(ctx, "recording token use", "token", id, "err", err)
-	}
-}
-
 // Authorize authenticates the bundle and clears the access against its
 // caveats. A named token must also belong to the access's organization; a
 // session's user must be a member of it, in a role that may do the access
@@ -361,9 +378,12 @@ func (s *Service) Allow(ctx context.Context, p *Principal, a *flyio.Access) erro
 // CheckAccess is the rule of Allow, for verifiers that hold a principal's
 // verified caveats and can find its memberships (the middleware's remote
 // cache): the caveats must allow the access; a named token must be of the
-// access's organization; a session's user must be a member of it, in a
-// role that may do the access. role returns the user's role in an
-// organization, or an error wrapping store.ErrNotFound for none.
+// access's organization, and for what only admins may do its creator must
+// be an admin of it now; a session's user must be a member of it, in a
+// role that may do the access. role returns the user's (a named token's
+// creator's) role in an organization, or an error wrapping
+// store.ErrNotFound for none; for a named token it is called only for
+// accesses that need an admin.
 func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64,
 	role func(orgID uint64) (store.Role, error), a *flyio.Access) error {
 	if err := caveats.Clear(a); err != nil {
@@ -373,6 +393,25 @@ func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64
 	if !session {
 		if tokenOrg != orgID {
 			return httpjson.Errorf(http.StatusForbidden, "token of organization %d cannot act on organization %d", tokenOrg, orgID)
+		}
+		if a.RequiredRole() == flyio.RoleMember {
+			return nil
+		}
+		// A token acts with at most its creator's current standing: what
+		// only admins may do needs its creator to be an admin now. (A
+		// member's token carries AllowedRoles and never gets here.) Read
+		// afresh, so that a demotion reaches every replica at once.
+		r, err := role(orgID)
+		if errors.Is(err, store.ErrNotFound) {
+			return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is no longer a member",
+				a.Action, orgID, userID)
+		}
+		if err != nil {
+			return fmt.Errorf("membership of the token's creator: %w", err)
+		}
+		if r != store.RoleAdmin {
+			return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is now a %s",
+				a.Action, orgID, userID, r)
 		}
 		return nil
 	}

@@ -11,25 +11,33 @@ import (
 // Run follows the revocation feed until ctx is done, evicting revoked
 // tokens from the verification cache, so that a revocation made through
 // any replica is honoured by this one within Config.RevocationPoll, or at
-// once when the store notifies (PostgreSQL). Run it in its own goroutine
-// for as long as the service serves; without it, revocations through other
-// processes reach this one only as cache entries expire (Config.CacheTTL).
+// once when the store notifies (PostgreSQL). Each read that reaches the
+// feed's end confirms it current as of the read's start; cached
+// verifications are served only within Config.RevocationSettle of that
+// (see cache.go), so while the feed fails this replica verifies every
+// bundle against the store instead. Run also sweeps the caches' expired
+// entries. Run it in its own goroutine for as long as the service serves;
+// without it, nothing cached is served.
 func (s *Service) Run(ctx context.Context) error {
 	if s.cache == nil {
 		<-ctx.Done()
 		return nil
 	}
+	start := s.cfg.Now()
 	cursor, err := s.cfg.Store.RevocationCursor(ctx)
 	for err != nil {
 		s.cfg.Logger.WarnContext(ctx, "reading the revocation cursor", "err", err)
 		if sleep(ctx, s.cfg.RevocationPoll) != nil {
 			return nil
 		}
+		start = s.cfg.Now()
 		cursor, err = s.cfg.Store.RevocationCursor(ctx)
 	}
 	// Verifications made before the cursor was read may concern tokens
-	// revoked before it: start from an empty cache.
+	// revoked before it: start from an empty cache. Everything verified
+	// from now on was read after the cursor.
 	s.cache.EvictAll()
+	s.feed.Confirm(start)
 
 	wake := make(chan struct{}, 1)
 	if l, ok := s.cfg.Store.(store.RevocationListener); ok {
@@ -37,6 +45,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(s.cfg.RevocationPoll)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -44,15 +53,28 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-t.C:
 		case <-wake:
 		}
+		// Every revocation committed before start is in what this read
+		// returns: once it is applied, the feed is current as of start.
+		start := s.cfg.Now()
+		s.sweep(start)
 		next, err := s.evictRevoked(ctx, cursor)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			s.cfg.Logger.WarnContext(ctx, "reading the revocation feed", "err", err)
+			if !failing {
+				s.cfg.Logger.WarnContext(ctx, "reading the revocation feed; verifying every token against the store until it answers",
+					"err", err)
+			}
+			failing = true
 			continue
 		}
+		if failing {
+			s.cfg.Logger.InfoContext(ctx, "the revocation feed answers again")
+			failing = false
+		}
 		cursor = next
+		s.feed.Confirm(start)
 	}
 }
 

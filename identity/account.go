@@ -45,6 +45,9 @@ type SignupRequest struct {
 	// Organization, when set, is the slug of a new organization that the
 	// user becomes admin of.
 	Organization string `json:"organization,omitempty"`
+	// Invitation, when set, is an invitation code for Email: the account
+	// joins the invitation's organization, even if signup is closed.
+	Invitation string `json:"invitation,omitempty"`
 }
 
 // LogValue keeps the email and password out of logs.
@@ -86,15 +89,19 @@ func (r LoginResponse) LogValue() slog.Value {
 
 // signup serves POST /aaa/v1/users.
 func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, error) {
+	var req SignupRequest
+	if err := httpjson.Decode(w, r, &req, 0); err != nil {
+		return 0, nil, err
+	}
+	// An invitation opens signup even when it is closed.
+	if req.Invitation != "" {
+		return s.signupInvited(r, req)
+	}
 	// Closed signup still lets the first user in, who administers the
 	// server's first organization; once a user is known to exist (users
 	// are never deleted) it refuses at once.
 	if !s.cfg.SignupOpen && s.hasUsers.Load() {
 		return 0, nil, errSignupClosed
-	}
-	var req SignupRequest
-	if err := httpjson.Decode(w, r, &req, 0); err != nil {
-		return 0, nil, err
 	}
 	email := strings.TrimSpace(req.Email)
 	if err := checkEmail(email); err != nil {

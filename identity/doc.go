@@ -35,6 +35,17 @@
 // user can always sign up), 409 when the email (compared ignoring case)
 // or the organization is taken.
 //
+// # Invitations
+//
+// A signup with "invitation" (the cvi1_… code an admin got from caveat
+// orgs invite) and no "organization" creates the invited account and its
+// membership in one step, even when Config.SignupOpen is false; the email
+// must be the invited one (403 otherwise), and a used, cancelled or
+// expired invitation is a 409 or 410 that says which. The answer's
+// "organization" is the one joined, with the invitation's role. The
+// invitation's link, /aaa/v1/invitations/<code>, is a page where the
+// invitee logs in, or creates the account, and joins; see invitation.go.
+//
 // # Login
 //
 //	POST /aaa/v1/sessions HTTP/1.1

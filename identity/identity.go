@@ -28,6 +28,7 @@ type Store interface {
 	store.Users
 	store.Organizations
 	store.Sessions
+	store.Invitations
 }
 
 // Defaults of the Config durations.
@@ -258,6 +259,8 @@ func (s *Service) routes() http.Handler {
 	mux.HandleFunc("POST "+prefix+cliPagePrefix+"{secret}", s.cliPage)
 	mux.HandleFunc("GET "+prefix+dischargePagePrefix+"{secret}", s.dischargePage)
 	mux.HandleFunc("POST "+prefix+dischargePagePrefix+"{secret}", s.dischargePage)
+	mux.HandleFunc("GET "+prefix+authority.InvitationPath+"{code}", s.invitationPage)
+	mux.HandleFunc("POST "+prefix+authority.InvitationPath+"{code}", s.invitationPage)
 	// tp.Server answers wrong methods itself, in the protocol's JSON.
 	mux.Handle(prefix+tp.InitPath, s.tp)
 	mux.Handle(prefix+tp.PollPath+"/", s.tp)

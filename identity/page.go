@@ -24,6 +24,15 @@ type page struct {
 	Detail  string
 	Form    bool
 	Email   string // to fill the form in again after a failure
+	// Buttons replace the form's one "Log in" button with a choice,
+	// posted as "action".
+	Buttons []pageButton
+}
+
+// pageButton is a submit button of the form: its action and its label.
+type pageButton struct {
+	Action string
+	Label  string
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -55,8 +64,9 @@ button { margin-top: 1.25rem; padding: .5rem 1.5rem; font: inherit; cursor: poin
 <input id="email" name="email" type="email" value="{{.Email}}" autocomplete="username" required autofocus>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Log in</button>
-</form>{{end}}
+{{range .Buttons}}<button type="submit" name="action" value="{{.Action}}">{{.Label}}</button>
+{{else}}<button type="submit">Log in</button>
+{{end}}</form>{{end}}
 </main>
 </body>
 </html>

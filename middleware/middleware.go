@@ -8,7 +8,9 @@
 // the authority's /v1/tokens/authenticate endpoint, caches the answer by a
 // hash of the bundle, and forgets it when the token is revoked.
 //
-//	auth := middleware.NewRemote(middleware.RemoteConfig{URL: "https://caveat.example"})
+//	auth := middleware.NewRemote(middleware.RemoteConfig{URL: "https://caveat.example",
+//		FeedToken: os.Getenv("CAVEAT_FEED_TOKEN")})
+//	go auth.Run(ctx) // follows the revocation feed
 //	mux.Handle("GET /v1/things/{id}", middleware.Require(auth, func(r *http.Request) (*flyio.Access, error) {
 //		return &flyio.Access{OrgID: flyio.Ptr(org), AppID: flyio.Ptr(app), Action: resset.ActionRead}, nil
 //	}, thingsHandler))
@@ -17,6 +19,25 @@
 // invalid one, and 403 {"error": …} naming the caveat that denies the access
 // and the action it is missing. Handlers that need several checks (a list
 // filtered item by item) call Authenticate once and Allow for each item.
+//
+// # Revocation and the feed token
+//
+// Remote learns of revocations from the authority's revocation feed (GET
+// /v1/tokens/revocations), which needs a valid token of any kind: give it
+// one of its own in RemoteConfig.FeedToken, a named token created for the
+// purpose ("caveat tokens create readonly --name revocation-feed"), which
+// shows in "caveat tokens list" with its last use and can be revoked and
+// replaced like any other. It is a token of its own rather than one of the
+// bundles Remote has seen, so that Remote never uses a caller's credential
+// for its own purposes, and a revoked or expired caller's bundle cannot
+// stop the feed.
+//
+// A cached verification is served only while Run has read the feed to its
+// end within RemoteConfig.SettleWindow (1 s). Past it — no FeedToken, the
+// feed token refused, the authority unreachable — every request is
+// authenticated by the authority afresh, and fails (Require answers 503)
+// when that cannot be done: a revoked token is never allowed from the
+// cache for longer than the window.
 //
 // # Errors
 //

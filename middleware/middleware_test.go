@@ -29,6 +29,7 @@ type world struct {
 	session      string         // the session bundle
 	deploy       string         // a deploy token for app "web"
 	deployID     string
+	feed         string // a readonly token for Remote's revocation feed
 	orgID, appID uint64
 	otherApp     uint64
 }
@@ -75,6 +76,11 @@ func setup(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.deploy, w.deployID, w.orgID, w.appID, w.otherApp = tok.Header, tok.ID, web.OrgID, web.ID, other.ID
+	feed, err := w.admin.CreateToken(ctx, client.CreateTokenRequest{Profile: "readonly", Org: "acme", Name: "revocation-feed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.feed = feed.Header
 	return w
 }
 
@@ -90,17 +96,19 @@ func status(err error) int {
 	return 0
 }
 
-// counting counts the requests sent to the authority.
+// counting counts the authenticate requests sent to the authority.
 type counting struct{ n atomic.Int64 }
 
 func (c *counting) RoundTrip(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
+	if r.URL.Path == "/v1/tokens/authenticate" {
+		c.n.Add(1)
+	}
 	return http.DefaultTransport.RoundTrip(r)
 }
 
 func authenticators(t *testing.T, w *world) (map[string]middleware.Authenticator, *middleware.Remote, *counting) {
 	cnt := &counting{}
-	remote := middleware.NewRemote(middleware.RemoteConfig{URL: w.srv.URL(), HTTP: &http.Client{Transport: cnt}})
+	remote := middleware.NewRemote(middleware.RemoteConfig{URL: w.srv.URL(), FeedToken: w.feed, HTTP: &http.Client{Transport: cnt}})
 	return map[string]middleware.Authenticator{"remote": remote, "local": w.srv.LocalAuthenticator()}, remote, cnt
 }
 
@@ -161,8 +169,16 @@ func TestAuthenticators(t *testing.T) {
 
 func TestRemoteCacheAndRevocation(t *testing.T) {
 	w := setup(t)
-	_, remote, cnt := authenticators(t, w)
+	cnt := &counting{}
+	// A clock that stands still: the cache is served only while the feed
+	// was confirmed current within the settle window.
+	now := time.Now()
+	remote := middleware.NewRemote(middleware.RemoteConfig{URL: w.srv.URL(), FeedToken: w.feed, HTTP: &http.Client{Transport: cnt},
+		Now: func() time.Time { return now }})
 	ctx := context.Background()
+	if err := remote.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 5; i++ {
 		if _, err := remote.Authenticate(ctx, w.deploy); err != nil {
 			t.Fatal(err)
@@ -193,7 +209,7 @@ func TestRemoteCacheAndRevocation(t *testing.T) {
 
 func TestRemoteRunEvictsWithinAPoll(t *testing.T) {
 	w := setup(t)
-	remote := middleware.NewRemote(middleware.RemoteConfig{URL: w.srv.URL(), PollInterval: 50 * time.Millisecond})
+	remote := middleware.NewRemote(middleware.RemoteConfig{URL: w.srv.URL(), FeedToken: w.feed, PollInterval: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go remote.Run(ctx)

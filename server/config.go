@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/machines"
 )
@@ -51,6 +52,8 @@ const (
 	// DefaultMachineTransitionTime is how long a simulated machine
 	// transition (starting, stopping, …) takes.
 	DefaultMachineTransitionTime = machines.DefaultTransitionTime
+	// DefaultRevocationSettle is the settle window of the revocation feed.
+	DefaultRevocationSettle = authority.DefaultRevocationSettle
 )
 
 // Config is everything a server needs; flags and environment variables of
@@ -81,6 +84,12 @@ type Config struct {
 	MachineTransitionTime time.Duration
 	// Signup allows new users to sign up.
 	Signup bool
+	// RequireDischargeBinding refuses login discharge requests that do not
+	// ask for the discharge to be bound to its parent token (tp's
+	// "parent_binding", which caveat's own client always sends). By
+	// default such a request gets an unbound discharge, as Fly's login
+	// service gives Fly's reference client (superfly/macaroon's tp).
+	RequireDischargeBinding bool
 	// TLSCert and TLSKey are PEM files of the certificate and its key; with
 	// both, the server speaks HTTPS only, re-reads them on SIGHUP (see
 	// Server.ReloadTLS), and the default public URL is https://.
@@ -89,6 +98,16 @@ type Config struct {
 	// and /healthz (plain HTTP), and /metrics leaves the main listener, so
 	// that metrics need not be public.
 	MetricsListen string
+	// RevocationSettle is how long after its last confirmed read of the
+	// revocation feed a replica still serves cached verifications
+	// (DefaultRevocationSettle when 0): the most a revocation through
+	// another replica takes to be honoured here, even while the database
+	// or its notifications fail. Past it, every token is checked against
+	// the database, and answered 503 if that fails.
+	RevocationSettle time.Duration
+	// CacheBytes bounds the memory of each cache of verified tokens
+	// (authority.DefaultCacheBytes, 64 MiB, when 0).
+	CacheBytes int64
 	// Argon2 are the password hashing parameters; the identity package's
 	// defaults when zero. Tests lower them.
 	Argon2 identity.Argon2Params
@@ -127,7 +146,16 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MachineTransitionTime == 0 {
 		c.MachineTransitionTime = DefaultMachineTransitionTime
 	}
+	if c.RevocationSettle == 0 {
+		c.RevocationSettle = DefaultRevocationSettle
+	}
 	var errs []error
+	if c.RevocationSettle < 100*time.Millisecond || c.RevocationSettle > time.Minute {
+		errs = append(errs, fmt.Errorf("revocation settle window %s is not between 100ms and a minute", c.RevocationSettle))
+	}
+	if c.CacheBytes < 0 {
+		errs = append(errs, fmt.Errorf("cache bytes %d is negative", c.CacheBytes))
+	}
 	if c.MachineTransitionTime < 0 || c.MachineTransitionTime > time.Hour {
 		errs = append(errs, fmt.Errorf("machine transition time %s is not between 0 and an hour", c.MachineTransitionTime))
 	}

@@ -145,7 +145,7 @@ func runEndToEnd(t *testing.T, db string) {
 		t.Fatalf("config file: %v %v", st, err)
 	}
 	e.ok("correct horse battery\n", "auth", "login", "--email", "ada@example.com", "--password-stdin")
-	if out := e.ok("", "auth", "whoami"); !strings.Contains(out, "ada@example.com") || !strings.Contains(out, "acme (admin)") {
+	if out := e.ok("", "auth", "whoami"); !strings.Contains(out, "ada@example.com") || !strings.Contains(out, "acme (admin)") || !strings.Contains(out, "server: "+e.srv.URL()+"\n") {
 		t.Fatalf("whoami: %s", out)
 	}
 	e.ok("", "apps", "create", "workers")
@@ -275,9 +275,15 @@ func TestWebLogin(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	pr, pw := io.Pipe()
+	// The "browser" records the URL it was asked to open.
+	opened := filepath.Join(t.TempDir(), "opened")
+	browser := filepath.Join(t.TempDir(), "browser.sh")
+	if err := os.WriteFile(browser, []byte("#!/bin/sh\nprintf '%s' \"$1\" > "+opened+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		var out bytes.Buffer
-		env := map[string]string{"CAVEAT_CONFIG_DIR": e.cfgDir, "CAVEAT_API_URL": e.srv.URL()}
+		env := map[string]string{"CAVEAT_CONFIG_DIR": e.cfgDir, "CAVEAT_API_URL": e.srv.URL(), "BROWSER": browser}
 		code := cli.Main([]string{"auth", "login", "--web"}, strings.NewReader(""), &out, pw,
 			func(k string) string { return env[k] })
 		pw.Close()
@@ -300,6 +306,17 @@ func TestWebLogin(t *testing.T) {
 		}
 	}
 	go io.Copy(io.Discard, pr)
+	if !strings.Contains(errOut.String(), "opened the login page in your browser") {
+		t.Errorf("the CLI did not say it opened the browser: %q", errOut.String())
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if b, _ := os.ReadFile(opened); string(b) == userURL {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the browser was not asked to open %s", userURL)
+		}
+	}
 	if code, body := get(t, userURL); code != 200 || !strings.Contains(body, `name="password"`) {
 		t.Fatalf("login page: %d %s", code, body)
 	}

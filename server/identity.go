@@ -20,7 +20,7 @@ func (s *Server) registerIdentity(mux *http.ServeMux) error {
 		DischargeTTL:   s.cfg.DischargeTTL,
 		SessionTTL:     s.cfg.SessionTTL,
 		SignupOpen:     s.cfg.Signup,
-		RequireBinding: true, // caveat's own client always asks for binding
+		RequireBinding: s.cfg.RequireDischargeBinding,
 		Argon2:         s.cfg.Argon2,
 		OnSessionEnd:   s.authority.EvictSession,
 		Now:            s.cfg.Now,

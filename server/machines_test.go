@@ -136,7 +136,18 @@ func runMachinesCLI(t *testing.T, db string) {
 	if code != 0 || !strings.Contains(errOut, "machine "+id+" is stopping") {
 		t.Fatalf("rC stop: %d %s", code, errOut)
 	}
-	e.waitState(rC, id, "stopped")
+	// machines wait: with the rC token (r is enough), the default state is
+	// started, a bad state and a timeout are errors.
+	if _, errOut, code := e.caveat("", "machines", "wait", id, "-a", "workers", "-t", rC, "--state", "stopped", "--timeout", "10s"); code != 0 ||
+		!strings.Contains(errOut, "machine "+id+" is stopped") {
+		t.Fatalf("machines wait --state stopped: %d %s", code, errOut)
+	}
+	if errOut := e.fail("machines", "wait", id, "-a", "workers", "--state", "running"); !strings.Contains(errOut, `--state "running" is not one of created, started, stopped, suspended, destroyed`) {
+		t.Fatalf("machines wait --state running: %s", errOut)
+	}
+	if errOut := e.fail("machines", "wait", id, "-a", "workers", "--state", "destroyed", "--timeout", "1s"); !strings.Contains(errOut, "was not destroyed within 1s") {
+		t.Fatalf("machines wait timing out: %s", errOut)
+	}
 	var started struct{ Status, PreviousState string }
 	json.Unmarshal([]byte(e.ok("", "machines", "start", id, "-a", "workers", "-t", rC, "--json")), &started)
 	if started.Status != "starting" {

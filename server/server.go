@@ -99,12 +99,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.keyring = authority.NewKeyring(master, s.store, cfg.Now)
 	s.authority, err = authority.New(authority.Config{
-		Store:         s.store,
-		Keyring:       s.keyring,
-		Location:      s.TokenLocation(),
-		LoginLocation: s.LoginLocation(),
-		Now:           cfg.Now,
-		Logger:        log.With("service", "authority"),
+		Store:            s.store,
+		Keyring:          s.keyring,
+		Location:         s.TokenLocation(),
+		LoginLocation:    s.LoginLocation(),
+		Now:              cfg.Now,
+		Logger:           log.With("service", "authority"),
+		RevocationSettle: cfg.RevocationSettle,
+		CacheBytes:       cfg.CacheBytes,
 	})
 	if err != nil {
 		s.Close()

@@ -47,6 +47,8 @@ type Store interface {
 	Apps
 	Tokens
 	Machines
+	Invitations
+	Members
 
 	// Ping checks that the database answers, for health checks.
 	Ping(ctx context.Context) error

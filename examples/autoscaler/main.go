@@ -14,6 +14,9 @@
 // The token comes only from CAVEAT_TOKEN: a named token, best attenuated
 // to what the autoscaler does, reading and controlling machines:
 //
+// Create the app's machines first (with a session or a deploy token): an
+// rC token can start and stop machines but not create them.
+//
 //	caveat tokens create deploy -a workers --expiry 8760h |
 //	  caveat tokens attenuate -f machines-rC.json > autoscaler.token
 //
@@ -23,15 +26,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/caveatdev/caveat"
 	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
 )
 
 // Config is the autoscaler's configuration.
@@ -48,29 +53,51 @@ type Config struct {
 }
 
 func main() {
-	var c Config
-	flag.StringVar(&c.API, "api", envOr("CAVEAT_API_URL", "http://127.0.0.1:8080"), "caveat server URL (CAVEAT_API_URL)")
-	flag.StringVar(&c.App, "app", "", "the app whose machines to scale")
-	flag.StringVar(&c.Queue, "queue", "celery", "the Celery queue (a Redis list)")
-	flag.StringVar(&c.Redis, "redis", "redis://127.0.0.1:6379/0", "the Celery broker's Redis URL")
-	flag.IntVar(&c.Min, "min", 0, "fewest started machines")
-	flag.IntVar(&c.Max, "max", 4, "most started machines")
-	flag.IntVar(&c.PerMachine, "per-machine", 10, "queued tasks per started machine")
-	flag.DurationVar(&c.Cooldown, "cooldown", 30*time.Second, "least time between scaling up and scaling down")
-	flag.DurationVar(&c.Interval, "interval", 5*time.Second, "how often to look at the queue")
-	flag.Parse()
-	c.Token = os.Getenv("CAVEAT_TOKEN")
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := c.check(); err != nil {
-		fmt.Fprintf(os.Stderr, "autoscaler: error: %v\n", err)
+	c, err := parseConfig(os.Args[1:], os.Getenv, os.Stdout)
+	if errors.Is(err, pflag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		log.Error("autoscaler: bad configuration", "err", err.Error())
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := Run(ctx, c, log); err != nil {
-		fmt.Fprintf(os.Stderr, "autoscaler: error: %v\n", err)
+		log.Error("autoscaler: stopped on an error", "err", err.Error())
 		os.Exit(1)
 	}
+}
+
+// parseConfig reads the flags (in the caveat CLI's style: --api, -a) and
+// the environment, and checks the result, the token included. The usage
+// goes to help (stdout), never to the log.
+func parseConfig(args []string, getenv func(string) string, help io.Writer) (Config, error) {
+	var c Config
+	fs := pflag.NewFlagSet("autoscaler", pflag.ContinueOnError)
+	fs.SetOutput(help)
+	api := getenv("CAVEAT_API_URL")
+	if api == "" {
+		api = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&c.API, "api", api, "caveat server URL (CAVEAT_API_URL)")
+	fs.StringVarP(&c.App, "app", "a", "", "the app whose machines to scale")
+	fs.StringVar(&c.Queue, "queue", "celery", "the Celery queue (a Redis list)")
+	fs.StringVar(&c.Redis, "redis", "redis://127.0.0.1:6379/0", "the Celery broker's Redis URL")
+	fs.IntVar(&c.Min, "min", 0, "fewest started machines")
+	fs.IntVar(&c.Max, "max", 4, "most started machines")
+	fs.IntVar(&c.PerMachine, "per-machine", 10, "queued tasks per started machine")
+	fs.DurationVar(&c.Cooldown, "cooldown", 30*time.Second, "least time between scaling up and scaling down")
+	fs.DurationVar(&c.Interval, "interval", 5*time.Second, "how often to look at the queue")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q: the autoscaler takes only flags", fs.Arg(0))
+	}
+	c.Token = getenv("CAVEAT_TOKEN")
+	return c, c.check()
 }
 
 func envOr(k, def string) string {
@@ -84,6 +111,8 @@ func (c Config) check() error {
 	switch {
 	case c.Token == "":
 		return errors.New("set CAVEAT_TOKEN to the autoscaler's token")
+	case !validToken(c.Token):
+		return errors.New("CAVEAT_TOKEN is not a valid token (want \"FlyV1 fm2_…\"): was it cut when pasted? 'caveat tokens debug' shows what is wrong")
 	case c.App == "":
 		return errors.New("--app is required")
 	case c.Min < 0 || c.Max < c.Min:
@@ -96,8 +125,24 @@ func (c Config) check() error {
 	return nil
 }
 
+// validToken reports whether the token parses as a bundle; nothing about
+// it is logged.
+func validToken(t string) bool {
+	_, err := caveat.ParseBundle(t)
+	return err == nil
+}
+
+// redisLog routes the Redis client's own messages into the JSON log, so
+// that every line the autoscaler writes is JSON.
+type redisLog struct{ log *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
+
 // Run scales until ctx is done.
 func Run(ctx context.Context, c Config, log *slog.Logger) error {
+	redis.SetLogger(redisLog{log})
 	opt, err := redis.ParseURL(c.Redis)
 	if err != nil {
 		return fmt.Errorf("--redis: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -103,5 +104,50 @@ func TestWant(t *testing.T) {
 		if got := s.want(depth); got != want {
 			t.Errorf("want(%d) = %d, want %d", depth, got, want)
 		}
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	const good = "FlyV1 fm2_lJPEAQPEEKZUdnNaoys8SlxcqixWwv3Ctmh0dHBzOi8vYXJnLmV4YW1wbGUvdjGQxCCvMtzHkk5AmXLilJhRtEDCMWR6GEuny7+zvAHt3ZpBUA=="
+	env := func(token string) func(string) string {
+		return func(k string) string {
+			return map[string]string{"CAVEAT_TOKEN": token, "CAVEAT_API_URL": "http://caveat.test"}[k]
+		}
+	}
+	c, err := parseConfig([]string{"-a", "workers", "--max", "3"}, env(good), io.Discard)
+	if err != nil || c.App != "workers" || c.Max != 3 || c.API != "http://caveat.test" || c.Token != good {
+		t.Fatalf("parseConfig: %+v %v", c, err)
+	}
+	c, err = parseConfig([]string{"--api", "http://other.test", "--app", "workers"}, env(good), io.Discard)
+	if err != nil || c.API != "http://other.test" {
+		t.Fatalf("--api: %+v %v", c, err)
+	}
+	for _, tc := range []struct {
+		args  []string
+		token string
+		want  string
+	}{
+		{[]string{"-a", "workers"}, "", "set CAVEAT_TOKEN"},
+		{[]string{"-a", "workers"}, good[:40], "CAVEAT_TOKEN is not a valid token"},
+		{[]string{"-a", "workers"}, "garbage", "CAVEAT_TOKEN is not a valid token"},
+		{[]string{}, good, "--app is required"},
+		{[]string{"-a", "workers", "extra"}, good, `unexpected argument "extra"`},
+		{[]string{"-a", "workers", "--bogus"}, good, "unknown flag: --bogus"},
+	} {
+		_, err := parseConfig(tc.args, env(tc.token), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseConfig(%q, token %q): %v, want %q", tc.args, tc.token, err, tc.want)
+		}
+		if err != nil && tc.token != "" && strings.Contains(err.Error(), tc.token) {
+			t.Errorf("the error repeats the token: %v", err)
+		}
+	}
+}
+
+func TestRedisLogsAreJSON(t *testing.T) {
+	var buf bytes.Buffer
+	redisLog{slog.New(slog.NewJSONHandler(&buf, nil))}.Printf(context.Background(), "pool: %s", "retrying")
+	if !strings.HasPrefix(buf.String(), "{") || !strings.Contains(buf.String(), `"detail":"pool: retrying"`) || strings.Count(buf.String(), `"msg"`) != 1 {
+		t.Fatalf("redis log line: %q", buf.String())
 	}
 }

@@ -30,10 +30,29 @@ login at all.`,
 	return c
 }
 
-// readPassword reads the password: one line of stdin with --password-stdin.
+// readEmail returns --email, or asks for it on a terminal.
+func (a *app) readEmail(cmd *cobra.Command, email string, passwordFromStdin bool) (string, error) {
+	if email != "" {
+		return email, nil
+	}
+	if _, tty := a.terminal(); tty && !passwordFromStdin {
+		e, err := a.promptLine("Email")
+		if err == nil && strings.TrimSpace(e) == "" {
+			return "", failf("no email given")
+		}
+		return strings.TrimSpace(e), err
+	}
+	return "", usageError(cmd, "--email is required (or use --web)")
+}
+
+// readPassword reads the password: one line of stdin with --password-stdin,
+// or, on a terminal, typed at a prompt without echo.
 func (a *app) readPassword(cmd *cobra.Command, fromStdin bool) (string, error) {
 	if !fromStdin {
-		return "", usageError(cmd, "give the password on stdin with --password-stdin (or use --web)")
+		if fd, tty := a.terminal(); tty {
+			return a.promptPassword(fd, "Password")
+		}
+		return "", usageError(cmd, "give the password on stdin with --password-stdin (or use --web); on a terminal, caveat asks for it")
 	}
 	if a.stdinUse != "" {
 		return "", failf("stdin is already used for %s; it cannot also give the password", a.stdinUse)
@@ -55,19 +74,29 @@ func (a *app) signupCommand() *cobra.Command {
 		f       onlineFlags
 		email   string
 		org     string
+		invite  string
 		pwd     bool
 		noLogin bool
 	)
 	c := &cobra.Command{
-		Use:   "signup --email EMAIL --password-stdin [--org SLUG] [--api URL]",
+		Use:   "signup [--email EMAIL] [--password-stdin] [--org SLUG | --invite CODE] [--api URL]",
 		Short: "Create an account (and log in)",
 		Long: `Create an account on the server, then log in. On a new server, the first
-account becomes the admin of a new organization (--org names it).`,
-		Example: `  echo "$PASSWORD" | caveat auth signup --email ada@example.com --password-stdin --org acme`,
-		Args:    cobra.NoArgs,
+account becomes the admin of a new organization (--org names it).
+
+With --invite, the account is the one an invitation ('caveat orgs invite')
+was sent to, and joins its organization; this works even when the server
+has closed open signup. The code may also be given as the invitation's link.`,
+		Example: `  echo "$PASSWORD" | caveat auth signup --email ada@example.com --password-stdin --org acme
+  echo "$PASSWORD" | caveat auth signup --email bob@example.com --password-stdin --invite cvi1_…`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if email == "" {
-				return usageError(cmd, "--email is required")
+			email, err := a.readEmail(cmd, email, pwd)
+			if err != nil {
+				return err
+			}
+			if invite != "" && org != "" {
+				return usageError(cmd, "--invite joins the invitation's organization: leave out --org")
 			}
 			pw, err := a.readPassword(cmd, pwd)
 			if err != nil {
@@ -79,13 +108,18 @@ account becomes the admin of a new organization (--org names it).`,
 			}
 			ctx, cancel := a.ctx()
 			defer cancel()
-			res, err := cl.Signup(ctx, email, pw, org)
+			var res client.SignupResult
+			if invite != "" {
+				res, err = cl.SignupInvited(ctx, email, pw, invite)
+			} else {
+				res, err = cl.Signup(ctx, email, pw, org)
+			}
 			if err != nil {
 				return apiErr("signup", err)
 			}
 			a.info("signed up as %s (user %d)", res.User.Email, res.User.ID)
 			if res.Organization != nil {
-				a.info("admin of organization %s (id %d)", res.Organization.Slug, res.Organization.ID)
+				a.info("%s of organization %s (id %d)", res.Organization.Role, res.Organization.Slug, res.Organization.ID)
 			}
 			if noLogin {
 				return nil
@@ -96,6 +130,7 @@ account becomes the admin of a new organization (--org names it).`,
 	f.register(c, false)
 	c.Flags().StringVar(&email, "email", "", "email address")
 	c.Flags().StringVar(&org, "org", "", "slug of an organization to create with the account")
+	c.Flags().StringVar(&invite, "invite", "", "an invitation's code (or link): join its organization")
 	c.Flags().BoolVar(&pwd, "password-stdin", false, "read the password from stdin")
 	c.Flags().BoolVar(&noLogin, "no-login", false, "do not log in after signing up")
 	return c
@@ -109,10 +144,16 @@ func (a *app) loginCommand() *cobra.Command {
 		web   bool
 	)
 	c := &cobra.Command{
-		Use:   "login (--email EMAIL --password-stdin | --web) [--api URL]",
+		Use:   "login [--email EMAIL] [--password-stdin | --web] [--api URL]",
 		Short: "Log in and save the session",
-		Long: `Log in with a password, or in a browser with --web (the URL to open is
-printed on stderr), and save the session in the config file.`,
+		Long: `Log in with a password, or in a browser with --web, and save the session in
+the config file.
+
+On a terminal, login asks for the email (unless --email) and the password
+(without echo); in scripts give --email and the password on stdin with
+--password-stdin. --web opens the login page in your browser when there is
+one ($BROWSER, or the system's; CAVEAT_NO_BROWSER=1 never opens one), prints
+its URL on stderr, and waits until you have logged in there.`,
 		Example: `  echo "$PASSWORD" | caveat auth login --email ada@example.com --password-stdin
   caveat auth login --web --api https://caveat.example.com`,
 		Args: cobra.NoArgs,
@@ -129,13 +170,19 @@ printed on stderr), and save the session in the config file.`,
 				}
 				return a.finishLogin(ctx, cl, cfg, func() (client.Session, error) {
 					return cl.LoginWeb(ctx, func(url string) error {
-						a.info("open this URL in a browser to log in:\n  %s", url)
+						if a.openBrowser(url) {
+							a.info("opened the login page in your browser; if it did not open, visit:\n  %s", url)
+						} else {
+							a.info("open this URL in a browser to log in:\n  %s", url)
+						}
+						a.info("waiting for the browser…")
 						return nil
 					}, time.Second)
 				})
 			}
-			if email == "" {
-				return usageError(cmd, "--email is required (or use --web)")
+			email, err := a.readEmail(cmd, email, pwd)
+			if err != nil {
+				return err
 			}
 			pw, err := a.readPassword(cmd, pwd)
 			if err != nil {
@@ -230,8 +277,8 @@ func (a *app) whoamiCommand() *cobra.Command {
 			for _, o := range w.Organizations {
 				orgs = append(orgs, fmt.Sprintf("%s (%s)", o.Slug, o.Role))
 			}
-			return a.output(fmt.Sprintf("%s (user %d)\norganizations: %s\nsession until %s\n", w.User.Email, w.User.ID,
-				strings.Join(orgs, ", "), w.Session.ExpiresAt.UTC().Format(time.RFC3339)))
+			return a.output(fmt.Sprintf("%s (user %d)\nserver: %s\norganizations: %s\nsession until %s\n", w.User.Email, w.User.ID,
+				cl.BaseURL, strings.Join(orgs, ", "), w.Session.ExpiresAt.UTC().Format(time.RFC3339)))
 		},
 	}
 	f.register(c, true)

@@ -29,6 +29,13 @@ func (e *cliError) withHint(format string, args ...any) *cliError {
 	return e
 }
 
+// withFirstHint puts a hint before the others: the specific fix before the
+// pointer to the help.
+func (e *cliError) withFirstHint(format string, args ...any) *cliError {
+	e.hints = append([]string{fmt.Sprintf(format, args...)}, e.hints...)
+	return e
+}
+
 // failf returns a failure (exit status 1).
 func failf(format string, args ...any) *cliError {
 	return &cliError{code: exitFailure, msg: fmt.Sprintf(format, args...)}

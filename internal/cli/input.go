@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/caveatdev/caveat/internal/lifetime"
 	"io"
 	"strings"
 	"time"
@@ -105,15 +106,13 @@ func (a *app) readCaveatsJSON(flag, file string, stdinDefault bool) ([]caveat.Ca
 	return cs, nil
 }
 
-// parseExpiry parses an --expiry value: a positive Go duration.
+// parseExpiry parses an --expiry value: a positive lifetime, as a Go
+// duration or in days (see package lifetime; the API reads the same forms).
 func parseExpiry(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, failf("--expiry %q is not a positive duration", s).
-			withHint("use a Go duration: 10m, 2h, 720h (30 days), 8760h (a year)")
-	}
-	if d < time.Second {
-		return 0, failf("--expiry %q is shorter than a second, the resolution of a ValidityWindow", s)
+	d, err := lifetime.Parse(s)
+	if err != nil {
+		return 0, failf("--expiry: %v", err).
+			withHint("days work too: 30d is a month, 365d a year")
 	}
 	return d, nil
 }

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,7 +69,7 @@ stop C, create c, destroy d.`,
 		RunE: missingSubcommand,
 	}
 	c.AddCommand(a.machinesListCommand(), a.machinesGetCommand(), a.machinesCreateCommand(),
-		a.machinesStartCommand(), a.machinesStopCommand(), a.machinesDestroyCommand())
+		a.machinesStartCommand(), a.machinesStopCommand(), a.machinesDestroyCommand(), a.machinesWaitCommand())
 	return c
 }
 
@@ -280,5 +282,68 @@ func (a *app) machinesDestroyCommand() *cobra.Command {
 	}
 	f.register(c)
 	c.Flags().BoolVar(&force, "force", false, "destroy it even if it is started")
+	return c
+}
+
+// machineStates are the states a machine can be waited for.
+var machineStates = []string{"created", "started", "stopped", "suspended", "destroyed"}
+
+func (a *app) machinesWaitCommand() *cobra.Command {
+	var (
+		f       machineFlags
+		state   string
+		timeout time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "wait ID -a APP [--state STATE] [--timeout DURATION] [--json]",
+		Short: "Wait until a machine is in a state (started by default)",
+		Long: `Wait until the machine is in the state (created, started, stopped, suspended
+or destroyed; started by default), or fail when --timeout (1m by default)
+passes first. It needs r on the machine. Longer timeouts than the server's
+one-minute limit are waited for in several requests.`,
+		Example: `  id=$(caveat machines create -a workers --image nginx)
+  caveat machines start "$id" -a workers && caveat machines wait "$id" -a workers --state started`,
+		Args: exactArgs(1, "the machine's id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !slices.Contains(machineStates, state) {
+				return usageError(cmd, "--state %q is not one of %s", state, strings.Join(machineStates, ", "))
+			}
+			if timeout <= 0 {
+				return usageError(cmd, "--timeout must be positive")
+			}
+			cl, err := a.machinesClient(cmd, &f)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout+30*time.Second)
+			defer cancel()
+			deadline := time.Now().Add(timeout)
+			for {
+				left := time.Until(deadline)
+				if left < time.Second {
+					left = time.Second
+				}
+				err := cl.WaitMachine(ctx, f.app, args[0], state, min(left, time.Minute))
+				var ae *client.APIError
+				switch {
+				case err == nil:
+					if f.json {
+						return a.printJSON(map[string]any{"id": args[0], "state": state})
+					}
+					a.info("machine %s is %s", args[0], state)
+					return nil
+				case errors.As(err, &ae) && ae.Status == http.StatusRequestTimeout && time.Now().Before(deadline):
+					continue
+				case errors.As(err, &ae) && ae.Status == http.StatusRequestTimeout:
+					return failf("machines wait: machine %s was not %s within %s", args[0], state, timeout)
+				default:
+					return machinesErr("machines wait", err)
+				}
+			}
+		},
+	}
+	f.register(c)
+	c.Flags().StringVar(&state, "state", "started", "the state to wait for: "+strings.Join(machineStates, ", "))
+	c.Flags().DurationVar(&timeout, "timeout", time.Minute, "how long to wait at most")
 	return c
 }

@@ -13,11 +13,12 @@ import (
 func (a *app) orgsCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "orgs",
-		Short: "List, create and rotate the keys of organizations",
+		Short: "Organizations: list, create, keys, members and invitations",
 		Args:  subcommandArgs,
 		RunE:  missingSubcommand,
 	}
 	c.AddCommand(a.orgsListCommand(), a.orgsCreateCommand(), a.orgsRotateCommand(), a.orgsKeysCommand(), a.orgsRetireCommand())
+	c.AddCommand(a.memberCommands()...)
 	return c
 }
 

@@ -29,10 +29,12 @@ var serverFlagEnv = []struct{ flag, env string }{
 	{"roles", "CAVEAT_ROLES"},
 	{"signup", "CAVEAT_SIGNUP"},
 	{"machine-transition-time", "CAVEAT_MACHINE_TRANSITION_TIME"},
+	{"revocation-settle", "CAVEAT_REVOCATION_SETTLE"},
 	{"log-level", "CAVEAT_LOG_LEVEL"},
 	{"tls-cert", "CAVEAT_TLS_CERT"},
 	{"tls-key", "CAVEAT_TLS_KEY"},
 	{"metrics-listen", "CAVEAT_METRICS_LISTEN"},
+	{"require-discharge-binding", "CAVEAT_REQUIRE_DISCHARGE_BINDING"},
 }
 
 func (a *app) serverCommand() *cobra.Command {
@@ -113,10 +115,14 @@ never logged. SIGINT or SIGTERM shut the server down gracefully.`,
 	f.BoolVar(&cfg.Signup, "signup", true, "allow new users to sign up (the first user always can)")
 	f.DurationVar(&cfg.MachineTransitionTime, "machine-transition-time", server.DefaultMachineTransitionTime,
 		"how long each simulated machine transition (starting, stopping, …) of the Machines API takes")
+	f.DurationVar(&cfg.RevocationSettle, "revocation-settle", server.DefaultRevocationSettle,
+		"serve cached token verifications only this long after the revocation feed was last read; past it, check the database (503 if down)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; re-read on SIGHUP")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve /metrics and /healthz on this address instead of the main one")
+	f.BoolVar(&cfg.RequireDischargeBinding, "require-discharge-binding", false,
+		"refuse login discharges that are not bound to their parent token (clients that do not send parent_binding, such as Fly's reference tp client, are then refused)")
 	c.AddCommand(a.serverBackupCommand())
 	return c
 }

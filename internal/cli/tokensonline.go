@@ -11,14 +11,14 @@ import (
 
 func (a *app) tokensCreateCommand() *cobra.Command {
 	var (
-		f        onlineFlags
-		name     string
-		expiry   time.Duration
-		app, org string
-		commands []string
+		f               onlineFlags
+		name, expiry    string
+		app, org        string
+		commands        []string
+		commandPrefixes []string
 	)
 	c := &cobra.Command{
-		Use:   "create (org | deploy | readonly | machine-exec) [-o ORG] [-a APP] [--name NAME] [--expiry DURATION] [--json]",
+		Use:   "create (org | deploy | readonly | machine-exec [COMMAND…]) [-o ORG] [-a APP] [-n NAME] [-x EXPIRY] [--json]",
 		Short: "Create a named token on the server (needs a login)",
 		Long: `Create a named token: a token that stands on its own, with no login caveat,
 until it expires or is revoked. It is listed by 'caveat tokens list' and
@@ -28,38 +28,71 @@ Profiles:
   org           everything in the organization (admins only)
   deploy        everything on one app (-a)
   readonly      read everything in the organization
-  machine-exec  only run commands on the machines of one app (-a); --command
-                limits which (repeatable; "ls -l" allows "ls -l" and longer)
+  machine-exec  run commands on the machines of one app (-a), and read the
+                app (list its machines), as flyctl's machine-exec tokens do.
+                Each COMMAND argument and each --command is an exact command
+                line ("ls -l" allows "ls -l" only); --command-prefix allows
+                the command line and any longer one starting with it. With
+                none of them, any command is allowed, written into the token.
 
---expiry defaults to one year (8760h). Narrow a token further offline with
-'caveat tokens attenuate'.`,
-		Example: `  caveat tokens create deploy -a workers --expiry 8760h --name autoscaler > deploy.token
-  caveat tokens create machine-exec -a workers --command "uptime" --command "ls -l"`,
+-x/--expiry defaults to one year; it takes a Go duration or days: 2h, 30d,
+1d12h, 8760h. Narrow a token further offline with 'caveat tokens attenuate'.`,
+		Example: `  caveat tokens create deploy -a workers -x 365d -n autoscaler > deploy.token
+  caveat tokens create machine-exec -a workers uptime "ls -l"
+  caveat tokens create machine-exec -a workers --command-prefix "cat /var/log/"`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
+			if len(args) == 0 {
 				return usageError(cmd, "name one profile: org, deploy, readonly or machine-exec")
+			}
+			if len(args) > 1 && args[0] != "machine-exec" {
+				return usageError(cmd, "unexpected argument %s: only machine-exec takes commands", describeArg(args[1]))
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			profile := args[0]
+			needsApp := profile == "deploy" || profile == "machine-exec"
+			if needsApp && app == "" {
+				return usageError(cmd, "the %s profile is for one app: name it with -a", profile).
+					withFirstHint("caveat tokens create %s -a APP ('caveat apps list' shows them)", profile)
+			}
+			if !needsApp && app != "" && (profile == "org" || profile == "readonly") {
+				return usageError(cmd, "the %s profile is for the whole organization: -a %s does not apply", profile, app).
+					withFirstHint("for one app, use the deploy profile and narrow it with 'caveat tokens attenuate'")
+			}
+			if profile != "machine-exec" && (len(commands) > 0 || len(commandPrefixes) > 0) {
+				return usageError(cmd, "--command and --command-prefix are for the machine-exec profile")
+			}
+			req := client.CreateTokenRequest{Profile: profile, Name: name, App: app}
+			if cmd.Flags().Changed("expiry") {
+				d, err := parseExpiry(expiry)
+				if err != nil {
+					return err
+				}
+				req.Expiry = d.String()
+			}
+			for _, line := range append(args[1:], commands...) {
+				argv := strings.Fields(line)
+				if len(argv) == 0 {
+					return usageError(cmd, "an empty command allows nothing: leave commands out to allow any")
+				}
+				req.Commands = append(req.Commands, client.Command{Args: argv, Exact: true})
+			}
+			for _, line := range commandPrefixes {
+				argv := strings.Fields(line)
+				if len(argv) == 0 {
+					return usageError(cmd, "an empty --command-prefix would allow any command: leave commands out instead")
+				}
+				req.Commands = append(req.Commands, client.Command{Args: argv})
+			}
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
 			ctx, cancel := a.ctx()
 			defer cancel()
-			if org, err = a.pickOrg(ctx, cl, org); err != nil {
+			if req.Org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
-			}
-			req := client.CreateTokenRequest{Profile: args[0], Name: name, Org: org, App: app}
-			if expiry < 0 {
-				return usageError(cmd, "--expiry must be positive")
-			}
-			if expiry > 0 {
-				req.Expiry = expiry.String()
-			}
-			for _, cmdline := range commands {
-				req.Commands = append(req.Commands, client.Command{Args: strings.Fields(cmdline)})
 			}
 			t, err := cl.CreateToken(ctx, req)
 			if err != nil {
@@ -77,11 +110,12 @@ Profiles:
 		},
 	}
 	f.register(c, true)
-	c.Flags().StringVar(&name, "name", "", "a name to find the token by in the list")
-	c.Flags().DurationVar(&expiry, "expiry", 0, "lifetime, e.g. 720h (default 8760h)")
+	c.Flags().StringVarP(&name, "name", "n", "", "a name to find the token by in the list")
+	c.Flags().StringVarP(&expiry, "expiry", "x", "", "lifetime: 2h, 30d, 1d12h, 8760h (default a year)")
 	c.Flags().StringVarP(&app, "app", "a", "", "the app (deploy, machine-exec)")
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
-	c.Flags().StringArrayVar(&commands, "command", nil, "machine-exec: an allowed command line (repeatable)")
+	c.Flags().StringArrayVar(&commands, "command", nil, "machine-exec: an allowed command line, exactly (repeatable)")
+	c.Flags().StringArrayVar(&commandPrefixes, "command-prefix", nil, "machine-exec: an allowed command line and any longer one (repeatable)")
 	return c
 }
 

@@ -454,6 +454,12 @@ func (db *DB) CreateSession(ctx context.Context, s store.Session) error {
 		if isUnique(err) {
 			return fmt.Errorf("session id: %w", store.ErrExists)
 		}
+		if err != nil {
+			return err
+		}
+		// A session is a login: the member list shows the latest.
+		_, err = tx.Exec(ctx, "UPDATE users SET last_login_at = GREATEST(last_login_at, $1) WHERE id = $2",
+			ts(s.CreatedAt), int64(s.UserID))
 		return err
 	})
 	if err != nil {

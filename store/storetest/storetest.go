@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"FeedWhileRevoking", testFeedWhileRevoking},
 	}
 	tests = append(tests, machineTests...)
+	tests = append(tests, teamTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

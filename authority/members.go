@@ -1,0 +1,414 @@
+package authority
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/resset"
+	"github.com/caveatdev/caveat/store"
+)
+
+// Members and invitations. The organization's members and its pending
+// invitations are its feature "membership" (spec §6.5: a member may read
+// it, everything else needs an admin), so that a FeatureSet caveat scopes
+// them like any other feature and a member's token (AllowedRoles) never
+// manages them. Joining and leaving are a user's own acts on their own
+// membership, not management of the feature: they clear the organization
+// itself, c to join and d to leave, so that an r-only session, or one
+// confined to another organization, can do neither, while a session
+// limited to a member's powers still can.
+//
+// A named token acts with at most its creator's current standing: a
+// removed member's tokens of the organization are revoked in the removal's
+// own transaction, through the revocation feed (or, on request, re-assigned
+// to the admin removing them), and what only admins may do is refused to
+// an admin's token once its creator is no longer an admin (CheckAccess).
+
+// FeatureMembership is the organization feature of members and invitations.
+const FeatureMembership = "membership"
+
+// Invitation lifetimes.
+const (
+	DefaultInvitationExpiry = 7 * 24 * time.Hour
+	MaxInvitationExpiry     = 30 * 24 * time.Hour
+)
+
+// InvitationPath is where the login service serves an invitation's page,
+// under its location: LoginLocation + InvitationPath + code.
+const InvitationPath = "/invitations/"
+
+// invitationCodePrefix starts every invitation code, so that one is
+// recognisable in a message or a leak scanner.
+const invitationCodePrefix = "cvi1_"
+
+// labelInvitationCode keeps invitation hashes apart from any other hash
+// of the same text.
+const labelInvitationCode = "caveat invitation code v1\x00"
+
+// newInvitationCode returns a fresh code: the prefix and 24 random bytes
+// in unpadded base64url.
+func newInvitationCode() string {
+	var b [24]byte
+	rand.Read(b[:])
+	return invitationCodePrefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// ValidInvitationCode reports whether code has the form of an invitation
+// code, so that anything else is refused without a database read.
+func ValidInvitationCode(code string) bool {
+	rest, ok := strings.CutPrefix(code, invitationCodePrefix)
+	if !ok || len(rest) != 32 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.DecodeString(rest)
+	return err == nil
+}
+
+// InvitationCodeHash is what the store keeps of an invitation code. The
+// code holds 192 random bits, so a plain hash cannot be reversed.
+func InvitationCodeHash(code string) string {
+	h := sha256.Sum256([]byte(labelInvitationCode + code))
+	return hex.EncodeToString(h[:])
+}
+
+// membershipAccess is an action on the organization's members and
+// invitations.
+func membershipAccess(orgID uint64, action resset.Action) *flyio.Access {
+	f := FeatureMembership
+	return &flyio.Access{OrgID: &orgID, Feature: &f, Action: action}
+}
+
+// Invited is a new invitation with its code, which is shown once and
+// never stored.
+type Invited struct {
+	Invitation store.Invitation
+	Code       string
+	// URL is the invitation's page on the login service.
+	URL string
+}
+
+// InviteRequest asks for an invitation.
+type InviteRequest struct {
+	Email string
+	// Role is the invitee's role once joined; member when empty.
+	Role store.Role
+	// Expiry is the invitation's lifetime; DefaultInvitationExpiry when 0.
+	Expiry time.Duration
+}
+
+// Invite invites an email to the organization. Admins only.
+func (s *Service) Invite(ctx context.Context, p *Principal, orgID uint64, req InviteRequest) (*Invited, error) {
+	if err := s.adminOnly(ctx, p, membershipAccess(orgID, resset.ActionCreate), "invite members"); err != nil {
+		return nil, err
+	}
+	email := strings.TrimSpace(req.Email)
+	if local, domain, ok := strings.Cut(email, "@"); !ok || local == "" || domain == "" || strings.ContainsAny(email, " \t\r\n") {
+		return nil, badRequest("%q is not an email address", req.Email)
+	}
+	if req.Role == "" {
+		req.Role = store.RoleMember
+	}
+	if !req.Role.Valid() {
+		return nil, badRequest("role must be %q or %q, not %q", store.RoleMember, store.RoleAdmin, req.Role)
+	}
+	switch {
+	case req.Expiry == 0:
+		req.Expiry = DefaultInvitationExpiry
+	case req.Expiry < time.Minute || req.Expiry > MaxInvitationExpiry:
+		return nil, badRequest("an invitation lasts from a minute to %s, not %s", MaxInvitationExpiry, req.Expiry)
+	}
+	if u, err := s.cfg.Store.GetUserByEmail(ctx, email); err == nil {
+		if _, err := s.cfg.Store.GetMembership(ctx, orgID, u.ID); err == nil {
+			return nil, httpjson.Errorf(http.StatusConflict, "%s is already a member of this organization", email)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("membership: %w", err)
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("user: %w", err)
+	}
+	code := newInvitationCode()
+	now := s.cfg.Now()
+	inv, err := s.cfg.Store.CreateInvitation(ctx, store.NewInvitation{OrgID: orgID, Email: email, Role: req.Role,
+		CodeHash: InvitationCodeHash(code), InvitedBy: p.UserID, CreatedAt: now, ExpiresAt: now.Add(req.Expiry)})
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return nil, httpjson.Errorf(http.StatusConflict,
+			"an invitation for %s is pending; cancel it first ('caveat orgs uninvite %s') to send a new one", email, email)
+	case errors.Is(err, store.ErrInvalid):
+		return nil, badRequest("%v", err)
+	case err != nil:
+		return nil, fmt.Errorf("create invitation: %w", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "invitation created", "invitation", inv, "by", p.UserID)
+	return &Invited{Invitation: inv, Code: code,
+		URL: strings.TrimSuffix(s.cfg.LoginLocation, "/") + InvitationPath + code}, nil
+}
+
+// Invitations lists the organization's pending invitations (expired ones
+// included, until they are cancelled or replaced).
+func (s *Service) Invitations(ctx context.Context, p *Principal, orgID uint64) ([]store.Invitation, error) {
+	if err := s.Allow(ctx, p, membershipAccess(orgID, resset.ActionRead)); err != nil {
+		return nil, err
+	}
+	invs, err := s.cfg.Store.ListInvitations(ctx, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("list invitations: %w", err)
+	}
+	return invs, nil
+}
+
+// CancelInvitation cancels a pending invitation, named by its id or its
+// email. Admins only.
+func (s *Service) CancelInvitation(ctx context.Context, p *Principal, orgID uint64, which string) (store.Invitation, error) {
+	if err := s.adminOnly(ctx, p, membershipAccess(orgID, resset.ActionDelete), "cancel invitations"); err != nil {
+		return store.Invitation{}, err
+	}
+	which = strings.TrimSpace(which)
+	id, err := strconv.ParseUint(which, 10, 64)
+	if err != nil {
+		invs, err := s.cfg.Store.ListInvitations(ctx, orgID)
+		if err != nil {
+			return store.Invitation{}, fmt.Errorf("list invitations: %w", err)
+		}
+		for _, inv := range invs {
+			if store.EmailKey(inv.Email) == store.EmailKey(which) {
+				id = inv.ID
+			}
+		}
+	}
+	inv, err := s.cfg.Store.CancelInvitation(ctx, orgID, id, s.cfg.Now())
+	switch {
+	case id == 0 || errors.Is(err, store.ErrNotFound):
+		return inv, httpjson.Errorf(http.StatusNotFound, "no pending invitation %q in this organization ('caveat orgs invitations' lists them)", which)
+	case errors.Is(err, store.ErrInvitationUsed):
+		return inv, httpjson.Errorf(http.StatusConflict, "invitation %q was already accepted: remove the member instead", which)
+	case errors.Is(err, store.ErrInvitationCancelled):
+		return inv, httpjson.Errorf(http.StatusConflict, "invitation %q was already cancelled", which)
+	case err != nil:
+		return inv, fmt.Errorf("cancel invitation: %w", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "invitation cancelled", "invitation", inv, "by", p.UserID)
+	return inv, nil
+}
+
+// InvitationRefusal turns a store's refusal to accept an invitation into
+// the answer its invitee reads; inv is the invitation when it was found.
+// signup says whether the invitee was signing up (an existing email is
+// then an existing account, not an existing membership).
+func InvitationRefusal(err error, inv store.Invitation, signup bool) error {
+	switch {
+	case errors.Is(err, store.ErrInvitationUsed):
+		return httpjson.Errorf(http.StatusConflict, "this invitation was already used; ask an admin of the organization for a new one")
+	case errors.Is(err, store.ErrInvitationCancelled):
+		return httpjson.Errorf(http.StatusConflict, "this invitation was cancelled by an admin of the organization")
+	case errors.Is(err, store.ErrInvitationExpired):
+		return httpjson.Errorf(http.StatusGone, "this invitation expired at %s; ask an admin of the organization for a new one",
+			inv.ExpiresAt.UTC().Format(time.RFC3339))
+	case errors.Is(err, store.ErrInvitationEmail):
+		return httpjson.Errorf(http.StatusForbidden,
+			"this invitation is for another email address: use the account (or sign up with the address) it was sent to")
+	case errors.Is(err, store.ErrExists) && signup:
+		return httpjson.Errorf(http.StatusConflict, "an account with this email already exists: log in, then join with the code")
+	case errors.Is(err, store.ErrExists):
+		return httpjson.Errorf(http.StatusConflict, "you are already a member of this organization")
+	case errors.Is(err, store.ErrNotFound):
+		return httpjson.Errorf(http.StatusNotFound, "no such invitation: check the code (the whole cvi1_… string), or ask for a new one")
+	case errors.Is(err, store.ErrInvalid):
+		return badRequest("%v", err)
+	}
+	return fmt.Errorf("accept invitation: %w", err)
+}
+
+// FindInvitation returns the invitation of a code, or a 400 or 404.
+func FindInvitation(ctx context.Context, st store.Invitations, code string) (store.Invitation, error) {
+	if !ValidInvitationCode(code) {
+		return store.Invitation{}, badRequest("that is not an invitation code: it is the cvi1_… string at the end of the invitation's link")
+	}
+	inv, err := st.GetInvitation(ctx, InvitationCodeHash(code))
+	if err != nil {
+		return inv, InvitationRefusal(err, inv, false)
+	}
+	return inv, nil
+}
+
+// AcceptInvitation makes the logged-in user a member of the invitation's
+// organization, if the invitation is theirs (by email), open and
+// unexpired.
+func (s *Service) AcceptInvitation(ctx context.Context, p *Principal, code string) (store.Invitation, store.Organization, error) {
+	if !p.IsSession() {
+		return store.Invitation{}, store.Organization{}, forbidden("only a logged-in user can accept an invitation")
+	}
+	inv, err := FindInvitation(ctx, s.cfg.Store, code)
+	if err != nil {
+		return inv, store.Organization{}, err
+	}
+	// The caller's own act: joining creates their membership.
+	if err := s.clearCaveats(p, orgAccess(inv.OrgID, resset.ActionCreate)); err != nil {
+		return inv, store.Organization{}, err
+	}
+	o, err := s.cfg.Store.GetOrganization(ctx, inv.OrgID)
+	if err != nil {
+		return inv, o, fmt.Errorf("organization: %w", err)
+	}
+	got, err := s.cfg.Store.AcceptInvitation(ctx, inv.CodeHash, p.UserID, s.cfg.Now())
+	if err != nil {
+		return inv, o, InvitationRefusal(err, inv, false)
+	}
+	s.cfg.Logger.InfoContext(ctx, "invitation accepted", "invitation", got, "user", p.UserID)
+	return got, o, nil
+}
+
+// Members lists the organization's members, with their emails and last
+// logins.
+func (s *Service) Members(ctx context.Context, p *Principal, orgID uint64) ([]store.Member, error) {
+	if err := s.Allow(ctx, p, membershipAccess(orgID, resset.ActionRead)); err != nil {
+		return nil, err
+	}
+	ms, err := s.cfg.Store.ListMemberDetails(ctx, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("list members: %w", err)
+	}
+	return ms, nil
+}
+
+// memberOf resolves a member of the organization named by user id or
+// email.
+func (s *Service) memberOf(ctx context.Context, orgID uint64, who string) (store.User, error) {
+	who = strings.TrimSpace(who)
+	var (
+		u   store.User
+		err error
+	)
+	if id, perr := strconv.ParseUint(who, 10, 64); perr == nil {
+		u, err = s.cfg.Store.GetUser(ctx, id)
+	} else {
+		u, err = s.cfg.Store.GetUserByEmail(ctx, who)
+	}
+	if err == nil {
+		_, err = s.cfg.Store.GetMembership(ctx, orgID, u.ID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return u, httpjson.Errorf(http.StatusNotFound, "%q is not a member of this organization ('caveat orgs members' lists them)", who)
+	}
+	if err != nil {
+		return u, fmt.Errorf("member: %w", err)
+	}
+	return u, nil
+}
+
+// lastAdmin is the refusal of a change that would leave the organization
+// without an admin.
+func lastAdmin(what string) error {
+	return httpjson.Errorf(http.StatusConflict,
+		"%s: that is the organization's last admin; make another member admin first ('caveat orgs set-role EMAIL admin')", what)
+}
+
+// SetRole changes a member's role, named by user id or email. Admins
+// only. Demoting an admin takes from their tokens at once what only
+// admins may do (see CheckAccess).
+func (s *Service) SetRole(ctx context.Context, p *Principal, orgID uint64, who string, role store.Role) (store.User, error) {
+	if err := s.adminOnly(ctx, p, membershipAccess(orgID, resset.ActionWrite), "change roles"); err != nil {
+		return store.User{}, err
+	}
+	if !role.Valid() {
+		return store.User{}, badRequest("role must be %q or %q, not %q", store.RoleMember, store.RoleAdmin, role)
+	}
+	u, err := s.memberOf(ctx, orgID, who)
+	if err != nil {
+		return u, err
+	}
+	err = s.cfg.Store.SetMemberRole(ctx, orgID, u.ID, role)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return u, httpjson.Errorf(http.StatusNotFound, "%q is not a member of this organization", who)
+	case errors.Is(err, store.ErrConflict):
+		return u, lastAdmin("cannot make them a " + string(role))
+	case err != nil:
+		return u, fmt.Errorf("set role: %w", err)
+	}
+	s.cfg.Logger.InfoContext(ctx, "role changed", "org", orgID, "user", u.ID, "role", role, "by", p.UserID)
+	return u, nil
+}
+
+// Removed is a removal's outcome: the removed user, and their tokens of
+// the organization, revoked or kept.
+type Removed struct {
+	User   store.User
+	Tokens []store.Token
+	// Kept says the tokens were re-assigned rather than revoked.
+	Kept bool
+}
+
+// RemoveMember ends a membership, named by user id or email; admins only.
+// The member's tokens of the organization that are neither revoked nor
+// expired are revoked with it, in one step, and reach every replica
+// through the revocation feed; with keepTokens they are re-assigned to
+// the admin removing the member instead.
+func (s *Service) RemoveMember(ctx context.Context, p *Principal, orgID uint64, who string, keepTokens bool) (*Removed, error) {
+	if err := s.adminOnly(ctx, p, membershipAccess(orgID, resset.ActionDelete), "remove members"); err != nil {
+		return nil, err
+	}
+	u, err := s.memberOf(ctx, orgID, who)
+	if err != nil {
+		return nil, err
+	}
+	r := store.Removal{OrgID: orgID, UserID: u.ID, At: s.cfg.Now()}
+	if keepTokens {
+		if u.ID == p.UserID {
+			return nil, badRequest("you cannot keep your own tokens while removing yourself: leave without --keep-tokens")
+		}
+		r.KeepTokensFor = p.UserID
+	}
+	return s.remove(ctx, p, r, u, "cannot remove them")
+}
+
+// Leave ends the caller's own membership of the organization; their tokens
+// of it are revoked with it.
+func (s *Service) Leave(ctx context.Context, p *Principal, orgID uint64) (*Removed, error) {
+	if !p.IsSession() {
+		return nil, forbidden("only a logged-in user can leave an organization")
+	}
+	if err := s.clearCaveats(p, orgAccess(orgID, resset.ActionDelete)); err != nil {
+		return nil, err
+	}
+	u, err := s.cfg.Store.GetUser(ctx, p.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("user: %w", err)
+	}
+	return s.remove(ctx, p, store.Removal{OrgID: orgID, UserID: p.UserID, At: s.cfg.Now()}, u, "you cannot leave")
+}
+
+func (s *Service) remove(ctx context.Context, p *Principal, r store.Removal, u store.User, refusal string) (*Removed, error) {
+	toks, err := s.cfg.Store.RemoveMemberWithTokens(ctx, r)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, httpjson.Errorf(http.StatusNotFound, "user %d is not a member of this organization", r.UserID)
+	case errors.Is(err, store.ErrInvalid):
+		return nil, badRequest("%v", err)
+	case errors.Is(err, store.ErrConflict):
+		return nil, lastAdmin(refusal)
+	case err != nil:
+		return nil, fmt.Errorf("remove member: %w", err)
+	}
+	// This replica forgets them at once; the others through the feed
+	// (re-assigned tokens too, so that their creator is read again).
+	if s.cache != nil {
+		for _, t := range toks {
+			s.cache.EvictToken(t.ID)
+		}
+	}
+	s.cfg.Logger.InfoContext(ctx, "member removed", "org", r.OrgID, "user", r.UserID, "by", p.UserID,
+		"tokens", len(toks), "kept_for", r.KeepTokensFor)
+	return &Removed{User: u, Tokens: toks, Kept: r.KeepTokensFor != 0}, nil
+}

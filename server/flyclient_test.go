@@ -1,0 +1,209 @@
+package server
+
+// A third-party client written from the spec's JSON alone (§8), as Fly's
+// reference client behaves: it never sends parent_binding and keeps no
+// cookies. Against a server on its defaults it gets unbound discharges,
+// immediate (bearer session secret) and user-interactive (ticket posted,
+// user_url opened and answered by a person, poll_url polled); with
+// --require-discharge-binding it is refused.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caveatdev/caveat"
+)
+
+// specPost posts a JSON object and decodes the JSON answer, whatever the
+// status and content type (§8.3: clients must not depend on them).
+func specPost(t *testing.T, url, auth string, body any) (int, map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	return specDo(t, req)
+}
+
+func specDo(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req) // no cookie jar
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if resp.StatusCode != http.StatusAccepted {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("%s %s: %d answer is not JSON: %q", req.Method, req.URL, resp.StatusCode, raw)
+		}
+	}
+	return resp.StatusCode, out
+}
+
+// loginTicket logs in through the API and returns the session token, its
+// secret and the ticket of its third-party caveat to the login service.
+func loginTicket(t *testing.T, s *Server, email, password string) (token, secret string, ticket []byte) {
+	t.Helper()
+	code, out := specPost(t, s.URL()+"/aaa/v1/sessions", "", map[string]any{"email": email, "password": password})
+	if code != http.StatusCreated {
+		t.Fatalf("login: %d %v", code, out)
+	}
+	token, secret = out["token"].(string), out["secret"].(string)
+	b, err := caveat.ParseBundle(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tps := b.Tokens[0].ThirdPartyTickets()
+	if len(tps) != 1 || tps[0].Location != s.LoginLocation() {
+		t.Fatalf("session token's third-party caveats: %+v", tps)
+	}
+	return token, secret, tps[0].Ticket
+}
+
+// authenticates reports whether the authority accepts the bundle.
+func authenticates(t *testing.T, s *Server, bundle string) bool {
+	t.Helper()
+	code, out := specPost(t, s.URL()+"/v1/tokens/authenticate", "", map[string]any{"header": "FlyV1 " + bundle})
+	if code != http.StatusOK && code != http.StatusUnauthorized {
+		t.Fatalf("authenticate: %d %v", code, out)
+	}
+	return code == http.StatusOK
+}
+
+func unbound(t *testing.T, discharge string) bool {
+	t.Helper()
+	b, err := caveat.ParseBundle(discharge)
+	if err != nil {
+		t.Fatalf("discharge: %v", err)
+	}
+	for _, c := range b.Tokens[0].Caveats {
+		if c.Type == caveat.TypeBindToParentToken {
+			return false
+		}
+	}
+	return true
+}
+
+func startWith(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	cfg.Listen, cfg.DataDir, cfg.Signup = "127.0.0.1:0", t.TempDir(), true
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return s
+}
+
+func TestSpecClientWithoutBinding(t *testing.T) {
+	s := startWith(t, Config{})
+	if code, out := specPost(t, s.URL()+"/aaa/v1/users", "", map[string]any{"email": "ada@example.com", "password": "correct horse battery", "organization": "acme"}); code != http.StatusCreated {
+		t.Fatalf("signup: %d %v", code, out)
+	}
+	init := s.LoginLocation() + "/.well-known/macfly/3p"
+
+	// Immediate: the session secret as a bearer credential.
+	token, secret, ticket := loginTicket(t, s, "ada@example.com", "correct horse battery")
+	code, out := specPost(t, init, "Bearer "+secret, map[string]any{"ticket": base64.StdEncoding.EncodeToString(ticket)})
+	d, _ := out["discharge"].(string)
+	if code != http.StatusCreated || !strings.HasPrefix(d, "fm2_") {
+		t.Fatalf("immediate discharge without parent_binding: %d %v", code, out)
+	}
+	if !unbound(t, d) {
+		t.Error("the server bound a discharge the client did not ask to bind")
+	}
+	if !authenticates(t, s, token+","+d) {
+		t.Fatal("the session token with its unbound discharge is refused")
+	}
+
+	// User-interactive: no Authorization, no cookies.
+	token, _, ticket = loginTicket(t, s, "ada@example.com", "correct horse battery")
+	code, out = specPost(t, init, "", map[string]any{"ticket": base64.StdEncoding.EncodeToString(ticket)})
+	ui, _ := out["user_interactive"].(map[string]any)
+	if code != http.StatusCreated || ui == nil {
+		t.Fatalf("user-interactive init: %d %v", code, out)
+	}
+	pollURL, userURL := ui["poll_url"].(string), ui["user_url"].(string)
+	if !strings.HasPrefix(pollURL, "http://") || !strings.HasPrefix(userURL, "http://") {
+		t.Fatalf("URLs must be absolute: %v", ui)
+	}
+	poll := func() (int, map[string]any) {
+		req, _ := http.NewRequest("GET", pollURL, nil)
+		return specDo(t, req)
+	}
+	if code, _ := poll(); code != http.StatusAccepted {
+		t.Fatalf("poll before the user answered: %d, want 202", code)
+	}
+	// The person opens user_url and logs in: a plain form, no cookie.
+	resp, err := http.Get(userURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Contains(page, []byte(`name="password"`)) {
+		t.Fatalf("user_url: %d %.200s", resp.StatusCode, page)
+	}
+	if len(resp.Cookies()) != 0 {
+		t.Errorf("the login page set cookies: %v", resp.Cookies())
+	}
+	resp, err = http.PostForm(userURL, url.Values{"email": {"ada@example.com"}, "password": {"correct horse battery"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("login on the page: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, out = poll()
+		if code != http.StatusAccepted || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d, _ = out["discharge"].(string)
+	if code != http.StatusOK || !strings.HasPrefix(d, "fm2_") {
+		t.Fatalf("poll after login: %d %v", code, out)
+	}
+	if !unbound(t, d) || !authenticates(t, s, token+","+d) {
+		t.Fatal("the user-interactive discharge is bound or refused")
+	}
+	if code, _ := poll(); code != http.StatusNotFound {
+		t.Errorf("poll after the discharge was collected: %d, want 404", code)
+	}
+}
+
+func TestRequireDischargeBinding(t *testing.T) {
+	s := startWith(t, Config{RequireDischargeBinding: true})
+	specPost(t, s.URL()+"/aaa/v1/users", "", map[string]any{"email": "ada@example.com", "password": "correct horse battery", "organization": "acme"})
+	_, secret, ticket := loginTicket(t, s, "ada@example.com", "correct horse battery")
+	code, out := specPost(t, s.LoginLocation()+"/.well-known/macfly/3p", "Bearer "+secret,
+		map[string]any{"ticket": base64.StdEncoding.EncodeToString(ticket)})
+	if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), "parent_binding") {
+		t.Fatalf("unbound request with --require-discharge-binding: %d %v", code, out)
+	}
+}
