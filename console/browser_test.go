@@ -359,6 +359,34 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("invite a member, who accepts in another browser", func(t *testing.T) {
+		b.t = t
+		b.open(e.url + "/orgs/acme/members")
+		b.do("fill the invitation", chromedp.SetValue(chromedp.CSS("#invite-email"), "carol@example.com"))
+		b.submit(nil, "#invite-form button[type=submit]")
+		link := get(b, "read the link", chromedp.Value(chromedp.CSS("#invitation-url")))
+		if !strings.HasPrefix(link, e.url+"/aaa/v1/invitations/cvi1_") {
+			t.Fatalf("invitation link %q", link)
+		}
+		// Carol, in a browser of her own, creates her account from the
+		// link, then logs in to the console.
+		carol := newTab()
+		carol.t = t
+		carol.open(link)
+		carol.submit(map[string]string{"#password": password}, `button[value="signup"]`)
+		if h := carol.text("h1"); h != "Welcome to acme" {
+			t.Fatalf("after accepting: %q (%s)", h, carol.text("main"))
+		}
+		carol.login(e.url, "carol@example.com", password)
+		if s := carol.text(".card"); !strings.Contains(s, "acme") || !strings.Contains(s, "You are a member.") {
+			t.Fatalf("carol's organizations: %q", s)
+		}
+		b.open(e.url + "/orgs/acme/members")
+		if s := b.text("table.members"); !strings.Contains(s, "carol@example.com") {
+			t.Fatalf("ada's members page: %q", s)
+		}
+	})
+
 	if dir := os.Getenv("CAVEAT_CONSOLE_SCREENSHOTS"); dir != "" {
 		t.Run("screenshots", func(t *testing.T) {
 			b.t = t

@@ -1,5 +1,6 @@
 // Package console is caveat's web console: server-rendered pages at "/"
-// for people who manage tokens, apps, machines and keys from a browser.
+// for people who manage tokens, apps, machines, members and keys from a
+// browser.
 //
 // # Same rules as the API
 //
@@ -135,6 +136,11 @@ var Forms = []Form{
 	{"/orgs/{org}/tokens/{id}/revoke", []string{"revoke token by id"}},
 	{"/orgs/{org}/keys/rotate", []string{"rotate key"}},
 	{"/orgs/{org}/keys/{kid}/retire", []string{"retire key"}},
+	{"/orgs/{org}/invitations", []string{"invite"}},
+	{"/orgs/{org}/invitations/{id}/cancel", []string{"cancel an invitation"}},
+	{"/orgs/{org}/members/{user}/role", []string{"change a member's role"}},
+	{"/orgs/{org}/members/{user}/remove", []string{"remove a member"}},
+	{"/join", []string{"accept an invitation"}},
 	{"/inspect", []string{"none"}},
 }
 
@@ -149,6 +155,8 @@ var Pages = []string{
 	"/orgs/{org}/tokens/{id}/revoke",
 	"/orgs/{org}/keys",
 	"/orgs/{org}/keys/{kid}/retire",
+	"/orgs/{org}/members",
+	"/orgs/{org}/members/{user}/remove",
 	"/inspect",
 }
 
@@ -215,6 +223,14 @@ func (c *Console) routes() map[string]http.HandlerFunc {
 		"POST /orgs/{org}/keys/rotate":       c.form(c.rotateKey),
 		"GET /orgs/{org}/keys/{kid}/retire":  c.page(c.retirePage),
 		"POST /orgs/{org}/keys/{kid}/retire": c.form(c.retireKey),
+
+		"GET /orgs/{org}/members":                  c.page(c.membersPage),
+		"POST /orgs/{org}/invitations":             c.form(c.invite),
+		"POST /orgs/{org}/invitations/{id}/cancel": c.form(c.cancelInvitation),
+		"POST /orgs/{org}/members/{user}/role":     c.form(c.setRole),
+		"GET /orgs/{org}/members/{user}/remove":    c.page(c.removePage),
+		"POST /orgs/{org}/members/{user}/remove":   c.form(c.removeMember),
+		"POST /join":                               c.form(c.join),
 
 		"GET /inspect":  c.page(c.inspectPage),
 		"POST /inspect": c.form(c.inspect),

@@ -6,6 +6,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -22,8 +23,12 @@ import (
 
 // pagePath fills a page pattern's wildcards with names that exist.
 func pagePath(e *env, pattern, tokenID, kid string) string {
+	u, err := e.srv.Store().GetUserByEmail(context.Background(), "ada@example.com")
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	return strings.NewReplacer("{$}", "", "{org}", "acme", "{app}", "workers", "{id}", tokenID,
-		"{kid}", kid).Replace(pattern)
+		"{kid}", kid, "{user}", fmt.Sprint(u.ID)).Replace(pattern)
 }
 
 func TestPagesNeedASession(t *testing.T) {
@@ -380,5 +385,90 @@ func TestFormsNameTheirOperations(t *testing.T) {
 				t.Errorf("%s: %q is not a row of authority.Operations", f.Path, op)
 			}
 		}
+	}
+}
+
+func TestMembersAndInvitations(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	bobAPI := e.signup("bob@example.com", "")
+	ada := e.browser()
+	ada.mustLogin("ada@example.com")
+
+	// Ada invites bob; the link is shown once.
+	a := ada.post("/orgs/acme/invitations", url.Values{"csrf": {ada.csrf()}, "email": {"bob@example.com"}, "role": {"member"}, "expiry": {"168h"}})
+	m := regexp.MustCompile(`http://[^<"]+/aaa/v1/invitations/(cvi1_[A-Za-z0-9_-]+)`).FindStringSubmatch(a.body)
+	if a.status != http.StatusOK || m == nil {
+		t.Fatalf("invite: %d\n%s", a.status, a.body)
+	}
+	if page := ada.get("/orgs/acme/members"); !strings.Contains(page.body, "bob@example.com") || strings.Contains(page.body, m[1]) {
+		t.Fatalf("the members page lists the invitation without its code: %v", !strings.Contains(page.body, m[1]))
+	}
+	// Someone else cannot use bob's invitation.
+	eve := e.browser()
+	e.signup("eve@example.com", "")
+	eve.mustLogin("eve@example.com")
+	if a := eve.post("/join", url.Values{"csrf": {eve.csrf()}, "code": {m[0]}}); a.status != http.StatusForbidden ||
+		!strings.Contains(a.body, "this invitation is for another email address") {
+		t.Fatalf("eve joins with bob's link: %d", a.status)
+	}
+	// Bob joins with the link.
+	bob := e.browser()
+	bob.mustLogin("bob@example.com")
+	if a := bob.post("/join", url.Values{"csrf": {bob.csrf()}, "code": {m[0]}}); a.status != http.StatusSeeOther ||
+		a.header.Get("Location") != "/orgs/acme/tokens?m=joined" {
+		t.Fatalf("bob joins: %d %s", a.status, a.body)
+	}
+	// A member sees the members, and no admin's buttons.
+	page := bob.get("/orgs/acme/members")
+	if !strings.Contains(page.body, "ada@example.com") || strings.Contains(page.body, "/remove") || strings.Contains(page.body, "Invite someone") {
+		t.Fatalf("bob's members page:\n%s", page.body)
+	}
+	if a := bob.post("/orgs/acme/invitations", url.Values{"csrf": {bob.csrf()}, "email": {"x@example.com"}, "role": {"member"}, "expiry": {"24h"}}); a.status != http.StatusForbidden || !strings.Contains(a.body, "admin") {
+		t.Fatalf("a member invites: %d", a.status)
+	}
+	bobs := e.token(bobAPI, client.CreateTokenRequest{Profile: "readonly", Org: "acme", Name: "bobs-token"})
+
+	bobID := ""
+	ms, err := e.admin.Members(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Email == "bob@example.com" {
+			bobID = fmt.Sprint(m.UserID)
+		}
+	}
+	// Roles.
+	if a := ada.post("/orgs/acme/members/"+bobID+"/role", url.Values{"csrf": {ada.csrf()}, "role": {"admin"}}); a.status != http.StatusSeeOther {
+		t.Fatalf("make bob admin: %d %s", a.status, a.body)
+	}
+	if a := ada.post("/orgs/acme/members/"+bobID+"/role", url.Values{"csrf": {ada.csrf()}, "role": {"owner"}}); a.status != http.StatusBadRequest {
+		t.Fatalf("an unknown role: %d", a.status)
+	}
+	// Cancel an invitation.
+	inv, err := e.admin.Invite(ctx, "acme", client.InviteRequest{Email: "dan@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := ada.post(fmt.Sprintf("/orgs/acme/invitations/%d/cancel", inv.ID), url.Values{"csrf": {ada.csrf()}}); a.status != http.StatusSeeOther {
+		t.Fatalf("cancel: %d %s", a.status, a.body)
+	}
+	if invs, err := e.admin.Invitations(ctx, "acme"); err != nil || len(invs) != 0 {
+		t.Fatalf("invitations after cancelling: %v %v", invs, err)
+	}
+	// Removing bob names the token that dies with the membership.
+	page = ada.get("/orgs/acme/members/" + bobID + "/remove")
+	if !strings.Contains(page.body, "1 token created by bob@example.com will be revoked") || !strings.Contains(page.body, "bobs-token") {
+		t.Fatalf("remove warning:\n%s", page.body)
+	}
+	if a := ada.post("/orgs/acme/members/"+bobID+"/remove", url.Values{"csrf": {ada.csrf()}}); a.status != http.StatusSeeOther {
+		t.Fatalf("remove bob: %d %s", a.status, a.body)
+	}
+	if _, err := e.as(bobs).Apps(ctx, "acme"); !client.IsStatus(err, http.StatusUnauthorized) {
+		t.Errorf("the removed member's token: %v", err)
+	}
+	if a := bob.get("/orgs/acme/tokens"); a.status != http.StatusNotFound {
+		t.Errorf("the removed member's console: %d", a.status)
 	}
 }

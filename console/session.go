@@ -236,6 +236,11 @@ var notices = map[string]string{
 	"app":        "The app is created.",
 	"start":      "The machine is starting.",
 	"stop":       "The machine is stopping.",
+	"cancelled":  "The invitation is cancelled: its link no longer works.",
+	"role":       "The role is changed. What only admins may do is refused at once to a demoted admin's tokens.",
+	"removed":    "The member is removed, and their tokens of the organization with them (unless you kept them).",
+	"left":       "You left the organization; your tokens of it are revoked.",
+	"joined":     "Welcome: you joined the organization.",
 }
 
 // loginPage serves GET /login: the form, or the way on for a browser that

@@ -143,6 +143,26 @@ func (s *testServer) consoleWorld(orgID, appID uint64, secrets []string) string 
 	for _, m := range ms {
 		fmt.Fprintf(&out, "machine %s %s next=%s version=%d\n", m.ID, m.State, m.Next, m.Version)
 	}
+	for _, o := range []string{"acme", "bobs"} {
+		org, err := st.GetOrganizationBySlug(ctx, o)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		ms, err := st.ListMembers(ctx, org.ID)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for _, m := range ms {
+			fmt.Fprintf(&out, "member %s %d %s\n", o, m.UserID, m.Role)
+		}
+		invs, err := st.ListInvitations(ctx, org.ID)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for _, inv := range invs {
+			fmt.Fprintf(&out, "invitation %s %d %s open=%v\n", o, inv.ID, inv.Email, inv.Open())
+		}
+	}
 	kr := s.keyring()
 	for _, secret := range secrets {
 		id, _ := kr.CheckSessionSecret(secret)
@@ -168,6 +188,16 @@ func TestConsoleFormsRefuseCrossSiteAndMissingCSRF(t *testing.T) {
 	org, err := st.GetOrganizationBySlug(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Carol and Dave are members of acme, for the forms that change or
+	// end a membership.
+	members := map[string]uint64{}
+	for _, email := range []string{"carol@example.com", "dave@example.com"} {
+		r := s.signup(email, "correct horse battery", "")
+		members[email] = r.User.ID
+		if err := st.AddMember(ctx, store.Membership{OrgID: org.ID, UserID: r.User.ID, Role: store.RoleMember, CreatedAt: s.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	app, err := st.GetAppByName(ctx, org.ID, "workers")
 	if err != nil {
@@ -247,6 +277,38 @@ func TestConsoleFormsRefuseCrossSiteAndMissingCSRF(t *testing.T) {
 		"/orgs/{org}/keys/rotate": func() (string, url.Values) { return "/orgs/acme/keys/rotate", url.Values{} },
 		"/orgs/{org}/keys/{kid}/retire": func() (string, url.Values) {
 			return "/orgs/acme/keys/" + rotated() + "/retire", url.Values{}
+		},
+		"/orgs/{org}/invitations": func() (string, url.Values) {
+			return "/orgs/acme/invitations", url.Values{"email": {"newcomer@example.com"}, "role": {"member"}, "expiry": {"168h"}}
+		},
+		"/orgs/{org}/invitations/{id}/cancel": func() (string, url.Values) {
+			inv, err := ada.api.Invite(ctx, "acme", client.InviteRequest{Email: "cancel-me@example.com"})
+			if err != nil {
+				cur.Fatal(err)
+			}
+			return fmt.Sprintf("/orgs/acme/invitations/%d/cancel", inv.ID), url.Values{}
+		},
+		"/orgs/{org}/members/{user}/role": func() (string, url.Values) {
+			m, err := st.GetMembership(ctx, org.ID, members["carol@example.com"])
+			if err != nil {
+				cur.Fatal(err)
+			}
+			role := store.RoleAdmin
+			if m.Role == store.RoleAdmin {
+				role = store.RoleMember
+			}
+			return fmt.Sprintf("/orgs/acme/members/%d/role", m.UserID), url.Values{"role": {string(role)}}
+		},
+		"/orgs/{org}/members/{user}/remove": func() (string, url.Values) {
+			return fmt.Sprintf("/orgs/acme/members/%d/remove", members["dave@example.com"]), url.Values{}
+		},
+		"/join": func() (string, url.Values) {
+			bob := s.login("bob@example.com", "correct horse battery")
+			inv, err := bob.api.Invite(ctx, "bobs", client.InviteRequest{Email: "ada@example.com"})
+			if err != nil {
+				cur.Fatal(err)
+			}
+			return "/join", url.Values{"code": {inv.URL}}
 		},
 		"/inspect": func() (string, url.Values) {
 			tk, err := ada.api.CreateToken(ctx, client.CreateTokenRequest{Profile: "readonly", Org: "acme", Name: "inspected"})
