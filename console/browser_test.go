@@ -490,11 +490,4 @@ func screenshots(t *testing.T, e *env, b *tab, dir string) {
 	b.open(e.url + "/inspect")
 	b.submit(map[string]string{"#token": bundle.Header()}, "#inspect-form button[type=submit]")
 	shoot("console-inspector.png", 700)
-	if phone := os.Getenv("CAVEAT_CONSOLE_PHONE"); phone != "" {
-		b.open(e.url + "/orgs/acme/tokens")
-		b.do("size the window", chromedp.EmulateViewport(390, 800), chromedp.Sleep(100*time.Millisecond))
-		os.WriteFile(filepath.Join(dir, "phone-tokens.png"), get(b, "phone", chromedp.CaptureScreenshot()), 0o644)
-		b.open(e.url + "/orgs/acme/tokens/new")
-		os.WriteFile(filepath.Join(dir, "phone-new.png"), get(b, "phone", chromedp.CaptureScreenshot()), 0o644)
-	}
 }
