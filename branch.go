@@ -17,7 +17,8 @@ import (
 
 // BranchID names one attenuation step of a permission token: the first 16
 // bytes of SHA-256 of the step's tail. BindingID(m) is the branch a token
-// is; BranchID(BindingID(m)) converts it.
+// is; BranchID(BindingID(m)) converts it. (Not for a permission token that
+// is a proof, whose encoded tail is finalised; caveat mints none.)
 type BranchID [bindingIDSize]byte
 
 // BranchSet is a set of revoked branches.
@@ -48,19 +49,4 @@ func branchRevokedErr(k int) error {
 		return fmt.Errorf("%w: step 0 (the token as minted, before any caveat)", ErrBranchRevoked)
 	}
 	return fmt.Errorf("%w: step %d (the token as of caveat %d)", ErrBranchRevoked, k, k-1)
-}
-
-// revokedStep returns the first step of tails whose branch is in set, or -1.
-// It hashes only when the set is not empty.
-func revokedStep(tails [][tailSize]byte, set BranchSet) int {
-	if len(set) == 0 {
-		return -1
-	}
-	for k := range tails {
-		id := bindingID(tails[k])
-		if _, ok := set[BranchID(id[:bindingIDSize])]; ok {
-			return k
-		}
-	}
-	return -1
 }

@@ -116,4 +116,21 @@ func TestBranchRevocationOptions(t *testing.T) {
 	if err != nil || i != 1 {
 		t.Errorf("bundle of a revoked child and its parent: token %d, %v; want the parent (1)", i, err)
 	}
+
+	// With two permission tokens, a callback error counts when its token's
+	// turn comes: after a token that verifies it is never reached.
+	failFor := func(bad *caveat.Macaroon) *caveat.VerifyOptions {
+		return &caveat.VerifyOptions{RevokedBranches: func(m *caveat.Macaroon) (caveat.BranchSet, error) {
+			if caveat.BranchID(caveat.BindingID(m)) == branchOf(bad) {
+				return nil, storeDown
+			}
+			return nil, nil
+		}}
+	}
+	if i, err := verify(chain[3].String()+","+chain[2].String(), failFor(chain[2])); err != nil || i != 0 {
+		t.Errorf("store fails for the second token only: token %d, %v; want the first", i, err)
+	}
+	if _, err := verify(chain[3].String()+","+chain[2].String(), failFor(chain[3])); !errors.Is(err, storeDown) || errors.Is(err, caveat.ErrInvalid) {
+		t.Errorf("store fails for the first token: %v, want the store's error", err)
+	}
 }

@@ -1,8 +1,10 @@
 package caveat
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -191,15 +193,39 @@ func (m *Macaroon) dischargedBy(d *Macaroon) int {
 }
 
 // Discharges returns the indexes of the tokens that discharge a 3P caveat
-// of token i.
+// of token i. Token i's tickets are read once, so the cost is linear in the
+// bundle.
 func (b *Bundle) Discharges(i int) []int {
+	tickets := b.Tokens[i].tickets(nil)
+	if len(tickets) == 0 {
+		return nil
+	}
 	var out []int
 	for j := range b.Tokens {
-		if j != i && b.Tokens[i].dischargedBy(&b.Tokens[j]) >= 0 {
+		if j != i && hasTicket(tickets, b.Tokens[j].Nonce.KID) {
 			out = append(out, j)
 		}
 	}
 	return out
+}
+
+// tickets appends the non-empty tickets of m's 3P caveats to ts, sorted.
+func (m *Macaroon) tickets(ts [][]byte) [][]byte {
+	for _, c := range m.Caveats {
+		if c.Type != Type3P {
+			continue
+		}
+		if r, err := parse3P(c.Body); err == nil && len(r.ticket) > 0 {
+			ts = append(ts, r.ticket)
+		}
+	}
+	slices.SortFunc(ts, bytes.Compare)
+	return ts
+}
+
+func hasTicket(sorted [][]byte, kid []byte) bool {
+	_, ok := slices.BinarySearchFunc(sorted, kid, bytes.Compare)
+	return ok
 }
 
 // KeyFunc returns the root key for a permission token's key ID, or an error
@@ -232,6 +258,27 @@ func (b *Bundle) VerifyWith(location string, keys KeyFunc, trusted TrustedThirdP
 	var st verifierStack
 	v := newVerifier(b.Tokens, trusted, &st)
 	var firstErr error
+	if b.parents(location) > 1 {
+		ws, errs, at := v.walkAll(b, location, keys, opts)
+		index := &lazyIndex{ws: ws, errs: errs}
+		for k := range ws {
+			err := errs[k]
+			if err == nil {
+				tid := tailIDs{tails: ws[k].tails, ids: ws[k].ids}
+				err = v.resolveAll(&ws[k], binder{tid: &tid, index: index, parent: k})
+			}
+			if err == nil {
+				return v.collect(&b.Tokens[at[k]]), at[k], nil
+			}
+			if errors.Is(err, errAborted) {
+				return nil, -1, err
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		return nil, -1, firstErr
+	}
 	for i := range b.Tokens {
 		m := &b.Tokens[i]
 		if m.Location != location {
@@ -254,24 +301,94 @@ func (b *Bundle) VerifyWith(location string, keys KeyFunc, trusted TrustedThirdP
 	return nil, -1, firstErr
 }
 
-func verifyToken(v *verifier, m *Macaroon, keys KeyFunc, opts *VerifyOptions) error {
-	key, err := keys(m.Nonce.KID)
-	if err != nil {
-		return fmt.Errorf("key %x: %w", m.Nonce.KID, err)
-	}
-	var revoked BranchSet
-	if opts != nil && opts.RevokedBranches != nil {
-		if revoked, err = opts.RevokedBranches(m); err != nil {
-			return fmt.Errorf("%w: revoked branches of the token with key id %x: %w", errAborted, m.Nonce.KID, err)
+// parents counts the permission tokens for location.
+func (b *Bundle) parents(location string) int {
+	n := 0
+	for i := range b.Tokens {
+		if b.Tokens[i].Location == location {
+			n++
 		}
+	}
+	return n
+}
+
+// walkAll walks the chains of every permission token for location, in
+// order, asking keys and opts for each: when several are verified, they are
+// walked together first, so that their bindings are checked against one
+// index (see binding.go). It returns them with why each is refused, if it
+// is, and their places in the bundle.
+func (v *verifier) walkAll(b *Bundle, location string, keys KeyFunc, opts *VerifyOptions) (ws []walked, errs []error, at []int) {
+	for i := range b.Tokens {
+		m := &b.Tokens[i]
+		if m.Location != location {
+			continue
+		}
+		at = append(at, i)
+		key, revoked, err := tokenKey(m, keys, opts)
+		var w walked
+		if err == nil {
+			w, err = v.walk(m, key, revoked, nil, nil, nil)
+		}
+		ws, errs = append(ws, w), append(errs, err)
+	}
+	return ws, errs, at
+}
+
+func verifyToken(v *verifier, m *Macaroon, keys KeyFunc, opts *VerifyOptions) error {
+	key, revoked, err := tokenKey(m, keys, opts)
+	if err != nil {
+		return err
 	}
 	return v.verifyParent(m, key, revoked)
 }
 
+// tokenKey asks for m's key and, with opts, its revoked branches.
+func tokenKey(m *Macaroon, keys KeyFunc, opts *VerifyOptions) (SigningKey, BranchSet, error) {
+	key, err := keys(m.Nonce.KID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key %x: %w", m.Nonce.KID, err)
+	}
+	var revoked BranchSet
+	if opts != nil && opts.RevokedBranches != nil {
+		if revoked, err = opts.RevokedBranches(m); err != nil {
+			return nil, nil, fmt.Errorf("%w: revoked branches of the token with key id %x: %w", errAborted, m.Nonce.KID, err)
+		}
+	}
+	return key, revoked, nil
+}
+
 func (b *Bundle) noPermission(location string) error {
+	// Which tokens are discharges, as IsDischarge says, for all of them at
+	// once: each token's tickets are read once.
+	type owned struct {
+		ticket []byte
+		owner  int
+	}
+	var all []owned
+	for i := range b.Tokens {
+		for _, t := range b.Tokens[i].tickets(nil) {
+			all = append(all, owned{t, i})
+		}
+	}
+	slices.SortFunc(all, func(x, y owned) int { return bytes.Compare(x.ticket, y.ticket) })
+	isDischarge := func(i int) bool {
+		d := &b.Tokens[i]
+		if d.Nonce.Proof {
+			return true
+		}
+		k, _ := slices.BinarySearchFunc(all, d.Nonce.KID, func(o owned, kid []byte) int { return bytes.Compare(o.ticket, kid) })
+		// The run of this ticket may hold token i's own 3P caveats (at
+		// most its caveats) before another owner's.
+		for ; k < len(all) && bytes.Equal(all[k].ticket, d.Nonce.KID); k++ {
+			if all[k].owner != i {
+				return true
+			}
+		}
+		return false
+	}
 	var locs []string
 	for i := range b.Tokens {
-		if !b.IsDischarge(i) {
+		if !isDischarge(i) {
 			locs = append(locs, fmt.Sprintf("%q", b.Tokens[i].Location))
 		}
 	}
@@ -290,38 +407,62 @@ func (b *Bundle) Authorize(location string, keys KeyFunc, trusted TrustedThirdPa
 	var st verifierStack
 	v := newVerifier(b.Tokens, trusted, &st)
 	var firstErr error
-	found, validated := false, false
+	validated := false
+	// verdict clears the verified token m: fully for the first token, whose
+	// refusal is the one reported; after that only whether it allows.
+	verdict := func(m *Macaroon) (allowed bool, err error) {
+		if firstErr == nil {
+			err = v.collect(m).Clear(a)
+			return err == nil, err
+		}
+		if !validated {
+			if a.Validate() != nil {
+				return false, nil
+			}
+			validated = true
+		}
+		return v.allows(m, a), nil
+	}
+	n := b.parents(location)
+	if n == 0 {
+		return b.noPermission(location)
+	}
+	if n > 1 {
+		ws, errs, at := v.walkAll(b, location, keys, nil)
+		index := &lazyIndex{ws: ws, errs: errs}
+		for k := range ws {
+			err := errs[k]
+			if err == nil {
+				tid := tailIDs{tails: ws[k].tails, ids: ws[k].ids}
+				err = v.resolveAll(&ws[k], binder{tid: &tid, index: index, parent: k})
+			}
+			if err == nil {
+				var ok bool
+				if ok, err = verdict(&b.Tokens[at[k]]); ok {
+					return nil
+				}
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		return firstErr
+	}
 	for i := range b.Tokens {
 		m := &b.Tokens[i]
 		if m.Location != location {
 			continue
 		}
-		found = true
 		err := verifyToken(&v, m, keys, nil)
-		switch {
-		case err == nil && firstErr == nil:
-			err = v.collect(m).Clear(a)
-		case err == nil:
-			if !validated {
-				if a.Validate() != nil {
-					return firstErr
-				}
-				validated = true
-			}
-			if v.allows(m, a) {
+		if err == nil {
+			var ok bool
+			if ok, err = verdict(m); ok {
 				return nil
 			}
-			continue
-		}
-		if err == nil {
-			return nil
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
-	}
-	if !found {
-		return b.noPermission(location)
 	}
 	return firstErr
 }

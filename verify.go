@@ -20,18 +20,19 @@ package caveat
 //   - what a trusted third-party key makes of a ticket is worked out once
 //     per ticket and location.
 //
-// Per permission token, the binding ids of its tails are computed at most
-// once (lazily from the last tail, which is what honest discharges are bound
-// to) and kept as a sorted set, so that a binding check is a lookup; and a
-// discharge's caveats enter the verified set once however many 3P caveats it
-// satisfies, so the verified set is never larger than the input.
+// Per permission token, the chain is walked and its signature checked
+// before any 3P caveat's verifier key is opened; bindings are looked up in
+// a set of binding ids (binding.go), computed once per token, or once for
+// all of them when several permission tokens for the location are verified
+// together, which are then all walked first; and a discharge's caveats enter
+// the verified set once however many 3P caveats it satisfies, so the
+// verified set is never larger than the input. TestVerificationCostIsLinear
+// holds all this to a count of cryptographic operations.
 
 import (
 	"bytes"
 	"crypto/subtle"
 	"fmt"
-	"slices"
-	"unsafe"
 
 	"github.com/caveatdev/caveat/internal/msgpack"
 )
@@ -142,24 +143,6 @@ type trustMemo struct {
 	err error
 }
 
-// dischargeMemo is what is known of a token as a discharge, under its
-// group's key.
-type dischargeMemo struct {
-	state uint8
-	err   error
-	// binds is the antichain of the discharge's binding values; bind1 holds
-	// it when it has one value, without allocating.
-	binds  [][]byte
-	bind1  []byte
-	nbinds int
-	// tooLong is set when a binding is longer than a binding id: it binds to
-	// no token.
-	tooLong   []byte
-	hasAttest bool
-	nplain    int // caveats other than bindings and attestations
-	nattest   int
-}
-
 type usedDischarge struct {
 	index   int32
 	trusted bool
@@ -222,17 +205,6 @@ func (v *verifier) group(ticket []byte) int32 {
 	return -1
 }
 
-// tailIDs is the binding ids of a permission token's tails: ids[from:],
-// computed from the end, until a second lookup needs them all; then they are
-// sorted, as a set.
-type tailIDs struct {
-	tails   [][tailSize]byte
-	ids     [][tailSize]byte
-	from    int
-	sorted  bool
-	lookups int
-}
-
 type pending3P struct {
 	index int
 	loc   []byte
@@ -262,41 +234,59 @@ func caveatErr(i int, c RawCaveat, err error) error {
 	return fmt.Errorf("caveat %d (%s): %w", i, c.Name(), err)
 }
 
-// verifyParent verifies permission token m under key: its chain, its
+// walked is a permission token whose chain has been walked: its tails, the
+// binding ids of them when revoked branches were looked for, and its 3P
+// caveats. (Its error is kept apart: returning a field of a struct that
+// holds slices of stack arrays would move the arrays to the heap.)
+type walked struct {
+	tails   [][tailSize]byte
+	ids     [][tailSize]byte
+	pending []pending3P
+}
+
+// verifyParent verifies permission token m under key, alone: its chain, its
 // revoked branches, then each 3P caveat against the bundle's discharges,
 // leaving the discharges used in v.used[:v.nused].
 func (v *verifier) verifyParent(m *Macaroon, key []byte, revoked BranchSet) error {
-	if m.building {
-		return fmt.Errorf("%w: proof not finalised: encode it first", ErrProof)
-	}
-	v.nused, v.npending = 0, 0
-	for i := range v.tok {
-		v.tok[i].usedAt, v.tok[i].bound = 0, unchecked
-	}
-	t, err := nonceTail(m, key)
+	var tailStack, idStack [24][tailSize]byte
+	var pendStack [4]pending3P
+	w, err := v.walk(m, key, revoked, tailStack[:0], idStack[:0], pendStack[:0])
 	if err != nil {
 		return err
 	}
-	var tailStack, idStack [24][tailSize]byte
-	tails := append(tailStack[:0], t)
-	var pendStack [4]pending3P
-	pending := pendStack[:0]
-	// With revoked branches to look for, every tail's binding id is computed
-	// in the walk, and serves the binding checks too.
-	var ids [][tailSize]byte
-	checkBranches := len(revoked) > 0
-	revokedAt := -1
-	if checkBranches {
-		id := bindingID(t)
-		ids = append(idStack[:0], id)
-		if _, ok := revoked[BranchID(id[:bindingIDSize])]; ok {
-			revokedAt = 0
+	tid := tailIDs{tails: w.tails, ids: w.ids}
+	if w.ids == nil {
+		if len(w.tails) <= len(idStack) {
+			tid.ids = idStack[:len(w.tails)]
+		} else {
+			tid.ids = make([][tailSize]byte, len(w.tails))
 		}
+		tid.from = len(w.tails)
 	}
+	return v.resolveAll(&w, binder{tid: &tid})
+}
+
+// walk verifies m's chain under key and then looks its tails up in the
+// revoked branches, appending to the buffers given. A 3P caveat must name a ticket that some
+// token of the bundle has as nonce KID; its verifier key is opened only
+// once the chain is known to be genuine.
+func (v *verifier) walk(m *Macaroon, key []byte, revoked BranchSet, tails, ids [][tailSize]byte, pending []pending3P) (walked, error) {
+	fail := func(err error) (walked, error) { return walked{}, err }
+	if m.building {
+		return fail(fmt.Errorf("%w: proof not finalised: encode it first", ErrProof))
+	}
+	t, err := nonceTail(m, key)
+	if err != nil {
+		return fail(err)
+	}
+	if n := len(m.Caveats) + 1; n > cap(tails) {
+		tails = make([][tailSize]byte, 0, n)
+	}
+	tails = append(tails, t)
 
 	for i, c := range m.Caveats {
 		if err := c.Canonical(); err != nil {
-			return caveatErr(i, c, err)
+			return fail(caveatErr(i, c, err))
 		}
 		switch {
 		case c.Type == Type3P:
@@ -306,23 +296,16 @@ func (v *verifier) verifyParent(m *Macaroon, key []byte, revoked BranchSet) erro
 			}
 			g := v.group(r.ticket)
 			if g < 0 {
-				return fmt.Errorf("caveat %d (3P %s): %w", i, r.location, ErrMissingDischarge)
+				return fail(fmt.Errorf("caveat %d (3P %s): %w", i, r.location, ErrMissingDischarge))
 			}
 			pending = append(pending, pending3P{index: i, loc: r.location, vk: r.verifierKey, group: g})
 		case c.Type == TypeBindToParentToken:
-			return caveatErr(i, c, fmt.Errorf("%w: binding in a token that has no parent", ErrWrongParent))
+			return fail(caveatErr(i, c, fmt.Errorf("%w: binding in a token that has no parent", ErrWrongParent)))
 		case c.Attestation() && !m.Nonce.Proof:
-			return caveatErr(i, c, fmt.Errorf("%w: attestation in a macaroon that is not a proof", ErrInvalid))
+			return fail(caveatErr(i, c, fmt.Errorf("%w: attestation in a macaroon that is not a proof", ErrInvalid)))
 		}
 		t = macCaveat(t, c)
 		tails = append(tails, t)
-		if checkBranches {
-			id := bindingID(t)
-			ids = append(ids, id)
-			if _, ok := revoked[BranchID(id[:bindingIDSize])]; ok && revokedAt < 0 {
-				revokedAt = len(tails) - 1
-			}
-		}
 	}
 
 	want := t
@@ -330,34 +313,47 @@ func (v *verifier) verifyParent(m *Macaroon, key []byte, revoked BranchSet) erro
 		want = finalize(t)
 	}
 	if subtle.ConstantTimeCompare(want[:], m.tail) != 1 {
-		return ErrSignature
+		return fail(ErrSignature)
 	}
-	if revokedAt >= 0 {
-		return branchRevokedErr(revokedAt)
+	// With revoked branches to look for, each tail of the genuine chain is
+	// hashed once and looked up; the binding ids then serve the binding
+	// checks too. (After the signature, so that a forged token costs no
+	// hashing.)
+	if len(revoked) > 0 {
+		if len(tails) > cap(ids) {
+			ids = make([][tailSize]byte, 0, len(tails))
+		}
+		ids = ids[:len(tails)]
+		for k := range tails {
+			ids[k] = bindingID(tails[k])
+			if _, ok := revoked[BranchID(ids[k][:bindingIDSize])]; ok {
+				return fail(branchRevokedErr(k))
+			}
+		}
+	} else {
+		ids = nil
 	}
-	v.npending = len(pending)
-	if len(pending) == 0 {
+	return walked{tails: tails, ids: ids, pending: pending}, nil
+}
+
+// resolveAll opens the verifier key of each of w's 3P caveats and finds its
+// discharge, leaving the discharges used in v.used[:v.nused].
+func (v *verifier) resolveAll(w *walked, b binder) error {
+	v.nused, v.npending = 0, len(w.pending)
+	if len(w.pending) == 0 {
 		return nil
 	}
-
-	tid := tailIDs{tails: tails}
-	if checkBranches {
-		tid.ids = ids
-	} else if len(tails) <= len(idStack) {
-		tid.ids = idStack[:len(tails)]
-		tid.from = len(tails)
-	} else {
-		tid.ids = make([][tailSize]byte, len(tails))
-		tid.from = len(tails)
+	for i := range v.tok {
+		v.tok[i].usedAt, v.tok[i].bound = 0, unchecked
 	}
 	// Unsealing goes through the cipher.AEAD interface, so its output buffer
 	// escapes; one scratch buffer serves every unseal of this token. (It is
 	// not kept in v: a pointer that v holds and that escapes would take v's
 	// stack storage to the heap with it.)
 	scratch := new([unsealScratch]byte)
-	for i := range pending {
-		q := &pending[i]
-		rn, err := unseal(tails[q.index][:], q.vk, scratch[:0])
+	for i := range w.pending {
+		q := &w.pending[i]
+		rn, err := unseal(w.tails[q.index][:], q.vk, scratch[:0])
 		if err != nil || len(rn) != dischargeKeySize {
 			return fmt.Errorf("caveat %d (3P %s): %w: verifier key does not open", q.index, q.loc, ErrSignature)
 		}
@@ -369,7 +365,7 @@ func (v *verifier) verifyParent(m *Macaroon, key []byte, revoked BranchSet) erro
 			return fmt.Errorf("caveat %d (3P %s): discharge: %w: an earlier third-party caveat names the same ticket with another discharge key",
 				q.index, q.loc, ErrBadDischarge)
 		}
-		if err := v.resolve(&tid, q.loc, g, scratch); err != nil {
+		if err := v.resolve(b, q.loc, g, scratch); err != nil {
 			return fmt.Errorf("caveat %d (3P %s): discharge: %w", q.index, q.loc, err)
 		}
 	}
@@ -377,8 +373,9 @@ func (v *verifier) verifyParent(m *Macaroon, key []byte, revoked BranchSet) erro
 }
 
 // resolve finds the first token of group g that discharges a 3P caveat at
-// caveatLoc for the parent whose tails are in tid, and records it in v.used.
-func (v *verifier) resolve(tid *tailIDs, caveatLoc []byte, g *ticketGroup, scratch *[unsealScratch]byte) error {
+// caveatLoc for the parent that b checks bindings for, and records it in
+// v.used.
+func (v *verifier) resolve(b binder, caveatLoc []byte, g *ticketGroup, scratch *[unsealScratch]byte) error {
 	var firstErr error
 	for di := g.first; di >= 0; di = v.tok[di].next {
 		d := &v.ds[di]
@@ -394,7 +391,7 @@ func (v *verifier) resolve(tid *tailIDs, caveatLoc []byte, g *ticketGroup, scrat
 		}
 		isTrusted, err := v.trust(g, d, caveatLoc, scratch)
 		if err == nil {
-			err = v.boundCheck(tid, di, dm)
+			err = v.boundCheck(b, di, dm)
 		}
 		if err != nil {
 			if firstErr == nil {
@@ -412,222 +409,6 @@ func (v *verifier) resolve(tid *tailIDs, caveatLoc []byte, g *ticketGroup, scrat
 		return nil
 	}
 	return firstErr
-}
-
-// trust reports whether a trusted key opens the discharge's ticket. A
-// ticket that opens but carries another discharge key is an error: the
-// discharge was not made for this caveat.
-//
-// Keys are looked up first under the 3P caveat's location, which the
-// permission token's HMAC covers, and then under the discharge's own
-// Location, which nothing authenticates (the spec's rule, §4.8). For honest
-// tokens the two are equal; looking at the authenticated one first means
-// that editing a discharge's Location changes nothing.
-func (v *verifier) trust(g *ticketGroup, d *Macaroon, caveatLoc []byte, scratch *[unsealScratch]byte) (bool, error) {
-	if len(v.trusted) == 0 {
-		return false, nil
-	}
-	// The caveat's bytes are never written during verification.
-	loc := unsafe.String(unsafe.SliceData(caveatLoc), len(caveatLoc))
-	if ok, err := v.tryLocation(g, d, loc, scratch); ok || err != nil {
-		return ok, err
-	}
-	if d.Location == loc {
-		return false, nil
-	}
-	return v.tryLocation(g, d, d.Location, scratch)
-}
-
-// tryLocation tries the keys trusted for loc on the group's ticket, once
-// per group and location (for the first two locations; a third is rare
-// enough to be tried again).
-func (v *verifier) tryLocation(g *ticketGroup, d *Macaroon, loc string, scratch *[unsealScratch]byte) (bool, error) {
-	keys := v.trusted[loc]
-	if len(keys) == 0 {
-		return false, nil
-	}
-	for i := range g.ntrust {
-		if g.trust[i].loc == loc {
-			return g.trust[i].ok, g.trust[i].err
-		}
-	}
-	ok, err := tryKeys(d.Nonce.KID, keys, g.rn[:], scratch)
-	if g.ntrust < len(g.trust) {
-		g.trust[g.ntrust] = trustMemo{loc: loc, ok: ok, err: err}
-		g.ntrust++
-	}
-	return ok, err
-}
-
-func tryKeys(ticket []byte, keys []EncryptionKey, rn []byte, scratch *[unsealScratch]byte) (bool, error) {
-	for i := range keys {
-		got, _, err := openTicket(keys[i][:], ticket, scratch[:0], false)
-		if err != nil {
-			continue
-		}
-		if subtle.ConstantTimeCompare(got, rn) != 1 {
-			return false, fmt.Errorf("%w: ticket's discharge key does not match the caveat", ErrBadDischarge)
-		}
-		return true, nil
-	}
-	return false, nil
-}
-
-// checkDischarge verifies d's chain under rn, once per verification, and
-// records the outcome and d's bindings in dm.
-func checkDischarge(d *Macaroon, dm *dischargeMemo, rn []byte) {
-	dm.state = failed
-	if d.building {
-		dm.err = fmt.Errorf("%w: discharge not finalised: encode it first", ErrProof)
-		return
-	}
-	t, err := nonceTail(d, rn)
-	if err != nil {
-		dm.err = err
-		return
-	}
-	var more [][]byte
-	for i, c := range d.Caveats {
-		if err := c.Canonical(); err != nil {
-			dm.err = caveatErr(i, c, err)
-			return
-		}
-		switch {
-		case c.Type == Type3P:
-			dm.err = caveatErr(i, c, fmt.Errorf("%w: third-party caveat inside a discharge", ErrMissingDischarge))
-			return
-		case c.Type == TypeBindToParentToken:
-			b, _ := parseBind(c.Body)
-			switch {
-			case len(b) > tailSize:
-				if dm.tooLong == nil {
-					dm.tooLong = b
-				}
-			case dm.nbinds == 0:
-				dm.bind1, dm.nbinds = b, 1
-			case !bytes.Equal(b, dm.bind1):
-				more = append(more, b)
-			}
-		case c.Attestation():
-			if !d.Nonce.Proof {
-				dm.err = caveatErr(i, c, fmt.Errorf("%w: attestation in a discharge that is not a proof", ErrBadDischarge))
-				return
-			}
-			dm.hasAttest = true
-			dm.nattest++
-		default:
-			dm.nplain++
-		}
-		t = macCaveat(t, c)
-	}
-	want := t
-	if d.Nonce.Proof {
-		want = finalize(t)
-	}
-	if subtle.ConstantTimeCompare(want[:], d.tail) != 1 {
-		dm.err = fmt.Errorf("%w: %w", ErrBadDischarge, ErrSignature)
-		return
-	}
-	if more != nil {
-		dm.binds = antichain(append(more, dm.bind1))
-		dm.nbinds = len(dm.binds)
-		dm.bind1 = nil
-	}
-	dm.state = passed
-}
-
-// antichain sorts distinct binding values and drops each that prefixes
-// another: a tail whose id has the longer value as a prefix has the shorter
-// one too. What is left is pairwise prefix-free, so no binding id matches
-// two of them.
-func antichain(bs [][]byte) [][]byte {
-	slices.SortFunc(bs, bytes.Compare)
-	bs = slices.CompactFunc(bs, bytes.Equal)
-	out := bs[:0]
-	for i, b := range bs {
-		if i+1 < len(bs) && bytes.HasPrefix(bs[i+1], b) {
-			continue
-		}
-		out = append(out, b)
-	}
-	return out
-}
-
-// boundCheck checks the bindings of discharge di against the parent's
-// tails, once per parent and discharge.
-func (v *verifier) boundCheck(tid *tailIDs, di int32, dm *dischargeMemo) error {
-	t := &v.tok[di]
-	switch t.bound {
-	case passed:
-		return nil
-	case failed:
-		return fmt.Errorf("%w: %x", ErrWrongParent, tid.firstUnbound(dm))
-	}
-	if b := tid.firstUnbound(dm); b != nil {
-		t.bound = failed
-		return fmt.Errorf("%w: %x", ErrWrongParent, b)
-	}
-	t.bound = passed
-	return nil
-}
-
-// firstUnbound returns a binding value of dm that no tail of the parent
-// has, or nil when they all match.
-func (tid *tailIDs) firstUnbound(dm *dischargeMemo) []byte {
-	switch {
-	case dm.tooLong != nil:
-		return dm.tooLong
-	case dm.nbinds == 0:
-		return nil
-	case dm.nbinds == 1:
-		if !tid.has(dm.bind1) {
-			return dm.bind1
-		}
-		return nil
-	case dm.nbinds > len(tid.tails):
-		// The values are prefix-free, so each tail matches at most one.
-		return dm.binds[len(dm.binds)-1]
-	}
-	for _, b := range dm.binds {
-		if !tid.has(b) {
-			return b
-		}
-	}
-	return nil
-}
-
-// has reports whether b prefixes the binding id of one of the tails. The
-// first lookup hashes from the last tail back, since a discharge is most
-// often bound to the token as it was last extended; a later one computes the
-// remaining ids, sorts them once, and searches.
-func (tid *tailIDs) has(b []byte) bool {
-	tid.lookups++
-	if tid.lookups == 1 && !tid.sorted {
-		for i := len(tid.tails) - 1; i >= 0; i-- {
-			if i < tid.from {
-				tid.ids[i] = bindingID(tid.tails[i])
-				tid.from = i
-			}
-			if bytes.HasPrefix(tid.ids[i][:], b) {
-				return true
-			}
-		}
-		return false
-	}
-	if !tid.sorted {
-		for tid.from > 0 {
-			tid.from--
-			tid.ids[tid.from] = bindingID(tid.tails[tid.from])
-		}
-		slices.SortFunc(tid.ids, func(x, y [tailSize]byte) int { return bytes.Compare(x[:], y[:]) })
-		tid.sorted = true
-	}
-	// Ids with prefix b sort at or after b and before any other id above b,
-	// so the first id not below b is the only candidate.
-	i, _ := slices.BinarySearchFunc(tid.ids, b, func(id [tailSize]byte, b []byte) int {
-		return bytes.Compare(id[:], b)
-	})
-	return i < len(tid.ids) && bytes.HasPrefix(tid.ids[i][:], b)
 }
 
 // collect returns the verified caveats of m: its own, then those of each

@@ -7,6 +7,7 @@ package caveat_test
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,13 +229,46 @@ func TestBindings(t *testing.T) {
 	} {
 		d := f.discharge(base, honestLogin, 7, tc.bindTo...)
 		for _, opts := range []*caveat.VerifyOptions{nil, {RevokedBranches: func(*caveat.Macaroon) (caveat.BranchSet, error) { return other, nil }}} {
-			_, _, err := f.bundle(last, d).VerifyWith(honestLoc, caveat.StaticKey(f.key), nil, opts)
-			if tc.ok && err != nil {
-				t.Errorf("%s (revoked set %v): %v", tc.name, opts != nil, err)
-			}
-			if !tc.ok && !errors.Is(err, caveat.ErrWrongParent) {
-				t.Errorf("%s (revoked set %v): %v, want ErrWrongParent", tc.name, opts != nil, err)
+			// Alone, and after another permission token (without its
+			// discharge), which makes them be verified together.
+			for _, b := range []*caveat.Bundle{f.bundle(last, d), f.bundle(unrelated, last, d)} {
+				_, i, err := b.VerifyWith(honestLoc, caveat.StaticKey(f.key), nil, opts)
+				if tc.ok && (err != nil || i != len(b.Tokens)-2) {
+					t.Errorf("%s (revoked set %v, %d tokens): token %d, %v", tc.name, opts != nil, len(b.Tokens), i, err)
+				}
+				if !tc.ok && !errors.Is(err, caveat.ErrWrongParent) && !errors.Is(err, caveat.ErrMissingDischarge) {
+					t.Errorf("%s (revoked set %v, %d tokens): %v, want ErrWrongParent", tc.name, opts != nil, len(b.Tokens), err)
+				}
+				if !tc.ok && err == nil {
+					t.Errorf("%s (revoked set %v, %d tokens): verified", tc.name, opts != nil, len(b.Tokens))
+				}
 			}
 		}
+	}
+}
+
+// TestNoPermissionToken: the refusal for a location the bundle has no token
+// for names the permission tokens' locations and not the discharges'; and
+// Discharges finds a token's discharges in any order.
+func TestNoPermissionToken(t *testing.T) {
+	f := newHonest(t)
+	m := f.token(honestLogin, honestOther)
+	d1 := f.discharge(m, honestLogin, 1, m)
+	d2 := f.discharge(m, honestOther, 2)
+	b := f.bundle(d2, m, d1)
+	_, _, err := b.Verify("https://elsewhere.example/v1", caveat.StaticKey(f.key), nil)
+	if !errors.Is(err, caveat.ErrNoPermissionToken) || !strings.Contains(err.Error(), `"`+honestLoc+`"`) ||
+		strings.Contains(err.Error(), honestLogin) || strings.Contains(err.Error(), honestOther) {
+		t.Errorf("%v", err)
+	}
+	if got := b.Discharges(1); !slices.Equal(got, []int{0, 2}) {
+		t.Errorf("Discharges(1) = %v, want [0 2]", got)
+	}
+	if got := b.Discharges(0); got != nil {
+		t.Errorf("Discharges(0) = %v, want none", got)
+	}
+	_, _, err = f.bundle(d1, d2).Verify(honestLoc, caveat.StaticKey(f.key), nil)
+	if !errors.Is(err, caveat.ErrNoPermissionToken) || !strings.Contains(err.Error(), "only discharges") {
+		t.Errorf("only discharges: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/internal/lifetime"
@@ -24,11 +25,12 @@ import (
 //
 //	POST   /v1/tokens               {"profile","name","org","app","expiry","commands"} → 201 token with "token"
 //	GET    /v1/tokens?org=SLUG[&app=NAME]                                           → {"tokens": [...]}
-//	DELETE /v1/tokens/{id}                                                          → {"id","revoked"}
-//	POST   /v1/tokens/revoke        revoke the presented token itself             → {"id","revoked"}
+//	DELETE /v1/tokens/{id}          revoke a token whole (admin or creator)          → {"id","revoked"}
+//	POST   /v1/tokens/revoke        revoke the branch the presented token is        → {"id","branch","revoked"}
+//	POST   /v1/tokens/revoke-branch {"token"}  revoke that token's branch (admin or creator) → {"id","branch","revoked"}
 //	POST   /v1/tokens/authenticate  {"header"}           → {"token_id","kind","user_id","org_id","caveats"}
 //	POST   /v1/tokens/authorize     {"header","access"}  → {"allowed": true, …} or 403 {"error","allowed": false}
-//	GET    /v1/tokens/revocations?after=CURSOR  any valid token → {"revocations": [{"cursor","token_id"}], "cursor"}
+//	GET    /v1/tokens/revocations?after=CURSOR  any valid token → {"revocations": [{"cursor","token_id","branch"}], "cursor"}
 //	GET    /v1/orgs                                      → {"organizations": [{"id","slug","role"}]}
 //	POST   /v1/orgs                 {"slug"}             → 201 {"id","slug"}
 //	POST   /v1/orgs/{slug}/rotate-key                    → {"kid"}
@@ -47,6 +49,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/tokens", s.handle(s.listTokens))
 	mux.HandleFunc("DELETE /v1/tokens/{id}", s.handle(s.revokeToken))
 	mux.HandleFunc("POST /v1/tokens/revoke", s.handle(s.revokeSelf))
+	mux.HandleFunc("POST /v1/tokens/revoke-branch", s.handle(s.revokeBranch))
 	mux.HandleFunc("POST /v1/tokens/authenticate", s.handleOpen(s.authenticate))
 	mux.HandleFunc("POST /v1/tokens/authorize", s.handleOpen(s.authorize))
 	mux.HandleFunc("GET /v1/tokens/revocations", s.handle(s.revocations))
@@ -95,16 +98,20 @@ func (s *Service) handleOpen(h func(context.Context, *http.Request, http.Respons
 
 // TokenJSON is a registry record as the API shows it.
 type TokenJSON struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Profile    string     `json:"profile"`
-	OrgID      uint64     `json:"org_id"`
-	AppID      uint64     `json:"app_id,omitempty"`
-	CreatedBy  uint64     `json:"created_by"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
-	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Profile   string `json:"profile"`
+	OrgID     uint64 `json:"org_id"`
+	AppID     uint64 `json:"app_id,omitempty"`
+	CreatedBy uint64 `json:"created_by"`
+	// CreatedByEmail is the creator's email, in lists.
+	CreatedByEmail string     `json:"created_by_email,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	LastUsedAt     *time.Time `json:"last_used_at,omitempty"`
+	// RevokedBranches counts the token's revoked branches.
+	RevokedBranches int `json:"revoked_branches"`
 	// Token is the header value, only in the answer to its creation.
 	Token string `json:"token,omitempty"`
 }
@@ -120,7 +127,7 @@ func optTime(t time.Time) *time.Time {
 func tokenJSON(t store.Token) TokenJSON {
 	return TokenJSON{ID: t.ID, Name: t.Name, Profile: t.Profile, OrgID: t.OrgID, AppID: t.AppID,
 		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt.UTC(), ExpiresAt: optTime(t.ExpiresAt),
-		RevokedAt: optTime(t.RevokedAt), LastUsedAt: optTime(t.LastUsedAt)}
+		RevokedAt: optTime(t.RevokedAt), LastUsedAt: optTime(t.LastUsedAt), RevokedBranches: t.RevokedBranches}
 }
 
 // CreateTokenRequest is the body of POST /v1/tokens.
@@ -191,8 +198,19 @@ func (s *Service) listTokens(ctx context.Context, p *Principal, r *http.Request,
 		return 0, nil, err
 	}
 	out := make([]TokenJSON, len(ts))
+	emails := map[uint64]string{} // creators are few; each is read once
 	for i, t := range ts {
 		out[i] = tokenJSON(t)
+		email, ok := emails[t.CreatedBy]
+		if !ok {
+			if u, err := s.cfg.Store.GetUser(ctx, t.CreatedBy); err == nil {
+				email = u.Email
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return 0, nil, fmt.Errorf("token creator: %w", err)
+			}
+			emails[t.CreatedBy] = email
+		}
+		out[i].CreatedByEmail = email
 	}
 	return http.StatusOK, map[string]any{"tokens": out}, nil
 }
@@ -209,15 +227,41 @@ func (s *Service) revokeToken(ctx context.Context, p *Principal, r *http.Request
 	return http.StatusOK, map[string]any{"id": id, "revoked": revoked}, nil
 }
 
+// BranchRevocationJSON is the answer to a branch revocation.
+type BranchRevocationJSON struct {
+	ID      string `json:"id"`
+	Branch  string `json:"branch"`
+	Revoked bool   `json:"revoked"`
+}
+
 func (s *Service) revokeSelf(ctx context.Context, p *Principal, _ *http.Request, _ http.ResponseWriter) (int, any, error) {
-	if p.IsSession() {
-		return 0, nil, badRequest("this is a session; log out to end it")
-	}
-	revoked, err := s.Revoke(ctx, p, p.TokenID())
+	r, err := s.RevokeSelf(ctx, p)
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, map[string]any{"id": p.TokenID(), "revoked": revoked}, nil
+	return http.StatusOK, BranchRevocationJSON{ID: r.TokenID, Branch: r.Branch.String(), Revoked: r.Revoked}, nil
+}
+
+// RevokeBranchRequest is the body of POST /v1/tokens/revoke-branch.
+type RevokeBranchRequest struct {
+	// Token is the branch: a token (or a bundle with its discharges) as
+	// an Authorization header value or bare.
+	Token string `json:"token"`
+}
+
+func (s *Service) revokeBranch(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
+	var req RevokeBranchRequest
+	if err := httpjson.Decode(w, r, &req, caveat.MaxHeaderSize+1024); err != nil {
+		return 0, nil, err
+	}
+	if req.Token == "" {
+		return 0, nil, badRequest(`"token" is required: the branch to revoke, a token attenuated from one of your tokens`)
+	}
+	rev, err := s.RevokeBranch(ctx, p, req.Token)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, BranchRevocationJSON{ID: rev.TokenID, Branch: rev.Branch.String(), Revoked: rev.Revoked}, nil
 }
 
 // PrincipalJSON is the answer of authenticate and authorize.
@@ -239,7 +283,10 @@ type PrincipalJSON struct {
 	// the creator is no longer a member), which decides whether it may do
 	// what only admins may (CheckAccess).
 	Memberships []OrgJSON `json:"memberships,omitempty"`
-	Allowed     *bool     `json:"allowed,omitempty"`
+	// PermissionToken is the verified permission token's bytes in
+	// standard padded base64 (the fm2_ text without its prefix), which
+	// Fly's machinesapi client matches against its own bundle.
+	PermissionToken string `json:"permission_token"`
 }
 
 func (s *Service) principalJSON(ctx context.Context, p *Principal) (PrincipalJSON, error) {
@@ -279,57 +326,15 @@ func (s *Service) principalJSON(ctx context.Context, p *Principal) (PrincipalJSO
 	return out, nil
 }
 
-func (s *Service) authenticate(ctx context.Context, r *http.Request, w http.ResponseWriter) (int, any, error) {
-	var req struct {
-		Header string `json:"header"`
-	}
-	if err := httpjson.Decode(w, r, &req, 0); err != nil {
-		return 0, nil, err
-	}
-	p, err := s.Authenticate(ctx, req.Header)
-	if err != nil {
-		return 0, nil, err
-	}
-	out, err := s.principalJSON(ctx, p)
-	return http.StatusOK, out, err
-}
-
-func (s *Service) authorize(ctx context.Context, r *http.Request, w http.ResponseWriter) (int, any, error) {
-	var req struct {
-		Header string          `json:"header"`
-		Access json.RawMessage `json:"access"`
-	}
-	if err := httpjson.Decode(w, r, &req, 0); err != nil {
-		return 0, nil, err
-	}
-	if len(req.Access) == 0 {
-		return 0, nil, badRequest(`"access" is required: the attempted access, e.g. {"orgid": 1, "appid": 2, "action": "r"}`)
-	}
-	var a flyio.Access
-	if err := httpjson.Unmarshal(req.Access, &a); err != nil {
-		return 0, nil, badRequest(`"access": %v`, err)
-	}
-	p, err := s.Authorize(ctx, req.Header, &a)
-	if err != nil {
-		var he *httpjson.Error
-		if errors.As(err, &he) && he.Status == http.StatusForbidden {
-			return http.StatusForbidden, map[string]any{"error": he.Msg, "allowed": false}, nil
-		}
-		return 0, nil, err
-	}
-	out, err := s.principalJSON(ctx, p)
-	allowed := true
-	out.Allowed = &allowed
-	return http.StatusOK, out, err
-}
-
 // revocations serves the revocation feed, for verifiers that cache
-// verified tokens: every revoked named token in order, after a cursor. It
-// says which token ids were revoked and nothing else, but those ids are
-// the registry's, of every organization: the caller must present a valid
-// token, of any kind and organization (a verifier holds one for the
-// purpose, see middleware.RemoteConfig.FeedToken), so that the feed is
-// not open to the whole network and every reader is a registered token.
+// verified tokens: every revoked named token, and every revoked branch of
+// one, in order, after a cursor. A verifier evicts what it cached for the
+// token id either way. It says which token ids (and branch ids, hashes of
+// tails) were revoked and nothing else, but those ids are the registry's,
+// of every organization: the caller must present a valid token, of any
+// kind and organization (a verifier holds one for the purpose, see
+// middleware.RemoteConfig.FeedToken), so that the feed is not open to the
+// whole network and every reader is a registered token.
 func (s *Service) revocations(ctx context.Context, _ *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
 	var after uint64
 	if v := r.URL.Query().Get("after"); v != "" {
@@ -346,11 +351,16 @@ func (s *Service) revocations(ctx context.Context, _ *Principal, r *http.Request
 	type rev struct {
 		Cursor  uint64 `json:"cursor"`
 		TokenID string `json:"token_id"`
+		// Branch is set for the revocation of one branch of the token.
+		Branch string `json:"branch,omitempty"`
 	}
 	out := make([]rev, len(revs))
 	cursor := after
 	for i, v := range revs {
 		out[i] = rev{Cursor: v.Cursor, TokenID: v.TokenID}
+		if !v.Branch.IsZero() {
+			out[i].Branch = v.Branch.String()
+		}
 		cursor = v.Cursor
 	}
 	return http.StatusOK, map[string]any{"revocations": out, "cursor": cursor}, nil

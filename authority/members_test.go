@@ -301,7 +301,7 @@ func TestDemotionReachesTokens(t *testing.T) {
 	if code, msg := h.authorize(tok, keys); code != 200 {
 		t.Fatalf("an admin's token, admin-only feature: %d %s", code, msg)
 	}
-	code, out = h.do("POST", "/v1/tokens/authenticate", "", map[string]string{"header": tok})
+	code, out = h.authenticated(tok)
 	if ms := out["memberships"].([]any); code != 200 || len(ms) != 1 || ms[0].(map[string]any)["role"] != "admin" {
 		t.Fatalf("authenticate: %d %v", code, out)
 	}
@@ -314,7 +314,7 @@ func TestDemotionReachesTokens(t *testing.T) {
 	if code, msg := h.authorize(tok, member); code != 200 {
 		t.Fatalf("the demoted admin's token, a member's access: %d %s", code, msg)
 	}
-	code, out = h.do("POST", "/v1/tokens/authenticate", "", map[string]string{"header": tok})
+	code, out = h.authenticated(tok)
 	if ms := out["memberships"].([]any); code != 200 || ms[0].(map[string]any)["role"] != "member" {
 		t.Fatalf("authenticate after the demotion: %d %v", code, out)
 	}

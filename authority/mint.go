@@ -240,11 +240,16 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 	return &Minted{Record: rec, Token: tok}, nil
 }
 
-// Revoke revokes a named token by id. A principal may revoke the token it
-// presents; otherwise it must be a logged-in admin of the token's
-// organization, or the user who created it. It reports whether this call
-// revoked it (false when it was already revoked).
+// Revoke revokes a named token by id, every copy and every attenuation of
+// it. Only a logged-in admin of the token's organization, or the user who
+// created it, may: a token, even the one named, revokes only its own
+// branch (RevokeSelf), since every attenuation of a token shares its id and
+// a narrowed child must not take its parent down. It reports whether this
+// call revoked it (false when it was already revoked).
 func (s *Service) Revoke(ctx context.Context, p *Principal, id string) (bool, error) {
+	if !p.IsSession() {
+		return false, forbidden("a token cannot revoke a token by id, not even itself: POST /v1/tokens/revoke revokes the branch it is")
+	}
 	t, err := s.cfg.Store.GetToken(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, httpjson.Errorf(http.StatusNotFound, "no token %q", id)
@@ -252,23 +257,8 @@ func (s *Service) Revoke(ctx context.Context, p *Principal, id string) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("token: %w", err)
 	}
-	if p.TokenID() != id {
-		if !p.IsSession() {
-			return false, forbidden("a token can revoke only itself")
-		}
-		// Caveats first (the operation table), then the role.
-		if err := s.Allow(ctx, p, tokensAccess(t.OrgID, t.AppID, resset.ActionDelete)); err != nil {
-			return false, err
-		}
-		if t.CreatedBy != p.UserID {
-			m, err := s.cfg.Store.GetMembership(ctx, t.OrgID, p.UserID)
-			if errors.Is(err, store.ErrNotFound) || (err == nil && m.Role != store.RoleAdmin) {
-				return false, forbidden("only an admin of the token's organization, or its creator, can revoke token %s", id)
-			}
-			if err != nil {
-				return false, fmt.Errorf("membership: %w", err)
-			}
-		}
+	if err := s.mayRevoke(ctx, p, t); err != nil {
+		return false, err
 	}
 	revoked, err := s.cfg.Store.RevokeToken(ctx, id, s.cfg.Now())
 	if err != nil {
@@ -281,6 +271,30 @@ func (s *Service) Revoke(ctx context.Context, p *Principal, id string) (bool, er
 		s.cfg.Logger.InfoContext(ctx, "token revoked", "token", id, "org", t.OrgID, "by", p.UserID)
 	}
 	return revoked, nil
+}
+
+// mayRevoke is who may revoke a token, whole or a branch of it, other than
+// the branch itself: a logged-in admin of its organization, or the user
+// who created it, whose caveats allow deleting the organization's (or the
+// app's) tokens: caveats first (the operation table), then the role.
+func (s *Service) mayRevoke(ctx context.Context, p *Principal, t store.Token) error {
+	if !p.IsSession() {
+		return forbidden("only a logged-in admin of the token's organization, or its creator, can revoke token %s", t.ID)
+	}
+	if err := s.Allow(ctx, p, tokensAccess(t.OrgID, t.AppID, resset.ActionDelete)); err != nil {
+		return err
+	}
+	if t.CreatedBy == p.UserID {
+		return nil
+	}
+	m, err := s.cfg.Store.GetMembership(ctx, t.OrgID, p.UserID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Role != store.RoleAdmin) {
+		return forbidden("only an admin of the token's organization, or its creator, can revoke token %s", t.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("membership: %w", err)
+	}
+	return nil
 }
 
 // List returns the tokens of an organization, or of one of its apps when

@@ -1,7 +1,10 @@
 package authority
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -217,4 +220,29 @@ func describe(t *testing.T, cs caveat.CaveatSet) string {
 		t.Fatal(err)
 	}
 	return string(js)
+}
+
+// authenticated calls POST /v1/tokens/authenticate and returns the status
+// and the one verified token of its array (or the error object).
+func (h *harness) authenticated(header string) (int, map[string]any) {
+	h.t.Helper()
+	body, _ := json.Marshal(map[string]string{"header": header})
+	resp, err := http.Post(h.srv.URL+"/v1/tokens/authenticate", "application/json", bytes.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		var e map[string]any
+		if err := json.Unmarshal(raw, &e); err != nil {
+			h.t.Fatalf("authenticate: %d %q", resp.StatusCode, raw)
+		}
+		return resp.StatusCode, e
+	}
+	var arr []map[string]any
+	if err := json.Unmarshal(raw, &arr); err != nil || len(arr) != 1 {
+		h.t.Fatalf("authenticate: 200 answer is not an array of one verified token: %q", raw)
+	}
+	return resp.StatusCode, arr[0]
 }

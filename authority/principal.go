@@ -95,6 +95,9 @@ type Service struct {
 	revoked *tokencache.Cache[error]
 	// feed is when Run last confirmed the revocation feed current.
 	feed tokencache.Feed
+
+	// branchSets keeps tokens' revoked branches between verifications.
+	branchSets branchSetCache
 }
 
 // touchEvery throttles the registry's last-used writes per token.
@@ -167,6 +170,9 @@ type Principal struct {
 	// Expires is the effective expiry (zero for none): the earliest end of
 	// a ValidityWindow over the token and its discharges.
 	Expires time.Time
+	// Branch is the branch a named token is (the binding id of its final
+	// tail): what it revokes when it revokes itself. Zero for a session.
+	Branch store.BranchID
 }
 
 // IsSession reports whether the principal is a logged-in user's session.
@@ -253,8 +259,14 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		keyOrg = org
 		return key, err
 	}
-	cs, i, err := b.Verify(s.cfg.Location, keys, s.trusted)
+	// Each permission token's registry record is read before its chain is
+	// walked, for its revoked branches, and reused below.
+	reg := s.registryReads(ctx)
+	cs, i, err := b.VerifyWith(s.cfg.Location, keys, s.trusted, &caveat.VerifyOptions{RevokedBranches: reg.revokedBranches})
 	if err != nil {
+		if refusal := reg.refusal(err); refusal != nil {
+			return nil, refusal
+		}
 		if !errors.Is(err, caveat.ErrInvalid) && !errors.Is(err, caveat.ErrMalformed) &&
 			!errors.Is(err, caveat.ErrNoPermissionToken) && !errors.Is(err, caveat.ErrProof) {
 			return nil, fmt.Errorf("verify: %w", err) // the store failed
@@ -285,14 +297,9 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		return p, err
 	}
 	orgID := keyOrg
-	t, err := s.cfg.Store.GetToken(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		// Every token the authority mints is registered: a token without
-		// a record is refused rather than trusted.
-		return nil, unauthenticated("unknown token %s", id)
-	}
+	t, err := reg.record(id)
 	if err != nil {
-		return nil, fmt.Errorf("token %s: %w", id, err)
+		return nil, err
 	}
 	if t.Revoked() {
 		return nil, &httpjson.Error{Status: http.StatusUnauthorized, Err: errRevoked,
@@ -302,7 +309,8 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		return nil, unauthenticated("token %s is not signed by its organization's key", id)
 	}
 	s.touch(ctx, id, now)
-	return &Principal{UserID: t.CreatedBy, Token: &t, OrgID: t.OrgID, Caveats: cs, Expires: e.At}, nil
+	return &Principal{UserID: t.CreatedBy, Token: &t, OrgID: t.OrgID, Caveats: cs, Expires: e.At,
+		Branch: store.BranchID(caveat.BindingID(m))}, nil
 }
 
 func (s *Service) sessionPrincipal(ctx context.Context, id string, cs caveat.CaveatSet, now time.Time) (*Principal, error) {

@@ -150,17 +150,23 @@ type App struct {
 
 // Token is a registry record; Header is set only when it was just created.
 type Token struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Profile    string     `json:"profile"`
-	OrgID      uint64     `json:"org_id"`
-	AppID      uint64     `json:"app_id,omitempty"`
-	CreatedBy  uint64     `json:"created_by"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
-	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
-	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
-	Header     string     `json:"token,omitempty"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Profile   string `json:"profile"`
+	OrgID     uint64 `json:"org_id"`
+	AppID     uint64 `json:"app_id,omitempty"`
+	CreatedBy uint64 `json:"created_by"`
+	// CreatedByEmail is the creator's email, in lists.
+	CreatedByEmail string     `json:"created_by_email,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
+	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+	LastUsedAt     *time.Time `json:"last_used_at,omitempty"`
+	// RevokedBranches counts the token's revoked branches (attenuations
+	// revoked with everything derived from them; the token itself and
+	// its other attenuations keep working).
+	RevokedBranches int    `json:"revoked_branches"`
+	Header          string `json:"token,omitempty"`
 }
 
 // Command is one allowed command of a machine-exec token.
@@ -249,6 +255,64 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (bool, error) {
 	}
 	err := c.do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(id), nil, &out, nil)
 	return out.Revoked, err
+}
+
+// VerifiedToken is one permission token the authority verified, as
+// POST /v1/tokens/authenticate describes it: Fly's two fields and caveat's.
+type VerifiedToken struct {
+	Caveats         json.RawMessage `json:"caveats"`
+	PermissionToken string          `json:"permission_token"`
+	TokenID         string          `json:"token_id"`
+	Kind            string          `json:"kind"` // "session" or "token"
+	UserID          uint64          `json:"user_id"`
+	OrgID           uint64          `json:"org_id,omitempty"`
+	ExpiresAt       *time.Time      `json:"expires_at,omitempty"`
+	Memberships     []Organization  `json:"memberships,omitempty"`
+}
+
+// Authenticate asks the authority who presents header: the permission
+// token it verified, or an *APIError (401) saying why none did.
+func (c *Client) Authenticate(ctx context.Context, header string) (VerifiedToken, error) {
+	var out []VerifiedToken
+	if err := c.do(ctx, "POST", "/v1/tokens/authenticate", map[string]any{"header": header}, &out, nil); err != nil {
+		return VerifiedToken{}, err
+	}
+	if len(out) == 0 {
+		return VerifiedToken{}, &APIError{Status: http.StatusUnauthorized, Message: "the authority verified no permission token"}
+	}
+	return out[0], nil
+}
+
+// BranchRevocation is the answer to a branch revocation.
+type BranchRevocation struct {
+	// ID is the token's id, which every branch of it shares.
+	ID string `json:"id"`
+	// Branch is the revoked branch: the binding id of the branch token's
+	// final tail, in hex.
+	Branch string `json:"branch"`
+	// Revoked is false when the branch was already revoked.
+	Revoked bool `json:"revoked"`
+}
+
+// RevokeBranch revokes the branch that token is (a token attenuated from
+// one of the caller's tokens, as a header or bare, with its discharges if
+// it has third-party caveats): it and everything attenuated from it are
+// refused, and the tokens it was attenuated from keep working. The caller
+// must be logged in as an admin of the token's organization or its
+// creator.
+func (c *Client) RevokeBranch(ctx context.Context, token string) (BranchRevocation, error) {
+	var out BranchRevocation
+	err := c.do(ctx, "POST", "/v1/tokens/revoke-branch", map[string]string{"token": token}, &out, nil)
+	return out, err
+}
+
+// RevokeSelf revokes the branch that the client's own token is, with the
+// client's token as the credential: no login is needed, and nothing above
+// the token (the tokens it was attenuated from) is affected.
+func (c *Client) RevokeSelf(ctx context.Context) (BranchRevocation, error) {
+	var out BranchRevocation
+	err := c.do(ctx, "POST", "/v1/tokens/revoke", nil, &out, nil)
+	return out, err
 }
 
 // Authorize asks the authority whether header allows access (a

@@ -169,10 +169,17 @@ func (rm *Remote) Authenticate(ctx context.Context, header string) (Principal, e
 // ask calls /v1/tokens/authenticate.
 func (rm *Remote) ask(ctx context.Context, header string) (*remotePrincipal, error) {
 	body, _ := json.Marshal(map[string]string{"header": header})
-	var out authority.PrincipalJSON
-	if err := rm.call(ctx, "POST", "/v1/tokens/authenticate", "", body, &out); err != nil {
+	// The answer is Fly's shape: an array of the verified permission
+	// tokens (caveat's authority returns the one it verified), each with
+	// caveat's own fields.
+	var verified []authority.PrincipalJSON
+	if err := rm.call(ctx, "POST", "/v1/tokens/authenticate", "", body, &verified); err != nil {
 		return nil, err
 	}
+	if len(verified) == 0 {
+		return nil, httpjson.Errorf(http.StatusUnauthorized, "the authority verified no permission token in the bundle")
+	}
+	out := verified[0]
 	raw, err := base64.StdEncoding.DecodeString(out.CaveatsMsgpack)
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: the authority's caveats are not base64: %w", err)

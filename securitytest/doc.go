@@ -33,6 +33,13 @@
 //     session's, and when Origin or Sec-Fetch-Site says another site or
 //     origin sent it; the same form from the console's page does its work.
 //     The login form is refused alike without its own token or cookie.
+//   - TestBranchRevocationTree: for a random tree of attenuations of a
+//     named token, revoking a random node (by itself, or by the token's
+//     creator presenting it) refuses exactly that node's subtree, on both
+//     of two replicas sharing one database (SQLite, and PostgreSQL when
+//     CAVEAT_TEST_POSTGRES_URL is set): at once on the replica that
+//     revoked, within a second on the other, and never an ancestor or a
+//     sibling on either.
 //   - TestDatabaseDumpHoldsNoKey: after signups, logins, key rotations,
 //     token creation, a retirement, a revocation and a logout, the SQLite
 //     files (and, with CAVEAT_TEST_POSTGRES_URL set, every table of a

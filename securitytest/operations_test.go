@@ -249,6 +249,20 @@ func TestOperationTable(t *testing.T) {
 			code, out := ts.do("DELETE", "/v1/tokens/"+id, h, nil)
 			return expect(code, out, allows(h, a), http.StatusOK, refused)
 		},
+		"revoke a branch": func(i int, h string) string {
+			a := &flyio.Access{OrgID: &org, Action: resset.ActionDelete}
+			profile, app := "readonly", ""
+			if i%2 == 1 {
+				profile, app, a.AppID = "deploy", "web", flyio.Ptr(apps["web"])
+			}
+			code, out := ts.do("POST", "/v1/tokens", ada.bundle, map[string]any{"profile": profile, "org": "acme", "app": app, "expiry": "1h"})
+			if code != http.StatusCreated {
+				t.Fatalf("mint with the plain session: %d %v", code, out)
+			}
+			branch := attenuateHeader(t, out["token"].(string), &flyio.Organization{ID: org, Mask: resset.ActionRead | resset.ActionWrite})
+			code, out = ts.do("POST", "/v1/tokens/revoke-branch", h, map[string]any{"token": branch})
+			return expect(code, out, allows(h, a), http.StatusOK, refused)
+		},
 		"list keys": func(_ int, h string) string {
 			code, out := ts.do("GET", "/v1/orgs/acme/keys", h, nil)
 			return expect(code, out, allows(h, &flyio.Access{OrgID: &org, Feature: flyio.Ptr(authority.FeatureKeys), Action: resset.ActionRead}), http.StatusOK, refused)

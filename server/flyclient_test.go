@@ -46,6 +46,11 @@ func specDo(t *testing.T, req *http.Request) (int, map[string]any) {
 	raw, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	if resp.StatusCode != http.StatusAccepted {
+		// An array (authenticate's answer) comes back as {"array": […]}.
+		var arr []any
+		if json.Unmarshal(raw, &arr) == nil {
+			return resp.StatusCode, map[string]any{"array": arr}
+		}
 		if err := json.Unmarshal(raw, &out); err != nil {
 			t.Fatalf("%s %s: %d answer is not JSON: %q", req.Method, req.URL, resp.StatusCode, raw)
 		}
@@ -205,5 +210,96 @@ func TestRequireDischargeBinding(t *testing.T) {
 		map[string]any{"ticket": base64.StdEncoding.EncodeToString(ticket)})
 	if code != http.StatusBadRequest || !strings.Contains(out["error"].(string), "parent_binding") {
 		t.Fatalf("unbound request with --require-discharge-binding: %d %v", code, out)
+	}
+}
+
+// TestSpecJudgingEndpoints: authenticate and authorize in the shapes of
+// ../shared/spec/machines-api.md ("Token judging endpoints"), read with
+// nothing but that JSON.
+func TestSpecJudgingEndpoints(t *testing.T) {
+	s := startWith(t, Config{})
+	specPost(t, s.URL()+"/aaa/v1/users", "", map[string]any{"email": "ada@example.com", "password": "correct horse battery", "organization": "acme"})
+	token, secret, ticket := loginTicket(t, s, "ada@example.com", "correct horse battery")
+	_, out := specPost(t, s.LoginLocation()+"/.well-known/macfly/3p", "Bearer "+secret, map[string]any{"ticket": base64.StdEncoding.EncodeToString(ticket)})
+	session := "FlyV1 " + token + "," + out["discharge"].(string)
+	if code, out := specPost(t, s.URL()+"/v1/apps", session, map[string]any{"app_name": "workers", "org_slug": "acme"}); code != http.StatusCreated {
+		t.Fatalf("create app: %d %v", code, out)
+	}
+	code, out := specPost(t, s.URL()+"/v1/tokens", session, map[string]any{"profile": "deploy", "org": "acme", "app": "workers", "expiry": "1h"})
+	if code != http.StatusCreated {
+		t.Fatalf("create token: %d %v", code, out)
+	}
+	deploy := out["token"].(string)
+	if code, out := specPost(t, s.URL()+"/v1/orgs", session, map[string]any{"slug": "other"}); code != http.StatusCreated {
+		t.Fatalf("create another organization: %d %v", code, out)
+	}
+	code, out = specPost(t, s.URL()+"/v1/apps/workers/machines", deploy, map[string]any{"config": map[string]any{"image": "nginx"}})
+	if code != http.StatusOK && code != http.StatusCreated {
+		t.Fatalf("create machine: %d %v", code, out)
+	}
+	machine := out["id"].(string)
+
+	// authenticate: an array of {caveats, permission_token}.
+	b, _ := json.Marshal(map[string]any{"header": deploy})
+	resp, err := http.Post(s.URL()+"/v1/tokens/authenticate", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verified []struct {
+		Caveats         []map[string]any `json:"caveats"`
+		PermissionToken string           `json:"permission_token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&verified)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || len(verified) != 1 {
+		t.Fatalf("authenticate: %d %v %+v", resp.StatusCode, err, verified)
+	}
+	if want := strings.TrimPrefix(strings.TrimPrefix(deploy, "FlyV1 "), "fm2_"); verified[0].PermissionToken != want {
+		t.Errorf("permission_token %q, want the token's bytes in base64 %q", verified[0].PermissionToken, want)
+	}
+	if len(verified[0].Caveats) < 3 || verified[0].Caveats[0]["type"] != "Organization" {
+		t.Errorf("caveats: %v", verified[0].Caveats)
+	}
+
+	// authorize, by name.
+	code, out = specPost(t, s.URL()+"/v1/tokens/authorize", "", map[string]any{"header": deploy,
+		"access": map[string]any{"org_slug": "acme", "app_name": "workers", "machine_id": machine, "action": "C"}})
+	access, _ := out["access"].(map[string]any)
+	vt, _ := out["verified_token"].(map[string]any)
+	if code != 200 || access == nil || vt == nil {
+		t.Fatalf("authorize by name: %d %v", code, out)
+	}
+	if access["machine"] != machine || access["action"] != "C" || access["orgid"] == nil || access["appid"] == nil {
+		t.Errorf("resolved access: %v", access)
+	}
+	if vt["permission_token"] != verified[0].PermissionToken || vt["caveats"] == nil {
+		t.Errorf("verified_token: %v", vt)
+	}
+	for _, c := range []struct {
+		name   string
+		header string
+		access map[string]any
+		status int
+		want   string
+	}{
+		{"unknown organization", deploy, map[string]any{"org_slug": "nope", "action": "r"}, 404, "no organization"},
+		{"unknown app", deploy, map[string]any{"org_slug": "acme", "app_name": "nope", "action": "r"}, 404, "no app"},
+		{"another organization", deploy, map[string]any{"org_slug": "other", "action": "r"}, 404, "no organization"},
+		{"another app's machine id", deploy, map[string]any{"org_slug": "acme", "app_name": "workers", "machine_id": "0123456789abcd", "action": "r"}, 404, "no machine"},
+		{"machine without app", deploy, map[string]any{"org_slug": "acme", "machine_id": machine, "action": "r"}, 400, "need app_name"},
+		{"a feature the deploy token lacks", deploy, map[string]any{"org_slug": "acme", "org_feature": "wg", "action": "r"}, 403, "(Apps)"},
+		{"an unknown field", deploy, map[string]any{"org_slug": "acme", "bogus": 1}, 400, "bogus"},
+		{"a bad token", "FlyV1 fm2_AAAA", map[string]any{"org_slug": "acme", "action": "r"}, 401, "malformed"},
+	} {
+		code, out := specPost(t, s.URL()+"/v1/tokens/authorize", "", map[string]any{"header": c.header, "access": c.access})
+		msg, _ := out["error"].(string)
+		if code != c.status || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %d %v, want %d with an error mentioning %q", c.name, code, out, c.status, c.want)
+		}
+	}
+	// The catalogue's form is still taken.
+	code, out = specPost(t, s.URL()+"/v1/tokens/authorize", "", map[string]any{"header": deploy, "access": access})
+	if code != 200 {
+		t.Errorf("authorize in the catalogue's form: %d %v", code, out)
 	}
 }

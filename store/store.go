@@ -87,6 +87,11 @@ var (
 	// [ErrConflict].
 	ErrNotFirst error = &sentinel{msg: "not the first user", parent: ErrConflict}
 
+	// ErrLimit: the change would take a record past a documented bound
+	// (a token's revoked branches, MaxRevokedBranches). It is an
+	// [ErrConflict].
+	ErrLimit error = &sentinel{msg: "limit reached", parent: ErrConflict}
+
 	// ErrInvalid: an argument breaks the rules written on its type (an empty
 	// required field, an unknown role, a zero timestamp, text that is too
 	// long or not UTF-8…). Nothing was changed.

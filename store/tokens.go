@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -80,6 +81,10 @@ type Token struct {
 	// LastUsedAt is zero until the token is first used; see
 	// [Tokens.TouchToken].
 	LastUsedAt time.Time
+	// RevokedBranches counts the token's revoked branches (see
+	// [Tokens.RevokeBranch]), at most [MaxRevokedBranches]. A verifier
+	// that reads 0 here needs no second read for the branches themselves.
+	RevokedBranches int
 }
 
 // Revoked reports whether the token has been revoked.
@@ -116,7 +121,7 @@ func (t Token) Validate() error {
 			return fmt.Errorf("token expires at or before its creation: %w", ErrInvalid)
 		}
 	}
-	if !t.RevokedAt.IsZero() || !t.LastUsedAt.IsZero() {
+	if !t.RevokedAt.IsZero() || !t.LastUsedAt.IsZero() || t.RevokedBranches != 0 {
 		return fmt.Errorf("new token record already revoked or used: %w", ErrInvalid)
 	}
 	return nil
@@ -129,11 +134,59 @@ func ValidTokenID(id string) bool {
 	return err == nil && u.String() == id
 }
 
-// Revocation is one entry of the revocation feed: a token that was revoked.
+// BranchID names one branch of a token: the binding id of one of its
+// tails (the first 16 bytes of its SHA-256), as the token library computes
+// it (caveat.BranchID). Every attenuation step of a token has its own
+// tail, so a branch is the token as it was at that step together with
+// everything attenuated from it since; its ancestors, whose tails come
+// earlier in the chain, are other branches.
+type BranchID [16]byte
+
+// String is the branch id in lowercase hex, the form the API shows.
+func (b BranchID) String() string { return hex.EncodeToString(b[:]) }
+
+// IsZero reports whether b is the zero id, which names no branch.
+func (b BranchID) IsZero() bool { return b == BranchID{} }
+
+// MaxRevokedBranches bounds the revoked branches of one token. A verifier
+// holds a token's whole set and looks every tail up in it, so the set must
+// stay small; a token with this many revoked branches is better revoked
+// whole (by id), which [Tokens.RevokeToken] always allows.
+const MaxRevokedBranches = 1000
+
+// RevokedBranch is one revoked branch of a named token.
+type RevokedBranch struct {
+	TokenID string
+	Branch  BranchID
+	// RevokedBy is the user who revoked the branch by presenting it (an
+	// admin of the token's organization or its creator), or 0 when the
+	// branch revoked itself: it was presented as the credential of its
+	// own revocation.
+	RevokedBy uint64
+	RevokedAt time.Time
+}
+
+// Validate reports, wrapping [ErrInvalid], a field that breaks its rules: a
+// canonical token id, a non-zero branch and a revocation time.
+func (b RevokedBranch) Validate() error {
+	if !ValidTokenID(b.TokenID) {
+		return fmt.Errorf("token id is not a canonical UUID: %w", ErrInvalid)
+	}
+	if b.Branch.IsZero() {
+		return fmt.Errorf("branch id is zero: %w", ErrInvalid)
+	}
+	return checkTime("revoked at", b.RevokedAt)
+}
+
+// Revocation is one entry of the revocation feed: a token, or one branch
+// of a token, that was revoked.
 type Revocation struct {
 	// Cursor orders the feed; see [Tokens.RevocationsSince].
-	Cursor    uint64
-	TokenID   string
+	Cursor  uint64
+	TokenID string
+	// Branch is the revoked branch, or zero when the whole token was
+	// revoked. Either way a cache evicts every verification of TokenID.
+	Branch    BranchID
 	OrgID     uint64
 	RevokedAt time.Time
 }
@@ -168,6 +221,25 @@ type Tokens interface {
 	// id and with ErrInvalid for a zero time.
 	RevokeToken(ctx context.Context, id string, at time.Time) (bool, error)
 
+	// RevokeBranch records that a branch of a token is revoked and, when
+	// this call revoked it, appends it to the revocation feed in the same
+	// atomic step. It is idempotent: it reports whether this call revoked
+	// the branch, and a branch revoked before keeps its first record and
+	// gets no second feed entry. It fails with ErrNotFound for an unknown
+	// token (or an unknown RevokedBy user), with ErrInvalid when b does
+	// not validate, and with ErrLimit when the token already has
+	// MaxRevokedBranches revoked branches and b is not one of them. The
+	// store does not check that the branch belongs to the token: only the
+	// caller, which holds the key, can; it must never pass a branch id it
+	// did not compute from a verified token. A revoked token's branches can
+	// still be revoked.
+	RevokeBranch(ctx context.Context, b RevokedBranch) (bool, error)
+
+	// ListRevokedBranches returns the token's revoked branches, oldest
+	// first (by revocation time, then branch id in byte order); at most
+	// MaxRevokedBranches. An unknown token gives ErrNotFound.
+	ListRevokedBranches(ctx context.Context, tokenID string) ([]RevokedBranch, error)
+
 	// IsTokenRevoked reports whether the token has been revoked, with one
 	// indexed lookup; it is on the path of every verification. An unknown
 	// id gives ErrNotFound, so that the caller decides (and can refuse)
@@ -181,13 +253,14 @@ type Tokens interface {
 	// call, so callers on a hot path should throttle it.
 	TouchToken(ctx context.Context, id string, at time.Time) error
 
-	// RevocationsSince returns up to limit revocations whose cursor is
-	// greater than after, in cursor order. Cursors grow with every
-	// revocation, and a revocation becomes visible only once every
-	// revocation with a smaller cursor is, so a poller that passes the
-	// last cursor it saw misses nothing. Pass 0 to read
-	// from the start, or [Tokens.RevocationCursor] to read only what comes
-	// next. limit must be at least 1 (ErrInvalid otherwise).
+	// RevocationsSince returns up to limit revocations (of tokens and of
+	// branches, in one feed) whose cursor is greater than after, in
+	// cursor order. Cursors grow with every revocation, and a revocation
+	// becomes visible only once every revocation with a smaller cursor
+	// is, so a poller that passes the last cursor it saw misses nothing.
+	// Pass 0 to read from the start, or [Tokens.RevocationCursor] to read
+	// only what comes next. limit must be at least 1 (ErrInvalid
+	// otherwise).
 	RevocationsSince(ctx context.Context, after uint64, limit int) ([]Revocation, error)
 
 	// RevocationCursor returns the cursor of the latest revocation, or 0
@@ -196,9 +269,10 @@ type Tokens interface {
 }
 
 // RevocationListener is implemented by stores that can say when a
-// revocation has been committed, by any process, so that caches need not
-// wait for their next poll of [Tokens.RevocationsSince] (PostgreSQL, with
-// LISTEN/NOTIFY). Notifications carry nothing: the feed says what changed.
+// revocation (of a token or a branch) has been committed, by any process,
+// so that caches need not wait for their next poll of
+// [Tokens.RevocationsSince] (PostgreSQL, with LISTEN/NOTIFY).
+// Notifications carry nothing: the feed says what changed.
 type RevocationListener interface {
 	// ListenRevocations calls notify after revocations are committed,
 	// possibly once for several, until ctx is done (then it returns nil)

@@ -2,15 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/vectors"
+	"github.com/caveatdev/caveat/server"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -92,6 +96,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"envfile":   cmdEnvFile,
 			"jsonshape": cmdJSONShape,
+			"server":    cmdServer,
 		},
 	})
 }
@@ -117,6 +122,38 @@ func cmdEnvFile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: envfile VAR FILE")
 	}
 	ts.Setenv(args[0], strings.TrimSpace(ts.ReadFile(args[1])))
+}
+
+// cmdServer starts a caveat server in the test process for the rest of
+// the script (SQLite in $WORK/server, cheap password hashing, no logs) and
+// points the CLI at it: CAVEAT_API_URL is its URL and CAVEAT_CONFIG_DIR is
+// $WORK/config, where 'caveat auth login' saves the login.
+//
+//	server
+func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: server")
+	}
+	work := ts.Getenv("WORK")
+	srv, err := server.New(context.Background(), server.Config{
+		Listen:  "127.0.0.1:0",
+		DataDir: filepath.Join(work, "server"),
+		Signup:  true,
+		Argon2:  identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32},
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	ts.Check(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	ts.Defer(func() {
+		cancel()
+		if err := <-done; err != nil {
+			ts.Logf("server: %v", err)
+		}
+	})
+	ts.Setenv("CAVEAT_API_URL", srv.URL())
+	ts.Setenv("CAVEAT_CONFIG_DIR", filepath.Join(work, "config"))
 }
 
 // cmdJSONShape checks that a file is debug's output shape, exactly: an array

@@ -253,10 +253,17 @@ func (a *app) logoutCommand() *cobra.Command {
 func (a *app) whoamiCommand() *cobra.Command {
 	var f onlineFlags
 	c := &cobra.Command{
-		Use:   "whoami [--api URL] [--json]",
-		Short: "Show the logged-in account",
-		Args:  cobra.NoArgs,
+		Use:   "whoami [-t TOKEN] [--api URL] [--json]",
+		Short: "Show the logged-in account, or whose a token is",
+		Long: `Show the logged-in account: the email, the server, the organizations and the
+session's end. With a token (-t, or CAVEAT_TOKEN), show whose it is instead:
+its id, kind (a named token or a session), user, organization and expiry, as
+the server sees it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.token != "" || a.env("CAVEAT_TOKEN") != "" {
+				return a.whoamiToken(&f)
+			}
 			cl, cfg, err := a.anonymous(&f)
 			if err != nil {
 				return err
@@ -281,6 +288,42 @@ func (a *app) whoamiCommand() *cobra.Command {
 				cl.BaseURL, strings.Join(orgs, ", "), w.Session.ExpiresAt.UTC().Format(time.RFC3339)))
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	return c
+}
+
+// whoamiToken describes the token of -t or CAVEAT_TOKEN, as the server
+// authenticates it.
+func (a *app) whoamiToken(f *onlineFlags) error {
+	cl, _, err := a.authenticated(f, "")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	header := f.token
+	if header == "" {
+		header = a.env("CAVEAT_TOKEN")
+	}
+	v, err := cl.Authenticate(ctx, header)
+	if err != nil {
+		return apiErr("whoami", err)
+	}
+	if f.json {
+		return a.printJSON(v)
+	}
+	kind := "named token"
+	if v.Kind == "session" {
+		kind = "session"
+	}
+	var orgs []string
+	for _, o := range v.Memberships {
+		orgs = append(orgs, fmt.Sprintf("%s (%s)", o.Slug, o.Role))
+	}
+	exp := "never"
+	if v.ExpiresAt != nil {
+		exp = v.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return a.output(fmt.Sprintf("%s %s of user %d\nserver: %s\norganizations: %s\nexpires %s\n",
+		kind, v.TokenID, v.UserID, cl.BaseURL, strings.Join(orgs, ", "), exp))
 }

@@ -86,6 +86,12 @@ type app struct {
 	// stdinUse says what stdin has been read for, so that it is read at
 	// most once and a second use is an error rather than an empty read.
 	stdinUse string
+
+	// api is the root's persistent --api flag.
+	api string
+	// tokenFrom says where an online command's token came from, once
+	// authenticated has found it.
+	tokenFrom string
 }
 
 // now returns the current time: CAVEAT_NOW when set, else the clock.
@@ -164,6 +170,13 @@ Exit status: 0 on success, 1 on failure, 2 on a usage error.`,
 	// "caveat completion bash|zsh|fish|powershell" writes a completion
 	// script; its hidden subcommands stay out of the help.
 	root.CompletionOptions.HiddenDefaultCmd = false
+	root.PersistentFlags().StringVar(&a.api, "api", "", "server URL of the online commands (default: CAVEAT_API_URL, the config file, or "+defaultAPIURL+"); before or after the subcommand")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if cmd.Flags().Changed("api") && cmd.Annotations[onlineAnnotation] == "" {
+			return usageError(cmd, "--api is for the commands that talk to a server; %s works offline", cmd.CommandPath())
+		}
+		return nil
+	}
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError(cmd, "%v", err)
 	})

@@ -17,14 +17,12 @@ import (
 // flags, the app and the token.
 type machineFlags struct {
 	onlineFlags
-	app   string
-	token string
+	app string
 }
 
 func (f *machineFlags) register(c *cobra.Command) {
-	f.onlineFlags.register(c, true)
+	f.onlineFlags.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&f.app, "app", "a", "", "the app whose machines to act on (required)")
-	c.Flags().StringVarP(&f.token, "token", "t", "", "token to use instead of CAVEAT_TOKEN or the login")
 }
 
 // machinesClient checks the flags and returns an authenticated client.
@@ -32,7 +30,7 @@ func (a *app) machinesClient(cmd *cobra.Command, f *machineFlags) (*client.Clien
 	if f.app == "" {
 		return nil, usageError(cmd, "%s needs the app: -a APP", cmd.CommandPath())
 	}
-	cl, _, err := a.authenticated(&f.onlineFlags, f.token)
+	cl, _, err := a.authenticated(&f.onlineFlags, "")
 	return cl, err
 }
 

@@ -72,7 +72,7 @@ func (a *app) orgsMembersCommand() *cobra.Command {
 			return a.table([]string{"USER ID", "EMAIL", "ROLE", "JOINED", "LAST LOGIN"}, rows)
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	orgFlag(c, &org)
 	return c
 }
@@ -110,7 +110,7 @@ demoted: make another member admin first.`,
 			return nil
 		},
 	}
-	f.register(c, false)
+	f.registerAuthenticated(c, false)
 	orgFlag(c, &org)
 	return c
 }
@@ -178,7 +178,7 @@ cannot be removed.`,
 			return a.printRemoval(&f, r, "removed "+r.Email+" from", org)
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	orgFlag(c, &org)
 	c.Flags().BoolVar(&keep, "keep-tokens", false, "re-assign the member's tokens to you instead of revoking them")
 	return c
@@ -213,7 +213,7 @@ another member admin first.`,
 			return a.printRemoval(&f, r, "you left", org)
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	orgFlag(c, &org)
 	return c
 }
@@ -270,7 +270,7 @@ cancels one.`,
 			return a.output(inv.URL + "\n" + inv.Code + "\n")
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	orgFlag(c, &org)
 	c.Flags().StringVar(&role, "role", "member", "the invitee's role: member or admin")
 	c.Flags().StringVar(&expiryText, "expiry", defaultLife, "how long the invitation lasts: days (7d) or a duration (36h)")
@@ -314,7 +314,7 @@ func (a *app) orgsInvitationsCommand() *cobra.Command {
 			return a.table([]string{"ID", "EMAIL", "ROLE", "INVITED BY", "EXPIRES"}, rows)
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	orgFlag(c, &org)
 	return c
 }
@@ -346,7 +346,7 @@ func (a *app) orgsUninviteCommand() *cobra.Command {
 			return nil
 		},
 	}
-	f.register(c, false)
+	f.registerAuthenticated(c, false)
 	orgFlag(c, &org)
 	return c
 }
@@ -378,7 +378,7 @@ be for your account's email. Without an account, use
 			return nil
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	return c
 }
 

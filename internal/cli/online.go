@@ -22,12 +22,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/client"
 	"github.com/spf13/cobra"
 )
@@ -99,27 +102,77 @@ func (a *app) saveConfig(cfg savedConfig) error {
 	return nil
 }
 
-// onlineFlags are the flags every online command has.
+// onlineFlags are the flags of the online commands. --api is the root's
+// persistent flag (app.api), so that it may come before or after the
+// subcommand; -t/--token is added by registerAuthenticated to the commands
+// that send a token.
 type onlineFlags struct {
-	api  string
-	json bool
+	json  bool
+	token string
 }
 
+// onlineAnnotation marks the commands that talk to a server: only they
+// take --api.
+const onlineAnnotation = "caveat-online"
+
 func (f *onlineFlags) register(c *cobra.Command, withJSON bool) {
-	c.Flags().StringVar(&f.api, "api", "", "server URL (default: CAVEAT_API_URL, the config file, or "+defaultAPIURL+")")
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[onlineAnnotation] = "yes"
 	if withJSON {
 		c.Flags().BoolVar(&f.json, "json", false, "print JSON instead of a table")
 	}
 }
 
-// apiURL resolves the server URL.
-func (a *app) apiURL(f *onlineFlags, cfg savedConfig) string {
-	for _, u := range []string{f.api, a.env("CAVEAT_API_URL"), cfg.APIURL} {
-		if u != "" {
-			return strings.TrimRight(u, "/")
+// registerAuthenticated registers the flags of a command that sends a
+// token: register's, and -t/--token.
+func (f *onlineFlags) registerAuthenticated(c *cobra.Command, withJSON bool) {
+	f.register(c, withJSON)
+	c.Flags().StringVarP(&f.token, "token", "t", "", "token to send instead of CAVEAT_TOKEN or the saved login")
+}
+
+// apiURL resolves the server URL: --api, CAVEAT_API_URL, the config file,
+// the default. A URL without a scheme is taken as http:// for this machine
+// (localhost, 127.0.0.1, [::1]) and refused otherwise, with the fix; a
+// token's location (…/v1, …/aaa/v1) is taken as the server's URL.
+func (a *app) apiURL(cfg savedConfig) (string, error) {
+	for _, src := range []struct{ where, u string }{{"--api", a.api}, {"CAVEAT_API_URL", a.env("CAVEAT_API_URL")}, {"the config file's api_url", cfg.APIURL}} {
+		if src.u != "" {
+			return normalizeAPI(src.where, src.u)
 		}
 	}
-	return defaultAPIURL
+	return defaultAPIURL, nil
+}
+
+func normalizeAPI(where, raw string) (string, error) {
+	u := strings.TrimSpace(raw)
+	if !strings.Contains(u, "://") {
+		host := u
+		if i := strings.IndexByte(host, '/'); i >= 0 {
+			host = host[:i]
+		}
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return "", failf("%s %q has no scheme", where, raw).
+				withHint("write https://%s (or http://%s for a server without TLS)", u, u)
+		}
+		u = "http://" + u
+	}
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "http" && parsed.Scheme != "https") || parsed.Host == "" {
+		return "", failf("%s %q is not a server URL", where, raw).
+			withHint("write it like https://caveat.example.com or http://127.0.0.1:8080")
+	}
+	u = strings.TrimRight(u, "/")
+	// A token's location names the server too.
+	for _, suffix := range []string{"/aaa/v1", "/v1"} {
+		u = strings.TrimSuffix(u, suffix)
+	}
+	return u, nil
 }
 
 // anonymous returns a client without credentials.
@@ -128,32 +181,72 @@ func (a *app) anonymous(f *onlineFlags) (*client.Client, savedConfig, error) {
 	if err != nil {
 		return nil, cfg, err
 	}
-	return client.New(a.apiURL(f, cfg), &http.Client{Timeout: time.Minute}), cfg, nil
+	base, err := a.apiURL(cfg)
+	if err != nil {
+		return nil, cfg, err
+	}
+	return client.New(base, &http.Client{Timeout: time.Minute}), cfg, nil
 }
 
-// authenticated returns a client that sends the caller's token: the token
-// sources of the offline commands except arguments (-t, CAVEAT_TOKEN, then
-// the config file's session). A session's discharges are renewed and saved.
+// authenticated returns a client that sends the caller's token, found as
+// the offline commands find theirs, arguments aside: token (a command's
+// own source, when not empty), -t, CAVEAT_TOKEN, then the config file's
+// session. It says on stderr which source it used, and refuses a token
+// that does not parse, naming its source. A session's discharges are
+// renewed and saved.
 func (a *app) authenticated(f *onlineFlags, token string) (*client.Client, savedConfig, error) {
+	return a.authenticatedWith(f, token, true)
+}
+
+// authenticatedFromConfig is authenticated with the config file's login
+// only, for a command whose CAVEAT_TOKEN names something else (the branch
+// that 'tokens revoke --branch' revokes).
+func (a *app) authenticatedFromConfig(f *onlineFlags) (*client.Client, savedConfig, error) {
+	return a.authenticatedWith(f, "", false)
+}
+
+func (a *app) authenticatedWith(f *onlineFlags, token string, useEnv bool) (*client.Client, savedConfig, error) {
 	cfg, _, err := a.loadConfig()
 	if err != nil {
 		return nil, cfg, err
 	}
-	base := a.apiURL(f, cfg)
+	base, err := a.apiURL(cfg)
+	if err != nil {
+		return nil, cfg, err
+	}
+	if token == "" {
+		token = f.token
+	}
 	bundle, secret, from := token, "", "-t"
-	if bundle == "" {
+	if bundle == "" && useEnv {
 		bundle, from = a.env("CAVEAT_TOKEN"), "CAVEAT_TOKEN"
 	}
 	if bundle == "" {
-		bundle, secret, from = cfg.Token, cfg.SessionSecret, "config"
+		bundle, secret, from = cfg.Token, cfg.SessionSecret, "the saved login"
+		if cfg.Email != "" {
+			from += " (" + cfg.Email + ")"
+		}
+	}
+	if bundle == "" && !useEnv {
+		return nil, cfg, failf("not logged in (CAVEAT_TOKEN holds the branch to revoke, not a login)").
+			withHint("run 'caveat auth login', or add --self to revoke the branch with itself as the credential")
 	}
 	if bundle == "" {
 		return nil, cfg, failf("not logged in, and no token given").
 			withHint("run 'caveat auth login', or give a token with -t or CAVEAT_TOKEN")
 	}
+	if _, err := caveat.ParseBundle(bundle); err != nil {
+		e := failf("the token from %s is not a valid token (%d characters): %v", from, len(bundle), err)
+		if secret != "" {
+			return nil, cfg, e.withHint("log in again with 'caveat auth login'")
+		}
+		return nil, cfg, e.withHint("if it was pasted, it may be cut: copy it again in full ('caveat tokens debug' shows what is wrong)")
+	}
+	a.info("token from %s", from)
+	a.tokenFrom = from
 	tr := client.NewTransport(base, bundle, secret)
 	tr.Base = http.DefaultTransport
-	if from == "config" {
+	if secret != "" {
 		tr.OnRenew = func(b string) {
 			cfg.Token = b
 			if err := a.saveConfig(cfg); err != nil {
@@ -176,9 +269,25 @@ func apiErr(what string, err error) error {
 		return failf("%s: %v", what, err).withHint("is the server running? set its URL with --api or CAVEAT_API_URL")
 	}
 	e := failf("%s: %s", what, ae.Message)
+	msg := strings.ToLower(ae.Message)
 	switch ae.Status {
 	case http.StatusUnauthorized:
-		e.withHint("log in again with 'caveat auth login', or check the token you gave")
+		switch {
+		case strings.Contains(msg, "invalid email or password"):
+			e.withHint("check the email and the password ('caveat auth signup' creates an account)")
+		case strings.Contains(msg, "session expired") || strings.Contains(msg, "session ended") || strings.Contains(msg, "unknown session"):
+			e.withHint("the login session is over: log in again with 'caveat auth login'")
+		case strings.Contains(msg, "revoked"):
+			e.withHint("this token was revoked: use another one ('caveat tokens create'), or drop -t / unset CAVEAT_TOKEN to use your login")
+		case strings.Contains(msg, "expired"):
+			e.withHint("this token has expired: use another one, or log in again with 'caveat auth login'")
+		default:
+			e.withHint("log in again with 'caveat auth login', or check the token you gave")
+		}
+	case http.StatusNotFound:
+		if strings.HasPrefix(msg, "no app ") {
+			e.withHint("'caveat apps list' shows the apps you can see")
+		}
 	case http.StatusTooManyRequests:
 		if ae.RetryAfter > 0 {
 			e.withHint("too many attempts: try again in %s", ae.RetryAfter)

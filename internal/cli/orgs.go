@@ -24,13 +24,12 @@ func (a *app) orgsCommand() *cobra.Command {
 
 func (a *app) orgsListCommand() *cobra.Command {
 	var f onlineFlags
-	var token string
 	c := &cobra.Command{
 		Use:   "list [--json]",
 		Short: "List your organizations",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, _, err := a.authenticated(&f, token)
+			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
@@ -50,8 +49,7 @@ func (a *app) orgsListCommand() *cobra.Command {
 			return a.table([]string{"ID", "SLUG", "ROLE"}, rows)
 		},
 	}
-	f.register(c, true)
-	c.Flags().StringVarP(&token, "token", "t", "", "token to use instead of the login")
+	f.registerAuthenticated(c, true)
 	return c
 }
 
@@ -79,7 +77,7 @@ func (a *app) orgsCreateCommand() *cobra.Command {
 			return nil
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	return c
 }
 
@@ -106,7 +104,7 @@ minted with the previous key keep working until that key is retired.`,
 			return nil
 		},
 	}
-	f.register(c, false)
+	f.registerAuthenticated(c, false)
 	return c
 }
 
@@ -137,7 +135,7 @@ func (a *app) orgsKeysCommand() *cobra.Command {
 			return a.table([]string{"KEY ID", "STATE", "CREATED", "RETIRED"}, rows)
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	return c
 }
 
@@ -164,7 +162,7 @@ new tokens cannot be retired: rotate first. 'caveat orgs keys' lists the ids.`,
 			return nil
 		},
 	}
-	f.register(c, false)
+	f.registerAuthenticated(c, false)
 	return c
 }
 
@@ -181,13 +179,13 @@ func (a *app) appsCommand() *cobra.Command {
 
 func (a *app) appsListCommand() *cobra.Command {
 	var f onlineFlags
-	var org, token string
+	var org string
 	c := &cobra.Command{
 		Use:   "list [-o ORG] [--json]",
 		Short: "List an organization's apps",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, _, err := a.authenticated(&f, token)
+			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
@@ -210,9 +208,8 @@ func (a *app) appsListCommand() *cobra.Command {
 			return a.table([]string{"ID", "NAME", "CREATED"}, rows)
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
-	c.Flags().StringVarP(&token, "token", "t", "", "token to use instead of the login")
 	return c
 }
 
@@ -244,7 +241,7 @@ func (a *app) appsCreateCommand() *cobra.Command {
 			return nil
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
 	return c
 }

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caveatdev/caveat/client"
+	"github.com/caveatdev/caveat/internal/inspect"
+	"github.com/caveatdev/caveat/internal/lifetime"
 	"github.com/spf13/cobra"
 )
 
@@ -109,7 +112,7 @@ Profiles:
 			return a.output(t.Header + "\n")
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&name, "name", "n", "", "a name to find the token by in the list")
 	c.Flags().StringVarP(&expiry, "expiry", "x", "", "lifetime: 2h, 30d, 1d12h, 8760h (default a year)")
 	c.Flags().StringVarP(&app, "app", "a", "", "the app (deploy, machine-exec)")
@@ -121,14 +124,41 @@ Profiles:
 
 func (a *app) tokensListCommand() *cobra.Command {
 	var (
-		f        onlineFlags
-		app, org string
+		f                onlineFlags
+		app, org         string
+		expiring, unused string
+		revoked          bool
 	)
 	c := &cobra.Command{
-		Use:   "list [-o ORG] [-a APP] [--json]",
+		Use:   "list [-o ORG] [-a APP] [--expiring-within DURATION] [--unused-for DURATION] [--revoked] [--json]",
 		Short: "List the named tokens of an organization or app (needs a login)",
-		Args:  cobra.NoArgs,
+		Long: `List the named tokens of an organization, or of one app: id, name, profile,
+creator (email), expiry, last use, when the token was revoked (whole), and
+how many of its branches (attenuations revoked with 'caveat tokens revoke
+--branch') are revoked.
+
+Filters, which combine: --expiring-within 30d keeps live tokens that expire
+within that time; --unused-for 90d keeps tokens not used for that long
+(never used ones count from their creation); --revoked keeps revoked ones.
+Durations are Go durations or days (12h, 30d). The last use is recorded at
+most once a minute per token and server.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			now, err := a.now()
+			if err != nil {
+				return err
+			}
+			var within, idle time.Duration
+			if cmd.Flags().Changed("expiring-within") {
+				if within, err = lifetimeFlag("--expiring-within", expiring); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("unused-for") {
+				if idle, err = lifetimeFlag("--unused-for", unused); err != nil {
+					return err
+				}
+			}
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
@@ -138,47 +168,138 @@ func (a *app) tokensListCommand() *cobra.Command {
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
-			ts, err := cl.Tokens(ctx, org, app)
+			all, err := cl.Tokens(ctx, org, app)
 			if err != nil {
 				return apiErr("tokens list", err)
 			}
+			ts := all[:0:0]
+			for _, t := range all {
+				switch {
+				case revoked && t.RevokedAt == nil:
+				case within > 0 && (t.RevokedAt != nil || t.ExpiresAt == nil || t.ExpiresAt.Before(now) || t.ExpiresAt.After(now.Add(within))):
+				case idle > 0 && lastActive(t).After(now.Add(-idle)):
+				default:
+					ts = append(ts, t)
+				}
+			}
 			if f.json {
+				if ts == nil {
+					ts = []client.Token{}
+				}
 				return a.printJSON(ts)
 			}
 			rows := make([][]string, len(ts))
 			for i, t := range ts {
-				rows[i] = []string{t.ID, t.Name, t.Profile, u64s(t.CreatedBy), timeOr(t.ExpiresAt, "never"), timeOr(t.RevokedAt, "-")}
+				creator := t.CreatedByEmail
+				if creator == "" {
+					creator = "user " + u64s(t.CreatedBy)
+				}
+				rows[i] = []string{t.ID, t.Name, t.Profile, creator, expiresText(t.ExpiresAt, now), timeOr(t.LastUsedAt, "never"),
+					timeOr(t.RevokedAt, "-"), strconv.Itoa(t.RevokedBranches)}
 			}
-			return a.table([]string{"ID", "NAME", "PROFILE", "CREATED BY", "EXPIRES", "REVOKED"}, rows)
+			return a.table([]string{"ID", "NAME", "PROFILE", "CREATED BY", "EXPIRES", "LAST USED", "REVOKED", "REVOKED BRANCHES"}, rows)
 		},
 	}
-	f.register(c, true)
+	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&app, "app", "a", "", "only the tokens of this app")
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
+	c.Flags().StringVar(&expiring, "expiring-within", "", "only live tokens that expire within this time (e.g. 30d)")
+	c.Flags().StringVar(&unused, "unused-for", "", "only tokens not used for this long (e.g. 90d)")
+	c.Flags().BoolVar(&revoked, "revoked", false, "only revoked tokens")
 	return c
 }
 
+// lifetimeFlag parses a duration flag in the forms of --expiry.
+func lifetimeFlag(name, v string) (time.Duration, error) {
+	d, err := lifetime.Parse(v)
+	if err != nil {
+		return 0, failf("%s: %v", name, err).withHint("days work too: 30d, 90d")
+	}
+	return d, nil
+}
+
+// lastActive is when a token was last used, or created if never.
+func lastActive(t client.Token) time.Time {
+	if t.LastUsedAt != nil {
+		return *t.LastUsedAt
+	}
+	return t.CreatedAt
+}
+
+// expiresText is the expiry with a warning when it is near or past.
+func expiresText(at *time.Time, now time.Time) string {
+	switch {
+	case at == nil:
+		return "never"
+	case !at.After(now):
+		return timeOr(at, "") + " (expired)"
+	case at.Sub(now) <= 7*24*time.Hour:
+		return timeOr(at, "") + " (in " + inspect.ShortDuration(at.Sub(now)) + ")"
+	}
+	return timeOr(at, "")
+}
+
 func (a *app) tokensRevokeCommand() *cobra.Command {
-	var f onlineFlags
+	var (
+		f         onlineFlags
+		branch    bool
+		self      bool
+		token     string
+		name, org string
+	)
 	c := &cobra.Command{
-		Use:   "revoke ID…",
-		Short: "Revoke named tokens by id (needs a login)",
-		Long: `Revoke named tokens by id (as 'caveat tokens list' shows). Every server
-refuses a revoked token on its next request. The exit status is 1 if any
-revocation failed.`,
+		Use:   "revoke (ID… | --name NAME | --branch [-t TOKEN | -] [--self])",
+		Short: "Revoke named tokens by id, or one branch of a token (needs a login)",
+		Long: `Revoke named tokens by id (as 'caveat tokens list' shows): every copy and
+every attenuation of them. Every server refuses a revoked token on its next
+request. The exit status is 1 if any revocation failed.
+
+With --branch, revoke one branch instead: the token given with -t, on stdin
+("-") or in CAVEAT_TOKEN — an attenuation of one of your tokens — and every
+token attenuated from it are refused, while the tokens it was attenuated
+from, and their other attenuations, keep working. You must be logged in as
+an admin of the token's organization or as its creator; your login comes
+from CAVEAT_TOKEN or the config file, as for every online command (from the
+config file only when CAVEAT_TOKEN holds the branch). With --self, the
+branch token itself is the credential, so no login is needed: it revokes
+exactly the branch it is and nothing above it. A token has at most 1000
+revoked branches; past that, revoke it by id.`,
+		Example: `  caveat tokens revoke 0f5a1d2e-…
+  caveat tokens attenuate -t "$(cat deploy.token)" < narrow.json > ci.token
+  caveat tokens revoke --branch - < ci.token         # ci.token and its attenuations only
+  CAVEAT_TOKEN="$(cat ci.token)" caveat tokens revoke --branch --self`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return usageError(cmd, "give the id of at least one token")
+			switch {
+			case self && !branch:
+				return usageError(cmd, "--self goes with --branch")
+			case branch && (len(args) > 1 || len(args) == 1 && args[0] != "-"):
+				return usageError(cmd, "--branch takes the branch token (-t, \"-\" for stdin, or CAVEAT_TOKEN), not ids")
+			case name != "" && (branch || len(args) > 0):
+				return usageError(cmd, "--name names the one token to revoke: give no ids and no --branch with it")
+			case !branch && len(args) == 0 && name == "":
+				return usageError(cmd, "give the id of at least one token, --name NAME, or --branch with a token")
+			case !branch && cmd.Flags().Changed("token"):
+				return usageError(cmd, "-t names a branch to revoke and goes with --branch; give ids as arguments")
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if branch {
+				return a.revokeBranch(cmd, &f, args, token, self)
+			}
 			cl, _, err := a.authenticated(&f, "")
 			if err != nil {
 				return err
 			}
 			ctx, cancel := a.ctx()
 			defer cancel()
+			if name != "" {
+				id, err := a.tokenByName(ctx, cl, org, name)
+				if err != nil {
+					return err
+				}
+				args = []string{id}
+			}
 			failed := 0
 			for _, id := range args {
 				revoked, err := cl.RevokeToken(ctx, id)
@@ -199,7 +320,111 @@ revocation failed.`,
 		},
 	}
 	f.register(c, false)
+	c.Flags().StringVarP(&name, "name", "n", "", "revoke the one live token with exactly this name")
+	c.Flags().StringVarP(&org, "org", "o", "", "with --name: the organization (default: your only organization)")
+	c.Flags().BoolVar(&branch, "branch", false, "revoke the branch the given token is, and its attenuations, instead of tokens by id")
+	c.Flags().BoolVar(&self, "self", false, "with --branch: use the branch token itself as the credential (no login)")
+	c.Flags().StringVarP(&token, "token", "t", "", `with --branch: the branch token ("-" reads stdin)`)
 	return c
+}
+
+// tokenByName finds the one live token of the organization with exactly
+// this name; none, or several, is an error that lists them.
+func (a *app) tokenByName(ctx context.Context, cl *client.Client, org, name string) (string, error) {
+	org, err := a.pickOrg(ctx, cl, org)
+	if err != nil {
+		return "", err
+	}
+	ts, err := cl.Tokens(ctx, org, "")
+	if err != nil {
+		return "", apiErr("tokens revoke --name", err)
+	}
+	now, err := a.now()
+	if err != nil {
+		return "", err
+	}
+	var ids []string
+	for _, t := range ts {
+		if t.Name == name && t.RevokedAt == nil && (t.ExpiresAt == nil || t.ExpiresAt.After(now)) {
+			ids = append(ids, t.ID)
+		}
+	}
+	switch len(ids) {
+	case 1:
+		return ids[0], nil
+	case 0:
+		return "", failf("no live token of %s is named %q", org, name).withHint("'caveat tokens list' shows the names")
+	}
+	return "", failf("%d live tokens of %s are named %q: %s", len(ids), org, name, strings.Join(ids, ", ")).
+		withHint("revoke them by id: caveat tokens revoke ID…")
+}
+
+// revokeBranch is 'tokens revoke --branch': the branch token comes from
+// "-" (stdin), -t or CAVEAT_TOKEN, never from the config file, which holds
+// the caller's own login.
+func (a *app) revokeBranch(cmd *cobra.Command, f *onlineFlags, args []string, flagValue string, self bool) error {
+	var src *tokenSource
+	switch {
+	case len(args) == 1 && cmd.Flags().Changed("token"):
+		return usageError(cmd, "a branch token was given both as \"-\" and with -t: give only one")
+	case len(args) == 1 || cmd.Flags().Changed("token") && flagValue == "-":
+		src = &tokenSource{label: "stdin", subject: "the branch token read from stdin", stdin: true}
+	case cmd.Flags().Changed("token"):
+		src = &tokenSource{label: "-t", subject: "the -t value", text: flagValue}
+	case a.env("CAVEAT_TOKEN") != "":
+		src = &tokenSource{label: "CAVEAT_TOKEN", subject: "CAVEAT_TOKEN", text: a.env("CAVEAT_TOKEN")}
+	default:
+		return failf("no branch token: give it with -t, on stdin (\"-\") or in CAVEAT_TOKEN").
+			withHint("the token to give is the attenuation to revoke, not your login")
+	}
+	a.info("branch token from %s", src.label)
+	if src.stdin {
+		b, err := a.readStdin("the branch token", maxTokenInput)
+		if err != nil {
+			return err
+		}
+		src.text = string(b)
+	}
+	if strings.TrimSpace(src.text) == "" {
+		return failf("%s is empty", src.subject)
+	}
+	if _, err := parseBundle(src); err != nil {
+		return err
+	}
+	header := strings.TrimSpace(src.text)
+
+	var (
+		cl  *client.Client
+		err error
+	)
+	switch {
+	case self:
+		cl, _, err = a.authenticated(f, header)
+	case src.label == "CAVEAT_TOKEN":
+		cl, _, err = a.authenticatedFromConfig(f)
+	default:
+		cl, _, err = a.authenticated(f, "")
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.ctx()
+	defer cancel()
+	var r client.BranchRevocation
+	if self {
+		r, err = cl.RevokeSelf(ctx)
+	} else {
+		r, err = cl.RevokeBranch(ctx, header)
+	}
+	if err != nil {
+		return apiErr("revoke branch", err)
+	}
+	if !r.Revoked {
+		a.info("branch %s of token %s was already revoked", r.Branch, r.ID)
+		return nil
+	}
+	a.info("revoked branch %s of token %s: it and its attenuations are refused; the tokens it was attenuated from keep working", r.Branch, r.ID)
+	return nil
 }
 
 func u64s(v uint64) string { return strconv.FormatUint(v, 10) }

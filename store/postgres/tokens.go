@@ -149,7 +149,7 @@ func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
 	return nil
 }
 
-const tokenColumns = "id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at, last_used_at"
+const tokenColumns = "id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at, last_used_at, revoked_branches"
 
 func scanToken(row pgx.Row) (store.Token, error) {
 	var (
@@ -157,10 +157,12 @@ func scanToken(row pgx.Row) (store.Token, error) {
 		org, by                 int64
 		app                     pgtype.Int8
 		expires, revoked, lastU pgtype.Timestamptz
+		branches                int64
 	)
-	if err := row.Scan(&t.ID, &t.Name, &t.Profile, &org, &app, &by, &t.CreatedAt, &expires, &revoked, &lastU); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &t.Profile, &org, &app, &by, &t.CreatedAt, &expires, &revoked, &lastU, &branches); err != nil {
 		return store.Token{}, err
 	}
+	t.RevokedBranches = int(branches)
 	t.OrgID, t.CreatedBy, t.CreatedAt = uint64(org), uint64(by), t.CreatedAt.UTC()
 	if app.Valid {
 		t.AppID = uint64(app.Int64)
@@ -322,7 +324,7 @@ func (db *DB) RevocationsSince(ctx context.Context, after uint64, limit int) ([]
 		a = 0
 	}
 	rows, err := db.pool.Query(ctx,
-		"SELECT seq, token_id, org_id, revoked_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2", a, limit)
+		"SELECT seq, token_id, branch, org_id, revoked_at FROM revocations WHERE seq > $1 ORDER BY seq LIMIT $2", a, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: revocations since %d: %w", after, err)
 	}
@@ -330,9 +332,13 @@ func (db *DB) RevocationsSince(ctx context.Context, after uint64, limit int) ([]
 		var (
 			r        store.Revocation
 			seq, org int64
+			branch   []byte
 		)
-		if err := row.Scan(&seq, &r.TokenID, &org, &r.RevokedAt); err != nil {
+		if err := row.Scan(&seq, &r.TokenID, &branch, &org, &r.RevokedAt); err != nil {
 			return store.Revocation{}, err
+		}
+		if branch != nil && copy(r.Branch[:], branch) != len(r.Branch) {
+			return store.Revocation{}, fmt.Errorf("entry %d has a branch of %d bytes", seq, len(branch))
 		}
 		r.Cursor, r.OrgID, r.RevokedAt = uint64(seq), uint64(org), r.RevokedAt.UTC()
 		return r, nil

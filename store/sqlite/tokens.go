@@ -157,7 +157,7 @@ func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
 	return nil
 }
 
-const tokenColumns = "id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at, last_used_at"
+const tokenColumns = "id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at, last_used_at, revoked_branches"
 
 func scanToken(row interface{ Scan(...any) error }) (store.Token, error) {
 	var (
@@ -166,7 +166,7 @@ func scanToken(row interface{ Scan(...any) error }) (store.Token, error) {
 		app                     sql.NullInt64
 		expires, revoked, lastU sql.NullInt64
 	)
-	if err := row.Scan(&t.ID, &t.Name, &t.Profile, &org, &app, &by, &created, &expires, &revoked, &lastU); err != nil {
+	if err := row.Scan(&t.ID, &t.Name, &t.Profile, &org, &app, &by, &created, &expires, &revoked, &lastU, &t.RevokedBranches); err != nil {
 		return store.Token{}, err
 	}
 	t.OrgID, t.CreatedBy, t.CreatedAt = uint64(org), uint64(by), fromTS(created)
@@ -336,7 +336,7 @@ func (db *DB) RevocationsSince(ctx context.Context, after uint64, limit int) ([]
 		a = 0
 	}
 	rows, err := db.r.QueryContext(ctx,
-		"SELECT seq, token_id, org_id, revoked_at FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?", a, limit)
+		"SELECT seq, token_id, branch, org_id, revoked_at FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?", a, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: revocations since %d: %w", after, err)
 	}
@@ -346,9 +346,13 @@ func (db *DB) RevocationsSince(ctx context.Context, after uint64, limit int) ([]
 			r        store.Revocation
 			seq, org int64
 			at       int64
+			branch   []byte
 		)
-		if err := rows.Scan(&seq, &r.TokenID, &org, &at); err != nil {
+		if err := rows.Scan(&seq, &r.TokenID, &branch, &org, &at); err != nil {
 			return nil, fmt.Errorf("sqlite: revocations since %d: %w", after, err)
+		}
+		if branch != nil && copy(r.Branch[:], branch) != len(r.Branch) {
+			return nil, fmt.Errorf("sqlite: revocations since %d: entry %d has a branch of %d bytes", after, seq, len(branch))
 		}
 		r.Cursor, r.OrgID, r.RevokedAt = uint64(seq), uint64(org), fromTS(at)
 		revs = append(revs, r)

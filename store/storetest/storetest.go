@@ -66,6 +66,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RevocationFeed", testRevocationFeed},
 		{"ConcurrentTokenWriters", testConcurrentTokenWriters},
 		{"FeedWhileRevoking", testFeedWhileRevoking},
+		{"BranchRevocation", testBranchRevocation},
+		{"BranchRevocationInvalid", testBranchRevocationInvalid},
+		{"BranchFeed", testBranchFeed},
+		{"BranchBound", testBranchBound},
 	}
 	tests = append(tests, machineTests...)
 	tests = append(tests, teamTests...)
