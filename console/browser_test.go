@@ -359,6 +359,27 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("revoke a branch by pasting a token", func(t *testing.T) {
+		b.t = t
+		parent := e.token(e.admin, client.CreateTokenRequest{Profile: "deploy", Org: "acme", App: "workers", Name: "branched"})
+		child := attenuate(t, parent, `[{"type":"Machines","body":{"machines":{"":"rC"}}}]`)
+		b.open(e.url + "/orgs/acme/tokens")
+		b.submit(nil, `a[href$="/tokens/revoke-branch"]`)
+		b.submit(map[string]string{"#branch-token": child}, "#branch-form button[type=submit]")
+		if n := b.text(".notice"); !strings.Contains(n, `A branch of token "branched"`) {
+			t.Fatalf("notice %q (%s)", n, b.text("main"))
+		}
+		if s := b.text(fmt.Sprintf("#token-%s .branches", tokenID(t, e, "branched"))); s != "1 branch revoked" {
+			t.Errorf("list: %q", s)
+		}
+		if _, err := e.as(child).Machines(ctx, "workers", client.ListMachinesOptions{}); !client.IsStatus(err, http.StatusUnauthorized) {
+			t.Fatalf("the revoked branch: %v", err)
+		}
+		if _, err := e.as(parent).Machines(ctx, "workers", client.ListMachinesOptions{}); err != nil {
+			t.Fatalf("the token it was attenuated from: %v", err)
+		}
+	})
+
 	t.Run("invite a member, who accepts in another browser", func(t *testing.T) {
 		b.t = t
 		b.open(e.url + "/orgs/acme/members")
@@ -421,6 +442,23 @@ func TestBrowser(t *testing.T) {
 	})
 }
 
+// attenuate adds caveats, in JSON, to a token offline.
+func attenuate(t *testing.T, header, caveats string) string {
+	t.Helper()
+	b, err := caveat.ParseBundle(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := caveat.ParseJSON([]byte(caveats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Tokens[0].Add(cs...); err != nil {
+		t.Fatal(err)
+	}
+	return b.Header()
+}
+
 // tokenID finds a token of acme by name through the API.
 func tokenID(t *testing.T, e *env, name string) string {
 	t.Helper()
@@ -476,18 +514,8 @@ func screenshots(t *testing.T, e *env, b *tab, dir string) {
 	// The seed's case: a deploy token narrowed offline to reading,
 	// starting and stopping machines.
 	deploy := e.token(e.admin, client.CreateTokenRequest{Profile: "deploy", Org: "acme", App: "workers", Name: "autoscaler-rc"})
-	bundle, err := caveat.ParseBundle(deploy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := caveat.ParseJSON([]byte(`[{"type":"Machines","body":{"machines":{"":"rC"}}}]`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bundle.Tokens[0].Add(rc...); err != nil {
-		t.Fatal(err)
-	}
 	b.open(e.url + "/inspect")
-	b.submit(map[string]string{"#token": bundle.Header()}, "#inspect-form button[type=submit]")
+	b.submit(map[string]string{"#token": attenuate(t, deploy, `[{"type":"Machines","body":{"machines":{"":"rC"}}}]`)},
+		"#inspect-form button[type=submit]")
 	shoot("console-inspector.png", 700)
 }

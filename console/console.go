@@ -51,6 +51,7 @@
 package console
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -87,8 +88,9 @@ type Config struct {
 	// Machines lists, starts and stops machines; nil when this process
 	// does not serve the Machines API (the pages then say so).
 	Machines *machines.Service
-	// Store names the creators of tokens. Required.
-	Store store.Users
+	// Store names the creators of tokens, and tells the inspector which
+	// branches of a token are revoked. Required.
+	Store Store
 	// PublicURL is the URL people reach the server at: forms must come
 	// from its origin, and its scheme decides whether the session cookie
 	// is Secure. The token locations are PublicURL+"/v1" and
@@ -99,6 +101,14 @@ type Config struct {
 	// Logger receives internal errors; nothing about a token, a password
 	// or a session secret is ever logged.
 	Logger *slog.Logger
+}
+
+// Store is what the console reads besides the services: the emails of
+// the people it names, and a token's revoked branches (whose number the
+// token list shows).
+type Store interface {
+	GetUser(ctx context.Context, id uint64) (store.User, error)
+	ListRevokedBranches(ctx context.Context, tokenID string) ([]store.RevokedBranch, error)
 }
 
 // Console serves the web console.
@@ -134,6 +144,7 @@ var Forms = []Form{
 	{"/orgs/{org}/apps/{app}/machines/{id}/stop", []string{"machines: stop"}},
 	{"/orgs/{org}/tokens", []string{"create token (org, readonly)", "create token (deploy, machine-exec)"}},
 	{"/orgs/{org}/tokens/{id}/revoke", []string{"revoke token by id"}},
+	{"/orgs/{org}/tokens/revoke-branch", []string{"revoke a branch"}},
 	{"/orgs/{org}/keys/rotate", []string{"rotate key"}},
 	{"/orgs/{org}/keys/{kid}/retire", []string{"retire key"}},
 	{"/orgs/{org}/invitations", []string{"invite"}},
@@ -153,6 +164,7 @@ var Pages = []string{
 	"/orgs/{org}/tokens",
 	"/orgs/{org}/tokens/new",
 	"/orgs/{org}/tokens/{id}/revoke",
+	"/orgs/{org}/tokens/revoke-branch",
 	"/orgs/{org}/keys",
 	"/orgs/{org}/keys/{kid}/retire",
 	"/orgs/{org}/members",
@@ -213,11 +225,13 @@ func (c *Console) routes() map[string]http.HandlerFunc {
 		"POST /orgs/{org}/apps/{app}/machines/{id}/start": c.form(c.startMachine),
 		"POST /orgs/{org}/apps/{app}/machines/{id}/stop":  c.form(c.stopMachine),
 
-		"GET /orgs/{org}/tokens":              c.page(c.tokensPage),
-		"GET /orgs/{org}/tokens/new":          c.page(c.newTokenPage),
-		"POST /orgs/{org}/tokens":             c.form(c.createToken),
-		"GET /orgs/{org}/tokens/{id}/revoke":  c.page(c.revokePage),
-		"POST /orgs/{org}/tokens/{id}/revoke": c.form(c.revokeToken),
+		"GET /orgs/{org}/tokens":                c.page(c.tokensPage),
+		"GET /orgs/{org}/tokens/new":            c.page(c.newTokenPage),
+		"POST /orgs/{org}/tokens":               c.form(c.createToken),
+		"GET /orgs/{org}/tokens/{id}/revoke":    c.page(c.revokePage),
+		"POST /orgs/{org}/tokens/{id}/revoke":   c.form(c.revokeToken),
+		"GET /orgs/{org}/tokens/revoke-branch":  c.page(c.branchPage),
+		"POST /orgs/{org}/tokens/revoke-branch": c.form(c.revokeBranch),
 
 		"GET /orgs/{org}/keys":               c.page(c.keysPage),
 		"POST /orgs/{org}/keys/rotate":       c.form(c.rotateKey),

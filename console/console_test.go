@@ -472,3 +472,61 @@ func TestMembersAndInvitations(t *testing.T) {
 		t.Errorf("the removed member's console: %d", a.status)
 	}
 }
+
+func TestRevokeABranch(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+	parent := e.token(e.admin, client.CreateTokenRequest{Profile: "readonly", Org: "acme", Name: "parent"})
+	child := attenuate(t, parent, `[{"type":"ValidityWindow","body":{"not_before":0,"not_after":4102444800}}]`)
+	grandchild := attenuate(t, child, `[{"type":"Organization","body":{"id":1,"mask":"r"}}]`)
+	sibling := attenuate(t, parent, `[{"type":"ValidityWindow","body":{"not_before":0,"not_after":4102444801}}]`)
+
+	// A member who did not create the token is refused, with the role named.
+	e.signup("bob@example.com", "")
+	st := e.srv.Store()
+	bob, err := st.GetUserByEmail(ctx, "bob@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	org, err := st.GetOrganizationBySlug(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddMember(ctx, store.Membership{OrgID: org.ID, UserID: bob.ID, Role: store.RoleMember, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	bb := e.browser()
+	bb.mustLogin("bob@example.com")
+	if a := bb.post("/orgs/acme/tokens/revoke-branch", url.Values{"csrf": {bb.csrf()}, "token": {child}}); a.status != http.StatusForbidden ||
+		!strings.Contains(a.body, "only an admin of the token&#39;s organization, or its creator") || strings.Contains(a.body, strings.TrimPrefix(child, "FlyV1 ")) {
+		t.Fatalf("a member revokes ada's branch: %d\n%s", a.status, a.body)
+	}
+	// Not a token: the authority says why, and the page does not echo it.
+	ada := e.browser()
+	ada.mustLogin("ada@example.com")
+	if a := ada.post("/orgs/acme/tokens/revoke-branch", url.Values{"csrf": {ada.csrf()}, "token": {"fm2_garbage"}}); a.status != http.StatusBadRequest ||
+		!strings.Contains(a.body, "branch token") {
+		t.Fatalf("garbage: %d", a.status)
+	}
+	if a := ada.post("/orgs/acme/tokens/revoke-branch", url.Values{"csrf": {ada.csrf()}, "token": {child}}); a.status != http.StatusSeeOther {
+		t.Fatalf("revoke the child: %d %s", a.status, a.body)
+	}
+	for name, c := range map[string]struct {
+		header string
+		works  bool
+	}{"parent": {parent, true}, "sibling": {sibling, true}, "child": {child, false}, "grandchild": {grandchild, false}} {
+		_, err := e.as(c.header).Apps(ctx, "acme")
+		if (err == nil) != c.works {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// The inspector says that the grandchild passes through the revoked
+	// branch, and that its parent does not.
+	a := ada.post("/inspect", url.Values{"csrf": {ada.csrf()}, "token": {grandchild}})
+	if !strings.Contains(a.body, "a branch it passes through is revoked") || !strings.Contains(a.body, "1 branch revoked") {
+		t.Errorf("inspecting the grandchild:\n%s", a.body)
+	}
+	if a := ada.post("/inspect", url.Values{"csrf": {ada.csrf()}, "token": {sibling}}); !strings.Contains(a.body, "Verifies under acme") {
+		t.Errorf("inspecting the sibling:\n%s", a.body)
+	}
+}

@@ -178,16 +178,36 @@ func (c *Console) recognize(q *request, b *caveat.Bundle, i int, r *tokenReport)
 		r.Signature = "Signed with a retired key of " + r.Org + ": the server refuses this token."
 		return nil
 	}
-	var discharges []*caveat.Macaroon
+	// The token and the bundle's discharges, verified as the authority
+	// would, revoked branches included.
+	sub := &caveat.Bundle{Tokens: []caveat.Macaroon{*m}}
 	for j := range b.Tokens {
-		if j != i {
-			discharges = append(discharges, &b.Tokens[j])
+		if j != i && b.IsDischarge(j) {
+			sub.Tokens = append(sub.Tokens, b.Tokens[j])
 		}
 	}
 	trusted := caveat.TrustedThirdParties{c.loginLocation: {c.cfg.Keyring.LoginTicketKey()}}
-	if _, err := m.Verify(key, discharges, trusted); err != nil {
+	opts := &caveat.VerifyOptions{RevokedBranches: func(*caveat.Macaroon) (caveat.BranchSet, error) {
+		if r.Registry == nil || r.Registry.RevokedBranches == 0 {
+			return nil, nil
+		}
+		bs, err := c.cfg.Store.ListRevokedBranches(q.ctx(), r.UUID)
+		set := caveat.BranchSet{}
+		for _, b := range bs {
+			set[caveat.BranchID(b.Branch)] = struct{}{}
+		}
+		return set, err
+	}}
+	keys := func([]byte) (caveat.SigningKey, error) { return key, nil }
+	_, _, err = sub.VerifyWith(c.tokenLocation, keys, trusted, opts)
+	switch {
+	case errors.Is(err, caveat.ErrBranchRevoked):
+		r.Signature = "Signed with " + r.Org + "'s key, but a branch it passes through is revoked, so the server refuses it: " + err.Error()
+	case err != nil && !errors.Is(err, caveat.ErrInvalid) && !errors.Is(err, caveat.ErrMalformed) && !errors.Is(err, caveat.ErrProof):
+		return err
+	case err != nil:
 		r.Signature = "Does NOT verify under " + r.Org + "'s key: " + err.Error()
-	} else {
+	default:
 		r.Signature, r.SignatureOK = "Verifies under "+r.Org+"'s key "+fmt.Sprintf("%x", m.Nonce.KID)+".", true
 	}
 	if r.Registry == nil {

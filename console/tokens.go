@@ -142,11 +142,15 @@ func (c *Console) tokensPage(w http.ResponseWriter, q *request) error {
 	}
 	v := q.view(org.Slug+" · Tokens", "tokens", org)
 	v.Notice = q.notice()
-	if q.URL.Query().Get("m") == "revoked" {
-		for _, r := range rows {
-			if r.ID == q.URL.Query().Get("id") {
-				v.Notice = fmt.Sprintf("Token %q (%s) is revoked: every copy of it, and everything attenuated from it, is refused from now on.", r.Name, r.ID)
-			}
+	for _, r := range rows {
+		if r.ID != q.URL.Query().Get("id") {
+			continue
+		}
+		switch q.URL.Query().Get("m") {
+		case "revoked":
+			v.Notice = fmt.Sprintf("Token %q (%s) is revoked: every copy of it, and everything attenuated from it, is refused from now on.", r.Name, r.ID)
+		case "branch":
+			v.Notice = fmt.Sprintf("A branch of token %q (%s) is revoked: the token you pasted, and everything attenuated from it, are refused from now on; the token it was attenuated from keeps working.", r.Name, r.ID)
 		}
 	}
 	v.Data = d
@@ -333,5 +337,42 @@ func (c *Console) revokeToken(w http.ResponseWriter, q *request) error {
 		return c.showRevoke(w, q, p.Status, p)
 	}
 	http.Redirect(w, q.Request, "/orgs/"+org.Slug+"/tokens?m=revoked&id="+row.ID, http.StatusSeeOther)
+	return nil
+}
+
+// branchPage serves GET /orgs/{org}/tokens/revoke-branch: the form.
+func (c *Console) branchPage(w http.ResponseWriter, q *request) error {
+	org, err := q.org()
+	if err != nil {
+		return err
+	}
+	v := q.view(org.Slug+" · Revoke a branch", "tokens", org)
+	c.render(w, http.StatusOK, "branch", v)
+	return nil
+}
+
+// revokeBranch serves POST /orgs/{org}/tokens/revoke-branch: the
+// operation "revoke a branch", with the pasted branch. The authority
+// verifies it under its organization's key before recording anything.
+func (c *Console) revokeBranch(w http.ResponseWriter, q *request) error {
+	org, err := q.org()
+	if err != nil {
+		return err
+	}
+	refuse := func(err error) error {
+		v := q.view(org.Slug+" · Revoke a branch", "tokens", org)
+		v.Problem = c.problemOf(q.Request, err)
+		c.render(w, v.Problem.Status, "branch", v)
+		return nil
+	}
+	text := strings.TrimSpace(q.PostForm.Get("token"))
+	if text == "" {
+		return refuse(httpjson.Errorf(http.StatusBadRequest, "paste the token to revoke (fm2_…), with its discharges if it has third-party caveats"))
+	}
+	br, err := c.cfg.Authority.RevokeBranch(q.ctx(), q.p, text)
+	if err != nil {
+		return refuse(err)
+	}
+	http.Redirect(w, q.Request, "/orgs/"+org.Slug+"/tokens?m=branch&id="+br.TokenID, http.StatusSeeOther)
 	return nil
 }

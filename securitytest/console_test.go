@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/console"
 	"github.com/caveatdev/caveat/store"
@@ -120,7 +121,7 @@ func (s *testServer) consoleWorld(orgID, appID uint64, secrets []string) string 
 		s.t.Fatal(err)
 	}
 	for _, t := range ts {
-		fmt.Fprintf(&out, "token %s %s revoked=%v\n", t.ID, t.Name, t.Revoked())
+		fmt.Fprintf(&out, "token %s %s revoked=%v branches=%d\n", t.ID, t.Name, t.Revoked(), t.RevokedBranches)
 	}
 	ks, err := st.ListRootKeys(ctx, orgID)
 	if err != nil {
@@ -273,6 +274,20 @@ func TestConsoleFormsRefuseCrossSiteAndMissingCSRF(t *testing.T) {
 		},
 		"/orgs/{org}/tokens/{id}/revoke": func() (string, url.Values) {
 			return "/orgs/acme/tokens/" + token("victim") + "/revoke", url.Values{}
+		},
+		"/orgs/{org}/tokens/revoke-branch": func() (string, url.Values) {
+			tk, err := ada.api.CreateToken(ctx, client.CreateTokenRequest{Profile: "readonly", Org: "acme", Name: "branched"})
+			if err != nil {
+				cur.Fatal(err)
+			}
+			b, err := caveat.ParseBundle(tk.Header)
+			if err != nil {
+				cur.Fatal(err)
+			}
+			if err := b.Tokens[0].Add(caveat.NewValidityWindow(s.clock.Now(), time.Hour)); err != nil {
+				cur.Fatal(err)
+			}
+			return "/orgs/acme/tokens/revoke-branch", url.Values{"token": {b.Header()}}
 		},
 		"/orgs/{org}/keys/rotate": func() (string, url.Values) { return "/orgs/acme/keys/rotate", url.Values{} },
 		"/orgs/{org}/keys/{kid}/retire": func() (string, url.Values) {
