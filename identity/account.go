@@ -392,18 +392,26 @@ func (s *Service) whoami(_ http.ResponseWriter, r *http.Request) (int, any, erro
 
 // logout serves DELETE /aaa/v1/sessions/current.
 func (s *Service) logout(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	ctx := r.Context()
-	now := s.cfg.Now()
-	sess, err := s.session(ctx, r.Header.Get("Authorization"), now)
-	if err != nil {
+	if err := s.endSession(r.Context(), r.Header.Get("Authorization")); err != nil {
 		return 0, nil, err
 	}
+	return http.StatusNoContent, nil, nil
+}
+
+// endSession revokes the session of an "Authorization: Bearer <session
+// secret>" value.
+func (s *Service) endSession(ctx context.Context, header string) error {
+	now := s.cfg.Now()
+	sess, err := s.session(ctx, header, now)
+	if err != nil {
+		return err
+	}
 	if _, err := s.cfg.Store.RevokeSession(ctx, sess.ID, now); err != nil {
-		return 0, nil, fmt.Errorf("logout: %w", err)
+		return fmt.Errorf("logout: %w", err)
 	}
 	if s.cfg.OnSessionEnd != nil {
 		s.cfg.OnSessionEnd(sess.ID)
 	}
 	s.cfg.Logger.InfoContext(ctx, "logout", "session", sess)
-	return http.StatusNoContent, nil, nil
+	return nil
 }

@@ -189,7 +189,12 @@ func (s *Service) invitationPage(w http.ResponseWriter, r *http.Request) {
 // a client that sends neither is no browser riding on another site.
 func (s *Service) sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "same-origin":
+		// Only a browser sets it, and it decides: under the page's
+		// Referrer-Policy (no-referrer) a browser sends the Origin of its
+		// own form as "null".
+		return true
+	case "", "none":
 	default:
 		return false
 	}

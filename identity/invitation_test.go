@@ -186,3 +186,27 @@ func TestInvitationPage(t *testing.T) {
 		}
 	}
 }
+
+// TestInvitationPageOpaqueOrigin: the page's Referrer-Policy is
+// no-referrer, under which a browser sends its own form's Origin as
+// "null"; Sec-Fetch-Site, which only a browser sets, still says
+// same-origin, and decides. (Found by the console's browser test.)
+func TestInvitationPageOpaqueOrigin(t *testing.T) {
+	h := newHarness(t, nil)
+	ada := h.signup("ada@example.com", "correct horse", "acme")
+	page := h.loc + authority.InvitationPath + h.invitation(ada.Organization.ID, ada.User.ID, "bob@example.com", store.RoleMember)
+	form := url.Values{"action": {"signup"}, "email": {"bob@example.com"}, "password": {"correct horse"}}
+	for _, from := range [][]string{
+		{"Origin", "null", "Sec-Fetch-Site", "cross-site"},
+		{"Origin", "null", "Sec-Fetch-Site", "same-site"},
+		{"Origin", "null"},
+	} {
+		if code, _ := postInvitation(t, page, form, from...); code != 403 {
+			t.Fatalf("%v: %d, want 403", from, code)
+		}
+	}
+	if code, body := postInvitation(t, page, form, "Origin", "null", "Sec-Fetch-Site", "same-origin"); code != 200 ||
+		!strings.Contains(body, "bob@example.com is now a member of acme") {
+		t.Fatalf("the page's own form, as Chromium sends it: %d\n%s", code, body)
+	}
+}

@@ -30,8 +30,12 @@ import (
 const (
 	testLocation = "https://caveat.test/v1"
 	testLogin    = "https://caveat.test/aaa/v1"
-	// transition is the simulated transition time of the tests.
-	transition = 50 * time.Millisecond
+	// transition is the simulated transition time of the tests. The
+	// clock is real time plus what the tests advance it by, so a
+	// transition must be long enough that a busy machine's delays between
+	// two requests (tens of milliseconds under -race with other packages'
+	// tests) cannot carry a machine across one: 50 ms did, now and then.
+	transition = 400 * time.Millisecond
 )
 
 // backend is a store the tests run on.

@@ -200,6 +200,13 @@ func (s *Service) List(ctx context.Context, p middleware.Principal, appName stri
 	if err != nil {
 		return nil, "", err
 	}
+	return s.ListApp(ctx, p, app, opt)
+}
+
+// ListApp is List for an app that the caller has resolved itself (the web
+// console, which names apps within one organization): the same accesses
+// are cleared.
+func (s *Service) ListApp(ctx context.Context, p middleware.Principal, app store.App, opt ListOptions) ([]Machine, string, error) {
 	if opt.Page.Limit == 0 {
 		opt.Page.Limit = store.DefaultPageLimit
 	}

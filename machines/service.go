@@ -277,6 +277,13 @@ func (s *Service) Authorize(ctx context.Context, p middleware.Principal, appName
 	if err != nil {
 		return nil, err
 	}
+	return s.AuthorizeApp(ctx, p, app, id, action)
+}
+
+// AuthorizeApp is Authorize for an app that the caller has resolved
+// itself (the web console, which names apps within one organization): the
+// same access is cleared.
+func (s *Service) AuthorizeApp(ctx context.Context, p middleware.Principal, app store.App, id string, action resset.Action) (*Target, error) {
 	t := &Target{p: p, App: app, ID: id}
 	if err := s.require(ctx, t, action); err != nil {
 		return nil, err

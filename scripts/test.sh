@@ -20,6 +20,9 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 ./...
 
+echo "== examples/autoscaler (a module of its own)"
+(cd examples/autoscaler && go vet ./... && go test -race -count=1 ./...)
+
 echo "== fuzz smoke runs (${fuzztime} each)"
 # Every func FuzzXxx in a _test.go file, with its package directory.
 grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do

@@ -27,6 +27,12 @@
 //     the limit every attempt, with the right password too, is a 429 with
 //     an honest Retry-After; spoofed X-Forwarded-For headers and variants
 //     of the email change nothing.
+//   - TestConsoleFormsRefuseCrossSiteAndMissingCSRF: every state-changing
+//     form of the web console (console.Forms) is refused, changing nothing
+//     in the store, without the session's CSRF token, with another
+//     session's, and when Origin or Sec-Fetch-Site says another site or
+//     origin sent it; the same form from the console's page does its work.
+//     The login form is refused alike without its own token or cookie.
 //   - TestBranchRevocationTree: for a random tree of attenuations of a
 //     named token, revoking a random node (by itself, or by the token's
 //     creator presenting it) refuses exactly that node's subtree, on both

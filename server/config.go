@@ -35,10 +35,13 @@ const (
 	RoleAuthority = "authority" // /v1/tokens, /v1/orgs, /v1/apps
 	RoleIdentity  = "identity"  // /aaa/v1: signup, login, the login discharger
 	RoleMachines  = "machines"  // /v1/apps/{app}/machines: the Machines API
+	// RoleConsole is the web console at /; it needs the authority and
+	// identity roles in the same process.
+	RoleConsole = "console"
 )
 
 // AllRoles is the default: everything in one process.
-var AllRoles = []string{RoleAuthority, RoleIdentity, RoleMachines}
+var AllRoles = []string{RoleAuthority, RoleIdentity, RoleMachines, RoleConsole}
 
 // Defaults.
 const (
@@ -185,6 +188,9 @@ func (c Config) withDefaults() (Config, error) {
 		if !slices.Contains(AllRoles, r) {
 			errs = append(errs, fmt.Errorf("unknown role %q (known: %s)", r, strings.Join(AllRoles, ", ")))
 		}
+	}
+	if c.has(RoleConsole) && (!c.has(RoleAuthority) || !c.has(RoleIdentity)) {
+		errs = append(errs, errors.New("the console role needs the authority and identity roles in the same process"))
 	}
 	if c.PublicURL == "" {
 		// Tokens carry the public URL as their location: one made from a

@@ -9,7 +9,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -106,20 +105,7 @@ func startWith(t *testing.T, cfg Config) *Server {
 	t.Helper()
 	cfg.Listen, cfg.DataDir, cfg.Signup = "127.0.0.1:0", t.TempDir(), true
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return s
+	return runServer(t, cfg)
 }
 
 func TestSpecClientWithoutBinding(t *testing.T) {

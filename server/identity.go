@@ -52,5 +52,6 @@ func (s *Server) registerIdentity(mux *http.ServeMux) error {
 		return err
 	}
 	mux.Handle("/aaa/v1/", svc.Handler())
+	s.identity = svc
 	return nil
 }

@@ -29,5 +29,6 @@ func (s *Server) registerMachines(mux *http.ServeMux) error {
 		return err
 	}
 	svc.Register(mux)
+	s.machines = svc
 	return nil
 }

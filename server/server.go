@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat/authority"
+	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/machines"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/open"
 )
@@ -26,6 +28,8 @@ type Server struct {
 	store     store.Store
 	keyring   *authority.Keyring
 	authority *authority.Service
+	identity  *identity.Service // nil without the identity role
+	machines  *machines.Service // nil without the machines role
 	metrics   *metrics
 	// housekeeper purges what has expired, while it holds the lease.
 	housekeeper *housekeeper
@@ -131,6 +135,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if err := s.registerMachines(mux); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.registerConsole(mux); err != nil {
 		s.Close()
 		return nil, err
 	}

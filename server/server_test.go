@@ -19,8 +19,14 @@ func start(t *testing.T, dir string, logs io.Writer) *Server {
 	if logs == nil {
 		logs = io.Discard
 	}
-	s, err := New(context.Background(), Config{Listen: "127.0.0.1:0", DataDir: dir,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	return runServer(t, Config{Listen: "127.0.0.1:0", DataDir: dir, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+}
+
+// runServer starts a server with cfg, runs it until the test ends, and
+// fails the test if it does not stop cleanly.
+func runServer(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	s, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +112,7 @@ func TestConfigErrors(t *testing.T) {
 		{DischargeTTL: time.Millisecond},
 		{DischargeTTL: time.Hour, SessionTTL: time.Minute},
 		{PublicURL: "caveat.example"},
+		{Roles: []string{"console", "machines"}}, // the console needs the authority and identity
 	} {
 		if _, err := New(context.Background(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0",
 			Roles: c.Roles, DischargeTTL: c.DischargeTTL, SessionTTL: c.SessionTTL, PublicURL: c.PublicURL}); err == nil {

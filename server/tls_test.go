@@ -93,21 +93,9 @@ func servedSerial(t *testing.T, c *http.Client, url string) int64 {
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	first := writeCert(t, dir, 1)
-	s, err := New(context.Background(), Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"),
+	s := runServer(t, Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "data"),
 		TLSCert: filepath.Join(dir, "cert.pem"), TLSKey: filepath.Join(dir, "key.pem"),
 		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
 	if !strings.HasPrefix(s.URL(), "https://") || !strings.HasPrefix(s.TokenLocation(), "https://") {
 		t.Fatalf("with TLS the public URL is %s", s.URL())
 	}
@@ -184,20 +172,8 @@ func TestTLSConfigErrors(t *testing.T) {
 
 func TestMetricsListener(t *testing.T) {
 	dir := t.TempDir()
-	s, err := New(context.Background(), Config{Listen: "127.0.0.1:0", DataDir: dir, MetricsListen: "127.0.0.1:0",
+	s := runServer(t, Config{Listen: "127.0.0.1:0", DataDir: dir, MetricsListen: "127.0.0.1:0",
 		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
 	if code, body := get(t, s.URL()+"/healthz"); code != 200 {
 		t.Fatalf("healthz: %d %s", code, body)
 	}

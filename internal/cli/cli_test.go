@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caveatdev/caveat"
 )
@@ -286,35 +285,6 @@ func TestNoSecretsInErrors(t *testing.T) {
 	r := runMain(t, nil, "[]", "tokens", "mint", "--key-file", kf, "--kid", "01", "--location", "l")
 	if r.code != 1 || strings.Contains(r.stderr, "hunter2") {
 		t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
-	}
-}
-
-func TestShortDuration(t *testing.T) {
-	tests := []struct {
-		d    time.Duration
-		want string
-	}{
-		{500 * time.Millisecond, "less than 1s"},
-		{45 * time.Second, "45s"},
-		{10*time.Minute + 30*time.Second, "10m30s"},
-		{10 * time.Minute, "10m"},
-		{3*time.Hour + 20*time.Second, "3h"},
-		{3*time.Hour + 5*time.Minute, "3h5m"},
-		{49 * time.Hour, "2d1h"},
-		{365 * 24 * time.Hour, "365d"},
-		{364*24*time.Hour + 23*time.Hour + 59*time.Minute, "364d23h"},
-	}
-	for _, tt := range tests {
-		if got := shortDuration(tt.d); got != tt.want {
-			t.Errorf("shortDuration(%v) = %q, want %q", tt.d, got, tt.want)
-		}
-	}
-	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	if got := relative(now.Add(-3*time.Hour), now); got != "expired 3h ago" {
-		t.Errorf("relative: %q", got)
-	}
-	if got := relative(now.Add(630*time.Second), now); got != "in 10m30s" {
-		t.Errorf("relative: %q", got)
 	}
 }
 

@@ -52,7 +52,8 @@ func (a *app) serverCommand() *cobra.Command {
 		Long: `Run a caveat server on one port: the token authority (/v1/tokens, /v1/orgs,
 /v1/apps), the login service and its discharger (/aaa/v1), the Machines API
 (/v1/apps/{app}/machines, no VMs: machines are records whose transitions take
---machine-transition-time), /healthz and /metrics (Prometheus; on a separate
+--machine-transition-time), the web console (/: log in with the account's
+email and password), /healthz and /metrics (Prometheus; on a separate
 address with --metrics-listen, and then not on the main one).
 
 With --tls-cert and --tls-key it serves HTTPS only, and re-reads both files

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/internal/inspect"
 	"github.com/spf13/cobra"
 )
 
@@ -109,19 +110,19 @@ is none.`,
 				if b.IsDischarge(i) {
 					continue
 				}
-				for _, tp := range thirdParties(&b.Tokens[i]) {
-					if tp.location != location {
-						if dischargeOf(b, i, tp.ticket) < 0 {
-							pending[fmt.Sprintf("%q", tp.location)] = true
+				for _, tp := range inspect.ThirdParties(&b.Tokens[i]) {
+					if tp.Location != location {
+						if inspect.DischargeOf(b, i, tp.Ticket) < 0 {
+							pending[fmt.Sprintf("%q", tp.Location)] = true
 						}
 						continue
 					}
 					found++
-					if dischargeOf(b, i, tp.ticket) >= 0 {
+					if inspect.DischargeOf(b, i, tp.Ticket) >= 0 {
 						discharged++
 						continue
 					}
-					out.WriteString(caveat.EncodeTicket(tp.ticket) + "\n")
+					out.WriteString(caveat.EncodeTicket(tp.Ticket) + "\n")
 				}
 			}
 			if out.Len() == 0 {
@@ -292,9 +293,9 @@ replaced by the new one. --discharge - reads the discharge from stdin.`,
 				if b.IsDischarge(i) {
 					continue
 				}
-				for _, tp := range thirdParties(&b.Tokens[i]) {
-					if bytes.Equal(tp.ticket, d.Nonce.KID) {
-						target, caveatIdx = i, tp.index
+				for _, tp := range inspect.ThirdParties(&b.Tokens[i]) {
+					if bytes.Equal(tp.Ticket, d.Nonce.KID) {
+						target, caveatIdx = i, tp.Index
 						break
 					}
 				}

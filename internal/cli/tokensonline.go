@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat/client"
+	"github.com/caveatdev/caveat/internal/inspect"
 	"github.com/caveatdev/caveat/internal/lifetime"
 	"github.com/spf13/cobra"
 )
@@ -235,7 +236,7 @@ func expiresText(at *time.Time, now time.Time) string {
 	case !at.After(now):
 		return timeOr(at, "") + " (expired)"
 	case at.Sub(now) <= 7*24*time.Hour:
-		return timeOr(at, "") + " (in " + shortDuration(at.Sub(now)) + ")"
+		return timeOr(at, "") + " (in " + inspect.ShortDuration(at.Sub(now)) + ")"
 	}
 	return timeOr(at, "")
 }
