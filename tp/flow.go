@@ -157,7 +157,13 @@ func RetrySeconds(d time.Duration) int64 {
 //     is removed). A bounded store that has no room for a new flow returns
 //     an error wrapping ErrFull (a *FullError says when to retry) and
 //     stores nothing; replacing a flow it holds never fails for want of
-//     room.
+//     room. A finished flow (State not Pending) only replaces a live
+//     Pending flow with its ID, in one atomic step: Put returns
+//     ErrFinished when that flow is finished already and ErrNotFound when
+//     there is none (it expired, or was collected), and stores nothing. So
+//     of concurrent finishes exactly one succeeds, and a finish that
+//     arrives after the poll collected the flow cannot store it again for
+//     a second poll to collect.
 //   - Get returns a copy of the flow stored under key, which may be its ID
 //     or its UserKey. It returns an error wrapping ErrNotFound when there is
 //     none, or when the flow's Expires is not after the store's clock:
@@ -231,8 +237,23 @@ func (s *MemoryStore) Put(_ context.Context, f *Flow) error {
 	tk := ticketKey(sha256.Sum256(f.Ticket))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.index[f.ID]; ok && e.Value.(*Flow).ID == f.ID {
-		s.remove(e)
+	old, held := s.index[f.ID]
+	held = held && old.Value.(*Flow).ID == f.ID
+	if held && !old.Value.(*Flow).Expires.After(now) {
+		s.remove(old)
+		held = false
+	}
+	if f.State != Pending && f.Expires.After(now) {
+		// A finish replaces a live pending flow, or nothing.
+		if !held {
+			return ErrNotFound
+		}
+		if old.Value.(*Flow).State != Pending {
+			return ErrFinished
+		}
+	}
+	if held {
+		s.remove(old)
 	}
 	if !f.Expires.After(now) {
 		return nil

@@ -75,16 +75,33 @@ func (s *FlowStore) Put(ctx context.Context, f *tp.Flow) error {
 			_, err := tx.Exec(ctx, "DELETE FROM tp_flows WHERE id = $1", f.ID[:])
 			return err
 		}
-		// Replacing a live flow never needs room.
-		tag, err := tx.Exec(ctx, `
+		// Replacing a live flow never needs room; a finish replaces only
+		// a pending one (the row lock makes concurrent finishes take
+		// turns, and the second finds it finished).
+		update := `
 			UPDATE tp_flows SET user_key = $2, ticket = $3, ticket_hash = $4, binding = $5, expires_at = $6,
 				state = $7, caveats = $8, error = $9
-			WHERE id = $1 AND expires_at > $10`, args...)
+			WHERE id = $1 AND expires_at > $10`
+		if f.State != tp.Pending {
+			update += " AND state = 0"
+		}
+		tag, err := tx.Exec(ctx, update, args...)
 		if err != nil {
 			return fmt.Errorf("replace: %w", err)
 		}
 		if tag.RowsAffected() == 1 {
 			return nil
+		}
+		if f.State != tp.Pending {
+			var live bool
+			err := tx.QueryRow(ctx, "SELECT true FROM tp_flows WHERE id = $1 AND expires_at > $2", f.ID[:], now).Scan(&live)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return tp.ErrNotFound
+			}
+			if err != nil {
+				return fmt.Errorf("look up the flow: %w", err)
+			}
+			return tp.ErrFinished
 		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", flowLock); err != nil {
 			return fmt.Errorf("take the flow lock: %w", err)

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ReplaceAndDelete", testReplaceAndDelete},
 		{"DeleteOnce", testDeleteOnce},
 		{"RoundTrip", testRoundTrip},
+		{"FinishOnce", testFinishOnce},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -261,6 +262,9 @@ func testRoundTrip(t *testing.T, newStore NewStore) {
 		Expires: exp, State: tp.Discharged, Caveats: []byte{0x91, 0x01}, Error: ""}
 	poll := &tp.Flow{ID: id(2), Ticket: []byte("sealed 2"), Expires: exp, State: tp.Failed, Error: "refused: no"}
 	for _, f := range []*tp.Flow{bound, poll} {
+		pending := *f
+		pending.State, pending.Caveats, pending.Error = tp.Pending, nil, ""
+		must(t, s.Put(ctx, &pending))
 		must(t, s.Put(ctx, f))
 		got, err := s.Get(ctx, f.ID)
 		must(t, err)
@@ -272,4 +276,51 @@ func testRoundTrip(t *testing.T, newStore NewStore) {
 	}
 	// The zero user key finds nothing.
 	wantGone(t, s, tp.FlowID{}, "the zero key")
+}
+
+// testFinishOnce: a flow is finished once, whoever races to finish it, and
+// a finish that comes after the poll collected the flow stores nothing, so
+// that no second poll can collect it (a second discharge).
+func testFinishOnce(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	clk := NewClock()
+	s := newStore(t, 10, clk.Now)
+	must(t, s.Put(ctx, flow(1, clk.Now().Add(time.Hour))))
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := s.Get(ctx, id(1))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			f.State, f.Caveats = tp.Discharged, []byte{byte(i)}
+			switch err := s.Put(ctx, f); {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, tp.ErrFinished):
+				t.Errorf("a losing finish: %v, want ErrFinished", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d finishes won", wins.Load())
+	}
+	late, err := s.Get(ctx, id(1))
+	must(t, err)
+	must(t, s.Delete(ctx, id(1))) // the poll collects it
+	if err := s.Put(ctx, late); !errors.Is(err, tp.ErrNotFound) {
+		t.Fatalf("a finish after the collection: %v, want ErrNotFound", err)
+	}
+	wantGone(t, s, id(1), "after a late finish")
+	// Never stored: a finish is not a start.
+	done := flow(2, clk.Now().Add(time.Hour))
+	done.State = tp.Failed
+	if err := s.Put(ctx, done); !errors.Is(err, tp.ErrNotFound) {
+		t.Fatalf("a finished flow never started: %v, want ErrNotFound", err)
+	}
 }
