@@ -32,7 +32,7 @@ func (e *e2e) startWith(listen string, roles ...string) {
 		DataDir:               e.dataDir,
 		DB:                    e.db,
 		Roles:                 roles,
-		MachineTransitionTime: 50 * time.Millisecond,
+		MachineTransitionTime: 300 * time.Millisecond, // long enough that a loaded machine cannot finish one before its answer
 		Signup:                true,
 		Argon2:                identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32},
 		Logger:                slog.New(slog.NewJSONHandler(e.logs, nil)),
