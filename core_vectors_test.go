@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/caveatdev/caveat/internal/vectors"
+	"github.com/caveatdev/caveat/internal/wire"
 )
 
 type vNonce struct {
@@ -92,7 +93,7 @@ func checkChain(t *testing.T, key []byte, v vToken) {
 		t.Fatalf("%d caveats, want %d", len(m.Caveats), len(v.Caveats))
 	}
 	for i, c := range m.Caveats {
-		if got := hex.EncodeToString(c.AppendPacked(nil)); got != v.Caveats[i].PackedHex {
+		if got := hex.EncodeToString(wire.AppendPacked(nil, uint64(c.Type), c.Body)); got != v.Caveats[i].PackedHex {
 			t.Errorf("caveat %d packed = %s, want %s", i, got, v.Caveats[i].PackedHex)
 		}
 		tail = macCaveat(tail, c)

@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/caveatdev/caveat/internal/msgpack"
+	"github.com/caveatdev/caveat/internal/wire"
 )
 
 // Macaroon is one token: a nonce, a location, a list of caveats and a tail
@@ -107,11 +108,6 @@ func (m *Macaroon) AddRaw(caveats ...RawCaveat) error {
 	return nil
 }
 
-// packedHeader appends the part of a packed caveat before its body: 92 ‖ uint(type).
-func packedHeader(b []byte, t CaveatType) []byte {
-	return msgpack.AppendUint(append(b, 0x92), uint64(t))
-}
-
 // appendCaveat extends the chain by one caveat, skipping duplicates if dedup.
 func (m *Macaroon) appendCaveat(c RawCaveat, dedup bool) {
 	if dedup {
@@ -122,7 +118,7 @@ func (m *Macaroon) appendCaveat(c RawCaveat, dedup bool) {
 		}
 	}
 	var hdr [10]byte
-	t := hmacSHA256(m.tail, packedHeader(hdr[:0], c.Type), c.Body)
+	t := hmacSHA256(m.tail, wire.AppendPackedHeader(hdr[:0], uint64(c.Type)), c.Body)
 	m.text = ""
 	m.tail = t[:]
 	// Copy-on-append: never write into a backing array shared with a bundle.

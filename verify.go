@@ -35,6 +35,7 @@ import (
 	"fmt"
 
 	"github.com/caveatdev/caveat/internal/msgpack"
+	"github.com/caveatdev/caveat/internal/wire"
 )
 
 // TrustedThirdParties maps a third party's location to the keys it seals
@@ -227,7 +228,7 @@ func nonceTail(m *Macaroon, key []byte) ([tailSize]byte, error) {
 
 func macCaveat(t [tailSize]byte, c RawCaveat) [tailSize]byte {
 	var hdr [10]byte
-	return hmacSHA256(t[:], packedHeader(hdr[:0], c.Type), c.Body)
+	return hmacSHA256(t[:], wire.AppendPackedHeader(hdr[:0], uint64(c.Type)), c.Body)
 }
 
 func caveatErr(i int, c RawCaveat, err error) error {
