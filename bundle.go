@@ -17,8 +17,10 @@ type Bundle struct {
 	Tokens []Macaroon
 
 	// inline holds the tokens of the common bundle (a token and its
-	// discharge) in the Bundle's own allocation.
-	inline [2]Macaroon
+	// discharge), and inlineCaveats their caveats, in the Bundle's own
+	// allocation.
+	inline        [2]Macaroon
+	inlineCaveats [16]RawCaveat
 }
 
 // EntryError reports a bundle entry that is not a usable token.
@@ -126,7 +128,10 @@ func ParseBundle(header string) (*Bundle, error) {
 		ncaveats += countCaveats(raw)
 	}
 	// One backing array for every token's caveats.
-	caveats := make(CaveatSet, 0, ncaveats)
+	caveats := CaveatSet(b.inlineCaveats[:0])
+	if ncaveats > len(b.inlineCaveats) {
+		caveats = make(CaveatSet, 0, ncaveats)
+	}
 	for i, sp := range spans {
 		text := s[sp.start:sp.end]
 		m := &b.Tokens[i]
@@ -412,7 +417,7 @@ func (b *Bundle) Authorize(location string, keys KeyFunc, trusted TrustedThirdPa
 	// refusal is the one reported; after that only whether it allows.
 	verdict := func(m *Macaroon) (allowed bool, err error) {
 		if firstErr == nil {
-			err = v.collect(m).Clear(a)
+			err = v.clearVerified(m, a)
 			return err == nil, err
 		}
 		if !validated {

@@ -4,7 +4,7 @@ package caveat
 // SHA-256 for binding IDs, and ChaCha20-Poly1305 (IETF, 12-byte nonce
 // prefixed to the ciphertext, no associated data) for sealing.
 //
-// The HMAC is written out over sha256.Sum256 instead of crypto/hmac because a
+// The HMAC is written out over crypto/sha256 instead of crypto/hmac because a
 // token verification computes a dozen of them, each with a fresh key, and
 // crypto/hmac allocates its state for every key. The construction is RFC 2104
 // exactly; TestHMACMatchesStdlib compares it with crypto/hmac.
@@ -38,8 +38,10 @@ var (
 // finalizationKey is the HMAC key that finalises a proof's tail (spec §4.6).
 var finalizationKey = []byte("proof-signature-finalization")
 
-// hmacSHA256 returns HMAC-SHA256(key, msg ‖ msg2) without allocating for
-// messages up to a few hundred bytes.
+// hmacSHA256 returns HMAC-SHA256(key, msg ‖ msg2) without allocating. The
+// digest of crypto/sha256.New stays on the stack; writing the pad block and
+// the messages to it in turn hashes them where they are, where Sum256 of
+// one buffer would need them copied together first.
 func hmacSHA256(key, msg, msg2 []byte) [tailSize]byte {
 	if counting.Load() {
 		opCount.hmac.Add(1)
@@ -51,21 +53,20 @@ func hmacSHA256(key, msg, msg2 []byte) [tailSize]byte {
 	} else {
 		copy(k[:], key)
 	}
-	var stack [hmacBlockSize + 448]byte
-	inner := stack[:0]
-	if need := hmacBlockSize + len(msg) + len(msg2); need > len(stack) {
-		inner = make([]byte, 0, need)
-	}
-	inner = inner[:hmacBlockSize]
-	xorPad(inner, &k, 0x3636363636363636)
-	inner = append(inner, msg...)
-	inner = append(inner, msg2...)
-	ih := sha256.Sum256(inner)
-
-	var outer [hmacBlockSize + tailSize]byte
-	xorPad(outer[:hmacBlockSize], &k, 0x5c5c5c5c5c5c5c5c)
-	copy(outer[hmacBlockSize:], ih[:])
-	return sha256.Sum256(outer[:])
+	var pad [hmacBlockSize]byte
+	var sum [tailSize]byte
+	d := sha256.New()
+	xorPad(pad[:], &k, 0x3636363636363636)
+	d.Write(pad[:])
+	d.Write(msg)
+	d.Write(msg2)
+	d.Sum(sum[:0])
+	d.Reset()
+	xorPad(pad[:], &k, 0x5c5c5c5c5c5c5c5c)
+	d.Write(pad[:])
+	d.Write(sum[:])
+	d.Sum(sum[:0])
+	return sum
 }
 
 // xorPad writes key XOR pad into dst (64 bytes), eight bytes at a time.

@@ -66,10 +66,6 @@ func (m *Macaroon) Verify(key SigningKey, discharges []*Macaroon, trusted Truste
 	return v.collect(m), nil
 }
 
-// unsealScratch is the size of the buffer unsealed values are written to; a
-// ticket with many caveats spills to the heap.
-const unsealScratch = 512
-
 // smallBundle is the number of tokens whose verification state lives on the
 // stack; larger bundles allocate it once per verification.
 const smallBundle = 4
@@ -348,13 +344,22 @@ func (v *verifier) resolveAll(w *walked, b binder) error {
 		v.tok[i].usedAt, v.tok[i].bound = 0, unchecked
 	}
 	// Unsealing goes through the cipher.AEAD interface, so its output buffer
-	// escapes; one scratch buffer serves every unseal of this token. (It is
-	// not kept in v: a pointer that v holds and that escapes would take v's
-	// stack storage to the heap with it.)
-	scratch := new([unsealScratch]byte)
+	// escapes; one scratch buffer, as large as the largest value to unseal,
+	// serves every unseal of this token. (It is not kept in v: a pointer
+	// that v holds and that escapes would take v's stack storage to the heap
+	// with it.)
+	need := 0
 	for i := range w.pending {
 		q := &w.pending[i]
-		rn, err := unseal(w.tails[q.index][:], q.vk, scratch[:0])
+		need = max(need, len(q.vk)-sealOverhead)
+		if len(v.trusted) > 0 {
+			need = max(need, len(v.ds[v.groups[q.group].first].Nonce.KID)-sealOverhead)
+		}
+	}
+	scratch := make([]byte, 0, need)
+	for i := range w.pending {
+		q := &w.pending[i]
+		rn, err := unseal(w.tails[q.index][:], q.vk, scratch)
 		if err != nil || len(rn) != dischargeKeySize {
 			return fmt.Errorf("caveat %d (3P %s): %w: verifier key does not open", q.index, q.loc, ErrSignature)
 		}
@@ -376,7 +381,7 @@ func (v *verifier) resolveAll(w *walked, b binder) error {
 // resolve finds the first token of group g that discharges a 3P caveat at
 // caveatLoc for the parent that b checks bindings for, and records it in
 // v.used.
-func (v *verifier) resolve(b binder, caveatLoc []byte, g *ticketGroup, scratch *[unsealScratch]byte) error {
+func (v *verifier) resolve(b binder, caveatLoc []byte, g *ticketGroup, scratch []byte) error {
 	var firstErr error
 	for di := g.first; di >= 0; di = v.tok[di].next {
 		d := &v.ds[di]
@@ -415,6 +420,11 @@ func (v *verifier) resolve(b binder, caveatLoc []byte, g *ticketGroup, scratch *
 // collect returns the verified caveats of m: its own, then those of each
 // discharge it used, once each.
 func (v *verifier) collect(m *Macaroon) CaveatSet {
+	return v.collectInto(m, make(CaveatSet, 0, v.verifiedSize(m)))
+}
+
+// verifiedSize is the number of verified caveats of m.
+func (v *verifier) verifiedSize(m *Macaroon) int {
 	size := len(m.Caveats) - v.npending
 	for _, u := range v.used[:v.nused] {
 		dm := &v.tok[u.index].memo
@@ -423,7 +433,22 @@ func (v *verifier) collect(m *Macaroon) CaveatSet {
 			size += dm.nattest
 		}
 	}
-	out := make(CaveatSet, 0, size)
+	return size
+}
+
+// clearVerified is collect(m).Clear(a), without keeping the set: the
+// verified caveats of a small bundle are gathered on the stack.
+func (v *verifier) clearVerified(m *Macaroon, a Access) error {
+	var stack [16]RawCaveat
+	out := stack[:0]
+	if n := v.verifiedSize(m); n > len(stack) {
+		out = make(CaveatSet, 0, n)
+	}
+	return CaveatSet(v.collectInto(m, out)).Clear(a)
+}
+
+// collectInto appends the verified caveats of m to out.
+func (v *verifier) collectInto(m *Macaroon, out CaveatSet) CaveatSet {
 	for _, c := range m.Caveats {
 		if c.Type != Type3P {
 			out = append(out, c)
