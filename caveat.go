@@ -87,14 +87,21 @@ func (c RawCaveat) Decode() (Caveat, error) {
 // received. Unregistered bodies are always acceptable. Caveats that nest a
 // caveat set (IfPresent) call it for each inner caveat.
 func (c RawCaveat) Canonical() error {
+	_, err := c.canonical()
+	return err
+}
+
+// canonical is Canonical, and returns the type's registration (nil when
+// the type is unregistered) for the caller's other questions.
+func (c RawCaveat) canonical() (*Info, error) {
 	info, ok := Lookup(c.Type)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	if err := info.canonical(c.Body); err != nil {
-		return fmt.Errorf("%w: %s caveat: %v", ErrNonCanonical, info.Name, err)
+		return info, fmt.Errorf("%w: %s caveat: %v", ErrNonCanonical, info.Name, err)
 	}
-	return nil
+	return info, nil
 }
 
 // Check evaluates one caveat against an access: what the typed caveat's

@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -226,10 +227,34 @@ func TestNonceVectors(t *testing.T) {
 	}
 }
 
+// TestHMACMatchesStdlib compares both ways hmacSHA256 hashes (its own
+// padding, read through AppendBinary, up to paddedMax; the digest's Sum
+// beyond, or on a build where the first does not check out) with
+// crypto/hmac, and bindingID with sha256.Sum256.
 func TestHMACMatchesStdlib(t *testing.T) {
+	if !paddedOK {
+		t.Error("the padded path is off on this build: hashes take the slower, portable path")
+	}
+	for _, padded := range []bool{true, false} {
+		t.Run(fmt.Sprintf("padded=%v", padded), func(t *testing.T) {
+			defer func(was bool) { paddedOK = was }(paddedOK)
+			paddedOK = padded
+			testHMACMatchesStdlib(t)
+			var tail [tailSize]byte
+			for i := range tail {
+				tail[i] = byte(i * 7)
+			}
+			if got := bindingID(tail); got != sha256.Sum256(tail[:]) {
+				t.Errorf("bindingID %x", got)
+			}
+		})
+	}
+}
+
+func testHMACMatchesStdlib(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, keyLen := range []int{0, 1, 16, 32, 63, 64, 65, 100, 200} {
-		for _, msgLen := range []int{0, 1, 55, 56, 64, 200, 447, 448, 449, 1000, 5000} {
+		for _, msgLen := range []int{0, 1, 55, 56, 64, 119, 120, 200, 375, 376, 377, 439, 440, 447, 448, 449, 1000, 5000} {
 			key := make([]byte, keyLen)
 			msg := make([]byte, msgLen)
 			for i := range key {

@@ -45,7 +45,8 @@ func checkDischarge(d *Macaroon, dm *dischargeMemo, rn []byte) {
 	}
 	var more [][]byte
 	for i, c := range d.Caveats {
-		if err := c.Canonical(); err != nil {
+		info, err := c.canonical()
+		if err != nil {
 			dm.err = caveatErr(i, c, err)
 			return
 		}
@@ -65,7 +66,7 @@ func checkDischarge(d *Macaroon, dm *dischargeMemo, rn []byte) {
 			case !bytes.Equal(b, dm.bind1):
 				more = append(more, b)
 			}
-		case c.Attestation():
+		case info != nil && info.Attestation:
 			if !d.Nonce.Proof {
 				dm.err = caveatErr(i, c, fmt.Errorf("%w: attestation in a discharge that is not a proof", ErrBadDischarge))
 				return

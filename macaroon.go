@@ -26,8 +26,10 @@ type Macaroon struct {
 	// tail is the chain's current tail: for a decoded macaroon the tail as
 	// encoded; for a proof under construction the unfinalised tail.
 	tail []byte
-	// nonceRaw holds the nonce exactly as received, which is what is MAC'd.
-	nonceRaw []byte
+	// nonceRaw holds the nonce exactly as received, which is what is MAC'd,
+	// and nonceCanonical whether it is in the canonical encoding.
+	nonceRaw       []byte
+	nonceCanonical bool
 	// building marks a proof that this process is still adding caveats to;
 	// it is finalised when encoded.
 	building bool
@@ -171,9 +173,16 @@ func (m *Macaroon) decode(b []byte, dst CaveatSet) error {
 	if err := r.ReadRecordHeader(4); err != nil {
 		return fmt.Errorf("%w: macaroon: %v", ErrMalformed, err)
 	}
+	// The nonce is MAC'd as received, so verification needs to know whether
+	// it is canonical: read it strictly first, and leniently only if that
+	// fails.
 	start := r.Offset()
-	n, err := readNonce(&r)
-	if err != nil {
+	strict := r.WithStrict(true)
+	n, err := readNonce(&strict)
+	m.nonceCanonical = err == nil
+	if m.nonceCanonical {
+		r = strict.WithStrict(false)
+	} else if n, err = readNonce(&r); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	m.Nonce = n
@@ -261,9 +270,9 @@ func decodeBase64(payload string, dst []byte) ([]byte, error) {
 	if dst == nil {
 		dst = make([]byte, n)
 	}
-	// The compiler converts the payload without copying it, since Decode
-	// only reads it (go build -gcflags=-m: "zero-copy string->[]byte").
-	w, err := base64.StdEncoding.Decode(dst[:n], []byte(payload))
+	// The compiler converts the payload without copying it, since it is
+	// only read (go build -gcflags=-m: "zero-copy string->[]byte").
+	w, err := decodeStdBase64(dst[:n], []byte(payload))
 	if err != nil {
 		return nil, fmt.Errorf("%w: bad base64: %v (truncated or mangled?)", ErrMalformed, err)
 	}

@@ -215,9 +215,11 @@ func nonceTail(m *Macaroon, key []byte) ([tailSize]byte, error) {
 		var buf [128]byte
 		return hmacSHA256(key, m.Nonce.AppendEncoded(buf[:0]), nil), nil
 	}
-	r := msgpack.NewStrictReader(m.nonceRaw)
-	if _, err := readNonce(&r); err != nil {
-		return [tailSize]byte{}, fmt.Errorf("%w: nonce: %v", ErrNonCanonical, err)
+	if !m.nonceCanonical {
+		r := msgpack.NewStrictReader(m.nonceRaw)
+		if _, err := readNonce(&r); err != nil {
+			return [tailSize]byte{}, fmt.Errorf("%w: nonce: %v", ErrNonCanonical, err)
+		}
 	}
 	return hmacSHA256(key, m.nonceRaw, nil), nil
 }
@@ -282,12 +284,18 @@ func (v *verifier) walk(m *Macaroon, key []byte, revoked BranchSet, tails, ids [
 	tails = append(tails, t)
 
 	for i, c := range m.Caveats {
-		if err := c.Canonical(); err != nil {
+		var info *Info
+		var r raw3P
+		if c.Type == Type3P {
+			// Its canonical check is this parse.
+			if r, err = parse3P(c.Body); err != nil {
+				return fail(caveatErr(i, c, c.Canonical()))
+			}
+		} else if info, err = c.canonical(); err != nil {
 			return fail(caveatErr(i, c, err))
 		}
 		switch {
 		case c.Type == Type3P:
-			r, _ := parse3P(c.Body)
 			if !v.indexed {
 				v.index()
 			}
@@ -298,7 +306,7 @@ func (v *verifier) walk(m *Macaroon, key []byte, revoked BranchSet, tails, ids [
 			pending = append(pending, pending3P{index: i, loc: r.location, vk: r.verifierKey, group: g})
 		case c.Type == TypeBindToParentToken:
 			return fail(caveatErr(i, c, fmt.Errorf("%w: binding in a token that has no parent", ErrWrongParent)))
-		case c.Attestation() && !m.Nonce.Proof:
+		case info != nil && info.Attestation && !m.Nonce.Proof:
 			return fail(caveatErr(i, c, fmt.Errorf("%w: attestation in a macaroon that is not a proof", ErrInvalid)))
 		}
 		t = macCaveat(t, c)
