@@ -31,7 +31,6 @@ var (
 	opCount  struct{ hmac, open, hash atomic.Int64 }
 )
 
-
 var errUnseal = errors.New("unseal failed")
 
 // seal encrypts plaintext under key with a fresh random nonce: nonce ‖ ct ‖ tag.
