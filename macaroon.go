@@ -153,7 +153,7 @@ func (m *Macaroon) String() string {
 // fail verification). It does not verify anything.
 func Decode(b []byte) (*Macaroon, error) {
 	m := new(Macaroon)
-	if err := m.decode(bytes.Clone(b), nil); err != nil {
+	if _, err := m.decode(bytes.Clone(b), nil); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -161,17 +161,18 @@ func Decode(b []byte) (*Macaroon, error) {
 
 // decode parses b into m. It keeps sub-slices of b (and a string that shares
 // b's memory for the location), so b must be owned by the caller and never
-// written again. dst, if not nil, is used for the caveats.
-func (m *Macaroon) decode(b []byte, dst CaveatSet) error {
+// written again. dst, if not nil, is appended the caveats (m.Caveats is
+// then a part of it); rest is what is left of it, for the next token.
+func (m *Macaroon) decode(b []byte, dst CaveatSet) (rest CaveatSet, err error) {
 	if len(b) > MaxTokenSize {
-		return fmt.Errorf("%w: token is %d bytes (limit %d)", ErrLimit, len(b), MaxTokenSize)
+		return nil, fmt.Errorf("%w: token is %d bytes (limit %d)", ErrLimit, len(b), MaxTokenSize)
 	}
 	if len(b) == 0 {
-		return fmt.Errorf("%w: empty token", ErrMalformed)
+		return nil, fmt.Errorf("%w: empty token", ErrMalformed)
 	}
 	r := msgpack.NewReader(b)
 	if err := r.ReadRecordHeader(4); err != nil {
-		return fmt.Errorf("%w: macaroon: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: macaroon: %v", ErrMalformed, err)
 	}
 	// The nonce is MAC'd as received, so verification needs to know whether
 	// it is canonical: read it strictly first, and leniently only if that
@@ -183,25 +184,25 @@ func (m *Macaroon) decode(b []byte, dst CaveatSet) error {
 	if m.nonceCanonical {
 		r = strict.WithStrict(false)
 	} else if n, err = readNonce(&r); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	m.Nonce = n
 	m.nonceRaw = b[start:r.Offset():r.Offset()]
 	loc, err := r.ReadStr()
 	if err != nil {
-		return fmt.Errorf("%w: location: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: location: %v", ErrMalformed, err)
 	}
 	m.Location = aliasString(loc)
 	cs, err := readCaveatSet(&r, false, dst)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m.Caveats = cs[:len(cs):len(cs)]
 	if m.tail, err = r.ReadBin(); err != nil {
-		return fmt.Errorf("%w: tail: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: tail: %v", ErrMalformed, err)
 	}
 	m.building = false
-	return nil
+	return cs[len(cs):], nil
 }
 
 // countCaveats returns the number of caveats a token declares, for sizing,
@@ -232,7 +233,7 @@ func Parse(s string) (*Macaroon, error) {
 		return nil, err
 	}
 	m := new(Macaroon)
-	if err := m.decode(b, nil); err != nil {
+	if _, err := m.decode(b, nil); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -160,7 +160,7 @@ type query struct {
 	action  resset.Action
 }
 
-func (q *query) matches(e wire.Entry) bool {
+func (q *query) matches(e *wire.Entry) bool {
 	switch {
 	case q.kind.uint != nil:
 		return e.U == q.uint
@@ -187,20 +187,20 @@ func (q *query) resource() string {
 // is ErrBadCaveat. It does not allocate when the query is allowed.
 func (q *query) check(set []byte) error {
 	str := q.kind.uint == nil
-	it, err := wire.NewEntries(set, str)
-	if err != nil {
+	var it wire.Entries
+	if err := it.Init(set, str); err != nil {
 		return caveat.BadCaveat(err)
 	}
 	perm, found, zero := resset.ActionStar, false, false
+	var e wire.Entry
 	for it.More() {
-		e, err := it.Next()
-		if err != nil {
+		if err := it.Next(&e); err != nil {
 			return caveat.BadCaveat(err)
 		}
 		if e.Zero() {
 			zero = true
 		}
-		if e.Zero() || q.matches(e) {
+		if e.Zero() || q.matches(&e) {
 			perm &= resset.Action(e.Mask)
 			found = true
 		}
@@ -228,10 +228,12 @@ func (q *query) check(set []byte) error {
 // listKeys names the ids of a set that check has already walked, for the
 // message of a refusal.
 func listKeys(set []byte, str bool) string {
-	it, _ := wire.NewEntries(set, str)
+	var it wire.Entries
+	_ = it.Init(set, str)
 	var keys []string
+	var e wire.Entry
 	for it.More() {
-		e, _ := it.Next()
+		_ = it.Next(&e)
 		if str {
 			keys = append(keys, strconv.Quote(string(e.S)))
 		} else {

@@ -46,17 +46,17 @@ func (s ResourceSet[K]) AppendMsgpack(b []byte) []byte {
 func ParseResourceSet[K uint64 | string](b []byte) (ResourceSet[K], error) {
 	var zero K
 	_, str := any(zero).(string)
-	it, err := wire.NewEntries(b, str)
-	if err != nil {
+	var it wire.Entries
+	if err := it.Init(b, str); err != nil {
 		return nil, err
 	}
 	if it.IsNil() {
 		return nil, it.End()
 	}
 	out := make(ResourceSet[K], it.Len())
+	var e wire.Entry
 	for it.More() {
-		e, err := it.Next()
-		if err != nil {
+		if err := it.Next(&e); err != nil {
 			return nil, err
 		}
 		switch m := any(out).(type) {

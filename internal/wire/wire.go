@@ -46,13 +46,15 @@ func ReadMask(b []byte) (uint16, error) {
 
 // Entries walks an encoded resource set strictly: a map with keys in
 // strictly increasing order (numerically for uint64 keys, byte-wise for
-// strings) and masks of at most 16 bits, or nil.
+// strings) and masks of at most 16 bits, or nil. It is started in place
+// with Init, as it is walked for every resource-set caveat cleared.
 type Entries struct {
 	r     msgpack.Reader
 	str   bool // string keys (else uint64)
 	isNil bool
 	n, i  int
-	prev  Entry
+	prevU uint64
+	prevS []byte
 }
 
 // Entry is one key of a resource set and its mask. U is the key of a
@@ -65,22 +67,22 @@ type Entry struct {
 }
 
 // Zero reports whether the key is the zero id (0 or ""), the wildcard.
-func (e Entry) Zero() bool { return e.U == 0 && len(e.S) == 0 }
+func (e *Entry) Zero() bool { return e.U == 0 && len(e.S) == 0 }
 
-// NewEntries starts walking the set b, whose keys are strings when
-// stringKeys is set and uint64 otherwise.
-func NewEntries(b []byte, stringKeys bool) (Entries, error) {
-	it := Entries{r: msgpack.NewStrictReader(b), str: stringKeys}
+// Init starts walking the set b, whose keys are strings when stringKeys
+// is set and uint64 otherwise.
+func (it *Entries) Init(b []byte, stringKeys bool) error {
+	*it = Entries{r: msgpack.NewStrictReader(b), str: stringKeys}
 	if it.r.TryNil() {
 		it.isNil = true
-		return it, nil
+		return nil
 	}
 	n, err := it.r.ReadMapHeader()
 	if err != nil {
-		return it, fmt.Errorf("resource set: %w", err)
+		return fmt.Errorf("resource set: %w", err)
 	}
 	it.n = n
-	return it, nil
+	return nil
 }
 
 // IsNil reports whether the set is nil (c0), which is distinct from an
@@ -93,9 +95,8 @@ func (it *Entries) Len() int { return it.n }
 // More reports whether entries are left.
 func (it *Entries) More() bool { return it.i < it.n }
 
-// Next reads the next entry, refusing keys out of order.
-func (it *Entries) Next() (Entry, error) {
-	var e Entry
+// Next reads the next entry into e, refusing keys out of order.
+func (it *Entries) Next(e *Entry) error {
 	var err error
 	if it.str {
 		e.S, err = it.r.ReadStr()
@@ -103,30 +104,30 @@ func (it *Entries) Next() (Entry, error) {
 		e.U, err = it.r.ReadUint()
 	}
 	if err != nil {
-		return e, fmt.Errorf("resource set key %d: %w", it.i, err)
+		return fmt.Errorf("resource set key %d: %w", it.i, err)
 	}
 	if it.i > 0 && !it.after(e) {
-		return e, fmt.Errorf("resource set key %d: %w: keys not in strictly increasing order",
+		return fmt.Errorf("resource set key %d: %w: keys not in strictly increasing order",
 			it.i, msgpack.ErrNonCanonical)
 	}
 	m, err := it.r.ReadUint()
 	if err != nil {
-		return e, fmt.Errorf("resource set mask %d: %w", it.i, err)
+		return fmt.Errorf("resource set mask %d: %w", it.i, err)
 	}
 	if m > MaxMask {
-		return e, fmt.Errorf("resource set mask %d: %#x is wider than 16 bits", it.i, m)
+		return fmt.Errorf("resource set mask %d: %#x is wider than 16 bits", it.i, m)
 	}
 	e.Mask = uint16(m)
-	it.prev = e
+	it.prevU, it.prevS = e.U, e.S
 	it.i++
-	return e, nil
+	return nil
 }
 
-func (it *Entries) after(e Entry) bool {
+func (it *Entries) after(e *Entry) bool {
 	if it.str {
-		return bytes.Compare(e.S, it.prev.S) > 0
+		return bytes.Compare(e.S, it.prevS) > 0
 	}
-	return e.U > it.prev.U
+	return e.U > it.prevU
 }
 
 // End checks that nothing follows the set.
@@ -140,12 +141,13 @@ func (it *Entries) End() error {
 // CanonicalSet checks that b is exactly the canonical encoding of one
 // resource set with string keys (stringKeys) or uint64 keys.
 func CanonicalSet(b []byte, stringKeys bool) error {
-	it, err := NewEntries(b, stringKeys)
-	if err != nil {
+	var it Entries
+	if err := it.Init(b, stringKeys); err != nil {
 		return err
 	}
+	var e Entry
 	for it.More() {
-		if _, err := it.Next(); err != nil {
+		if err := it.Next(&e); err != nil {
 			return err
 		}
 	}

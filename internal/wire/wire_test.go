@@ -56,14 +56,14 @@ func TestEntries(t *testing.T) {
 	if err := CanonicalSet(b, true); err != nil {
 		t.Fatal(err)
 	}
-	it, err := NewEntries(b, true)
-	if err != nil || it.IsNil() || it.Len() != 3 {
-		t.Fatalf("NewEntries: %v, nil %v, len %d", err, it.IsNil(), it.Len())
+	var it Entries
+	if err := it.Init(b, true); err != nil || it.IsNil() || it.Len() != 3 {
+		t.Fatalf("Init: %v, nil %v, len %d", err, it.IsNil(), it.Len())
 	}
 	var keys []string
 	for it.More() {
-		e, err := it.Next()
-		if err != nil {
+		var e Entry
+		if err := it.Next(&e); err != nil {
 			t.Fatal(err)
 		}
 		if e.Zero() != (len(keys) == 0) {
