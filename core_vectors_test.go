@@ -235,11 +235,29 @@ func TestHMACMatchesStdlib(t *testing.T) {
 	if !paddedOK {
 		t.Error("the padded path is off on this build: hashes take the slower, portable path")
 	}
+	if finInner == nil {
+		t.Error("finalize does not resume from the pad states on this build")
+	}
 	for _, padded := range []bool{true, false} {
 		t.Run(fmt.Sprintf("padded=%v", padded), func(t *testing.T) {
-			defer func(was bool) { paddedOK = was }(paddedOK)
+			defer func(was bool, in, out []byte) { paddedOK, finInner, finOuter = was, in, out }(paddedOK, finInner, finOuter)
 			paddedOK = padded
+			if !padded {
+				finInner, finOuter = nil, nil
+			}
 			testHMACMatchesStdlib(t)
+			rng := rand.New(rand.NewPCG(5, 6))
+			for range 50 {
+				var tail [tailSize]byte
+				for i := range tail {
+					tail[i] = byte(rng.Uint32())
+				}
+				h := hmac.New(sha256.New, finalizationKey)
+				h.Write(tail[:])
+				if got := finalize(tail); !bytes.Equal(got[:], h.Sum(nil)) {
+					t.Fatalf("finalize(%x) = %x", tail, got)
+				}
+			}
 			var tail [tailSize]byte
 			for i := range tail {
 				tail[i] = byte(i * 7)
