@@ -232,10 +232,10 @@ func TestNonceVectors(t *testing.T) {
 // beyond, or on a build where the first does not check out) with
 // crypto/hmac, and bindingID with sha256.Sum256.
 func TestHMACMatchesStdlib(t *testing.T) {
-	if !paddedOK {
+	if !raceBuild && !paddedOK {
 		t.Error("the padded path is off on this build: hashes take the slower, portable path")
 	}
-	if finInner == nil {
+	if !raceBuild && finInner == nil {
 		t.Error("finalize does not resume from the pad states on this build")
 	}
 	for _, padded := range []bool{true, false} {

@@ -34,13 +34,14 @@ const paddedMax = 512
 const sha256StateMagic = "sha\x03"
 
 // paddedOK is set at init when paddedSum gives SHA-256 on this build (it
-// needs crypto/sha256's digest to be the standard one, with AppendBinary).
+// needs crypto/sha256's digest to be the standard one, with AppendBinary)
+// without allocating (not with the race detector: hmac_race.go).
 // Otherwise every hash takes the portable path.
 var paddedOK bool
 
 func init() {
-	paddedOK = true
-	paddedOK = checkPadded()
+	paddedOK = !raceBuild
+	paddedOK = paddedOK && checkPadded()
 	if paddedOK {
 		finInner, finOuter = padState(0x3636363636363636), padState(0x5c5c5c5c5c5c5c5c)
 		var tail [tailSize]byte
