@@ -21,6 +21,7 @@ import (
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/auth"
 	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/wire"
 	"github.com/caveatdev/caveat/resset"
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -212,7 +213,7 @@ func BenchmarkStdlibCryptoOnly(b *testing.B) {
 	for _, m := range bd.Tokens {
 		msgs = append(msgs, m.Nonce.AppendEncoded(nil))
 		for _, c := range m.Caveats {
-			msgs = append(msgs, c.AppendPacked(nil))
+			msgs = append(msgs, wire.AppendPacked(nil, uint64(c.Type), c.Body))
 		}
 	}
 	msgs = append(msgs, make([]byte, 32)) // finalisation of the discharge's tail

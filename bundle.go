@@ -17,8 +17,10 @@ type Bundle struct {
 	Tokens []Macaroon
 
 	// inline holds the tokens of the common bundle (a token and its
-	// discharge) in the Bundle's own allocation.
-	inline [2]Macaroon
+	// discharge), and inlineCaveats their caveats, in the Bundle's own
+	// allocation.
+	inline        [2]Macaroon
+	inlineCaveats [16]RawCaveat
 }
 
 // EntryError reports a bundle entry that is not a usable token.
@@ -114,7 +116,6 @@ func ParseBundle(header string) (*Bundle, error) {
 		b.Tokens = make([]Macaroon, len(spans))
 	}
 	raws := make([][]byte, 0, 8)[:0]
-	ncaveats := 0
 	for _, sp := range spans {
 		_, payload, _ := splitPrefix(s[sp.start:sp.end])
 		raw, err := decodeBase64(payload, buf)
@@ -123,23 +124,37 @@ func ParseBundle(header string) (*Bundle, error) {
 		}
 		buf = buf[len(raw):]
 		raws = append(raws, raw)
-		ncaveats += countCaveats(raw)
 	}
-	// One backing array for every token's caveats.
-	caveats := make(CaveatSet, 0, ncaveats)
+	// One backing array for every token's caveats: the Bundle's own for a
+	// small header, which cannot hold many (a larger set only makes append
+	// grow it), and one of the size the tokens declare otherwise.
+	caveats := CaveatSet(b.inlineCaveats[:0])
+	if total > smallHeader {
+		n := 0
+		for _, raw := range raws {
+			n += countCaveats(raw)
+		}
+		if n > len(b.inlineCaveats) {
+			caveats = make(CaveatSet, 0, n)
+		}
+	}
 	for i, sp := range spans {
 		text := s[sp.start:sp.end]
 		m := &b.Tokens[i]
-		if err := m.decode(raws[i], caveats); err != nil {
+		var err error
+		if caveats, err = m.decode(raws[i], caveats); err != nil {
 			return nil, &EntryError{sp.entry, err}
 		}
-		caveats = caveats[len(m.Caveats):len(m.Caveats)]
 		if strings.HasPrefix(text, "fm2_") {
 			m.text = text // re-emitted as given; legacy prefixes become fm2_
 		}
 	}
 	return b, nil
 }
+
+// smallHeader is the decoded size up to which ParseBundle does not count
+// the caveats of the tokens before decoding them.
+const smallHeader = 1024
 
 func truncate(s string, n int) string {
 	if len(s) > n {
@@ -412,7 +427,7 @@ func (b *Bundle) Authorize(location string, keys KeyFunc, trusted TrustedThirdPa
 	// refusal is the one reported; after that only whether it allows.
 	verdict := func(m *Macaroon) (allowed bool, err error) {
 		if firstErr == nil {
-			err = v.collect(m).Clear(a)
+			err = v.clearVerified(m, a)
 			return err == nil, err
 		}
 		if !validated {

@@ -111,3 +111,50 @@ func TestParseBundleErrorsNameTheEntry(t *testing.T) {
 		t.Errorf("header = %s, want %s", b.Header(), fp.Token.Header)
 	}
 }
+
+// TestBundleCaveatStorage: the tokens of a bundle share one array of
+// caveats, the Bundle's own for a small header; more caveats than it holds,
+// in a small header or a large one, leave every token its own.
+func TestBundleCaveatStorage(t *testing.T) {
+	key := NewSigningKey()
+	for _, n := range []int{3, 16, 17, 40, 300} {
+		var tokens []string
+		var want [][]*ValidityWindow
+		for k := range 3 {
+			var cs []Caveat
+			var vws []*ValidityWindow
+			for i := range n {
+				vw := &ValidityWindow{NotBefore: int64(k), NotAfter: int64(i)}
+				cs, vws = append(cs, vw), append(vws, vw)
+			}
+			m, err := Mint(key, NewNonce([]byte{byte(k)}, false), "loc", cs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens, want = append(tokens, m.String()), append(want, vws)
+		}
+		b, err := ParseBundle(strings.Join(tokens, ","))
+		if err != nil {
+			t.Fatalf("%d caveats: %v", n, err)
+		}
+		for k := range b.Tokens {
+			m := &b.Tokens[k]
+			if len(m.Caveats) != n {
+				t.Fatalf("%d caveats: token %d has %d", n, k, len(m.Caveats))
+			}
+			for i, c := range m.Caveats {
+				if got := c.Body; string(got) != string(want[k][i].AppendBody(nil)) {
+					t.Fatalf("%d caveats: token %d caveat %d is %x", n, k, i, got)
+				}
+			}
+			if err := m.verifyAlone(key); err != nil {
+				t.Errorf("%d caveats: token %d: %v", n, k, err)
+			}
+		}
+	}
+}
+
+func (m *Macaroon) verifyAlone(key SigningKey) error {
+	_, err := m.Verify(key, nil, nil)
+	return err
+}

@@ -12,11 +12,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/caveatdev/caveat/internal/vectors"
+	"github.com/caveatdev/caveat/internal/wire"
 )
 
 type vNonce struct {
@@ -92,7 +94,7 @@ func checkChain(t *testing.T, key []byte, v vToken) {
 		t.Fatalf("%d caveats, want %d", len(m.Caveats), len(v.Caveats))
 	}
 	for i, c := range m.Caveats {
-		if got := hex.EncodeToString(c.AppendPacked(nil)); got != v.Caveats[i].PackedHex {
+		if got := hex.EncodeToString(wire.AppendPacked(nil, uint64(c.Type), c.Body)); got != v.Caveats[i].PackedHex {
 			t.Errorf("caveat %d packed = %s, want %s", i, got, v.Caveats[i].PackedHex)
 		}
 		tail = macCaveat(tail, c)
@@ -225,10 +227,52 @@ func TestNonceVectors(t *testing.T) {
 	}
 }
 
+// TestHMACMatchesStdlib compares both ways hmacSHA256 hashes (its own
+// padding, read through AppendBinary, up to paddedMax; the digest's Sum
+// beyond, or on a build where the first does not check out) with
+// crypto/hmac, and bindingID with sha256.Sum256.
 func TestHMACMatchesStdlib(t *testing.T) {
+	if !raceBuild && !paddedOK {
+		t.Error("the padded path is off on this build: hashes take the slower, portable path")
+	}
+	if !raceBuild && finInner == nil {
+		t.Error("finalize does not resume from the pad states on this build")
+	}
+	for _, padded := range []bool{true, false} {
+		t.Run(fmt.Sprintf("padded=%v", padded), func(t *testing.T) {
+			defer func(was bool, in, out []byte) { paddedOK, finInner, finOuter = was, in, out }(paddedOK, finInner, finOuter)
+			paddedOK = padded
+			if !padded {
+				finInner, finOuter = nil, nil
+			}
+			testHMACMatchesStdlib(t)
+			rng := rand.New(rand.NewPCG(5, 6))
+			for range 50 {
+				var tail [tailSize]byte
+				for i := range tail {
+					tail[i] = byte(rng.Uint32())
+				}
+				h := hmac.New(sha256.New, finalizationKey)
+				h.Write(tail[:])
+				if got := finalize(tail); !bytes.Equal(got[:], h.Sum(nil)) {
+					t.Fatalf("finalize(%x) = %x", tail, got)
+				}
+			}
+			var tail [tailSize]byte
+			for i := range tail {
+				tail[i] = byte(i * 7)
+			}
+			if got := bindingID(tail); got != sha256.Sum256(tail[:]) {
+				t.Errorf("bindingID %x", got)
+			}
+		})
+	}
+}
+
+func testHMACMatchesStdlib(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, keyLen := range []int{0, 1, 16, 32, 63, 64, 65, 100, 200} {
-		for _, msgLen := range []int{0, 1, 55, 56, 64, 200, 447, 448, 449, 1000, 5000} {
+		for _, msgLen := range []int{0, 1, 55, 56, 64, 119, 120, 200, 375, 376, 377, 439, 440, 447, 448, 449, 1000, 5000} {
 			key := make([]byte, keyLen)
 			msg := make([]byte, msgLen)
 			for i := range key {

@@ -4,15 +4,11 @@ package caveat
 // SHA-256 for binding IDs, and ChaCha20-Poly1305 (IETF, 12-byte nonce
 // prefixed to the ciphertext, no associated data) for sealing.
 //
-// The HMAC is written out over sha256.Sum256 instead of crypto/hmac because a
-// token verification computes a dozen of them, each with a fresh key, and
-// crypto/hmac allocates its state for every key. The construction is RFC 2104
-// exactly; TestHMACMatchesStdlib compares it with crypto/hmac.
+// HMAC-SHA256 and SHA-256 are in hmac.go.
 
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"sync/atomic"
 
@@ -34,52 +30,6 @@ var (
 	counting atomic.Bool
 	opCount  struct{ hmac, open, hash atomic.Int64 }
 )
-
-// finalizationKey is the HMAC key that finalises a proof's tail (spec §4.6).
-var finalizationKey = []byte("proof-signature-finalization")
-
-// hmacSHA256 returns HMAC-SHA256(key, msg ‖ msg2) without allocating for
-// messages up to a few hundred bytes.
-func hmacSHA256(key, msg, msg2 []byte) [tailSize]byte {
-	if counting.Load() {
-		opCount.hmac.Add(1)
-	}
-	var k [hmacBlockSize]byte
-	if len(key) > hmacBlockSize {
-		sum := sha256.Sum256(key)
-		copy(k[:], sum[:])
-	} else {
-		copy(k[:], key)
-	}
-	var stack [hmacBlockSize + 448]byte
-	inner := stack[:0]
-	if need := hmacBlockSize + len(msg) + len(msg2); need > len(stack) {
-		inner = make([]byte, 0, need)
-	}
-	inner = inner[:hmacBlockSize]
-	xorPad(inner, &k, 0x3636363636363636)
-	inner = append(inner, msg...)
-	inner = append(inner, msg2...)
-	ih := sha256.Sum256(inner)
-
-	var outer [hmacBlockSize + tailSize]byte
-	xorPad(outer[:hmacBlockSize], &k, 0x5c5c5c5c5c5c5c5c)
-	copy(outer[hmacBlockSize:], ih[:])
-	return sha256.Sum256(outer[:])
-}
-
-// xorPad writes key XOR pad into dst (64 bytes), eight bytes at a time.
-func xorPad(dst []byte, key *[hmacBlockSize]byte, pad uint64) {
-	_ = dst[hmacBlockSize-1]
-	for i := 0; i < hmacBlockSize; i += 8 {
-		binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(key[i:])^pad)
-	}
-}
-
-// finalize turns a proof's last tail into the tail that is encoded.
-func finalize(tail [tailSize]byte) [tailSize]byte {
-	return hmacSHA256(finalizationKey, tail[:], nil)
-}
 
 var errUnseal = errors.New("unseal failed")
 
@@ -113,15 +63,6 @@ func unseal(key []byte, sealed []byte, dst []byte) ([]byte, error) {
 		return nil, errUnseal
 	}
 	return out, nil
-}
-
-// bindingID is SHA-256 of a tail; a BindToParentToken caveat holds a prefix
-// of one of the parent's binding IDs (spec §4.7).
-func bindingID(tail [tailSize]byte) [sha256.Size]byte {
-	if counting.Load() {
-		opCount.hash.Add(1)
-	}
-	return sha256.Sum256(tail[:])
 }
 
 // sealNonce seals with a given nonce; only tests choose nonces.

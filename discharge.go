@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"fmt"
-	"unsafe"
 )
 
 // dischargeMemo is what is known of a token as a discharge, under its
@@ -46,7 +45,8 @@ func checkDischarge(d *Macaroon, dm *dischargeMemo, rn []byte) {
 	}
 	var more [][]byte
 	for i, c := range d.Caveats {
-		if err := c.Canonical(); err != nil {
+		info, err := c.canonical()
+		if err != nil {
 			dm.err = caveatErr(i, c, err)
 			return
 		}
@@ -66,7 +66,7 @@ func checkDischarge(d *Macaroon, dm *dischargeMemo, rn []byte) {
 			case !bytes.Equal(b, dm.bind1):
 				more = append(more, b)
 			}
-		case c.Attestation():
+		case info != nil && info.Attestation:
 			if !d.Nonce.Proof {
 				dm.err = caveatErr(i, c, fmt.Errorf("%w: attestation in a discharge that is not a proof", ErrBadDischarge))
 				return
@@ -103,12 +103,11 @@ func checkDischarge(d *Macaroon, dm *dischargeMemo, rn []byte) {
 // Location, which nothing authenticates (the spec's rule, §4.8). For honest
 // tokens the two are equal; looking at the authenticated one first means
 // that editing a discharge's Location changes nothing.
-func (v *verifier) trust(g *ticketGroup, d *Macaroon, caveatLoc []byte, scratch *[unsealScratch]byte) (bool, error) {
+func (v *verifier) trust(g *ticketGroup, d *Macaroon, caveatLoc []byte, scratch []byte) (bool, error) {
 	if len(v.trusted) == 0 {
 		return false, nil
 	}
-	// The caveat's bytes are never written during verification.
-	loc := unsafe.String(unsafe.SliceData(caveatLoc), len(caveatLoc))
+	loc := aliasString(caveatLoc)
 	if ok, err := v.tryLocation(g, d, loc, scratch); ok || err != nil {
 		return ok, err
 	}
@@ -121,7 +120,7 @@ func (v *verifier) trust(g *ticketGroup, d *Macaroon, caveatLoc []byte, scratch 
 // tryLocation tries the keys trusted for loc on the group's ticket, once
 // per group and location (for the first two locations; a third is rare
 // enough to be tried again).
-func (v *verifier) tryLocation(g *ticketGroup, d *Macaroon, loc string, scratch *[unsealScratch]byte) (bool, error) {
+func (v *verifier) tryLocation(g *ticketGroup, d *Macaroon, loc string, scratch []byte) (bool, error) {
 	keys := v.trusted[loc]
 	if len(keys) == 0 {
 		return false, nil
@@ -139,9 +138,9 @@ func (v *verifier) tryLocation(g *ticketGroup, d *Macaroon, loc string, scratch 
 	return ok, err
 }
 
-func tryKeys(ticket []byte, keys []EncryptionKey, rn []byte, scratch *[unsealScratch]byte) (bool, error) {
+func tryKeys(ticket []byte, keys []EncryptionKey, rn []byte, scratch []byte) (bool, error) {
 	for i := range keys {
-		got, _, err := openTicket(keys[i][:], ticket, scratch[:0], false)
+		got, _, err := openTicket(keys[i][:], ticket, scratch, false)
 		if err != nil {
 			continue
 		}

@@ -62,14 +62,14 @@ func earliestNotAfter(c RawCaveat, depth int) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	if c.Type == TypeValidityWindow {
-		var vw ValidityWindow
-		if vw.decode(c.Body) != nil {
+		vw, err := decodeValidityWindow(c.Body)
+		if err != nil {
 			return time.Time{}, false
 		}
 		return vw.NotAfterTime(), true
 	}
 	info, ok := Lookup(c.Type)
-	if !ok {
+	if !ok || !info.nested {
 		return time.Time{}, false
 	}
 	v, err := info.Decode(c.Body)

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"unsafe"
 
 	"github.com/caveatdev/caveat/internal/msgpack"
+	"github.com/caveatdev/caveat/internal/wire"
 )
 
 // Macaroon is one token: a nonce, a location, a list of caveats and a tail
@@ -26,8 +26,10 @@ type Macaroon struct {
 	// tail is the chain's current tail: for a decoded macaroon the tail as
 	// encoded; for a proof under construction the unfinalised tail.
 	tail []byte
-	// nonceRaw holds the nonce exactly as received, which is what is MAC'd.
-	nonceRaw []byte
+	// nonceRaw holds the nonce exactly as received, which is what is MAC'd,
+	// and nonceCanonical whether it is in the canonical encoding.
+	nonceRaw       []byte
+	nonceCanonical bool
 	// building marks a proof that this process is still adding caveats to;
 	// it is finalised when encoded.
 	building bool
@@ -107,11 +109,6 @@ func (m *Macaroon) AddRaw(caveats ...RawCaveat) error {
 	return nil
 }
 
-// packedHeader appends the part of a packed caveat before its body: 92 ‖ uint(type).
-func packedHeader(b []byte, t CaveatType) []byte {
-	return msgpack.AppendUint(append(b, 0x92), uint64(t))
-}
-
 // appendCaveat extends the chain by one caveat, skipping duplicates if dedup.
 func (m *Macaroon) appendCaveat(c RawCaveat, dedup bool) {
 	if dedup {
@@ -122,7 +119,7 @@ func (m *Macaroon) appendCaveat(c RawCaveat, dedup bool) {
 		}
 	}
 	var hdr [10]byte
-	t := hmacSHA256(m.tail, packedHeader(hdr[:0], c.Type), c.Body)
+	t := hmacSHA256(m.tail, wire.AppendPackedHeader(hdr[:0], uint64(c.Type)), c.Body)
 	m.text = ""
 	m.tail = t[:]
 	// Copy-on-append: never write into a backing array shared with a bundle.
@@ -156,7 +153,7 @@ func (m *Macaroon) String() string {
 // fail verification). It does not verify anything.
 func Decode(b []byte) (*Macaroon, error) {
 	m := new(Macaroon)
-	if err := m.decode(bytes.Clone(b), nil); err != nil {
+	if _, err := m.decode(bytes.Clone(b), nil); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -164,40 +161,48 @@ func Decode(b []byte) (*Macaroon, error) {
 
 // decode parses b into m. It keeps sub-slices of b (and a string that shares
 // b's memory for the location), so b must be owned by the caller and never
-// written again. dst, if not nil, is used for the caveats.
-func (m *Macaroon) decode(b []byte, dst CaveatSet) error {
+// written again. dst, if not nil, is appended the caveats (m.Caveats is
+// then a part of it); rest is what is left of it, for the next token.
+func (m *Macaroon) decode(b []byte, dst CaveatSet) (rest CaveatSet, err error) {
 	if len(b) > MaxTokenSize {
-		return fmt.Errorf("%w: token is %d bytes (limit %d)", ErrLimit, len(b), MaxTokenSize)
+		return nil, fmt.Errorf("%w: token is %d bytes (limit %d)", ErrLimit, len(b), MaxTokenSize)
 	}
 	if len(b) == 0 {
-		return fmt.Errorf("%w: empty token", ErrMalformed)
+		return nil, fmt.Errorf("%w: empty token", ErrMalformed)
 	}
 	r := msgpack.NewReader(b)
 	if err := r.ReadRecordHeader(4); err != nil {
-		return fmt.Errorf("%w: macaroon: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: macaroon: %v", ErrMalformed, err)
 	}
+	// The nonce is MAC'd as received, so verification needs to know whether
+	// it is canonical: read it strictly first, and leniently only if that
+	// fails.
 	start := r.Offset()
-	n, err := readNonce(&r)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	strict := r.WithStrict(true)
+	n, err := readNonce(&strict)
+	m.nonceCanonical = err == nil
+	if m.nonceCanonical {
+		r = strict.WithStrict(false)
+	} else if n, err = readNonce(&r); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	m.Nonce = n
 	m.nonceRaw = b[start:r.Offset():r.Offset()]
 	loc, err := r.ReadStr()
 	if err != nil {
-		return fmt.Errorf("%w: location: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: location: %v", ErrMalformed, err)
 	}
-	m.Location = unsafe.String(unsafe.SliceData(loc), len(loc))
+	m.Location = aliasString(loc)
 	cs, err := readCaveatSet(&r, false, dst)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m.Caveats = cs[:len(cs):len(cs)]
 	if m.tail, err = r.ReadBin(); err != nil {
-		return fmt.Errorf("%w: tail: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: tail: %v", ErrMalformed, err)
 	}
 	m.building = false
-	return nil
+	return cs[len(cs):], nil
 }
 
 // countCaveats returns the number of caveats a token declares, for sizing,
@@ -228,7 +233,7 @@ func Parse(s string) (*Macaroon, error) {
 		return nil, err
 	}
 	m := new(Macaroon)
-	if err := m.decode(b, nil); err != nil {
+	if _, err := m.decode(b, nil); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -266,9 +271,9 @@ func decodeBase64(payload string, dst []byte) ([]byte, error) {
 	if dst == nil {
 		dst = make([]byte, n)
 	}
-	// The payload is only read: view it as bytes instead of copying it.
-	src := unsafe.Slice(unsafe.StringData(payload), len(payload))
-	w, err := base64.StdEncoding.Decode(dst[:n], src)
+	// The compiler converts the payload without copying it, since it is
+	// only read (go build -gcflags=-m: "zero-copy string->[]byte").
+	w, err := decodeStdBase64(dst[:n], []byte(payload))
 	if err != nil {
 		return nil, fmt.Errorf("%w: bad base64: %v (truncated or mangled?)", ErrMalformed, err)
 	}

@@ -19,6 +19,7 @@ import (
 	_ "github.com/caveatdev/caveat/auth"
 	_ "github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/vectors"
+	"github.com/caveatdev/caveat/internal/wire"
 )
 
 // linkedPackages are the caveat packages (as caveat_registry names them)
@@ -222,7 +223,7 @@ func TestUnregisteredVectors(t *testing.T) {
 			if len(set) != 1 || uint64(set[0].Type) != tc.typ || !bytes.Equal(set[0].Body, body) {
 				t.Fatalf("decoded %+v, want type %d body %s", set, tc.typ, tc.bodyHex)
 			}
-			if got := set[0].AppendPacked(nil); !bytes.Equal(got, packed) {
+			if got := wire.AppendPacked(nil, uint64(set[0].Type), set[0].Body); !bytes.Equal(got, packed) {
 				t.Errorf("packed %x, want %s", got, tc.packedHex)
 			}
 			if got := set.AppendEncoded(nil); !bytes.Equal(got, packed) {

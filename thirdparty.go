@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/caveatdev/caveat/internal/fastpath"
 	"github.com/caveatdev/caveat/internal/msgpack"
 )
 
@@ -36,7 +37,7 @@ func (c *Caveat3P) AppendBody(b []byte) []byte {
 
 // Prohibits implements Caveat: a third-party caveat left in a set was never
 // discharged.
-func (c *Caveat3P) Prohibits(Access) error {
+func (c Caveat3P) Prohibits(Access) error {
 	return fmt.Errorf("%w: third-party caveat for %s was not discharged", ErrBadCaveat, c.Location)
 }
 
@@ -82,7 +83,7 @@ func (c *BindToParentToken) AppendBody(b []byte) []byte {
 
 // Prohibits implements Caveat: a binding is consumed by verification, and
 // one left in a set (for example at the top level) refuses.
-func (c *BindToParentToken) Prohibits(Access) error {
+func (c BindToParentToken) Prohibits(Access) error {
 	return fmt.Errorf("%w: BindToParentToken outside a discharge", ErrBadCaveat)
 }
 
@@ -90,34 +91,22 @@ func (c *BindToParentToken) Prohibits(Access) error {
 const bindingIDSize = 16
 
 func init() {
-	Register(Info{
-		Type:   Type3P,
-		Name:   "3P",
-		Record: 3,
-		New:    func() Caveat { return new(Caveat3P) },
-		Decode: func(b []byte) (Caveat, error) {
-			r, err := parse3P(b)
-			if err != nil {
-				return nil, err
-			}
-			return &Caveat3P{Location: string(r.location), VerifierKey: r.verifierKey, Ticket: r.ticket}, nil
-		},
+	// Verification checks every 3P caveat's encoding: without the copy of
+	// the location that Decode makes.
+	fastpath.Set(uint64(Type3P), fastpath.Paths[Access]{
 		Canonical: func(b []byte) error { _, err := parse3P(b); return err },
 	})
-	Register(Info{
-		Type: TypeBindToParentToken,
-		Name: "BindToParentToken",
-		New:  func() Caveat { return new(BindToParentToken) },
-		Decode: func(b []byte) (Caveat, error) {
-			v, err := parseBind(b)
-			if err != nil {
-				return nil, err
-			}
-			c := BindToParentToken(v)
-			return &c, nil
-		},
-		Canonical: func(b []byte) error { _, err := parseBind(b); return err },
-	})
+	Register(Def[Caveat3P]{Name: "3P", Decode: func(b []byte) (Caveat3P, error) {
+		r, err := parse3P(b)
+		if err != nil {
+			return Caveat3P{}, err
+		}
+		return Caveat3P{Location: string(r.location), VerifierKey: r.verifierKey, Ticket: r.ticket}, nil
+	}})
+	Register(Def[BindToParentToken]{Name: "BindToParentToken", Decode: func(b []byte) (BindToParentToken, error) {
+		v, err := parseBind(b)
+		return BindToParentToken(v), err
+	}})
 }
 
 func parseBind(body []byte) ([]byte, error) {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/caveatdev/caveat/internal/vectors"
+	"github.com/caveatdev/caveat/internal/wire"
 )
 
 type vThirdParty struct {
@@ -129,7 +130,7 @@ func TestThirdPartyVectorReproduced(t *testing.T) {
 	if err := base.add3P(rnd, ka, c.Location, ticketCaveats); err != nil {
 		t.Fatal(err)
 	}
-	if got := hex.EncodeToString(base.Caveats[i3p].AppendPacked(nil)); got != c.PackedHex {
+	if got := hex.EncodeToString(wire.AppendPacked(nil, uint64(base.Caveats[i3p].Type), base.Caveats[i3p].Body)); got != c.PackedHex {
 		t.Fatalf("3P caveat:\n got %s\nwant %s", got, c.PackedHex)
 	}
 	for _, rc := range perm.Caveats[i3p+1:] {

@@ -30,23 +30,25 @@ func (c *ValidityWindow) AppendBody(b []byte) []byte {
 	return msgpack.AppendInt(b, c.NotAfter)
 }
 
-func (c *ValidityWindow) decode(body []byte) error {
+// decodeValidityWindow reads a body strictly.
+func decodeValidityWindow(body []byte) (ValidityWindow, error) {
+	var c ValidityWindow
 	r := msgpack.NewStrictReader(body)
 	if err := r.ReadRecordHeader(2); err != nil {
-		return err
+		return c, err
 	}
 	var err error
 	if c.NotBefore, err = r.ReadInt(); err != nil {
-		return err
+		return c, err
 	}
 	if c.NotAfter, err = r.ReadInt(); err != nil {
-		return err
+		return c, err
 	}
-	return r.ExpectEnd()
+	return c, r.ExpectEnd()
 }
 
 // Prohibits implements Caveat.
-func (c *ValidityWindow) Prohibits(a Access) error {
+func (c ValidityWindow) Prohibits(a Access) error {
 	now := a.Now()
 	if now.Before(time.Unix(c.NotBefore, 0)) {
 		return fmt.Errorf("%w: not valid before %s (now %s)", ErrUnauthorized,
@@ -64,32 +66,10 @@ func (c *ValidityWindow) NotAfterTime() time.Time { return time.Unix(c.NotAfter,
 
 func formatUnix(s int64) string { return time.Unix(s, 0).UTC().Format(time.RFC3339) }
 
-// BadCaveat wraps a body decoding error as a refusal, for Check functions.
+// BadCaveat wraps a body decoding error as a refusal (ErrBadCaveat), for a
+// caveat that finds its own body malformed when asked to clear an access.
 func BadCaveat(err error) error { return fmt.Errorf("%w: %v", ErrBadCaveat, err) }
 
 func init() {
-	Register(Info{
-		Type:   TypeValidityWindow,
-		Name:   "ValidityWindow",
-		Record: 2,
-		New:    func() Caveat { return new(ValidityWindow) },
-		Decode: func(b []byte) (Caveat, error) {
-			c := new(ValidityWindow)
-			if err := c.decode(b); err != nil {
-				return nil, err
-			}
-			return c, nil
-		},
-		Canonical: func(b []byte) error {
-			var c ValidityWindow
-			return c.decode(b)
-		},
-		Check: func(b []byte, a Access) error {
-			var c ValidityWindow
-			if err := c.decode(b); err != nil {
-				return BadCaveat(err)
-			}
-			return c.Prohibits(a)
-		},
-	})
+	Register(Def[ValidityWindow]{Name: "ValidityWindow", Decode: decodeValidityWindow})
 }

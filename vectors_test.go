@@ -25,6 +25,7 @@ import (
 	"testing"
 
 	"github.com/caveatdev/caveat/internal/vectors"
+	"github.com/caveatdev/caveat/internal/wire"
 )
 
 // vResult is a recorded verification outcome.
@@ -282,7 +283,7 @@ func TestLibraryVectorMacaroons(t *testing.T) {
 				t.Fatalf("%d caveats, want %d", len(m.Caveats), len(want.Caveats))
 			}
 			for i, c := range m.Caveats {
-				if got := hex.EncodeToString(c.AppendPacked(nil)); got != want.Caveats[i].PackedHex {
+				if got := hex.EncodeToString(wire.AppendPacked(nil, uint64(c.Type), c.Body)); got != want.Caveats[i].PackedHex {
 					t.Errorf("caveat %d: %s, want %s", i, got, want.Caveats[i].PackedHex)
 				}
 			}

@@ -35,6 +35,7 @@ import (
 	"fmt"
 
 	"github.com/caveatdev/caveat/internal/msgpack"
+	"github.com/caveatdev/caveat/internal/wire"
 )
 
 // TrustedThirdParties maps a third party's location to the keys it seals
@@ -64,10 +65,6 @@ func (m *Macaroon) Verify(key SigningKey, discharges []*Macaroon, trusted Truste
 	}
 	return v.collect(m), nil
 }
-
-// unsealScratch is the size of the buffer unsealed values are written to; a
-// ticket with many caveats spills to the heap.
-const unsealScratch = 512
 
 // smallBundle is the number of tokens whose verification state lives on the
 // stack; larger bundles allocate it once per verification.
@@ -218,16 +215,18 @@ func nonceTail(m *Macaroon, key []byte) ([tailSize]byte, error) {
 		var buf [128]byte
 		return hmacSHA256(key, m.Nonce.AppendEncoded(buf[:0]), nil), nil
 	}
-	r := msgpack.NewStrictReader(m.nonceRaw)
-	if _, err := readNonce(&r); err != nil {
-		return [tailSize]byte{}, fmt.Errorf("%w: nonce: %v", ErrNonCanonical, err)
+	if !m.nonceCanonical {
+		r := msgpack.NewStrictReader(m.nonceRaw)
+		if _, err := readNonce(&r); err != nil {
+			return [tailSize]byte{}, fmt.Errorf("%w: nonce: %v", ErrNonCanonical, err)
+		}
 	}
 	return hmacSHA256(key, m.nonceRaw, nil), nil
 }
 
 func macCaveat(t [tailSize]byte, c RawCaveat) [tailSize]byte {
 	var hdr [10]byte
-	return hmacSHA256(t[:], packedHeader(hdr[:0], c.Type), c.Body)
+	return hmacSHA256(t[:], wire.AppendPackedHeader(hdr[:0], uint64(c.Type)), c.Body)
 }
 
 func caveatErr(i int, c RawCaveat, err error) error {
@@ -285,12 +284,18 @@ func (v *verifier) walk(m *Macaroon, key []byte, revoked BranchSet, tails, ids [
 	tails = append(tails, t)
 
 	for i, c := range m.Caveats {
-		if err := c.Canonical(); err != nil {
+		var info *Info
+		var r raw3P
+		if c.Type == Type3P {
+			// Its canonical check is this parse.
+			if r, err = parse3P(c.Body); err != nil {
+				return fail(caveatErr(i, c, c.Canonical()))
+			}
+		} else if info, err = c.canonical(); err != nil {
 			return fail(caveatErr(i, c, err))
 		}
 		switch {
 		case c.Type == Type3P:
-			r, _ := parse3P(c.Body)
 			if !v.indexed {
 				v.index()
 			}
@@ -301,7 +306,7 @@ func (v *verifier) walk(m *Macaroon, key []byte, revoked BranchSet, tails, ids [
 			pending = append(pending, pending3P{index: i, loc: r.location, vk: r.verifierKey, group: g})
 		case c.Type == TypeBindToParentToken:
 			return fail(caveatErr(i, c, fmt.Errorf("%w: binding in a token that has no parent", ErrWrongParent)))
-		case c.Attestation() && !m.Nonce.Proof:
+		case info != nil && info.Attestation && !m.Nonce.Proof:
 			return fail(caveatErr(i, c, fmt.Errorf("%w: attestation in a macaroon that is not a proof", ErrInvalid)))
 		}
 		t = macCaveat(t, c)
@@ -347,13 +352,22 @@ func (v *verifier) resolveAll(w *walked, b binder) error {
 		v.tok[i].usedAt, v.tok[i].bound = 0, unchecked
 	}
 	// Unsealing goes through the cipher.AEAD interface, so its output buffer
-	// escapes; one scratch buffer serves every unseal of this token. (It is
-	// not kept in v: a pointer that v holds and that escapes would take v's
-	// stack storage to the heap with it.)
-	scratch := new([unsealScratch]byte)
+	// escapes; one scratch buffer, as large as the largest value to unseal,
+	// serves every unseal of this token. (It is not kept in v: a pointer
+	// that v holds and that escapes would take v's stack storage to the heap
+	// with it.)
+	need := 0
 	for i := range w.pending {
 		q := &w.pending[i]
-		rn, err := unseal(w.tails[q.index][:], q.vk, scratch[:0])
+		need = max(need, len(q.vk)-sealOverhead)
+		if len(v.trusted) > 0 {
+			need = max(need, len(v.ds[v.groups[q.group].first].Nonce.KID)-sealOverhead)
+		}
+	}
+	scratch := make([]byte, 0, need)
+	for i := range w.pending {
+		q := &w.pending[i]
+		rn, err := unseal(w.tails[q.index][:], q.vk, scratch)
 		if err != nil || len(rn) != dischargeKeySize {
 			return fmt.Errorf("caveat %d (3P %s): %w: verifier key does not open", q.index, q.loc, ErrSignature)
 		}
@@ -375,7 +389,7 @@ func (v *verifier) resolveAll(w *walked, b binder) error {
 // resolve finds the first token of group g that discharges a 3P caveat at
 // caveatLoc for the parent that b checks bindings for, and records it in
 // v.used.
-func (v *verifier) resolve(b binder, caveatLoc []byte, g *ticketGroup, scratch *[unsealScratch]byte) error {
+func (v *verifier) resolve(b binder, caveatLoc []byte, g *ticketGroup, scratch []byte) error {
 	var firstErr error
 	for di := g.first; di >= 0; di = v.tok[di].next {
 		d := &v.ds[di]
@@ -414,6 +428,11 @@ func (v *verifier) resolve(b binder, caveatLoc []byte, g *ticketGroup, scratch *
 // collect returns the verified caveats of m: its own, then those of each
 // discharge it used, once each.
 func (v *verifier) collect(m *Macaroon) CaveatSet {
+	return v.collectInto(m, make(CaveatSet, 0, v.verifiedSize(m)))
+}
+
+// verifiedSize is the number of verified caveats of m.
+func (v *verifier) verifiedSize(m *Macaroon) int {
 	size := len(m.Caveats) - v.npending
 	for _, u := range v.used[:v.nused] {
 		dm := &v.tok[u.index].memo
@@ -422,7 +441,22 @@ func (v *verifier) collect(m *Macaroon) CaveatSet {
 			size += dm.nattest
 		}
 	}
-	out := make(CaveatSet, 0, size)
+	return size
+}
+
+// clearVerified is collect(m).Clear(a), without keeping the set: the
+// verified caveats of a small bundle are gathered on the stack.
+func (v *verifier) clearVerified(m *Macaroon, a Access) error {
+	var stack [16]RawCaveat
+	out := stack[:0]
+	if n := v.verifiedSize(m); n > len(stack) {
+		out = make(CaveatSet, 0, n)
+	}
+	return CaveatSet(v.collectInto(m, out)).Clear(a)
+}
+
+// collectInto appends the verified caveats of m to out.
+func (v *verifier) collectInto(m *Macaroon, out CaveatSet) CaveatSet {
 	for _, c := range m.Caveats {
 		if c.Type != Type3P {
 			out = append(out, c)

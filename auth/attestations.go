@@ -8,6 +8,7 @@ import (
 	"math/big"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/internal/fastpath"
 	"github.com/caveatdev/caveat/internal/msgpack"
 )
 
@@ -33,7 +34,7 @@ func (c *FlyioUserID) AppendBody(b []byte) []byte { return msgpack.AppendUint(b,
 
 // Prohibits implements caveat.Caveat: an attestation refuses every access
 // where it is evaluated at all (inside IfPresent).
-func (c *FlyioUserID) Prohibits(caveat.Access) error { return errAttestation("FlyioUserID") }
+func (c FlyioUserID) Prohibits(caveat.Access) error { return errAttestation("FlyioUserID") }
 
 // GitHubUserID (type 24) attests the GitHub user id of the principal. Body:
 // a bare uint; JSON a bare number.
@@ -46,7 +47,7 @@ func (c *GitHubUserID) CaveatType() caveat.CaveatType { return TypeGitHubUserID 
 func (c *GitHubUserID) AppendBody(b []byte) []byte { return msgpack.AppendUint(b, uint64(*c)) }
 
 // Prohibits implements caveat.Caveat: see FlyioUserID.Prohibits.
-func (c *GitHubUserID) Prohibits(caveat.Access) error { return errAttestation("GitHubUserID") }
+func (c GitHubUserID) Prohibits(caveat.Access) error { return errAttestation("GitHubUserID") }
 
 // GoogleUserID (type 25) attests the Google user id (the OpenID "sub") of
 // the principal, an unsigned integer that does not fit in 64 bits.
@@ -98,7 +99,7 @@ func (c *GoogleUserID) AppendBody(b []byte) []byte {
 }
 
 // Prohibits implements caveat.Caveat: see FlyioUserID.Prohibits.
-func (c *GoogleUserID) Prohibits(caveat.Access) error { return errAttestation("GoogleUserID") }
+func (c GoogleUserID) Prohibits(caveat.Access) error { return errAttestation("GoogleUserID") }
 
 // MarshalJSON renders the id as a bare JSON integer.
 func (c *GoogleUserID) MarshalJSON() ([]byte, error) {
@@ -150,56 +151,17 @@ func readGoogleUserID(body []byte) ([]byte, error) {
 }
 
 func init() {
-	for _, u := range []struct {
-		t    caveat.CaveatType
-		name string
-		new  func(uint64) caveat.Caveat
-	}{
-		{TypeFlyioUserID, "FlyioUserID", func(v uint64) caveat.Caveat { c := FlyioUserID(v); return &c }},
-		{TypeGitHubUserID, "GitHubUserID", func(v uint64) caveat.Caveat { c := GitHubUserID(v); return &c }},
-	} {
-		caveat.Register(caveat.Info{
-			Type:        u.t,
-			Name:        u.name,
-			Attestation: true,
-			New:         func() caveat.Caveat { return u.new(0) },
-			Decode: func(b []byte) (caveat.Caveat, error) {
-				v, err := readUint(b)
-				if err != nil {
-					return nil, err
-				}
-				return u.new(v), nil
-			},
-			Canonical: func(b []byte) error {
-				_, err := readUint(b)
-				return err
-			},
-			Check: func(b []byte, _ caveat.Access) error {
-				if _, err := readUint(b); err != nil {
-					return caveat.BadCaveat(err)
-				}
-				return errAttestation(u.name)
-			},
-		})
-	}
-	caveat.Register(caveat.Info{
-		Type:        TypeGoogleUserID,
-		Name:        "GoogleUserID",
-		Attestation: true,
-		New:         func() caveat.Caveat { return new(GoogleUserID) },
-		Decode: func(b []byte) (caveat.Caveat, error) {
-			mag, err := readGoogleUserID(b)
-			if err != nil {
-				return nil, err
-			}
-			c := new(GoogleUserID)
-			c.id.SetBytes(mag)
-			return c, nil
-		},
-		Canonical: func(b []byte) error {
-			_, err := readGoogleUserID(b)
-			return err
-		},
+	caveat.Register(caveat.Def[FlyioUserID]{Name: "FlyioUserID", Attestation: true, Decode: func(b []byte) (FlyioUserID, error) {
+		v, err := readUint(b)
+		return FlyioUserID(v), err
+	}})
+	caveat.Register(caveat.Def[GitHubUserID]{Name: "GitHubUserID", Attestation: true, Decode: func(b []byte) (GitHubUserID, error) {
+		v, err := readUint(b)
+		return GitHubUserID(v), err
+	}})
+	// Decoding makes a big.Int: the checks read the magnitude in the body.
+	fastpath.Set(uint64(TypeGoogleUserID), fastpath.Paths[caveat.Access]{
+		Canonical: func(b []byte) error { _, err := readGoogleUserID(b); return err },
 		Check: func(b []byte, _ caveat.Access) error {
 			if _, err := readGoogleUserID(b); err != nil {
 				return caveat.BadCaveat(err)
@@ -207,4 +169,13 @@ func init() {
 			return errAttestation("GoogleUserID")
 		},
 	})
+	caveat.Register(caveat.Def[GoogleUserID]{Name: "GoogleUserID", Attestation: true, Decode: func(b []byte) (GoogleUserID, error) {
+		var c GoogleUserID
+		mag, err := readGoogleUserID(b)
+		if err != nil {
+			return c, err
+		}
+		c.id.SetBytes(mag)
+		return c, nil
+	}})
 }

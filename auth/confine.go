@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/internal/fastpath"
 	"github.com/caveatdev/caveat/internal/msgpack"
 )
 
@@ -30,7 +31,7 @@ func (c *ConfineUser) AppendBody(b []byte) []byte { return appendRecordUint(b, c
 
 // Prohibits implements caveat.Caveat: some Fly.io identity must have the
 // user id.
-func (c *ConfineUser) Prohibits(a caveat.Access) error {
+func (c ConfineUser) Prohibits(a caveat.Access) error {
 	r, err := request("ConfineUser", a)
 	if err != nil {
 		return err
@@ -44,7 +45,7 @@ func (c *ConfineUser) Prohibits(a caveat.Access) error {
 	for _, id := range r.Flyio {
 		got = append(got, strconv.FormatUint(id.UserID, 10))
 	}
-	cp := *c // a copy, so that the receiver does not escape on success
+	cp := c // declared here, so that only a refusal moves a copy to the heap
 	return &IdentityError{Caveat: &cp, Want: fmt.Sprintf("Fly.io account %d", c.ID), Got: got}
 }
 
@@ -63,7 +64,7 @@ func (c *ConfineOrganization) AppendBody(b []byte) []byte { return appendRecordU
 
 // Prohibits implements caveat.Caveat: the id must be among the union of the
 // Fly.io identities' organizations.
-func (c *ConfineOrganization) Prohibits(a caveat.Access) error {
+func (c ConfineOrganization) Prohibits(a caveat.Access) error {
 	r, err := request("ConfineOrganization", a)
 	if err != nil {
 		return err
@@ -81,7 +82,7 @@ func (c *ConfineOrganization) Prohibits(a caveat.Access) error {
 			got = append(got, strconv.FormatUint(org, 10))
 		}
 	}
-	cp := *c
+	cp := c
 	return &IdentityError{Caveat: &cp,
 		Want: fmt.Sprintf("Fly.io account with access to organization %d", c.ID), Got: got}
 }
@@ -99,12 +100,12 @@ func (c *ConfineGoogleHD) AppendBody(b []byte) []byte { return msgpack.AppendStr
 
 // Prohibits implements caveat.Caveat: some Google identity must have the
 // hosted domain.
-func (c *ConfineGoogleHD) Prohibits(a caveat.Access) error {
-	return prohibitsGoogleHD(string(*c), a)
+func (c ConfineGoogleHD) Prohibits(a caveat.Access) error {
+	return prohibitsGoogleHD(string(c), a)
 }
 
-// prohibitsGoogleHD is shared by Prohibits and the registered Check, which
-// has the domain as bytes of the body.
+// prohibitsGoogleHD is shared by Prohibits and the check on the encoded
+// body, which has the domain as bytes of the body.
 func prohibitsGoogleHD[S string | []byte](hd S, a caveat.Access) error {
 	r, err := request("ConfineGoogleHD", a)
 	if err != nil {
@@ -136,14 +137,14 @@ func (c *ConfineGitHubOrg) AppendBody(b []byte) []byte { return msgpack.AppendUi
 
 // Prohibits implements caveat.Caveat: the id must be among the union of the
 // GitHub identities' organizations.
-func (c *ConfineGitHubOrg) Prohibits(a caveat.Access) error {
+func (c ConfineGitHubOrg) Prohibits(a caveat.Access) error {
 	r, err := request("ConfineGitHubOrg", a)
 	if err != nil {
 		return err
 	}
 	for _, id := range r.GitHub {
 		for _, org := range id.OrgIDs {
-			if org == uint64(*c) {
+			if org == uint64(c) {
 				return nil
 			}
 		}
@@ -154,9 +155,9 @@ func (c *ConfineGitHubOrg) Prohibits(a caveat.Access) error {
 			got = append(got, strconv.FormatUint(org, 10))
 		}
 	}
-	cp := *c
+	cp := c
 	return &IdentityError{Caveat: &cp,
-		Want: fmt.Sprintf("GitHub account with access to organization %d", uint64(*c)), Got: got}
+		Want: fmt.Sprintf("GitHub account with access to organization %d", uint64(c)), Got: got}
 }
 
 // appendRecordUint appends the one-field record [v].
@@ -199,72 +200,18 @@ func readStr(body []byte) ([]byte, error) {
 }
 
 func init() {
-	caveat.Register(caveat.Info{
-		Type:   TypeConfineUser,
-		Name:   "ConfineUser",
-		Record: 1,
-		New:    func() caveat.Caveat { return new(ConfineUser) },
-		Decode: func(b []byte) (caveat.Caveat, error) {
-			id, err := readRecordUint(b)
-			if err != nil {
-				return nil, err
-			}
-			return &ConfineUser{ID: id}, nil
-		},
-		Canonical: func(b []byte) error {
-			_, err := readRecordUint(b)
-			return err
-		},
-		Check: func(b []byte, a caveat.Access) error {
-			id, err := readRecordUint(b)
-			if err != nil {
-				return caveat.BadCaveat(err)
-			}
-			c := ConfineUser{ID: id}
-			return c.Prohibits(a)
-		},
-	})
-	caveat.Register(caveat.Info{
-		Type:   TypeConfineOrganization,
-		Name:   "ConfineOrganization",
-		Record: 1,
-		New:    func() caveat.Caveat { return new(ConfineOrganization) },
-		Decode: func(b []byte) (caveat.Caveat, error) {
-			id, err := readRecordUint(b)
-			if err != nil {
-				return nil, err
-			}
-			return &ConfineOrganization{ID: id}, nil
-		},
-		Canonical: func(b []byte) error {
-			_, err := readRecordUint(b)
-			return err
-		},
-		Check: func(b []byte, a caveat.Access) error {
-			id, err := readRecordUint(b)
-			if err != nil {
-				return caveat.BadCaveat(err)
-			}
-			c := ConfineOrganization{ID: id}
-			return c.Prohibits(a)
-		},
-	})
-	caveat.Register(caveat.Info{
-		Type: TypeConfineGoogleHD,
-		Name: "ConfineGoogleHD",
-		New:  func() caveat.Caveat { return new(ConfineGoogleHD) },
-		Decode: func(b []byte) (caveat.Caveat, error) {
-			hd, err := readStr(b)
-			if err != nil {
-				return nil, err
-			}
-			c := ConfineGoogleHD(hd)
-			return &c, nil
-		},
-		Canonical: func(b []byte) error {
-			_, err := readStr(b)
-			return err
-		},
+	caveat.Register(caveat.Def[ConfineUser]{Name: "ConfineUser", Decode: func(b []byte) (ConfineUser, error) {
+		id, err := readRecordUint(b)
+		return ConfineUser{ID: id}, err
+	}})
+	caveat.Register(caveat.Def[ConfineOrganization]{Name: "ConfineOrganization", Decode: func(b []byte) (ConfineOrganization, error) {
+		id, err := readRecordUint(b)
+		return ConfineOrganization{ID: id}, err
+	}})
+	// Decoding would copy the domain into a string: the checks read it in
+	// the body.
+	fastpath.Set(uint64(TypeConfineGoogleHD), fastpath.Paths[caveat.Access]{
+		Canonical: func(b []byte) error { _, err := readStr(b); return err },
 		Check: func(b []byte, a caveat.Access) error {
 			hd, err := readStr(b)
 			if err != nil {
@@ -273,29 +220,12 @@ func init() {
 			return prohibitsGoogleHD(hd, a)
 		},
 	})
-	caveat.Register(caveat.Info{
-		Type: TypeConfineGitHubOrg,
-		Name: "ConfineGitHubOrg",
-		New:  func() caveat.Caveat { return new(ConfineGitHubOrg) },
-		Decode: func(b []byte) (caveat.Caveat, error) {
-			id, err := readUint(b)
-			if err != nil {
-				return nil, err
-			}
-			c := ConfineGitHubOrg(id)
-			return &c, nil
-		},
-		Canonical: func(b []byte) error {
-			_, err := readUint(b)
-			return err
-		},
-		Check: func(b []byte, a caveat.Access) error {
-			id, err := readUint(b)
-			if err != nil {
-				return caveat.BadCaveat(err)
-			}
-			c := ConfineGitHubOrg(id)
-			return c.Prohibits(a)
-		},
-	})
+	caveat.Register(caveat.Def[ConfineGoogleHD]{Name: "ConfineGoogleHD", Decode: func(b []byte) (ConfineGoogleHD, error) {
+		hd, err := readStr(b)
+		return ConfineGoogleHD(hd), err
+	}})
+	caveat.Register(caveat.Def[ConfineGitHubOrg]{Name: "ConfineGitHubOrg", Decode: func(b []byte) (ConfineGitHubOrg, error) {
+		id, err := readUint(b)
+		return ConfineGitHubOrg(id), err
+	}})
 }

@@ -40,7 +40,7 @@ func (c *MaxValidity) AppendBody(b []byte) []byte { return msgpack.AppendUint(b,
 // Prohibits implements caveat.Caveat: Expiry − Now must not exceed the
 // limit. A request with no Expiry asks for a discharge that never expires,
 // which no limit allows.
-func (c *MaxValidity) Prohibits(a caveat.Access) error {
+func (c MaxValidity) Prohibits(a caveat.Access) error {
 	r, err := request("MaxValidity", a)
 	if err != nil {
 		return err
@@ -57,29 +57,8 @@ func (c *MaxValidity) Prohibits(a caveat.Access) error {
 }
 
 func init() {
-	caveat.Register(caveat.Info{
-		Type: TypeMaxValidity,
-		Name: "MaxValidity",
-		New:  func() caveat.Caveat { return new(MaxValidity) },
-		Decode: func(b []byte) (caveat.Caveat, error) {
-			s, err := readUint(b)
-			if err != nil {
-				return nil, err
-			}
-			c := MaxValidity(s)
-			return &c, nil
-		},
-		Canonical: func(b []byte) error {
-			_, err := readUint(b)
-			return err
-		},
-		Check: func(b []byte, a caveat.Access) error {
-			s, err := readUint(b)
-			if err != nil {
-				return caveat.BadCaveat(err)
-			}
-			c := MaxValidity(s)
-			return c.Prohibits(a)
-		},
-	})
+	caveat.Register(caveat.Def[MaxValidity]{Name: "MaxValidity", Decode: func(b []byte) (MaxValidity, error) {
+		s, err := readUint(b)
+		return MaxValidity(s), err
+	}})
 }

@@ -57,7 +57,7 @@ func TestDischargeRequestVectors(t *testing.T) {
 				t.Fatalf("caveats JSON: %v", err)
 			}
 			set := caveat.NewCaveatSet(cs...)
-			// The registered Check (from the wire form) and the typed
+			// RawCaveat.Check (from the wire form) and the typed
 			// Prohibits must agree.
 			errs := []error{set.Clear(req)}
 			for _, c := range cs {

@@ -41,35 +41,34 @@ func (c *Commands) AppendBody(b []byte) []byte {
 	return b
 }
 
-func (c *Commands) decode(body []byte) error {
+func decodeCommands(body []byte) (Commands, error) {
 	r := msgpack.NewStrictReader(body)
-	*c = nil
 	if r.TryNil() {
-		return r.ExpectEnd()
+		return nil, r.ExpectEnd()
 	}
 	n, err := r.ReadArrayHeader()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	*c = make(Commands, 0, n)
+	c := make(Commands, 0, n)
 	for i := 0; i < n; i++ {
 		var cmd Command
 		if err := r.ReadRecordHeader(2); err != nil {
-			return fmt.Errorf("command %d: %w", i, err)
+			return nil, fmt.Errorf("command %d: %w", i, err)
 		}
 		if cmd.Args, err = readStrings(&r); err != nil {
-			return fmt.Errorf("command %d args: %w", i, err)
+			return nil, fmt.Errorf("command %d args: %w", i, err)
 		}
 		if cmd.Exact, err = r.ReadBool(); err != nil {
-			return fmt.Errorf("command %d exact: %w", i, err)
+			return nil, fmt.Errorf("command %d exact: %w", i, err)
 		}
-		*c = append(*c, cmd)
+		c = append(c, cmd)
 	}
-	return r.ExpectEnd()
+	return c, r.ExpectEnd()
 }
 
 // Prohibits implements caveat.Caveat.
-func (c *Commands) Prohibits(a caveat.Access) error {
+func (c Commands) Prohibits(a caveat.Access) error {
 	fa, err := access(a, "Commands")
 	if err != nil {
 		return err
@@ -78,7 +77,7 @@ func (c *Commands) Prohibits(a caveat.Access) error {
 		return fmt.Errorf("%w: the access names no command, and the token allows only some commands",
 			caveat.ErrResourceUnspecified)
 	}
-	for _, cmd := range *c {
+	for _, cmd := range c {
 		if cmd.allows(fa.Command) {
 			return nil
 		}
@@ -99,12 +98,12 @@ func (cmd Command) allows(argv []string) bool {
 	return true
 }
 
-func (c *Commands) describe() string {
-	if len(*c) == 0 {
+func (c Commands) describe() string {
+	if len(c) == 0 {
 		return "none"
 	}
-	parts := make([]string, len(*c))
-	for i, cmd := range *c {
+	parts := make([]string, len(c))
+	for i, cmd := range c {
 		parts[i] = fmt.Sprintf("%q", cmd.Args)
 		if cmd.Exact {
 			parts[i] += " exactly"
@@ -116,5 +115,5 @@ func (c *Commands) describe() string {
 }
 
 func init() {
-	registerDecoder[Commands](caveat.Info{Type: TypeCommands, Name: "Commands"})
+	caveat.Register(caveat.Def[Commands]{Name: "Commands", Decode: decodeCommands})
 }

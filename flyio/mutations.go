@@ -23,20 +23,21 @@ func (c *Mutations) AppendBody(b []byte) []byte {
 	return appendStrings(msgpack.AppendArrayHeader(b, 1), c.Mutations)
 }
 
-func (c *Mutations) decode(body []byte) error {
+func decodeMutations(body []byte) (Mutations, error) {
+	var c Mutations
 	r := msgpack.NewStrictReader(body)
 	if err := r.ReadRecordHeader(1); err != nil {
-		return err
+		return c, err
 	}
 	var err error
 	if c.Mutations, err = readStrings(&r); err != nil {
-		return fmt.Errorf("mutations: %w", err)
+		return c, fmt.Errorf("mutations: %w", err)
 	}
-	return r.ExpectEnd()
+	return c, r.ExpectEnd()
 }
 
 // Prohibits implements caveat.Caveat: the access's mutation must be listed.
-func (c *Mutations) Prohibits(a caveat.Access) error {
+func (c Mutations) Prohibits(a caveat.Access) error {
 	fa, err := access(a, "Mutations")
 	if err != nil {
 		return err
@@ -101,5 +102,5 @@ func quoteList(list []string) string {
 }
 
 func init() {
-	registerDecoder[Mutations](caveat.Info{Type: TypeMutations, Name: "Mutations", Record: 1})
+	caveat.Register(caveat.Def[Mutations]{Name: "Mutations", Decode: decodeMutations})
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/internal/msgpack"
+	"github.com/caveatdev/caveat/internal/wire"
 	"github.com/caveatdev/caveat/resset"
 )
 
@@ -46,24 +47,27 @@ func (c *Organization) AppendBody(b []byte) []byte {
 	return msgpack.AppendUint(b, uint64(c.Mask))
 }
 
-func (c *Organization) decode(body []byte) error {
+func decodeOrganization(body []byte) (Organization, error) {
+	var c Organization
 	r := msgpack.NewStrictReader(body)
 	if err := r.ReadRecordHeader(2); err != nil {
-		return err
+		return c, err
 	}
 	var err error
 	if c.ID, err = r.ReadUint(); err != nil {
-		return fmt.Errorf("id: %w", err)
+		return c, fmt.Errorf("id: %w", err)
 	}
-	if c.Mask, err = resset.ReadMask(r.Rest()); err != nil {
-		return fmt.Errorf("mask: %w", err)
+	m, err := wire.ReadMask(r.Rest())
+	if err != nil {
+		return c, fmt.Errorf("mask: %w", err)
 	}
-	return nil
+	c.Mask = resset.Action(m)
+	return c, nil
 }
 
 // Prohibits implements caveat.Caveat: the access must name the organization
 // (or the caveat's ID be 0), and its action be a subset of the mask.
-func (c *Organization) Prohibits(a caveat.Access) error {
+func (c Organization) Prohibits(a caveat.Access) error {
 	fa, err := access(a, "Organization")
 	if err != nil {
 		return err
@@ -92,57 +96,10 @@ func access(a caveat.Access, caveatName string) (*Access, error) {
 	return fa, nil
 }
 
-// registerDecoder registers a caveat type whose value type T decodes itself
-// strictly. Canonical and Check, unless info sets them, decode into a T;
-// the generic call makes that T escape, so types on the hot path set their
-// own, which do not allocate.
-func registerDecoder[T any, P interface {
-	*T
-	caveat.Caveat
-	decode([]byte) error
-}](info caveat.Info) {
-	info.New = func() caveat.Caveat { return P(new(T)) }
-	info.Decode = func(b []byte) (caveat.Caveat, error) {
-		p := P(new(T))
-		if err := p.decode(b); err != nil {
-			return nil, err
-		}
-		return p, nil
-	}
-	if info.Canonical == nil {
-		info.Canonical = func(b []byte) error {
-			var v T
-			return P(&v).decode(b)
-		}
-	}
-	if info.Check == nil {
-		info.Check = func(b []byte, a caveat.Access) error {
-			var v T
-			if err := P(&v).decode(b); err != nil {
-				return caveat.BadCaveat(err)
-			}
-			return P(&v).Prohibits(a)
-		}
-	}
-	caveat.Register(info)
-}
-
 func init() {
-	registerDecoder[Organization](caveat.Info{
-		Type:    TypeOrganization,
+	caveat.Register(caveat.Def[Organization]{
 		Name:    "Organization",
 		Aliases: []string{"DeprecatedOrganization"},
-		Record:  2,
-		Canonical: func(b []byte) error {
-			var c Organization
-			return c.decode(b)
-		},
-		Check: func(b []byte, a caveat.Access) error {
-			var c Organization
-			if err := c.decode(b); err != nil {
-				return caveat.BadCaveat(err)
-			}
-			return c.Prohibits(a)
-		},
+		Decode:  decodeOrganization,
 	})
 }

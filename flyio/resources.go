@@ -2,9 +2,13 @@ package flyio
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/internal/fastpath"
 	"github.com/caveatdev/caveat/internal/msgpack"
+	"github.com/caveatdev/caveat/internal/wire"
 	"github.com/caveatdev/caveat/resset"
 )
 
@@ -62,7 +66,6 @@ type StorageObjects struct {
 
 // resourceKind is how one resource-set caveat reads the access.
 type resourceKind struct {
-	typ    caveat.CaveatType
 	name   string
 	what   string // the resource, in messages
 	prefix bool
@@ -71,7 +74,8 @@ type resourceKind struct {
 	uint func(*Access) (uint64, bool)
 	str  func(*Access) (string, bool)
 	// unspecified is the refusal of an access without the resource, built
-	// once by init.
+	// once by init, so that IfPresent asking an inner caveat that does not
+	// apply costs no allocation.
 	unspecified error
 }
 
@@ -85,26 +89,26 @@ func strField(f func(*Access) *string) func(*Access) (string, bool) {
 }
 
 var (
-	appsKind = &resourceKind{typ: TypeApps, name: "Apps", what: "app",
+	appsKind = &resourceKind{name: "Apps", what: "app",
 		uint: func(a *Access) (uint64, bool) {
 			if a.AppID != nil {
 				return *a.AppID, true
 			}
 			return 0, false
 		}}
-	volumesKind = &resourceKind{typ: TypeVolumes, name: "Volumes", what: "volume",
+	volumesKind = &resourceKind{name: "Volumes", what: "volume",
 		str: strField(func(a *Access) *string { return a.Volume })}
-	machinesKind = &resourceKind{typ: TypeMachines, name: "Machines", what: "machine",
+	machinesKind = &resourceKind{name: "Machines", what: "machine",
 		str: strField(func(a *Access) *string { return a.Machine })}
-	featuresKind = &resourceKind{typ: TypeFeatureSet, name: "FeatureSet", what: "organization feature",
+	featuresKind = &resourceKind{name: "FeatureSet", what: "organization feature",
 		str: strField(func(a *Access) *string { return a.Feature })}
-	machineFeaturesKind = &resourceKind{typ: TypeMachineFeatureSet, name: "MachineFeatureSet",
-		what: "machine feature", str: strField(func(a *Access) *string { return a.MachineFeature })}
-	appFeaturesKind = &resourceKind{typ: TypeAppFeatureSet, name: "AppFeatureSet", what: "app feature",
+	machineFeaturesKind = &resourceKind{name: "MachineFeatureSet", what: "machine feature",
+		str: strField(func(a *Access) *string { return a.MachineFeature })}
+	appFeaturesKind = &resourceKind{name: "AppFeatureSet", what: "app feature",
 		str: strField(func(a *Access) *string { return a.AppFeature })}
-	clustersKind = &resourceKind{typ: TypeClusters, name: "Clusters", what: "cluster",
+	clustersKind = &resourceKind{name: "Clusters", what: "cluster",
 		str: strField(func(a *Access) *string { return a.Cluster })}
-	storageKind = &resourceKind{typ: TypeStorageObjects, name: "StorageObjects", what: "storage object",
+	storageKind = &resourceKind{name: "StorageObjects", what: "storage object",
 		prefix: true, str: strField(func(a *Access) *string { return a.StorageObject })}
 )
 
@@ -128,13 +132,13 @@ func (k *resourceKind) check(body []byte, a caveat.Access) error {
 	if err != nil {
 		return err
 	}
-	q := resset.Query{What: k.what, Prefix: k.prefix, Action: fa.Action, Unspecified: k.unspecified}
+	q := query{kind: k, action: fa.Action}
 	if k.uint != nil {
-		q.Uint, q.Present = k.uint(fa)
-		return resset.CheckUint(set, &q)
+		q.uint, q.present = k.uint(fa)
+	} else {
+		q.str, q.present = k.str(fa)
 	}
-	q.Str, q.Present = k.str(fa)
-	return resset.CheckString(set, &q)
+	return q.check(set)
 }
 
 // canonical checks a body without allocating.
@@ -143,44 +147,127 @@ func (k *resourceKind) canonical(body []byte) error {
 	if err != nil {
 		return err
 	}
-	return resset.CanonicalSet(set, k.uint == nil)
+	return wire.CanonicalSet(set, k.uint == nil)
+}
+
+// query is one access to a resource set: the resource it names, if any,
+// and the action it attempts.
+type query struct {
+	kind    *resourceKind
+	present bool
+	str     string
+	uint    uint64
+	action  resset.Action
+}
+
+func (q *query) matches(e *wire.Entry) bool {
+	switch {
+	case q.kind.uint != nil:
+		return e.U == q.uint
+	case q.kind.prefix: // strings.HasPrefix, without converting e.S
+		return len(q.str) >= len(e.S) && q.str[:len(e.S)] == string(e.S)
+	default:
+		return q.str == string(e.S)
+	}
+}
+
+func (q *query) resource() string {
+	if q.kind.uint != nil {
+		return q.kind.what + " " + strconv.FormatUint(q.uint, 10)
+	}
+	return q.kind.what + " " + strconv.Quote(q.str)
+}
+
+// check clears the query against set, the encoding of a resource set, as
+// spec §6.2 says: a zero id mixed with other keys is ErrBadCaveat; a query
+// without the resource is ErrResourceUnspecified; the permitted mask is the
+// intersection of every matching key's (the zero id matches everything),
+// ErrUnauthorizedForResource when none matches and ErrUnauthorizedForAction
+// when the action is not a subset of it. An encoding that is not canonical
+// is ErrBadCaveat. It does not allocate when the query is allowed.
+func (q *query) check(set []byte) error {
+	str := q.kind.uint == nil
+	var it wire.Entries
+	if err := it.Init(set, str); err != nil {
+		return caveat.BadCaveat(err)
+	}
+	perm, found, zero := resset.ActionStar, false, false
+	var e wire.Entry
+	for it.More() {
+		if err := it.Next(&e); err != nil {
+			return caveat.BadCaveat(err)
+		}
+		if e.Zero() {
+			zero = true
+		}
+		if e.Zero() || q.matches(&e) {
+			perm &= resset.Action(e.Mask)
+			found = true
+		}
+	}
+	if err := it.End(); err != nil {
+		return caveat.BadCaveat(err)
+	}
+	switch {
+	case zero && it.Len() > 1:
+		return fmt.Errorf("%w: a %s set cannot hold the zero id (the wildcard) with other ids",
+			caveat.ErrBadCaveat, q.kind.what)
+	case !q.present && q.kind.unspecified != nil:
+		return q.kind.unspecified
+	case !q.present:
+		return fmt.Errorf("%w: the access names no %s", caveat.ErrResourceUnspecified, q.kind.what)
+	case !found:
+		return fmt.Errorf("%w: %s not allowed (allowed: %s)", caveat.ErrUnauthorizedForResource,
+			q.resource(), listKeys(set, str))
+	case !q.action.IsSubsetOf(perm):
+		return resset.ActionDenied(q.action, perm, q.resource())
+	}
+	return nil
+}
+
+// listKeys names the ids of a set that check has already walked, for the
+// message of a refusal.
+func listKeys(set []byte, str bool) string {
+	var it wire.Entries
+	_ = it.Init(set, str)
+	var keys []string
+	var e wire.Entry
+	for it.More() {
+		_ = it.Next(&e)
+		if str {
+			keys = append(keys, strconv.Quote(string(e.S)))
+		} else {
+			keys = append(keys, strconv.FormatUint(e.U, 10))
+		}
+	}
+	if len(keys) == 0 {
+		return "none"
+	}
+	return strings.Join(keys, ", ")
 }
 
 func appendSet[K uint64 | string](b []byte, s resset.ResourceSet[K]) []byte {
 	return s.AppendMsgpack(msgpack.AppendArrayHeader(b, 1))
 }
 
-func decodeSet[K uint64 | string](k *resourceKind, body []byte) (resset.ResourceSet[K], error) {
-	set, err := k.set(body)
-	if err != nil {
-		return nil, err
-	}
-	s, err := resset.ParseResourceSet[K](set)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// decoded returns c, or nil with the error.
-func decoded(c caveat.Caveat, err error) (caveat.Caveat, error) {
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-func (k *resourceKind) register(newCaveat func() caveat.Caveat, decode func([]byte) (caveat.Caveat, error), aliases ...string) {
-	caveat.Register(caveat.Info{
-		Type:      k.typ,
-		Name:      k.name,
-		Aliases:   aliases,
-		Record:    1,
-		New:       newCaveat,
-		Decode:    decode,
-		Canonical: k.canonical,
-		Check:     k.check,
-	})
+// registerSet registers the resource-set caveat T of kind k, whose value
+// wraps a set of keys K. Its checks work on the encoded set, which decoding
+// would copy into a map.
+func registerSet[T interface{ Prohibits(caveat.Access) error }, P interface {
+	*T
+	caveat.Caveat
+}, K uint64 | string](k *resourceKind, wrap func(resset.ResourceSet[K]) T, aliases ...string) {
+	k.unspecified = fmt.Errorf("%w: the access names no %s", caveat.ErrResourceUnspecified, k.what)
+	fastpath.Set(uint64(P(new(T)).CaveatType()), fastpath.Paths[caveat.Access]{Canonical: k.canonical, Check: k.check})
+	caveat.Register[T, P](caveat.Def[T]{Name: k.name, Aliases: aliases, Decode: func(b []byte) (T, error) {
+		set, err := k.set(b)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		s, err := resset.ParseResourceSet[K](set)
+		return wrap(s), err
+	}})
 }
 
 // CaveatType implements caveat.Caveat.
@@ -190,7 +277,7 @@ func (c *Apps) CaveatType() caveat.CaveatType { return TypeApps }
 func (c *Apps) AppendBody(b []byte) []byte { return appendSet(b, c.Apps) }
 
 // Prohibits implements caveat.Caveat.
-func (c *Apps) Prohibits(a caveat.Access) error { return appsKind.check(c.AppendBody(nil), a) }
+func (c Apps) Prohibits(a caveat.Access) error { return appsKind.check(c.AppendBody(nil), a) }
 
 // CaveatType implements caveat.Caveat.
 func (c *Volumes) CaveatType() caveat.CaveatType { return TypeVolumes }
@@ -199,7 +286,7 @@ func (c *Volumes) CaveatType() caveat.CaveatType { return TypeVolumes }
 func (c *Volumes) AppendBody(b []byte) []byte { return appendSet(b, c.Volumes) }
 
 // Prohibits implements caveat.Caveat.
-func (c *Volumes) Prohibits(a caveat.Access) error { return volumesKind.check(c.AppendBody(nil), a) }
+func (c Volumes) Prohibits(a caveat.Access) error { return volumesKind.check(c.AppendBody(nil), a) }
 
 // CaveatType implements caveat.Caveat.
 func (c *Machines) CaveatType() caveat.CaveatType { return TypeMachines }
@@ -208,7 +295,7 @@ func (c *Machines) CaveatType() caveat.CaveatType { return TypeMachines }
 func (c *Machines) AppendBody(b []byte) []byte { return appendSet(b, c.Machines) }
 
 // Prohibits implements caveat.Caveat.
-func (c *Machines) Prohibits(a caveat.Access) error { return machinesKind.check(c.AppendBody(nil), a) }
+func (c Machines) Prohibits(a caveat.Access) error { return machinesKind.check(c.AppendBody(nil), a) }
 
 // CaveatType implements caveat.Caveat.
 func (c *FeatureSet) CaveatType() caveat.CaveatType { return TypeFeatureSet }
@@ -217,7 +304,7 @@ func (c *FeatureSet) CaveatType() caveat.CaveatType { return TypeFeatureSet }
 func (c *FeatureSet) AppendBody(b []byte) []byte { return appendSet(b, c.Features) }
 
 // Prohibits implements caveat.Caveat.
-func (c *FeatureSet) Prohibits(a caveat.Access) error {
+func (c FeatureSet) Prohibits(a caveat.Access) error {
 	return featuresKind.check(c.AppendBody(nil), a)
 }
 
@@ -228,7 +315,7 @@ func (c *MachineFeatureSet) CaveatType() caveat.CaveatType { return TypeMachineF
 func (c *MachineFeatureSet) AppendBody(b []byte) []byte { return appendSet(b, c.Features) }
 
 // Prohibits implements caveat.Caveat.
-func (c *MachineFeatureSet) Prohibits(a caveat.Access) error {
+func (c MachineFeatureSet) Prohibits(a caveat.Access) error {
 	return machineFeaturesKind.check(c.AppendBody(nil), a)
 }
 
@@ -239,7 +326,7 @@ func (c *AppFeatureSet) CaveatType() caveat.CaveatType { return TypeAppFeatureSe
 func (c *AppFeatureSet) AppendBody(b []byte) []byte { return appendSet(b, c.Features) }
 
 // Prohibits implements caveat.Caveat.
-func (c *AppFeatureSet) Prohibits(a caveat.Access) error {
+func (c AppFeatureSet) Prohibits(a caveat.Access) error {
 	return appFeaturesKind.check(c.AppendBody(nil), a)
 }
 
@@ -250,7 +337,7 @@ func (c *Clusters) CaveatType() caveat.CaveatType { return TypeClusters }
 func (c *Clusters) AppendBody(b []byte) []byte { return appendSet(b, c.Clusters) }
 
 // Prohibits implements caveat.Caveat.
-func (c *Clusters) Prohibits(a caveat.Access) error { return clustersKind.check(c.AppendBody(nil), a) }
+func (c Clusters) Prohibits(a caveat.Access) error { return clustersKind.check(c.AppendBody(nil), a) }
 
 // CaveatType implements caveat.Caveat.
 func (c *StorageObjects) CaveatType() caveat.CaveatType { return TypeStorageObjects }
@@ -259,48 +346,17 @@ func (c *StorageObjects) CaveatType() caveat.CaveatType { return TypeStorageObje
 func (c *StorageObjects) AppendBody(b []byte) []byte { return appendSet(b, c.Prefixes) }
 
 // Prohibits implements caveat.Caveat.
-func (c *StorageObjects) Prohibits(a caveat.Access) error {
+func (c StorageObjects) Prohibits(a caveat.Access) error {
 	return storageKind.check(c.AppendBody(nil), a)
 }
 
 func init() {
-	for _, k := range []*resourceKind{appsKind, volumesKind, machinesKind, featuresKind,
-		machineFeaturesKind, appFeaturesKind, clustersKind, storageKind} {
-		k.unspecified = fmt.Errorf("%w: the access names no %s", caveat.ErrResourceUnspecified, k.what)
-	}
-	appsKind.register(func() caveat.Caveat { return new(Apps) }, func(b []byte) (caveat.Caveat, error) {
-		s, err := decodeSet[uint64](appsKind, b)
-		return decoded(&Apps{Apps: s}, err)
-	}, "DeprecatedApps")
-	volumesKind.register(func() caveat.Caveat { return new(Volumes) }, func(b []byte) (caveat.Caveat, error) {
-		s, err := decodeSet[string](volumesKind, b)
-		return decoded(&Volumes{Volumes: s}, err)
-	})
-	machinesKind.register(func() caveat.Caveat { return new(Machines) }, func(b []byte) (caveat.Caveat, error) {
-		s, err := decodeSet[string](machinesKind, b)
-		return decoded(&Machines{Machines: s}, err)
-	})
-	featuresKind.register(func() caveat.Caveat { return new(FeatureSet) }, func(b []byte) (caveat.Caveat, error) {
-		s, err := decodeSet[string](featuresKind, b)
-		return decoded(&FeatureSet{Features: s}, err)
-	})
-	machineFeaturesKind.register(func() caveat.Caveat { return new(MachineFeatureSet) },
-		func(b []byte) (caveat.Caveat, error) {
-			s, err := decodeSet[string](machineFeaturesKind, b)
-			return decoded(&MachineFeatureSet{Features: s}, err)
-		})
-	appFeaturesKind.register(func() caveat.Caveat { return new(AppFeatureSet) },
-		func(b []byte) (caveat.Caveat, error) {
-			s, err := decodeSet[string](appFeaturesKind, b)
-			return decoded(&AppFeatureSet{Features: s}, err)
-		})
-	clustersKind.register(func() caveat.Caveat { return new(Clusters) }, func(b []byte) (caveat.Caveat, error) {
-		s, err := decodeSet[string](clustersKind, b)
-		return decoded(&Clusters{Clusters: s}, err)
-	})
-	storageKind.register(func() caveat.Caveat { return new(StorageObjects) },
-		func(b []byte) (caveat.Caveat, error) {
-			s, err := decodeSet[string](storageKind, b)
-			return decoded(&StorageObjects{Prefixes: s}, err)
-		})
+	registerSet(appsKind, func(s resset.ResourceSet[uint64]) Apps { return Apps{s} }, "DeprecatedApps")
+	registerSet(volumesKind, func(s resset.ResourceSet[string]) Volumes { return Volumes{s} })
+	registerSet(machinesKind, func(s resset.ResourceSet[string]) Machines { return Machines{s} })
+	registerSet(featuresKind, func(s resset.ResourceSet[string]) FeatureSet { return FeatureSet{s} })
+	registerSet(machineFeaturesKind, func(s resset.ResourceSet[string]) MachineFeatureSet { return MachineFeatureSet{s} })
+	registerSet(appFeaturesKind, func(s resset.ResourceSet[string]) AppFeatureSet { return AppFeatureSet{s} })
+	registerSet(clustersKind, func(s resset.ResourceSet[string]) Clusters { return Clusters{s} })
+	registerSet(storageKind, func(s resset.ResourceSet[string]) StorageObjects { return StorageObjects{s} })
 }

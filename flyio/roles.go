@@ -76,22 +76,21 @@ func (c *AllowedRoles) CaveatType() caveat.CaveatType { return TypeAllowedRoles 
 // AppendBody implements caveat.Caveat.
 func (c *AllowedRoles) AppendBody(b []byte) []byte { return msgpack.AppendUint(b, uint64(*c)) }
 
-func (c *AllowedRoles) decode(body []byte) error {
+func decodeAllowedRoles(body []byte) (AllowedRoles, error) {
 	r := msgpack.NewStrictReader(body)
 	v, err := r.ReadUint()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if v > uint64(RoleAdmin) {
-		return fmt.Errorf("role mask %#x is wider than 32 bits", v)
+		return 0, fmt.Errorf("role mask %#x is wider than 32 bits", v)
 	}
-	*c = AllowedRoles(v)
-	return r.ExpectEnd()
+	return AllowedRoles(v), r.ExpectEnd()
 }
 
 // Prohibits implements caveat.Caveat.
-func (c *AllowedRoles) Prohibits(a caveat.Access) error {
-	return rolesCheck("AllowedRoles", Role(*c), a)
+func (c AllowedRoles) Prohibits(a caveat.Access) error {
+	return rolesCheck("AllowedRoles", Role(c), a)
 }
 
 // IsMember (type 22, JSON alias "NoAdminFeatures") is AllowedRoles(member):
@@ -105,16 +104,16 @@ func (c *IsMember) CaveatType() caveat.CaveatType { return TypeIsMember }
 // AppendBody implements caveat.Caveat.
 func (c *IsMember) AppendBody(b []byte) []byte { return msgpack.AppendArrayHeader(b, 0) }
 
-func (c *IsMember) decode(body []byte) error {
+func decodeIsMember(body []byte) (IsMember, error) {
 	r := msgpack.NewStrictReader(body)
 	if err := r.ReadRecordHeader(0); err != nil {
-		return err
+		return IsMember{}, err
 	}
-	return r.ExpectEnd()
+	return IsMember{}, r.ExpectEnd()
 }
 
 // Prohibits implements caveat.Caveat.
-func (c *IsMember) Prohibits(a caveat.Access) error { return rolesCheck("IsMember", RoleMember, a) }
+func (c IsMember) Prohibits(a caveat.Access) error { return rolesCheck("IsMember", RoleMember, a) }
 
 func rolesCheck(name string, allowed Role, a caveat.Access) error {
 	fa, err := access(a, name)
@@ -147,67 +146,24 @@ func (c *IsUser) AppendBody(b []byte) []byte {
 	return msgpack.AppendUint(msgpack.AppendArrayHeader(b, 1), c.ID)
 }
 
-func (c *IsUser) decode(body []byte) error {
+func decodeIsUser(body []byte) (IsUser, error) {
+	var c IsUser
 	r := msgpack.NewStrictReader(body)
 	if err := r.ReadRecordHeader(1); err != nil {
-		return err
+		return c, err
 	}
 	var err error
 	if c.ID, err = r.ReadUint(); err != nil {
-		return fmt.Errorf("id: %w", err)
+		return c, fmt.Errorf("id: %w", err)
 	}
-	return r.ExpectEnd()
+	return c, r.ExpectEnd()
 }
 
 // Prohibits implements caveat.Caveat: IsUser never refuses.
-func (c *IsUser) Prohibits(caveat.Access) error { return nil }
+func (c IsUser) Prohibits(caveat.Access) error { return nil }
 
 func init() {
-	registerDecoder[AllowedRoles](caveat.Info{
-		Type: TypeAllowedRoles,
-		Name: "AllowedRoles",
-		Canonical: func(b []byte) error {
-			var c AllowedRoles
-			return c.decode(b)
-		},
-		Check: func(b []byte, a caveat.Access) error {
-			var c AllowedRoles
-			if err := c.decode(b); err != nil {
-				return caveat.BadCaveat(err)
-			}
-			return c.Prohibits(a)
-		},
-	})
-	registerDecoder[IsMember](caveat.Info{
-		Type:    TypeIsMember,
-		Name:    "IsMember",
-		Aliases: []string{"NoAdminFeatures"},
-		Canonical: func(b []byte) error {
-			var c IsMember
-			return c.decode(b)
-		},
-		Check: func(b []byte, a caveat.Access) error {
-			var c IsMember
-			if err := c.decode(b); err != nil {
-				return caveat.BadCaveat(err)
-			}
-			return c.Prohibits(a)
-		},
-	})
-	registerDecoder[IsUser](caveat.Info{
-		Type:   TypeIsUser,
-		Name:   "IsUser",
-		Record: 1,
-		Canonical: func(b []byte) error {
-			var c IsUser
-			return c.decode(b)
-		},
-		Check: func(b []byte, a caveat.Access) error {
-			var c IsUser
-			if err := c.decode(b); err != nil {
-				return caveat.BadCaveat(err)
-			}
-			return nil
-		},
-	})
+	caveat.Register(caveat.Def[AllowedRoles]{Name: "AllowedRoles", Decode: decodeAllowedRoles})
+	caveat.Register(caveat.Def[IsMember]{Name: "IsMember", Aliases: []string{"NoAdminFeatures"}, Decode: decodeIsMember})
+	caveat.Register(caveat.Def[IsUser]{Name: "IsUser", Decode: decodeIsUser})
 }

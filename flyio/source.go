@@ -21,23 +21,22 @@ func (c *FromMachineSource) AppendBody(b []byte) []byte {
 	return msgpack.AppendStr(msgpack.AppendArrayHeader(b, 1), c.ID)
 }
 
-func (c *FromMachineSource) decode(body []byte) error {
+func decodeFromMachineSource(body []byte) (FromMachineSource, error) {
 	r := msgpack.NewStrictReader(body)
 	if err := r.ReadRecordHeader(1); err != nil {
-		return err
+		return FromMachineSource{}, err
 	}
 	id, err := r.ReadStr()
 	if err != nil {
-		return fmt.Errorf("id: %w", err)
+		return FromMachineSource{}, fmt.Errorf("id: %w", err)
 	}
-	c.ID = string(id)
-	return r.ExpectEnd()
+	return FromMachineSource{ID: string(id)}, r.ExpectEnd()
 }
 
 // Prohibits implements caveat.Caveat. An access that does not say which
 // machine it comes from is ErrInvalidAccess (not ResourceUnspecified: the
 // source is a fact about the request, not a resource).
-func (c *FromMachineSource) Prohibits(a caveat.Access) error {
+func (c FromMachineSource) Prohibits(a caveat.Access) error {
 	fa, err := access(a, "FromMachineSource")
 	if err != nil {
 		return err
@@ -66,10 +65,11 @@ func (c *FlySrc) AppendBody(b []byte) []byte {
 	return msgpack.AppendStr(b, c.Instance)
 }
 
-func (c *FlySrc) decode(body []byte) error {
+func decodeFlySrc(body []byte) (FlySrc, error) {
+	var c FlySrc
 	r := msgpack.NewStrictReader(body)
 	if err := r.ReadRecordHeader(3); err != nil {
-		return err
+		return c, err
 	}
 	for _, f := range []struct {
 		name string
@@ -77,16 +77,16 @@ func (c *FlySrc) decode(body []byte) error {
 	}{{"organization", &c.Organization}, {"app", &c.App}, {"instance", &c.Instance}} {
 		s, err := r.ReadStr()
 		if err != nil {
-			return fmt.Errorf("%s: %w", f.name, err)
+			return c, fmt.Errorf("%s: %w", f.name, err)
 		}
 		*f.dst = string(s)
 	}
-	return r.ExpectEnd()
+	return c, r.ExpectEnd()
 }
 
 // Prohibits implements caveat.Caveat: instance, app and organization are
 // checked in that order against the access's source fields.
-func (c *FlySrc) Prohibits(a caveat.Access) error {
+func (c FlySrc) Prohibits(a caveat.Access) error {
 	fa, err := access(a, "FlySrc")
 	if err != nil {
 		return err
@@ -119,6 +119,6 @@ func sourceCheck(what, field, want string, got *string) error {
 }
 
 func init() {
-	registerDecoder[FromMachineSource](caveat.Info{Type: TypeFromMachineSource, Name: "FromMachineSource", Record: 1})
-	registerDecoder[FlySrc](caveat.Info{Type: TypeFlySrc, Name: "FlySrc", Record: 3})
+	caveat.Register(caveat.Def[FromMachineSource]{Name: "FromMachineSource", Decode: decodeFromMachineSource})
+	caveat.Register(caveat.Def[FlySrc]{Name: "FlySrc", Decode: decodeFlySrc})
 }

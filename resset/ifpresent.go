@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/internal/fastpath"
 	"github.com/caveatdev/caveat/internal/msgpack"
 )
 
@@ -41,7 +42,7 @@ func (c *IfPresent) AppendBody(b []byte) []byte {
 }
 
 // Prohibits implements caveat.Caveat.
-func (c *IfPresent) Prohibits(a caveat.Access) error { return checkIfPresent(c.AppendBody(nil), a) }
+func (c IfPresent) Prohibits(a caveat.Access) error { return checkIfPresent(c.AppendBody(nil), a) }
 
 // NestedCaveats implements caveat.Nested.
 func (c *IfPresent) NestedCaveats() caveat.CaveatSet { return c.Ifs }
@@ -129,7 +130,7 @@ func (it *innerCaveats) next() (caveat.RawCaveat, error) {
 	return caveat.RawCaveat{Type: caveat.CaveatType(t), Body: body}, nil
 }
 
-// canonicalIfPresent is the registered Canonical: the body is strict and
+// canonicalIfPresent is the fast path of Canonical: the body is strict and
 // every inner caveat is canonical.
 func canonicalIfPresent(body []byte) error {
 	ifs, _, err := splitIfPresent(body)
@@ -152,16 +153,16 @@ func canonicalIfPresent(body []byte) error {
 	return nil
 }
 
-func decodeIfPresent(body []byte) (caveat.Caveat, error) {
+func decodeIfPresent(body []byte) (IfPresent, error) {
 	if err := canonicalIfPresent(body); err != nil {
-		return nil, err
+		return IfPresent{}, err
 	}
 	ifs, els, _ := splitIfPresent(body)
 	set, err := caveat.ParseCaveatSet(ifs)
 	if err != nil {
-		return nil, fmt.Errorf("ifs: %w", err)
+		return IfPresent{}, fmt.Errorf("ifs: %w", err)
 	}
-	return &IfPresent{Ifs: set, Else: els}, nil
+	return IfPresent{Ifs: set, Else: els}, nil
 }
 
 // checkIfPresent is the one implementation of IfPresent's semantics, on the
@@ -208,13 +209,11 @@ func checkIfPresent(body []byte, a caveat.Access) error {
 }
 
 func init() {
-	caveat.Register(caveat.Info{
-		Type:      TypeIfPresent,
-		Name:      "IfPresent",
-		Record:    2,
-		New:       func() caveat.Caveat { return new(IfPresent) },
-		Decode:    decodeIfPresent,
+	// Decoding would copy the inner caveats into a new set: verification
+	// and clearing walk the encoded body instead.
+	fastpath.Set(uint64(TypeIfPresent), fastpath.Paths[caveat.Access]{
 		Canonical: canonicalIfPresent,
 		Check:     checkIfPresent,
 	})
+	caveat.Register(caveat.Def[IfPresent]{Name: "IfPresent", Decode: decodeIfPresent})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/cli"
 	"github.com/caveatdev/caveat/internal/msgpack"
+	"github.com/caveatdev/caveat/internal/wire"
 	"github.com/caveatdev/caveat/resset"
 )
 
@@ -428,7 +429,7 @@ func forge(m *caveat.Macaroon, raws ...caveat.RawCaveat) (*caveat.Macaroon, erro
 	cs := slices.Clone(m.Caveats)
 	for _, c := range raws {
 		mac := hmac.New(sha256.New, tail)
-		mac.Write(c.AppendPacked(nil))
+		mac.Write(wire.AppendPacked(nil, uint64(c.Type), c.Body))
 		tail = mac.Sum(nil)
 		cs = append(cs, c)
 	}

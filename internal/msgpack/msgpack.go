@@ -98,6 +98,14 @@ func NewStrictReader(b []byte) Reader { return Reader{b: b, strict: true} }
 // Strict reports whether r rejects non-canonical encodings.
 func (r *Reader) Strict() bool { return r.strict }
 
+// WithStrict returns a copy of r at the same offset that rejects
+// non-canonical encodings or not: to read a value strictly where a lenient
+// reader is, and fall back on the lenient reading only if that fails.
+func (r Reader) WithStrict(strict bool) Reader {
+	r.strict = strict
+	return r
+}
+
 // Offset is the number of bytes consumed so far.
 func (r *Reader) Offset() int { return r.off }
 
