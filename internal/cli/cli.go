@@ -89,9 +89,6 @@ type app struct {
 
 	// api is the root's persistent --api flag.
 	api string
-	// tokenFrom says where an online command's token came from, once
-	// authenticated has found it.
-	tokenFrom string
 }
 
 // now returns the current time: CAVEAT_NOW when set, else the clock.

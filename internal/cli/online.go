@@ -243,7 +243,6 @@ func (a *app) authenticatedWith(f *onlineFlags, token string, useEnv bool) (*cli
 		return nil, cfg, e.withHint("if it was pasted, it may be cut: copy it again in full ('caveat tokens debug' shows what is wrong)")
 	}
 	a.info("token from %s", from)
-	a.tokenFrom = from
 	tr := client.NewTransport(base, bundle, secret)
 	tr.Base = http.DefaultTransport
 	if secret != "" {
