@@ -5,15 +5,14 @@ package console_test
 // logs in through the console's own form.
 
 import (
-	"bytes"
 	"context"
+	"github.com/caveatdev/caveat/internal/fake"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,31 +23,13 @@ import (
 
 const password = "correct horse battery"
 
-// lockedBuffer collects a server's logs, which many goroutines write.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is a running server with a seeded organization "acme": ada is its
 // admin, with an app "workers" that has one started machine.
 type env struct {
 	t       *testing.T
 	srv     *server.Server
 	url     string
-	logs    *lockedBuffer
+	logs    *fake.Buffer
 	admin   *client.Client // ada's session, through the API
 	machine string         // the id of workers' machine
 }
@@ -59,7 +40,7 @@ type envOptions struct {
 
 func newEnv(t *testing.T, opt envOptions) *env {
 	t.Helper()
-	e := &env{t: t, logs: &lockedBuffer{}}
+	e := &env{t: t, logs: &fake.Buffer{}}
 	srv, err := server.New(context.Background(), server.Config{
 		Listen:                "127.0.0.1:0",
 		DataDir:               t.TempDir(),

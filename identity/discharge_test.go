@@ -114,7 +114,7 @@ func TestDischargeWithSession(t *testing.T) {
 	if !found || uid != user.ID {
 		t.Errorf("FlyioUserID = %d (found %v), want %d", uid, found, user.ID)
 	}
-	now := h.clk.now().Unix()
+	now := h.clk.Now().Unix()
 	if vw == nil || vw.NotBefore != now || vw.NotAfter != now+int64(DefaultDischargeTTL/time.Second) {
 		t.Errorf("discharge window = %+v, want %d to %d", vw, now, now+600)
 	}
@@ -122,10 +122,10 @@ func TestDischargeWithSession(t *testing.T) {
 		t.Error("the discharge is not bound to the session token")
 	}
 	// The verified set clears an access at now, and not after the window.
-	if err := cs.Clear(&auth.DischargeRequest{Time: h.clk.now()}); err != nil {
+	if err := cs.Clear(&auth.DischargeRequest{Time: h.clk.Now()}); err != nil {
 		t.Errorf("clear now: %v", err)
 	}
-	if err := cs.Clear(&auth.DischargeRequest{Time: h.clk.now().Add(DefaultDischargeTTL + time.Second)}); err == nil {
+	if err := cs.Clear(&auth.DischargeRequest{Time: h.clk.Now().Add(DefaultDischargeTTL + time.Second)}); err == nil {
 		t.Error("the discharge still clears after its window")
 	}
 }
@@ -223,7 +223,7 @@ func TestDischargeHonoursMaxValidity(t *testing.T) {
 	}
 
 	// Near the end of the session, the discharge ends with it.
-	h.clk.add(DefaultSessionTTL - 5*time.Minute)
+	h.clk.Advance(DefaultSessionTTL - 5*time.Minute)
 	header, err := c.FetchDischarges(t.Context(), "FlyV1 "+lg.Token, h.tokenLoc)
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +255,7 @@ func TestDischargeRefusesBadCredentials(t *testing.T) {
 		}
 	}
 
-	h.clk.add(DefaultSessionTTL)
+	h.clk.Advance(DefaultSessionTTL)
 	te := fetchError(t, h.client(lg.Secret), "FlyV1 "+lg.Token, h.tokenLoc)
 	if te.Status != http.StatusUnauthorized || !strings.Contains(te.Message, "expired") {
 		t.Errorf("expired session: %d %q", te.Status, te.Message)
@@ -421,7 +421,7 @@ func TestDischargeBrowserFlowExpires(t *testing.T) {
 	lg := h.login("ada@example.com", "correct horse")
 	c := h.client("")
 	c.UserURL = func(ctx context.Context, u string) error {
-		h.clk.add(DefaultFlowTTL)
+		h.clk.Advance(DefaultFlowTTL)
 		if code, _ := getPage(t, u); code != http.StatusNotFound {
 			t.Errorf("expired page: %d", code)
 		}

@@ -82,7 +82,7 @@ func TestDischargeFlowsSurviveAFlood(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated || victim.UserURL == "" {
 		t.Fatalf("victim's flow: %d %q", resp.StatusCode, msg)
 	}
-	h.clk.add(time.Second)
+	h.clk.Advance(time.Second)
 
 	// The attacker holds many tickets (one per session, say) and many
 	// addresses, so that neither the per-ticket bound nor the address
@@ -110,7 +110,7 @@ func TestDischargeFlowsSurviveAFlood(t *testing.T) {
 	}
 
 	// Once the flows expire there is room again.
-	h.clk.add(time.Minute)
+	h.clk.Advance(time.Minute)
 	if resp, _, msg := h.initFlow(ticketOf(t, h.mint()), "203.0.113.1"); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("after the flows expired: %d %q", resp.StatusCode, msg)
 	}
@@ -130,7 +130,7 @@ func TestDischargeFlowsPerTicket(t *testing.T) {
 			t.Fatalf("flow %d of one ticket: %d %q", i, resp.StatusCode, msg)
 		}
 		flows = append(flows, ui)
-		h.clk.add(time.Second)
+		h.clk.Advance(time.Second)
 	}
 	resp, _, msg := h.initFlow(ticket, "198.51.100.1")
 	wantThrottled(t, "one flow too many for a ticket", resp, msg, time.Minute)
@@ -188,7 +188,7 @@ func TestDischargeFlowsRateLimitedPerAddress(t *testing.T) {
 	if resp, _, msg := h.initFlow(ticketOf(t, h.mint()), "192.0.2.2"); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("another address: %d %q", resp.StatusCode, msg)
 	}
-	h.clk.add(10 * time.Second)
+	h.clk.Advance(10 * time.Second)
 	if resp, _, msg := h.initFlow(ticketOf(t, h.mint()), "192.0.2.1"); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("after the wait: %d %q", resp.StatusCode, msg)
 	}
@@ -201,7 +201,7 @@ func TestWebLoginsSurviveAFlood(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.MaxFlows = max; c.FlowTTL = time.Minute; c.TrustProxy = true })
 	h.signup("ada@example.com", "correct horse", "")
 	victim := h.startWebLogin()
-	h.clk.add(time.Second)
+	h.clk.Advance(time.Second)
 	var refused int
 	for i := range max + 30 {
 		resp := h.request("POST", "/aaa/v1/sessions/web", nil, "X-Forwarded-For", "198.51.100."+strconv.Itoa(i%250))
@@ -229,6 +229,6 @@ func TestWebLoginsSurviveAFlood(t *testing.T) {
 	if code, msg := h.do("GET", victim.PollURL, nil, nil); code != http.StatusOK {
 		t.Fatalf("the victim's poll after the flood: %d %q", code, msg)
 	}
-	h.clk.add(time.Minute)
+	h.clk.Advance(time.Minute)
 	h.startWebLogin() // room again once they expired
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/caveatdev/caveat/internal/fake"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,49 +26,15 @@ import (
 var cheapArgon2 = Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
 
 // clock is an injected clock that tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// lockedBuffer collects log output from concurrent handlers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 type harness struct {
 	t        *testing.T
 	db       *sqlite.DB
-	clk      *clock
+	clk      *fake.Clock
 	kr       *authority.Keyring
 	svc      *Service
 	srv      *httptest.Server
-	logs     *lockedBuffer
+	logs     *fake.Buffer
 	loc      string // the login location, srv.URL + "/aaa/v1"
 	tokenLoc string // srv.URL + "/v1"
 }
@@ -83,11 +50,11 @@ func newHarness(t *testing.T, mod func(*Config), hooks ...func(*Service)) *harne
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	clk := &clock{t: time.Unix(1764000000, 0).UTC()}
-	kr := authority.NewKeyring(authority.NewMasterKey(), db, clk.now)
+	clk := fake.NewClock(time.Unix(1764000000, 0).UTC())
+	kr := authority.NewKeyring(authority.NewMasterKey(), db, clk.Now)
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
-	logs := &lockedBuffer{}
+	logs := &fake.Buffer{}
 	cfg := Config{
 		Store:         db,
 		Keyring:       kr,
@@ -97,7 +64,7 @@ func newHarness(t *testing.T, mod func(*Config), hooks ...func(*Service)) *harne
 		Argon2:        cheapArgon2,
 		AccountLimit:  RateLimit{Burst: 1000, Every: time.Millisecond},
 		AddressLimit:  RateLimit{Burst: 1000, Every: time.Millisecond},
-		Now:           clk.now,
+		Now:           clk.Now,
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if mod != nil {
@@ -395,7 +362,7 @@ func TestLogin(t *testing.T) {
 	if !strings.HasPrefix(got.Token, "fm2_") || !strings.HasPrefix(got.Secret, "cvs1_") || got.SessionID == "" {
 		t.Errorf("login answer = %+v", got)
 	}
-	if want := h.clk.now().Add(DefaultSessionTTL); !got.ExpiresAt.Equal(want) {
+	if want := h.clk.Now().Add(DefaultSessionTTL); !got.ExpiresAt.Equal(want) {
 		t.Errorf("expires_at = %v, want %v", got.ExpiresAt, want)
 	}
 	// The session is stored under the token's nonce, and the secret is its
@@ -503,7 +470,7 @@ func TestWhoami(t *testing.T) {
 		}
 	}
 
-	h.clk.add(DefaultSessionTTL)
+	h.clk.Advance(DefaultSessionTTL)
 	code, msg := h.do("GET", "/aaa/v1/whoami", nil, nil, bearer(lg.Secret)...)
 	if code != http.StatusUnauthorized || !strings.Contains(msg, "session expired") {
 		t.Errorf("expired session: %d %q", code, msg)

@@ -23,7 +23,7 @@ func (h *harness) invitation(org, admin uint64, email string, role store.Role) s
 	rand.Read(b[:])
 	code := "cvi1_" + base64.RawURLEncoding.EncodeToString(b[:])
 	_, err := h.db.CreateInvitation(context.Background(), store.NewInvitation{OrgID: org, Email: email, Role: role,
-		CodeHash: authority.InvitationCodeHash(code), InvitedBy: admin, CreatedAt: h.clk.now(), ExpiresAt: h.clk.now().Add(24 * time.Hour)})
+		CodeHash: authority.InvitationCodeHash(code), InvitedBy: admin, CreatedAt: h.clk.Now(), ExpiresAt: h.clk.Now().Add(24 * time.Hour)})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestSignupWithInvitation(t *testing.T) {
 
 	// Expired.
 	late := h.invitation(ada.Organization.ID, ada.User.ID, "late@example.com", store.RoleMember)
-	h.clk.add(24 * time.Hour)
+	h.clk.Advance(24 * time.Hour)
 	if c, msg := h.do("POST", "/aaa/v1/users", SignupRequest{Email: "late@example.com", Password: "correct horse", Invitation: late}, nil); c != http.StatusGone || !strings.Contains(msg, "expired") {
 		t.Fatalf("expired invitation: %d %s", c, msg)
 	}
@@ -169,7 +169,7 @@ func TestInvitationPage(t *testing.T) {
 		t.Fatalf("malformed code: %d", code)
 	}
 	page = h.loc + authority.InvitationPath + h.invitation(org, ada.User.ID, "dan@example.com", store.RoleMember)
-	h.clk.add(25 * time.Hour)
+	h.clk.Advance(25 * time.Hour)
 	if code, body := getPage(t, page); code != 410 || !strings.Contains(body, "expired") {
 		t.Fatalf("expired invitation's page: %d\n%s", code, body)
 	}

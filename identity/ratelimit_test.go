@@ -31,7 +31,7 @@ func TestLoginRateLimitPerAccount(t *testing.T) {
 		t.Errorf("another account: %d, want 401", code)
 	}
 
-	h.clk.add(time.Minute)
+	h.clk.Advance(time.Minute)
 	h.login("ada@example.com", "correct horse")
 	// A successful login clears the account's count.
 	for i := range 3 {
@@ -65,7 +65,7 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 			if want := map[bool]int{false: 429, true: 401}[trust]; resp.StatusCode != want {
 				t.Errorf("another forwarded address: %d, want %d", resp.StatusCode, want)
 			}
-			h.clk.add(10 * time.Second)
+			h.clk.Advance(10 * time.Second)
 			if resp := try("e@example.com", "198.51.100.1"); resp.StatusCode != http.StatusUnauthorized {
 				t.Errorf("after the wait: %d, want 401", resp.StatusCode)
 			}

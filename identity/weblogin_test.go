@@ -137,7 +137,7 @@ func TestWebLoginExpires(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.FlowTTL = time.Minute })
 	h.signup("ada@example.com", "correct horse", "")
 	ui := h.startWebLogin()
-	h.clk.add(time.Minute)
+	h.clk.Advance(time.Minute)
 	if code, body := formLogin(t, ui.UserURL, "ada@example.com", "correct horse"); code != http.StatusNotFound || !strings.Contains(body, "expired") {
 		t.Errorf("login on an expired flow: %d\n%s", code, body)
 	}
@@ -148,7 +148,7 @@ func TestWebLoginExpires(t *testing.T) {
 	// Completed but not collected in time: gone too, and no session made.
 	ui = h.startWebLogin()
 	formLogin(t, ui.UserURL, "ada@example.com", "correct horse")
-	h.clk.add(time.Minute)
+	h.clk.Advance(time.Minute)
 	if code, _ := h.do("GET", ui.PollURL, nil, nil); code != http.StatusNotFound {
 		t.Errorf("poll of an expired completed flow: %d", code)
 	}
@@ -164,7 +164,7 @@ func TestWebFlowsAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.clk.add(10 * time.Second)
+	h.clk.Advance(10 * time.Second)
 	for range 2 {
 		if _, _, err := h.svc.startWeb(ctx, "b"); err != nil {
 			t.Fatal(err)
@@ -177,14 +177,14 @@ func TestWebFlowsAreBounded(t *testing.T) {
 			t.Fatalf("start on a full store: %v, want a refusal to retry in 50 s", err)
 		}
 	}
-	if _, err := h.svc.web.WebLoginByUserKey(ctx, hashSecret(labelWebUser, user0), h.clk.now()); err != nil {
+	if _, err := h.svc.web.WebLoginByUserKey(ctx, hashSecret(labelWebUser, user0), h.clk.Now()); err != nil {
 		t.Errorf("the oldest flow was evicted: %v", err)
 	}
-	if _, err := h.svc.web.CollectWebLogin(ctx, hashSecret(labelWebPoll, poll0), h.clk.now()); err != nil {
+	if _, err := h.svc.web.CollectWebLogin(ctx, hashSecret(labelWebPoll, poll0), h.clk.Now()); err != nil {
 		t.Errorf("the oldest flow no longer polls: %v", err)
 	}
 	// Expired flows make room.
-	h.clk.add(time.Minute)
+	h.clk.Advance(time.Minute)
 	if _, _, err := h.svc.startWeb(ctx, "d"); err != nil {
 		t.Fatal(err)
 	}

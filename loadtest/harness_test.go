@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/internal/testenv"
 	"io"
 	"net"
@@ -297,7 +298,7 @@ func firstLine(b []byte, sub string) string {
 // loadRun is a caveat-load process.
 type loadRun struct {
 	cmd            *exec.Cmd
-	stdout, stderr syncBuffer
+	stdout, stderr fake.Buffer
 	done           chan struct{}
 	err            error
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"github.com/caveatdev/caveat/internal/fake"
 	"hash/fnv"
 	"io"
 	"log/slog"
@@ -18,7 +19,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -109,50 +109,9 @@ func iterations(t testing.TB, short int) int {
 	return n
 }
 
-// clock is a settable clock for the services under test, so that expiry
-// and rate limits need no sleeping. It starts at a whole second.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Now().Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-// lockedBuffer collects a server's logs, which many goroutines write.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// newClock is a settable clock for the services under test, so that
+// expiry and rate limits need no sleeping. It starts at a whole second.
+func newClock() *fake.Clock { return fake.NewClock(time.Now().Truncate(time.Second)) }
 
 // cheapArgon2 keeps password hashing fast in tests.
 var cheapArgon2 = identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
@@ -164,8 +123,8 @@ type testServer struct {
 	url     string
 	dataDir string
 	db      string // the database of serverOptions
-	clock   *clock
-	logs    *lockedBuffer
+	clock   *fake.Clock
+	logs    *fake.Buffer
 	stopped bool
 	stopFn  func() error
 }
@@ -186,7 +145,7 @@ type serverOptions struct {
 // server's clock, and stops it when the test ends.
 func startServer(t *testing.T, opt serverOptions) *testServer {
 	t.Helper()
-	ts := &testServer{t: t, dataDir: t.TempDir(), clock: newClock(), logs: &lockedBuffer{}}
+	ts := &testServer{t: t, dataDir: t.TempDir(), clock: newClock(), logs: &fake.Buffer{}}
 	publicURL := ""
 	if p := opt.replicaOf; p != nil {
 		ts.dataDir, ts.clock, opt.db, publicURL = p.dataDir, p.clock, p.db, p.url
@@ -355,7 +314,7 @@ type localAuthority struct {
 	store         *sqlite.DB
 	keyring       *authority.Keyring
 	svc           *authority.Service
-	clock         *clock
+	clock         *fake.Clock
 	location      string
 	loginLocation string
 	user          store.User

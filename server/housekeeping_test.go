@@ -3,8 +3,8 @@ package server_test
 import (
 	"context"
 	"errors"
+	"github.com/caveatdev/caveat/internal/fake"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,24 +14,6 @@ import (
 	"github.com/caveatdev/caveat/tp"
 	"github.com/google/uuid"
 )
-
-// fakeClock is a settable clock shared by the replicas of a test.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func TestHousekeepingSQLite(t *testing.T)   { testHousekeeping(t, "") }
 func TestHousekeepingPostgres(t *testing.T) { testHousekeeping(t, pgtest.FreshDatabase(t)) }
@@ -44,7 +26,7 @@ func TestHousekeepingPostgres(t *testing.T) { testHousekeeping(t, pgtest.FreshDa
 func testHousekeeping(t *testing.T, db string) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	clk := &fakeClock{t: time.Date(2031, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := fake.NewClock(time.Date(2031, 6, 1, 12, 0, 0, 0, time.UTC))
 	const interval = time.Hour
 	newReplica := func() *server.Server {
 		s, err := server.New(ctx, server.Config{Listen: "127.0.0.1:0", DataDir: dir, DB: db, Now: clk.Now,
@@ -107,7 +89,7 @@ func testHousekeeping(t *testing.T, db string) {
 				t.Fatal(err)
 			}
 		}
-		past := &fakeClock{t: now.Add(-time.Hour)}
+		past := fake.NewClock(now.Add(-time.Hour))
 		flows := sh.FlowStore(10, past.Now)
 		for i, life := range []time.Duration{30 * time.Minute, 2 * time.Hour} {
 			if err := flows.Put(ctx, &tp.Flow{ID: tp.FlowID{byte(i + 1)}, Ticket: []byte{byte(i)}, Expires: past.Now().Add(life)}); err != nil {
@@ -196,7 +178,7 @@ func wantDeleted(t *testing.T, what string, rep server.HousekeepingReport, want 
 func TestHousekeepingRuns(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	clk := &fakeClock{t: time.Date(2031, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := fake.NewClock(time.Date(2031, 6, 1, 12, 0, 0, 0, time.UTC))
 	s, err := server.New(ctx, server.Config{Listen: "127.0.0.1:0", DataDir: dir, Now: clk.Now,
 		HousekeepingInterval: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/caveatdev/caveat/internal/fake"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +29,7 @@ func TestCredentials(t *testing.T) {
 		return tp.Poll(), nil
 	}
 	newHost := func(host string, decide tp.DecideFunc) *discharger {
-		d := &discharger{t: t, key: caveat.NewEncryptionKey(), logs: new(syncBuffer)}
+		d := &discharger{t: t, key: caveat.NewEncryptionKey(), logs: new(fake.Buffer)}
 		d.ts = httptest.NewServer(http.HandlerFunc(d.serve))
 		t.Cleanup(d.ts.Close)
 		_, port, _ := net.SplitHostPort(d.ts.Listener.Addr().String())

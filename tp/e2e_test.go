@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/caveatdev/caveat/internal/fake"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -466,7 +467,7 @@ func TestFirstPartyLocation(t *testing.T) {
 // the client's side or in the server's poll URL.
 func TestTrailingSlash(t *testing.T) {
 	flows := make(chan tp.FlowID, 1)
-	d := &discharger{t: t, key: caveat.NewEncryptionKey(), logs: new(syncBuffer)}
+	d := &discharger{t: t, key: caveat.NewEncryptionKey(), logs: new(fake.Buffer)}
 	d.ts = httptest.NewServer(http.HandlerFunc(d.serve))
 	t.Cleanup(d.ts.Close)
 	d.setup(d.ts.URL+"/aaa/v1/", func(_ context.Context, req *tp.Request) (tp.Decision, error) {

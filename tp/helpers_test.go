@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/caveatdev/caveat/internal/fake"
 	"io"
 	"log/slog"
 	"net"
@@ -26,24 +27,6 @@ const firstParty = "https://api.example.test/v1"
 // rootKey signs every permission token in these tests.
 var rootKey = caveat.SigningKey(bytes.Repeat([]byte{7}, 32))
 
-// syncBuffer is a log sink that the servers write to concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // discharger is a tp.Server on a loopback httptest server, at the path
 // /<name>/v1, with user pages under /<name>/v1/login/.
 type discharger struct {
@@ -52,7 +35,7 @@ type discharger struct {
 	loc  string
 	key  caveat.EncryptionKey
 	srv  *tp.Server
-	logs *syncBuffer
+	logs *fake.Buffer
 
 	mu      sync.Mutex
 	paths   []string // request paths seen, in order
@@ -67,7 +50,7 @@ type option func(*tp.Config)
 // newDischarger starts a discharger at /<name>/v1 on a new loopback server.
 func newDischarger(t testing.TB, name string, decide tp.DecideFunc, opts ...option) *discharger {
 	t.Helper()
-	d := &discharger{t: t, key: caveat.NewEncryptionKey(), logs: new(syncBuffer)}
+	d := &discharger{t: t, key: caveat.NewEncryptionKey(), logs: new(fake.Buffer)}
 	d.ts = httptest.NewServer(http.HandlerFunc(d.serve))
 	t.Cleanup(d.ts.Close)
 	d.setup(d.ts.URL+"/"+name+"/v1", decide, opts...)
@@ -121,7 +104,7 @@ func (d *discharger) serve(w http.ResponseWriter, r *http.Request) {
 // addOnSameHost starts a second discharger at /<name>/v1 on d's host.
 func (d *discharger) addOnSameHost(name string, decide tp.DecideFunc) *discharger {
 	d.t.Helper()
-	o := &discharger{t: d.t, ts: d.ts, key: caveat.NewEncryptionKey(), logs: new(syncBuffer)}
+	o := &discharger{t: d.t, ts: d.ts, key: caveat.NewEncryptionKey(), logs: new(fake.Buffer)}
 	o.setup(d.ts.URL+"/"+name+"/v1", decide)
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -3,7 +3,7 @@ package tp_test
 import (
 	"context"
 	"errors"
-	"sync"
+	"github.com/caveatdev/caveat/internal/fake"
 	"testing"
 	"time"
 
@@ -12,24 +12,8 @@ import (
 )
 
 // clock is a settable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is the tests' settable clock.
+func newClock() *fake.Clock { return fake.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 // TestMemoryStoreConformance runs the FlowStore conformance suite on the
 // in-memory store.

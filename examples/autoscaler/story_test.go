@@ -9,13 +9,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/internal/testenv"
 	"log/slog"
 	"net"
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,24 +58,6 @@ func startRedis(t *testing.T) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// lockedBuffer collects the autoscaler's log lines from its goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestStory(t *testing.T) {
@@ -129,7 +111,7 @@ func TestStory(t *testing.T) {
 
 	// The autoscaler: nothing but the token (its config dir would be empty:
 	// it reads CAVEAT_TOKEN only).
-	logs := &lockedBuffer{}
+	logs := &fake.Buffer{}
 	cfg := Config{API: srv.URL(), App: "workers", Queue: "celery", Redis: redisURL, Min: 0, Max: 4, PerMachine: 10,
 		Cooldown: 500 * time.Millisecond, Interval: 100 * time.Millisecond, Token: token}
 	runCtx, stopScaler := context.WithCancel(ctx)

@@ -2,10 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"github.com/caveatdev/caveat/internal/fake"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,22 +36,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 }
 
 // syncBuffer is stderr, written by Main and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer struct{ fake.Buffer }
 
 func (s *syncBuffer) waitFor(t *testing.T, text string) {
 	t.Helper()
