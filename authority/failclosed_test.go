@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/caveatdev/caveat/internal/fake"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,24 +62,6 @@ func (f *faultyStore) GetSession(ctx context.Context, id string) (store.Session,
 	return f.DB.GetSession(ctx, id)
 }
 
-// syncClock is a clock shared with Run's goroutine.
-type syncClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *syncClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *syncClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // waitFor polls cond (Run's reads are on a real ticker); it is not a
 // timing assertion: the deadline only keeps a broken test from hanging.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -114,8 +96,8 @@ func TestRevocationFailsClosed(t *testing.T) {
 
 	// Replica B, on the same database, follows the feed.
 	fs := &faultyStore{DB: h.db}
-	clk := &syncClock{t: h.clk.t}
-	b, err := New(Config{Store: fs, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: clk.now,
+	clk := fake.NewClock(h.clk.t)
+	b, err := New(Config{Store: fs, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: clk.Now,
 		RevocationPoll: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -144,14 +126,14 @@ func TestRevocationFailsClosed(t *testing.T) {
 		t.Fatalf("revoke through A: %d %v", code, out)
 	}
 	// Within the settle window B still serves its cache.
-	clk.advance(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	reads = fs.registryRead.Load()
 	if _, err := b.Authenticate(ctx, keptTok); err != nil || fs.registryRead.Load() != reads {
 		t.Fatalf("within the settle window, B did not serve its cache (%v)", err)
 	}
 
 	// Past it, B checks afresh and sees the revocation.
-	clk.advance(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	if p, err := b.Authenticate(ctx, revokedTok); err == nil {
 		t.Fatalf("B allowed token %s, revoked a second ago while its feed was down", p.TokenID())
 	} else if status(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "revoked") {

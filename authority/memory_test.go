@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"github.com/caveatdev/caveat/internal/fake"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -256,8 +257,8 @@ func TestRunSweepsCaches(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("mint: %d %v", code, out)
 	}
-	clk := &syncClock{t: h.clk.t}
-	svc, err := New(Config{Store: h.db, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: clk.now,
+	clk := fake.NewClock(h.clk.t)
+	svc, err := New(Config{Store: h.db, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: clk.Now,
 		RevocationPoll: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +268,7 @@ func TestRunSweepsCaches(t *testing.T) {
 	go func() { svc.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	// Run empties the cache when it starts: fill it afterwards.
-	waitFor(t, "Run has read the feed", func() bool { return svc.feed.Current(clk.now(), svc.cfg.RevocationSettle) })
+	waitFor(t, "Run has read the feed", func() bool { return svc.feed.Current(clk.Now(), svc.cfg.RevocationSettle) })
 	kit := newHostile(t, out["token"].(string))
 	for range 20 {
 		if _, err := svc.Authenticate(ctx, kit.bundle(t, 1)); err != nil {
@@ -277,6 +278,6 @@ func TestRunSweepsCaches(t *testing.T) {
 	if n, m := svc.cache.Len(), svc.touched.Len(); n != 20 || m != 1 {
 		t.Fatalf("%d entries cached, %d tokens touched; want 20 and 1", n, m)
 	}
-	clk.advance(DefaultCacheTTL)
+	clk.Advance(DefaultCacheTTL)
 	waitFor(t, "Run has swept the expired entries", func() bool { return svc.cache.Len() == 0 && svc.touched.Len() == 0 })
 }

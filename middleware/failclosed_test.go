@@ -3,12 +3,12 @@ package middleware_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/caveatdev/caveat/internal/fake"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,23 +63,6 @@ func newFaultyAuthority(t *testing.T, target string) *faultyAuthority {
 	return f
 }
 
-type syncClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *syncClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *syncClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // waitFor polls cond (Run reads the feed on a real ticker); the deadline
 // only keeps a broken test from hanging.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -106,8 +89,8 @@ func TestRemoteFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	fa := newFaultyAuthority(t, w.srv.URL())
-	clk := &syncClock{t: time.Now()}
-	remote := middleware.NewRemote(middleware.RemoteConfig{URL: fa.URL, FeedToken: w.feed, Now: clk.now,
+	clk := fake.NewClock(time.Now())
+	remote := middleware.NewRemote(middleware.RemoteConfig{URL: fa.URL, FeedToken: w.feed, Now: clk.Now,
 		PollInterval: 5 * time.Millisecond})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -135,14 +118,14 @@ func TestRemoteFailsClosed(t *testing.T) {
 	if _, err := w.admin.RevokeToken(ctx, w.deployID); err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	calls = fa.authenticateCalls.Load()
 	if _, err := remote.Authenticate(ctx, keep.Header); err != nil || fa.authenticateCalls.Load() != calls {
 		t.Fatalf("within the settle window, Remote did not serve its cache (%v)", err)
 	}
 
 	// Past the window, Remote asks the authority, which knows.
-	clk.advance(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	if p, err := remote.Authenticate(ctx, w.deploy); err == nil {
 		t.Fatalf("Remote allowed token %s, revoked a second ago while its feed was down", p.TokenID())
 	} else if status(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "revoked") {
