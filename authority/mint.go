@@ -117,14 +117,11 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 	}
 	// Caveats first: creating tokens in the organization (or the app)
 	// must be allowed by the session's caveats; then the role.
-	if err := s.Allow(ctx, p, tokensAccess(req.OrgID, req.AppID, resset.ActionCreate)); err != nil {
+	role, err := s.allowRole(ctx, p, tokensAccess(req.OrgID, req.AppID, resset.ActionCreate))
+	if err != nil {
 		return nil, err
 	}
-	m, err := s.cfg.Store.GetMembership(ctx, req.OrgID, p.UserID)
-	if err != nil {
-		return nil, fmt.Errorf("membership: %w", err)
-	}
-	if req.Profile == ProfileOrg && m.Role != store.RoleAdmin {
+	if req.Profile == ProfileOrg && role != store.RoleAdmin {
 		return nil, forbidden("only an admin of organization %d can create org tokens", req.OrgID)
 	}
 	if req.AppID != 0 {
@@ -168,9 +165,9 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 	}
 	vw := caveat.NewValidityWindow(now, req.Expiry)
 	profile = append(profile, vw)
-	if m.Role != store.RoleAdmin {
-		role := flyio.AllowedRoles(flyio.RoleMember)
-		profile = append(profile, &role)
+	if role != store.RoleAdmin {
+		member := flyio.AllowedRoles(flyio.RoleMember)
+		profile = append(profile, &member)
 	}
 	expires := vw.NotAfterTime()
 	for _, c := range p.Attenuations {
@@ -281,18 +278,12 @@ func (s *Service) mayRevoke(ctx context.Context, p *Principal, t store.Token) er
 	if !p.IsSession() {
 		return forbidden("only a logged-in admin of the token's organization, or its creator, can revoke token %s", t.ID)
 	}
-	if err := s.Allow(ctx, p, tokensAccess(t.OrgID, t.AppID, resset.ActionDelete)); err != nil {
+	role, err := s.allowRole(ctx, p, tokensAccess(t.OrgID, t.AppID, resset.ActionDelete))
+	if err != nil {
 		return err
 	}
-	if t.CreatedBy == p.UserID {
-		return nil
-	}
-	m, err := s.cfg.Store.GetMembership(ctx, t.OrgID, p.UserID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && m.Role != store.RoleAdmin) {
+	if t.CreatedBy != p.UserID && role != store.RoleAdmin {
 		return forbidden("only an admin of the token's organization, or its creator, can revoke token %s", t.ID)
-	}
-	if err != nil {
-		return fmt.Errorf("membership: %w", err)
 	}
 	return nil
 }

@@ -371,16 +371,28 @@ func (s *Service) Authorize(ctx context.Context, header string, a *flyio.Access)
 
 // Allow clears an access for an authenticated principal (see Authorize).
 func (s *Service) Allow(ctx context.Context, p *Principal, a *flyio.Access) error {
+	_, err := s.allowRole(ctx, p, a)
+	return err
+}
+
+// allowRole is Allow, also returning the role it read: a session's role
+// in the access's organization (empty when no role was read), so that an
+// operation with a rule of its own about roles (org tokens, revoking
+// another's token) needs no second read of the membership.
+func (s *Service) allowRole(ctx context.Context, p *Principal, a *flyio.Access) (store.Role, error) {
 	if a.Time.IsZero() {
 		a.Time = s.cfg.Now()
 	}
-	return CheckAccess(p.Caveats, p.IsSession(), p.OrgID, p.UserID, func(orgID uint64) (store.Role, error) {
+	var role store.Role
+	err := CheckAccess(p.Caveats, p.IsSession(), p.OrgID, p.UserID, func(orgID uint64) (store.Role, error) {
 		m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
 		if err != nil {
 			return "", err
 		}
+		role = m.Role
 		return m.Role, nil
 	}, a)
+	return role, err
 }
 
 // CheckAccess is the rule of Allow, for verifiers that hold a principal's
