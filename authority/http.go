@@ -28,8 +28,8 @@ import (
 //	DELETE /v1/tokens/{id}          revoke a token whole (admin or creator)          → {"id","revoked"}
 //	POST   /v1/tokens/revoke        revoke the branch the presented token is        → {"id","branch","revoked"}
 //	POST   /v1/tokens/revoke-branch {"token"}  revoke that token's branch (admin or creator) → {"id","branch","revoked"}
-//	POST   /v1/tokens/authenticate  {"header"}           → {"token_id","kind","user_id","org_id","caveats"}
-//	POST   /v1/tokens/authorize     {"header","access"}  → {"allowed": true, …} or 403 {"error","allowed": false}
+//	POST   /v1/tokens/authenticate  {"header"}           → [{"caveats","permission_token","token_id","kind",…}] (judging.go)
+//	POST   /v1/tokens/authorize     {"header","access"}  → {"access","verified_token","allowed": true} or 403 {"error","allowed": false}
 //	GET    /v1/tokens/revocations?after=CURSOR  any valid token → {"revocations": [{"cursor","token_id","branch"}], "cursor"}
 //	GET    /v1/orgs                                      → {"organizations": [{"id","slug","role"}], "next"}
 //	POST   /v1/orgs                 {"slug"}             → 201 {"id","slug"}
@@ -40,7 +40,8 @@ import (
 //	GET    /v1/operations                                → {"operations": [...]} (Operations, public)
 //	POST   /v1/apps                 {"app_name","org_slug"} → 201 app
 //
-// Expiry is a Go duration ("8760h"); access is a flyio.Access in JSON.
+// Expiry is a lifetime ("8760h", "30d"; see internal/lifetime); access is
+// a flyio.Access in JSON, or an access by name (judging.go).
 // Members and invitations: see membershttp.go. Every list takes limit and
 // after and answers one page, with "next" when another follows (see
 // paging.go); the token list leaves out expired tokens unless
