@@ -3,6 +3,7 @@ package securitytest
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/caveatdev/caveat/authority"
@@ -125,5 +126,84 @@ func TestCrossOrganization(t *testing.T) {
 		cases, cases*perCase, allowedA, refusedB[http.StatusForbidden], refusedB[http.StatusUnauthorized])
 	if allowedA == 0 {
 		t.Error("no access naming A was allowed: the cases test nothing")
+	}
+}
+
+// TestCrossOrganizationByName: asked by name (Fly's shape of
+// POST /v1/tokens/authorize), another organization and its apps are
+// unknown to a token of A: 404, with the very answer a name that exists
+// nowhere gets, never an allow and never a 403 that would confirm them.
+// Accesses naming A are the control.
+func TestCrossOrganizationByName(t *testing.T) {
+	r := newRand(t)
+	s := startServer(t, serverOptions{})
+	ctx := context.Background()
+	s.signup("alice@a.test", "alice's password", "org-a")
+	s.signup("bob@b.test", "bob's password", "org-b")
+	alice := s.login("alice@a.test", "alice's password")
+	bob := s.login("bob@b.test", "bob's password")
+	for _, c := range []struct {
+		who       *session
+		org, name string
+	}{{alice, "org-a", "web"}, {bob, "org-b", "web"}, {bob, "org-b", "db"}} {
+		if _, err := c.who.api.CreateApp(ctx, c.org, c.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bases := []string{alice.bundle}
+	for _, p := range authority.Profiles {
+		req := client.CreateTokenRequest{Profile: p, Org: "org-a", Expiry: "24h"}
+		if p == authority.ProfileDeploy || p == authority.ProfileMachineExec {
+			req.App = "web"
+		}
+		tok, err := alice.api.CreateToken(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bases = append(bases, tok.Header)
+	}
+	w := newWorld(s.clock.Now(), []uint64{1, 2}, nil, nil)
+	ask := func(header string, access map[string]any) (int, string) {
+		t.Helper()
+		code, body := s.post("/v1/tokens/authorize", map[string]any{"header": header, "access": access})
+		if code == http.StatusInternalServerError {
+			t.Fatalf("authorize by name: %d %s", code, body)
+		}
+		return code, body
+	}
+	allowedA := 0
+	for i := range iterations(t, 60) {
+		header := bases[i%len(bases)]
+		if chance(r, 0.5) {
+			header = attenuated(t, r, w, header, s.tokenLocation(), 1+r.IntN(2))
+		}
+		access := map[string]any{"action": randomAction(r).String()}
+		switch r.IntN(3) {
+		case 0:
+			access["app_name"] = pick(r, []string{"web", "db"})
+		case 1:
+			access["org_feature"] = pick(r, w.features)
+		}
+		access["org_slug"] = "org-b"
+		code, body := ask(header, access)
+		access["org_slug"] = "org-nowhere"
+		codeNowhere, bodyNowhere := ask(header, access)
+		if code == http.StatusUnauthorized && codeNowhere == http.StatusUnauthorized {
+			continue // an attenuation that broke the token: nothing to compare
+		}
+		want := strings.ReplaceAll(bodyNowhere, "org-nowhere", "org-b")
+		if code != http.StatusNotFound || body != want {
+			t.Fatalf("case %d: a token of A asking by name about B: %d %s; an unknown name gets %d %s", i, code, body, codeNowhere, bodyNowhere)
+		}
+		access["org_slug"] = "org-a"
+		if access["app_name"] == "db" {
+			access["app_name"] = "web"
+		}
+		if code, _ := ask(header, access); code == http.StatusOK {
+			allowedA++
+		}
+	}
+	if allowedA == 0 {
+		t.Error("no access naming A by name was allowed: the cases test nothing")
 	}
 }
