@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"github.com/caveatdev/caveat/internal/fake"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/internal/msgpack"
 	"golang.org/x/crypto/chacha20poly1305"

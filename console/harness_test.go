@@ -6,7 +6,6 @@ package console_test
 
 import (
 	"context"
-	"github.com/caveatdev/caveat/internal/fake"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/identity"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/server"
 )
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/caveatdev/caveat/internal/fake"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/authority"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
 )

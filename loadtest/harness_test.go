@@ -15,8 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/caveatdev/caveat/internal/fake"
-	"github.com/caveatdev/caveat/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -31,6 +29,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caveatdev/caveat/internal/testenv"
+
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/loadtest"
 )
 

@@ -3,7 +3,6 @@ package middleware_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/caveatdev/caveat/internal/fake"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,6 +15,7 @@ import (
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/internal/msgpack"
 	"github.com/caveatdev/caveat/middleware"
 )

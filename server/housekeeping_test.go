@@ -3,11 +3,11 @@ package server_test
 import (
 	"context"
 	"errors"
-	"github.com/caveatdev/caveat/internal/fake"
 	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/server"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/postgres/pgtest"

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/caveatdev/caveat/internal/fake"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/tp"
 )
 

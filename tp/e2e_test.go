@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/caveatdev/caveat/internal/fake"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/auth"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/tp"
 )
 

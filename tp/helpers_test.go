@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/caveatdev/caveat/internal/fake"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/auth"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/tp"
 )
 

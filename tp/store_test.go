@@ -3,10 +3,10 @@ package tp_test
 import (
 	"context"
 	"errors"
-	"github.com/caveatdev/caveat/internal/fake"
 	"testing"
 	"time"
 
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/tp"
 	"github.com/caveatdev/caveat/tp/tptest"
 )

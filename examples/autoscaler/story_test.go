@@ -9,8 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/caveatdev/caveat/internal/fake"
-	"github.com/caveatdev/caveat/internal/testenv"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,9 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caveatdev/caveat/internal/testenv"
+
 	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/cli"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/server"
 	"github.com/redis/go-redis/v9"
 )

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"github.com/caveatdev/caveat/internal/fake"
 	"os"
 	"strconv"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/caveatdev/caveat/internal/fake"
 )
 
 // openPTY opens a pseudo-terminal pair: what a user types goes into the
