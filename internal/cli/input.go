@@ -8,11 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/caveatdev/caveat/internal/lifetime"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/caveatdev/caveat/internal/lifetime"
 	"github.com/caveatdev/caveat"
 )
 

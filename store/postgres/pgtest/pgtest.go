@@ -8,11 +8,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"github.com/caveatdev/caveat/internal/testenv"
 	"net/url"
 	"os"
 	"testing"
 
+	"github.com/caveatdev/caveat/internal/testenv"
 	"github.com/jackc/pgx/v5"
 )
 
