@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caveatdev/caveat/internal/lifetime"
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/internal/lifetime"
 )
 
 const (
