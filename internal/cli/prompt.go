@@ -5,7 +5,6 @@ package cli
 // else they need the flags, so that scripts never hang on a prompt.
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,28 +24,31 @@ func (a *app) terminal() (int, bool) {
 	return fd, term.IsTerminal(fd)
 }
 
-// promptLine asks for one line on the terminal (echoed).
+// promptLine asks for one line on the terminal (echoed). It reads one
+// byte at a time: a buffered reader could take input meant for the next
+// prompt, which reads the descriptor itself.
 func (a *app) promptLine(label string) (string, error) {
 	fmt.Fprintf(a.stderr, "%s: ", label)
 	a.stdinUse = label
-	// One byte at a time: a buffered reader could take input meant for the
-	// next prompt, which reads the descriptor itself.
-	var b strings.Builder
-	r := bufio.NewReaderSize(oneByte{a.stdin}, 16)
+	var line []byte
+	var c [1]byte
 	for {
-		c, err := r.ReadByte()
+		n, err := a.stdin.Read(c[:])
+		if n == 1 && c[0] == '\n' {
+			break
+		}
+		if n == 1 {
+			line = append(line, c[0])
+			continue
+		}
 		if err != nil {
-			if b.Len() == 0 {
+			if len(line) == 0 {
 				return "", failf("reading %s from the terminal: %v", strings.ToLower(label), err)
 			}
 			break
 		}
-		if c == '\n' {
-			break
-		}
-		b.WriteByte(c)
 	}
-	return strings.TrimRight(b.String(), "\r"), nil
+	return strings.TrimRight(string(line), "\r"), nil
 }
 
 // promptPassword asks for a password on the terminal, without echo.
@@ -62,18 +64,6 @@ func (a *app) promptPassword(fd int, label string) (string, error) {
 	}
 	a.stdinUse = "the password"
 	return string(pw), nil
-}
-
-// oneByte reads at most one byte per Read.
-type oneByte struct {
-	r interface{ Read([]byte) (int, error) }
-}
-
-func (o oneByte) Read(p []byte) (int, error) {
-	if len(p) > 1 {
-		p = p[:1]
-	}
-	return o.r.Read(p)
 }
 
 // openBrowser opens url in the user's browser where there is one to open:
