@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat/authority"
+	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
@@ -129,5 +130,38 @@ func TestRevocationFailsClosedAcrossReplicas(t *testing.T) {
 	t.Logf("allowed %d, refused as revoked %d, unavailable (503) %d", allowed, refusedLate, unavailable)
 	if allowed == 0 || refusedLate == 0 || unavailable == 0 {
 		t.Fatal("the sequence did not reach every outcome: it tested too little")
+	}
+}
+
+// TestRevocationFeedNeedsAToken: the feed lists every organization's
+// revoked token ids, so only a valid token (any kind, any organization)
+// reads it; none, garbage, an expired or a revoked token get a 401.
+func TestRevocationFeedNeedsAToken(t *testing.T) {
+	s := startServer(t, serverOptions{})
+	ctx := context.Background()
+	s.signup("ada@example.com", "correct horse battery", "acme")
+	ada := s.login("ada@example.com", "correct horse battery")
+	short, err := ada.api.CreateToken(ctx, client.CreateTokenRequest{Profile: authority.ProfileReadonly, Org: "acme", Expiry: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := ada.api.CreateToken(ctx, client.CreateTokenRequest{Profile: authority.ProfileReadonly, Org: "acme", Expiry: "24h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := s.do("DELETE", "/v1/tokens/"+revoked.ID, ada.bundle, nil); code != http.StatusOK {
+		t.Fatalf("revoke: %d", code)
+	}
+	if code, out := s.do("GET", "/v1/tokens/revocations", short.Header, nil); code != http.StatusOK || out["revocations"] == nil {
+		t.Fatalf("feed with a valid token: %d %v", code, out)
+	}
+	if code, _ := s.do("GET", "/v1/tokens/revocations", ada.bundle, nil); code != http.StatusOK {
+		t.Fatalf("feed with a session: %d", code)
+	}
+	s.clock.Advance(2 * time.Hour)
+	for what, header := range map[string]string{"no token": "", "garbage": "FlyV1 fm2_AAAA", "an expired token": short.Header, "a revoked token": revoked.Header} {
+		if code, out := s.do("GET", "/v1/tokens/revocations", header, nil); code != http.StatusUnauthorized {
+			t.Errorf("feed with %s: %d %v, want 401", what, code, out)
+		}
 	}
 }
