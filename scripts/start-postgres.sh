@@ -125,12 +125,19 @@ if [ -f "$data/postmaster.pid" ] && as_user "$bindir/pg_ctl" -D "$data" status >
 fi
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-if [ -z "$port" ]; then
-	port=54329
-	while ! port_free "$port"; do
-		port=$((port + 1))
-		[ "$port" -lt 54429 ] || die "no free port in 54329-54428; pass -p PORT"
+# next_free_port prints the first port from $1 on that nothing listens on.
+next_free_port() {
+	local p=$1
+	while ! port_free "$p"; do
+		p=$((p + 1))
+		[ "$p" -lt 54429 ] || die "no free port in 54329-54428; pass -p PORT"
 	done
+	echo "$p"
+}
+chosen=""
+if [ -z "$port" ]; then
+	port=$(next_free_port 54329)
+	chosen=yes
 elif ! port_free "$port"; then
 	die "port $port is in use"
 fi
@@ -143,10 +150,20 @@ if [ ! -f "$data/PG_VERSION" ]; then
 fi
 as_user mkdir -p "$sock"
 
-say "starting PostgreSQL on 127.0.0.1:$port (log: $log)"
-opts="-c listen_addresses=127.0.0.1 -p $port -k '$sock' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-as_user "$bindir/pg_ctl" -D "$data" -l "$log" -o "$opts" -w -t 60 start >&2 ||
-	die "pg_ctl start failed; see $log"
+# A port found free can be taken before PostgreSQL binds it (it lies in
+# the ephemeral range, where busy tests' own connections land): a port this
+# script chose is retried with the next free one, a few times.
+for attempt in 1 2 3 4 5; do
+	say "starting PostgreSQL on 127.0.0.1:$port (log: $log)"
+	opts="-c listen_addresses=127.0.0.1 -p $port -k '$sock' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+	if as_user "$bindir/pg_ctl" -D "$data" -l "$log" -o "$opts" -w -t 60 start >&2; then
+		break
+	fi
+	if [ -z "$chosen" ] || [ "$attempt" = 5 ] || ! grep -q "could not bind\|Address already in use" "$log"; then
+		die "pg_ctl start failed; see $log"
+	fi
+	port=$(next_free_port $((port + 1)))
+done
 as_user "$bindir/pg_isready" -h 127.0.0.1 -p "$port" -t 30 >&2 ||
 	die "PostgreSQL does not answer on 127.0.0.1:$port; see $log"
 url_for "$port"
