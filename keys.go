@@ -2,9 +2,7 @@ package caveat
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
-	"strings"
 )
 
 // SigningKey is a root key: the HMAC key that mints permission tokens and
@@ -37,26 +35,6 @@ func ParseEncryptionKey(b []byte) (EncryptionKey, error) {
 	}
 	copy(k[:], b)
 	return k, nil
-}
-
-// DecodeKeyText decodes a key file's contents: standard padded base64 of the
-// key bytes, surrounding whitespace ignored. The error never quotes the input.
-func DecodeKeyText(text []byte) ([]byte, error) {
-	s := strings.TrimSpace(string(text))
-	if s == "" {
-		return nil, fmt.Errorf("key is empty")
-	}
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("key is not standard padded base64 (%d characters)", len(s))
-	}
-	return b, nil
-}
-
-// EncodeKeyText encodes key bytes for a key file: standard padded base64 and
-// a newline.
-func EncodeKeyText(k []byte) []byte {
-	return []byte(base64.StdEncoding.EncodeToString(k) + "\n")
 }
 
 // String redacts the key, so that it cannot end up in a log line by accident.

@@ -28,6 +28,7 @@ import (
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/fake"
+	"github.com/caveatdev/caveat/internal/keyfile"
 	"github.com/caveatdev/caveat/server"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
@@ -291,7 +292,7 @@ func readMasterKey(t testing.TB, path string) authority.MasterKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := caveat.DecodeKeyText(text)
+	raw, err := keyfile.Decode(text)
 	if err != nil {
 		t.Fatalf("master key file: %v", err)
 	}

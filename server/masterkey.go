@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/authority"
+	"github.com/caveatdev/caveat/internal/keyfile"
 )
 
 // loadMasterKey reads the master key file, or creates it (mode 0600, never
@@ -25,7 +25,7 @@ func loadMasterKey(path string, create bool) (authority.MasterKey, bool, error) 
 		if err != nil {
 			return k, false, fmt.Errorf("create master key file: %w", err)
 		}
-		_, werr := f.Write(caveat.EncodeKeyText(k[:]))
+		_, werr := f.Write(keyfile.Encode(k[:]))
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
 		}
@@ -41,7 +41,7 @@ func loadMasterKey(path string, create bool) (authority.MasterKey, bool, error) 
 	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
 		return authority.MasterKey{}, false, fmt.Errorf("master key file %s is readable by others (mode %#o); chmod 600 it", path, st.Mode().Perm())
 	}
-	raw, err := caveat.DecodeKeyText(b)
+	raw, err := keyfile.Decode(b)
 	if err != nil {
 		return authority.MasterKey{}, false, fmt.Errorf("master key file %s: %w", path, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/internal/keyfile"
 	"github.com/caveatdev/caveat/internal/lifetime"
 )
 
@@ -33,7 +34,7 @@ func readKeyText(flag, path string) ([]byte, error) {
 	if err != nil {
 		return nil, failf("reading %s: %v", flag, err)
 	}
-	k, err := caveat.DecodeKeyText(b)
+	k, err := keyfile.Decode(b)
 	if err != nil {
 		return nil, failf("%s %s: %v", flag, path, err).
 			withHint("a key file holds the key as standard padded base64, e.g. from: head -c 32 /dev/urandom | base64")
