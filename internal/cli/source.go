@@ -76,17 +76,23 @@ func (q *tokenQuery) noun() string {
 	return q.what
 }
 
-// noToken is the error when no source gives a token; why says what the
-// config file lacked.
+// noToken is the error when no source gives a token; why, when not
+// empty, says what the config file lacked.
 func (q *tokenQuery) noToken(why string) *cliError {
 	if q.none != nil {
 		return q.none()
 	}
+	e := failf("no token: give one with -t or in CAVEAT_TOKEN, or log in")
 	if q.argument {
-		return failf("no token: give one as an argument (\"-\" for stdin), with -t, or in CAVEAT_TOKEN").withHint("%s", why)
+		e = failf("no token: give one as an argument (\"-\" for stdin), with -t, or in CAVEAT_TOKEN")
 	}
-	return failf("no token: give one with -t or in CAVEAT_TOKEN, or log in").
-		withHint("%s", why).withHint("run 'caveat auth login' to log in")
+	if why != "" {
+		e.withHint("%s", why)
+	}
+	if !q.argument {
+		e.withHint("run 'caveat auth login' to log in")
+	}
+	return e
 }
 
 // offlineToken is the query of an offline command: the TOKEN argument,

@@ -369,15 +369,8 @@ func (a *app) tokenByName(ctx context.Context, cl *client.Client, org, name stri
 // config file when -t or stdin gave it, the config file only when
 // CAVEAT_TOKEN did, and the branch itself with --self.
 func (a *app) revokeBranch(cmd *cobra.Command, args []string, flagValue string, self bool) error {
-	cfg, err := a.loadConfig()
-	if err != nil {
-		return err
-	}
-	base, err := a.apiURL(cfg)
-	if err != nil {
-		return err
-	}
-	src, err := a.resolveToken(cmd, tokenQuery{what: "branch token", args: args, flag: flagValue,
+	// cl sends the branch itself: the credential of --self.
+	cl, src, err := a.authenticatedBy(cmd, tokenQuery{what: "branch token", args: args, flag: flagValue,
 		flagSet: cmd.Flags().Changed("token"), noConfig: true,
 		none: func() *cliError {
 			return failf("no branch token: give it with -t, on stdin (\"-\") or in CAVEAT_TOKEN").
@@ -386,7 +379,6 @@ func (a *app) revokeBranch(cmd *cobra.Command, args []string, flagValue string, 
 	if err != nil {
 		return err
 	}
-	cl := a.clientFor(base, src)
 	if !self {
 		q := tokenQuery{}
 		if src.label == "CAVEAT_TOKEN" {
