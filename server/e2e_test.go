@@ -167,15 +167,18 @@ func runEndToEnd(t *testing.T, db string) {
 	}
 	sessionBefore := e.config()["token"]
 
-	// Three seconds later, past the 2-second discharges: the deploy token
-	// still authorizes, and the session keeps working because the client
-	// renews its discharge.
-	time.Sleep(3 * time.Second)
-	if code, body := e.authorize(deploy, access("C")); code != 200 {
-		t.Fatalf("deploy token after 3 s: %d %s", code, body)
+	// Past the 2-second discharges — once the server refuses the saved
+	// session bundle as expired, polled rather than slept —, the deploy
+	// token still authorizes, and the session keeps working because the
+	// client renews its discharge.
+	if !eventually(10*time.Second, func() bool {
+		code, body := e.authorize(sessionBefore, access("r"))
+		return code == 401 && strings.Contains(body, "expired")
+	}) {
+		t.Fatal("the saved session bundle was not refused as expired within 10 s of its 2-second discharge")
 	}
-	if code, body := e.authorize(sessionBefore, access("r")); code != 401 || !strings.Contains(body, "expired") {
-		t.Fatalf("the saved session bundle after its discharge expired: %d %s", code, body)
+	if code, body := e.authorize(deploy, access("C")); code != 200 {
+		t.Fatalf("deploy token after the discharges expired: %d %s", code, body)
 	}
 	if out := e.ok("", "tokens", "list"); !strings.Contains(out, "autoscaler") {
 		t.Fatalf("tokens list through a renewed session: %s", out)
@@ -309,13 +312,11 @@ func TestWebLogin(t *testing.T) {
 	if !strings.Contains(errOut.String(), "opened the login page in your browser") {
 		t.Errorf("the CLI did not say it opened the browser: %q", errOut.String())
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if b, _ := os.ReadFile(opened); string(b) == userURL {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the browser was not asked to open %s", userURL)
-		}
+	if !eventually(5*time.Second, func() bool {
+		b, _ := os.ReadFile(opened)
+		return string(b) == userURL
+	}) {
+		t.Fatalf("the browser was not asked to open %s", userURL)
 	}
 	if code, body := get(t, userURL); code != 200 || !strings.Contains(body, `name="password"`) {
 		t.Fatalf("login page: %d %s", code, body)
@@ -340,6 +341,22 @@ func TestWebLogin(t *testing.T) {
 	if out := e.ok("", "auth", "whoami"); !strings.Contains(out, "ada@example.com") {
 		t.Fatalf("whoami after the web login: %s", out)
 	}
+}
+
+// eventually polls cond until it holds or within has passed, and reports
+// whether it held: the tests wait for a condition, never for a fixed time.
+func eventually(within time.Duration, cond func() bool) bool {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(within)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return cond()
+		}
+	}
+	return true
 }
 
 func get(t *testing.T, u string) (int, string) {

@@ -8,11 +8,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,15 +53,26 @@ func startRedis(t *testing.T) string {
 	opt, _ := redis.ParseURL(url)
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	for i := 0; ; i++ {
-		if rdb.Ping(context.Background()).Err() == nil {
-			return url
-		}
-		if i == 100 {
-			t.Fatal("redis-server did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !eventually(5*time.Second, func() bool { return rdb.Ping(context.Background()).Err() == nil }) {
+		t.Fatal("redis-server did not start")
 	}
+	return url
+}
+
+// eventually polls cond until it holds or within has passed, and reports
+// whether it held: the tests wait for a condition, never for a fixed time.
+func eventually(within time.Duration, cond func() bool) bool {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(within)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return cond()
+		}
+	}
+	return true
 }
 
 func TestStory(t *testing.T) {
@@ -109,6 +123,14 @@ func TestStory(t *testing.T) {
 		}
 	}
 	token := strings.TrimSpace(caveat(`[{"type":"Machines","body":{"machines":{"":"rC"}}}]`, "tokens", "attenuate", "-t", deploy))
+	// The admin's session as it was when the token was made: its login
+	// discharge expires two seconds after it was issued.
+	var adminCfg struct {
+		Token string `json:"token"`
+	}
+	if b, err := os.ReadFile(filepath.Join(adminDir, "config.json")); err != nil || json.Unmarshal(b, &adminCfg) != nil || adminCfg.Token == "" {
+		t.Fatalf("the admin's saved session: %v", err)
+	}
 
 	// The autoscaler: nothing but the token (its config dir would be empty:
 	// it reads CAVEAT_TOKEN only).
@@ -136,12 +158,8 @@ func TestStory(t *testing.T) {
 	}
 	waitFor := func(what string, want int, within time.Duration) {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for started() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d machines started, want %d\nautoscaler log:\n%s", what, started(), want, logs.String())
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !eventually(within, func() bool { return started() == want }) {
+			t.Fatalf("%s: %d machines started, want %d\nautoscaler log:\n%s", what, started(), want, logs.String())
 		}
 	}
 	opt, _ := redis.ParseURL(redisURL)
@@ -157,15 +175,22 @@ func TestStory(t *testing.T) {
 	// The queue drained: they stop.
 	rdb.Del(ctx, "celery")
 	waitFor("queue drained", 0, 10*time.Second)
-	// Up again, past several 2-second discharge lifetimes since the token
-	// was made: nothing in the path depends on a login discharge.
-	for time.Since(begin) < 5*time.Second {
-		time.Sleep(100 * time.Millisecond)
+	// Up again, once the login discharge the admin's session held when the
+	// token was made has expired (the server refuses that session bundle
+	// as expired; polled, not slept): nothing in the autoscaler's path
+	// depends on a login discharge.
+	anon := client.New(srv.URL(), nil)
+	if !eventually(10*time.Second, func() bool {
+		_, err := anon.Authenticate(ctx, adminCfg.Token)
+		var ae *client.APIError
+		return errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && strings.Contains(ae.Message, "expired")
+	}) {
+		t.Fatal("the admin's session bundle was not refused as expired within 10 s of its 2-second discharge")
 	}
 	for i := 0; i < 15; i++ {
 		rdb.RPush(ctx, "celery", "task")
 	}
-	waitFor("15 tasks after 5 s", 2, 10*time.Second)
+	waitFor("15 tasks after the discharge expired", 2, 10*time.Second)
 	if strings.Contains(logs.String(), `"level":"ERROR"`) {
 		t.Fatalf("the autoscaler logged errors while scaling:\n%s", logs.String())
 	}
@@ -222,19 +247,16 @@ func TestStory(t *testing.T) {
 			caveat("", "tokens", "revoke", tk.ID)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logs.String(), "the token was refused") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the autoscaler did not report the revoked token:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !eventually(5*time.Second, func() bool { return strings.Contains(logs.String(), "the token was refused") }) {
+		t.Fatalf("the autoscaler did not report the revoked token:\n%s", logs.String())
 	}
 	if !strings.Contains(logs.String(), "revoked") {
 		t.Errorf("the refusal does not say the token was revoked:\n%s", logs.String())
 	}
+	// It keeps polling: another refusal is logged (one each 100 ms
+	// Interval).
 	n := strings.Count(logs.String(), "the token was refused")
-	time.Sleep(500 * time.Millisecond)
-	if strings.Count(logs.String(), "the token was refused") <= n {
+	if !eventually(5*time.Second, func() bool { return strings.Count(logs.String(), "the token was refused") > n }) {
 		t.Errorf("the autoscaler stopped polling after the revocation:\n%s", logs.String())
 	}
 	select {

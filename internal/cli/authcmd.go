@@ -102,7 +102,7 @@ has closed open signup. The code may also be given as the invitation's link.`,
 			if err != nil {
 				return err
 			}
-			cl, cfg, err := a.anonymous(&f)
+			cl, cfg, err := a.anonymous()
 			if err != nil {
 				return err
 			}
@@ -158,7 +158,7 @@ its URL on stderr, and waits until you have logged in there.`,
   caveat auth login --web --api https://caveat.example.com`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, cfg, err := a.anonymous(&f)
+			cl, cfg, err := a.anonymous()
 			if err != nil {
 				return err
 			}
@@ -225,7 +225,7 @@ func (a *app) logoutCommand() *cobra.Command {
 		Short: "End the session and forget it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, cfg, err := a.anonymous(&f)
+			cl, cfg, err := a.anonymous()
 			if err != nil {
 				return err
 			}
@@ -261,10 +261,10 @@ its id, kind (a named token or a session), user, organization and expiry, as
 the server sees it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.token != "" || a.env("CAVEAT_TOKEN") != "" {
-				return a.whoamiToken(&f)
+			if cmd.Flags().Changed("token") || a.env("CAVEAT_TOKEN") != "" {
+				return a.whoamiToken(cmd, &f)
 			}
-			cl, cfg, err := a.anonymous(&f)
+			cl, cfg, err := a.anonymous()
 			if err != nil {
 				return err
 			}
@@ -294,18 +294,14 @@ the server sees it.`,
 
 // whoamiToken describes the token of -t or CAVEAT_TOKEN, as the server
 // authenticates it.
-func (a *app) whoamiToken(f *onlineFlags) error {
-	cl, _, err := a.authenticated(f, "")
+func (a *app) whoamiToken(cmd *cobra.Command, f *onlineFlags) error {
+	cl, src, err := a.authenticatedBy(cmd, loginQuery(cmd, f))
 	if err != nil {
 		return err
 	}
 	ctx, cancel := a.ctx()
 	defer cancel()
-	header := f.token
-	if header == "" {
-		header = a.env("CAVEAT_TOKEN")
-	}
-	v, err := cl.Authenticate(ctx, header)
+	v, err := cl.Authenticate(ctx, src.header())
 	if err != nil {
 		return apiErr("whoami", err)
 	}

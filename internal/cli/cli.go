@@ -89,6 +89,9 @@ type app struct {
 
 	// api is the root's persistent --api flag.
 	api string
+
+	// cfg is the config file once read (loadConfig).
+	cfg *savedConfig
 }
 
 // now returns the current time: CAVEAT_NOW when set, else the clock.
@@ -144,11 +147,13 @@ any fm2 token, including real Fly.io tokens, without contacting a server.
 create|list|revoke talk to one (--api, CAVEAT_API_URL, or the URL saved at
 login).
 
-Where a command reads a token, it takes it from, highest first: the TOKEN
-argument ("-" reads stdin; offline commands), -t/--token, the CAVEAT_TOKEN
-environment variable, then the "token" field of $CAVEAT_CONFIG_DIR/config.json
-(default ~/.config/caveat/config.json), where 'caveat auth login' saves the
-session. It says on stderr which one it used.
+Every command that reads a token, offline or online, takes it from, highest
+first: the TOKEN argument of the offline commands, -t/--token ("-" reads
+stdin for either), the CAVEAT_TOKEN environment variable, then the "token"
+field of $CAVEAT_CONFIG_DIR/config.json (default ~/.config/caveat/config.json),
+where 'caveat auth login' saves the session. It says on stderr which one it
+used ("caveat: token from …"). Only that source is used: an empty or
+malformed token is an error naming it, never a reason to try the next.
 
 Environment:
   CAVEAT_TOKEN       a token, used when none is given on the command line

@@ -25,13 +25,13 @@ func (f *machineFlags) register(c *cobra.Command) {
 	c.Flags().StringVarP(&f.app, "app", "a", "", "the app whose machines to act on (required)")
 }
 
-// machinesClient checks the flags and returns an authenticated client.
-func (a *app) machinesClient(cmd *cobra.Command, f *machineFlags) (*client.Client, error) {
+// needApp is the usage check of every machines command, a PreRunE: -a is
+// required.
+func (f *machineFlags) needApp(cmd *cobra.Command, _ []string) error {
 	if f.app == "" {
-		return nil, usageError(cmd, "%s needs the app: -a APP", cmd.CommandPath())
+		return usageError(cmd, "%s needs the app: -a APP", cmd.CommandPath())
 	}
-	cl, _, err := a.authenticated(&f.onlineFlags, "")
-	return cl, err
+	return nil
 }
 
 // machinesErr is apiErr with the hints the Machines API's refusals call
@@ -83,16 +83,14 @@ func (a *app) machinesListCommand() *cobra.Command {
 		Long: `List the machines of an app that the token may read, oldest first, a page at a
 time as the server answers them; --limit N stops after N.`,
 		Args: maxArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := lf.check(cmd); err != nil {
 				return err
 			}
-			cl, err := a.machinesClient(cmd, &f)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.listCtx()
-			defer cancel()
+			return f.needApp(cmd, nil)
+		},
+		RunE: a.onlineList(&f.onlineFlags, func(ctx context.Context, cl *client.Client, _ []string) error {
+			var err error
 			out := a.newListPrinter(f.json, lf, "ID", "NAME", "STATE", "REGION", "UPDATED")
 			pages := cl.Machines(ctx, f.app, client.ListMachinesOptions{IncludeDeleted: all, Summary: !f.json}, lf.page())
 			err = printPages(out, pages, nil, func(m client.Machine) []string {
@@ -102,7 +100,7 @@ time as the server answers them; --limit N stops after N.`,
 				return machinesErr("machines list", err)
 			}
 			return nil
-		},
+		}),
 	}
 	f.register(c)
 	lf.register(c)
@@ -113,16 +111,11 @@ time as the server answers them; --limit N stops after N.`,
 func (a *app) machinesGetCommand() *cobra.Command {
 	var f machineFlags
 	c := &cobra.Command{
-		Use:   "get ID -a APP [--json]",
-		Short: "Show a machine, with its newest events",
-		Args:  exactArgs(1, "the machine's id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.machinesClient(cmd, &f)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		Use:     "get ID -a APP [--json]",
+		Short:   "Show a machine, with its newest events",
+		Args:    exactArgs(1, "the machine's id"),
+		PreRunE: f.needApp,
+		RunE: a.online(&f.onlineFlags, func(ctx context.Context, cl *client.Client, args []string) error {
 			m, err := cl.Machine(ctx, f.app, args[0])
 			if err != nil {
 				return machinesErr("machines get", err)
@@ -143,7 +136,7 @@ func (a *app) machinesGetCommand() *cobra.Command {
 				}
 			}
 			return a.output(b.String())
-		},
+		}),
 	}
 	f.register(c)
 	return c
@@ -170,16 +163,13 @@ func (a *app) machinesCreateCommand() *cobra.Command {
 		Use:   "create -a APP --image IMAGE [--name NAME] [--region REGION] [--json]",
 		Short: "Create a machine and start it; prints its id",
 		Args:  maxArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if image == "" {
 				return usageError(cmd, "%s needs the image: --image IMAGE", cmd.CommandPath())
 			}
-			cl, err := a.machinesClient(cmd, &f)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+			return f.needApp(cmd, nil)
+		},
+		RunE: a.online(&f.onlineFlags, func(ctx context.Context, cl *client.Client, _ []string) error {
 			m, err := cl.CreateMachine(ctx, f.app, client.CreateMachineRequest{Config: client.MachineConfig{Image: image}, Name: name, Region: region})
 			if err != nil {
 				return machinesErr("machines create", err)
@@ -189,7 +179,7 @@ func (a *app) machinesCreateCommand() *cobra.Command {
 			}
 			a.info("created machine %s (%s) in app %s, region %s: %s", m.ID, m.Name, f.app, m.Region, m.State)
 			return a.output(m.ID + "\n")
-		},
+		}),
 	}
 	f.register(c)
 	c.Flags().StringVar(&image, "image", "", "the image to run (required)")
@@ -201,16 +191,11 @@ func (a *app) machinesCreateCommand() *cobra.Command {
 func (a *app) machinesStartCommand() *cobra.Command {
 	var f machineFlags
 	c := &cobra.Command{
-		Use:   "start ID -a APP [--json]",
-		Short: "Start a created, stopped or suspended machine",
-		Args:  exactArgs(1, "the machine's id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.machinesClient(cmd, &f)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		Use:     "start ID -a APP [--json]",
+		Short:   "Start a created, stopped or suspended machine",
+		Args:    exactArgs(1, "the machine's id"),
+		PreRunE: f.needApp,
+		RunE: a.online(&f.onlineFlags, func(ctx context.Context, cl *client.Client, args []string) error {
 			res, err := cl.StartMachine(ctx, f.app, args[0])
 			if err != nil {
 				return machinesErr("machines start", err)
@@ -224,7 +209,7 @@ func (a *app) machinesStartCommand() *cobra.Command {
 			}
 			a.info("machine %s is %s (was %s)", args[0], res.Status, res.PreviousState)
 			return nil
-		},
+		}),
 	}
 	f.register(c)
 	return c
@@ -233,16 +218,11 @@ func (a *app) machinesStartCommand() *cobra.Command {
 func (a *app) machinesStopCommand() *cobra.Command {
 	var f machineFlags
 	c := &cobra.Command{
-		Use:   "stop ID -a APP [--json]",
-		Short: "Stop a started or suspended machine",
-		Args:  exactArgs(1, "the machine's id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.machinesClient(cmd, &f)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		Use:     "stop ID -a APP [--json]",
+		Short:   "Stop a started or suspended machine",
+		Args:    exactArgs(1, "the machine's id"),
+		PreRunE: f.needApp,
+		RunE: a.online(&f.onlineFlags, func(ctx context.Context, cl *client.Client, args []string) error {
 			if err := cl.StopMachine(ctx, f.app, args[0]); err != nil {
 				return machinesErr("machines stop", err)
 			}
@@ -251,7 +231,7 @@ func (a *app) machinesStopCommand() *cobra.Command {
 			}
 			a.info("machine %s is stopping", args[0])
 			return nil
-		},
+		}),
 	}
 	f.register(c)
 	return c
@@ -261,16 +241,11 @@ func (a *app) machinesDestroyCommand() *cobra.Command {
 	var f machineFlags
 	var force bool
 	c := &cobra.Command{
-		Use:   "destroy ID -a APP [--force] [--json]",
-		Short: "Destroy a machine (a started one only with --force)",
-		Args:  exactArgs(1, "the machine's id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := a.machinesClient(cmd, &f)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		Use:     "destroy ID -a APP [--force] [--json]",
+		Short:   "Destroy a machine (a started one only with --force)",
+		Args:    exactArgs(1, "the machine's id"),
+		PreRunE: f.needApp,
+		RunE: a.online(&f.onlineFlags, func(ctx context.Context, cl *client.Client, args []string) error {
 			if err := cl.DestroyMachine(ctx, f.app, args[0], force); err != nil {
 				return machinesErr("machines destroy", err)
 			}
@@ -279,7 +254,7 @@ func (a *app) machinesDestroyCommand() *cobra.Command {
 			}
 			a.info("machine %s is being destroyed", args[0])
 			return nil
-		},
+		}),
 	}
 	f.register(c)
 	c.Flags().BoolVar(&force, "force", false, "destroy it even if it is started")
@@ -305,18 +280,17 @@ one-minute limit are waited for in several requests.`,
 		Example: `  id=$(caveat machines create -a workers --image nginx)
   caveat machines start "$id" -a workers && caveat machines wait "$id" -a workers --state started`,
 		Args: exactArgs(1, "the machine's id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if !slices.Contains(machineStates, state) {
 				return usageError(cmd, "--state %q is not one of %s", state, strings.Join(machineStates, ", "))
 			}
 			if timeout <= 0 {
 				return usageError(cmd, "--timeout must be positive")
 			}
-			cl, err := a.machinesClient(cmd, &f)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), timeout+30*time.Second)
+			return f.needApp(cmd, nil)
+		},
+		RunE: a.onlineList(&f.onlineFlags, func(ctx context.Context, cl *client.Client, args []string) error {
+			ctx, cancel := context.WithTimeout(ctx, timeout+30*time.Second)
 			defer cancel()
 			deadline := time.Now().Add(timeout)
 			for {
@@ -341,7 +315,7 @@ one-minute limit are waited for in several requests.`,
 					return machinesErr("machines wait", err)
 				}
 			}
-		},
+		}),
 	}
 	f.register(c)
 	c.Flags().StringVar(&state, "state", "started", "the state to wait for: "+strings.Join(machineStates, ", "))

@@ -3,6 +3,7 @@ package cli
 // The team commands under "caveat orgs": members, roles and invitations.
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -49,16 +50,14 @@ func (a *app) orgsMembersCommand() *cobra.Command {
 		Use:   "members [-o ORG] [--limit N] [--json]",
 		Short: "List an organization's members",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := lf.check(cmd); err != nil {
 				return err
 			}
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.listCtx()
-			defer cancel()
+			return nil
+		},
+		RunE: a.onlineList(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
+			var err error
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -70,7 +69,7 @@ func (a *app) orgsMembersCommand() *cobra.Command {
 				return apiErr("orgs members", err)
 			}
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	lf.register(c)
@@ -90,16 +89,14 @@ func (a *app) orgsSetRoleCommand() *cobra.Command {
 server, what only admins may do. The organization's last admin cannot be
 demoted: make another member admin first.`,
 		Args: exactArgs(2, "the member's email (or user id) and the role, member or admin"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if args[1] != "member" && args[1] != "admin" {
 				return usageError(cmd, "the role is member or admin, not %q", args[1])
 			}
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+			return nil
+		},
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, args []string) error {
+			var err error
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -109,7 +106,7 @@ demoted: make another member admin first.`,
 			}
 			a.info("%s is now %s of %s", m.Email, withArticle(m.Role), org)
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, false)
 	orgFlag(c, &org)
@@ -162,13 +159,8 @@ working: for tokens that programs depend on. The removed member may still
 hold copies of them, so replace them soon. The organization's last admin
 cannot be removed.`,
 		Args: exactArgs(1, "the member's email (or user id)"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, args []string) error {
+			var err error
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -177,7 +169,7 @@ cannot be removed.`,
 				return apiErr("orgs remove", err)
 			}
 			return a.printRemoval(&f, r, "removed "+r.Email+" from", org)
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	orgFlag(c, &org)
@@ -197,13 +189,8 @@ func (a *app) orgsLeaveCommand() *cobra.Command {
 live are revoked, and listed on stdout. The last admin cannot leave: make
 another member admin first.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
+			var err error
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -212,7 +199,7 @@ another member admin first.`,
 				return apiErr("orgs leave", err)
 			}
 			return a.printRemoval(&f, r, "you left", org)
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	orgFlag(c, &org)
@@ -224,6 +211,7 @@ func (a *app) orgsInviteCommand() *cobra.Command {
 		f           onlineFlags
 		org, role   string
 		expiryText  string
+		expiry      time.Duration
 		defaultLife = "7d"
 	)
 	c := &cobra.Command{
@@ -241,20 +229,18 @@ cancels one.`,
 		Example: `  caveat orgs invite bob@example.com
   caveat orgs invite carol@example.com --role admin --expiry 2d --json`,
 		Args: exactArgs(1, "the invitee's email"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if role != "member" && role != "admin" {
 				return usageError(cmd, "--role is member or admin, not %q", role)
 			}
-			expiry, err := parseLifetime(expiryText)
-			if err != nil {
+			var err error
+			if expiry, err = parseLifetime(expiryText); err != nil {
 				return usageError(cmd, "--expiry: %v", err)
 			}
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+			return nil
+		},
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, args []string) error {
+			var err error
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -269,7 +255,7 @@ cancels one.`,
 			a.info("invited %s to %s as %s, until %s; send them the link (or the code), which is shown only now:",
 				inv.Email, org, withArticle(inv.Role), inv.ExpiresAt.UTC().Format(time.RFC3339))
 			return a.output(inv.URL + "\n" + inv.Code + "\n")
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	orgFlag(c, &org)
@@ -288,16 +274,14 @@ func (a *app) orgsInvitationsCommand() *cobra.Command {
 		Use:   "invitations [-o ORG] [--limit N] [--json]",
 		Short: "List an organization's pending invitations",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := lf.check(cmd); err != nil {
 				return err
 			}
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.listCtx()
-			defer cancel()
+			return nil
+		},
+		RunE: a.onlineList(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
+			var err error
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -313,7 +297,7 @@ func (a *app) orgsInvitationsCommand() *cobra.Command {
 				return apiErr("orgs invitations", err)
 			}
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	lf.register(c)
@@ -330,13 +314,8 @@ func (a *app) orgsUninviteCommand() *cobra.Command {
 		Use:   "uninvite (EMAIL | ID) [-o ORG]",
 		Short: "Cancel a pending invitation (admins)",
 		Args:  exactArgs(1, "the invitation's email or id, as 'caveat orgs invitations' shows"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, args []string) error {
+			var err error
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -346,7 +325,7 @@ func (a *app) orgsUninviteCommand() *cobra.Command {
 			}
 			a.info("cancelled the invitation of %s to %s", inv.Email, org)
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, false)
 	orgFlag(c, &org)
@@ -362,13 +341,7 @@ func (a *app) orgsJoinCommand() *cobra.Command {
 be for your account's email. Without an account, use
 'caveat auth signup --invite CODE' (or open the link in a browser).`,
 		Args: exactArgs(1, "the invitation's code (cvi1_…) or link"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, args []string) error {
 			o, err := cl.AcceptInvitation(ctx, args[0])
 			if err != nil {
 				return apiErr("orgs join", err)
@@ -378,7 +351,7 @@ be for your account's email. Without an account, use
 			}
 			a.info("joined %s as %s", o.Slug, withArticle(o.Role))
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	return c

@@ -1,106 +1,28 @@
 package cli
 
-// The online commands (auth, orgs, apps, tokens create|list|revoke) talk to a
-// caveat server. Its URL comes from --api, else CAVEAT_API_URL, else the
-// config file's "api_url", else http://127.0.0.1:8080.
-//
-// The config file ($CAVEAT_CONFIG_DIR/config.json, default
-// ~/.config/caveat/config.json) is written with mode 0600 in a 0700
-// directory, atomically (a temporary file renamed over it). After a login it
-// holds:
-//
-//	{"api_url": "…", "token": "FlyV1 fm2_…,fm2_…", "session_secret": "cvs1_…", "email": "…"}
-//
-// "token" is the session bundle: the session token and its current login
-// discharge. The client renews the discharge with the session secret before
-// it expires and saves the renewed bundle back, so the offline commands,
-// which read "token" last, see a current bundle too.
+// The online commands (auth, orgs, apps, machines, tokens
+// create|list|revoke) talk to a caveat server. Its URL comes from --api,
+// else CAVEAT_API_URL, else the config file's "api_url", else
+// http://127.0.0.1:8080. Those that send a token find it as the offline
+// commands do (source.go), arguments aside: -t, CAVEAT_TOKEN, then the saved
+// login, whose discharge is renewed and saved back (config.go).
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/client"
 	"github.com/spf13/cobra"
 )
 
 const defaultAPIURL = "http://127.0.0.1:8080"
-
-// savedConfig is the whole config file.
-type savedConfig struct {
-	APIURL        string `json:"api_url,omitempty"`
-	Token         string `json:"token,omitempty"`
-	SessionSecret string `json:"session_secret,omitempty"`
-	Email         string `json:"email,omitempty"`
-}
-
-// loadConfig reads the config file; a missing file is an empty config.
-func (a *app) loadConfig() (savedConfig, string, error) {
-	var cfg savedConfig
-	path := a.configPath()
-	if path == "" {
-		return cfg, "", nil
-	}
-	b, err := readFileLimited(path, maxConfigInput)
-	if errors.Is(err, fs.ErrNotExist) {
-		return cfg, path, nil
-	}
-	if err != nil {
-		return cfg, path, failf("reading config file: %v", err)
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return cfg, path, failf("config file %s is not valid JSON: %v", path, jsonSyntaxOnly(err)).
-			withHint("move it away and log in again")
-	}
-	return cfg, path, nil
-}
-
-// saveConfig writes the config file atomically with mode 0600.
-func (a *app) saveConfig(cfg savedConfig) error {
-	path := a.configPath()
-	if path == "" {
-		return failf("cannot save the login: neither CAVEAT_CONFIG_DIR nor HOME is set")
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return failf("config directory: %v", err)
-	}
-	b, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		return failf("config: %v", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".config-*.json")
-	if err != nil {
-		return failf("writing config file: %v", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return failf("writing config file: %v", err)
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return failf("writing config file: %v", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return failf("writing config file: %v", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return failf("writing config file: %v", err)
-	}
-	return nil
-}
 
 // onlineFlags are the flags of the online commands. --api is the root's
 // persistent flag (app.api), so that it may come before or after the
@@ -109,6 +31,9 @@ func (a *app) saveConfig(cfg savedConfig) error {
 type onlineFlags struct {
 	json  bool
 	token string
+	// sendsToken is set by registerAuthenticated: -t is this command's
+	// credential.
+	sendsToken bool
 }
 
 // onlineAnnotation marks the commands that talk to a server: only they
@@ -129,7 +54,8 @@ func (f *onlineFlags) register(c *cobra.Command, withJSON bool) {
 // token: register's, and -t/--token.
 func (f *onlineFlags) registerAuthenticated(c *cobra.Command, withJSON bool) {
 	f.register(c, withJSON)
-	c.Flags().StringVarP(&f.token, "token", "t", "", "token to send instead of CAVEAT_TOKEN or the saved login")
+	f.sendsToken = true
+	c.Flags().StringVarP(&f.token, "token", "t", "", `token to send instead of CAVEAT_TOKEN or the saved login ("-" reads stdin)`)
 }
 
 // apiURL resolves the server URL: --api, CAVEAT_API_URL, the config file,
@@ -176,8 +102,8 @@ func normalizeAPI(where, raw string) (string, error) {
 }
 
 // anonymous returns a client without credentials.
-func (a *app) anonymous(f *onlineFlags) (*client.Client, savedConfig, error) {
-	cfg, _, err := a.loadConfig()
+func (a *app) anonymous() (*client.Client, savedConfig, error) {
+	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, cfg, err
 	}
@@ -188,72 +114,91 @@ func (a *app) anonymous(f *onlineFlags) (*client.Client, savedConfig, error) {
 	return client.New(base, &http.Client{Timeout: time.Minute}), cfg, nil
 }
 
-// authenticated returns a client that sends the caller's token, found as
-// the offline commands find theirs, arguments aside: token (a command's
-// own source, when not empty), -t, CAVEAT_TOKEN, then the config file's
-// session. It says on stderr which source it used, and refuses a token
-// that does not parse, naming its source. A session's discharges are
-// renewed and saved.
-func (a *app) authenticated(f *onlineFlags, token string) (*client.Client, savedConfig, error) {
-	return a.authenticatedWith(f, token, true)
+// onlineRun is the work of an online command that sends a token: ctx
+// bounds it, cl sends the token.
+type onlineRun func(ctx context.Context, cl *client.Client, args []string) error
+
+// online is the RunE of an online command that sends a token: it resolves
+// the token (-t, CAVEAT_TOKEN, the saved login), says on stderr which
+// source it used, and runs run with a client that sends it, within a
+// context of two minutes. Usage checks belong in the command's PreRunE,
+// which runs before: they come before any token is read.
+func (a *app) online(f *onlineFlags, run onlineRun) func(*cobra.Command, []string) error {
+	return a.onlineWith(f, a.ctx, run)
 }
 
-// authenticatedFromConfig is authenticated with the config file's login
-// only, for a command whose CAVEAT_TOKEN names something else (the branch
-// that 'tokens revoke --branch' revokes).
-func (a *app) authenticatedFromConfig(f *onlineFlags) (*client.Client, savedConfig, error) {
-	return a.authenticatedWith(f, "", false)
+// onlineList is online for a command that lists pages: the context has no
+// deadline for the whole list (see listCtx).
+func (a *app) onlineList(f *onlineFlags, run onlineRun) func(*cobra.Command, []string) error {
+	return a.onlineWith(f, a.listCtx, run)
 }
 
-func (a *app) authenticatedWith(f *onlineFlags, token string, useEnv bool) (*client.Client, savedConfig, error) {
-	cfg, _, err := a.loadConfig()
+func (a *app) onlineWith(f *onlineFlags, newCtx func() (context.Context, context.CancelFunc), run onlineRun) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		cl, err := a.authenticated(cmd, f)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := newCtx()
+		defer cancel()
+		return run(ctx, cl, args)
+	}
+}
+
+// loginQuery is the token query of an online command: -t when the command
+// sends it, CAVEAT_TOKEN, then the saved login.
+func loginQuery(cmd *cobra.Command, f *onlineFlags) tokenQuery {
+	if !f.sendsToken {
+		return tokenQuery{}
+	}
+	return tokenQuery{flag: f.token, flagSet: cmd.Flags().Changed("token")}
+}
+
+// authenticated returns a client that sends the command's token (see
+// loginQuery).
+func (a *app) authenticated(cmd *cobra.Command, f *onlineFlags) (*client.Client, error) {
+	cl, _, err := a.authenticatedBy(cmd, loginQuery(cmd, f))
+	return cl, err
+}
+
+// authenticatedBy returns a client that sends the token q resolves, and
+// that token. The server's URL is checked first, so that a wrong --api is
+// reported before any token is read.
+func (a *app) authenticatedBy(cmd *cobra.Command, q tokenQuery) (*client.Client, *tokenSource, error) {
+	cfg, err := a.loadConfig()
 	if err != nil {
-		return nil, cfg, err
+		return nil, nil, err
 	}
 	base, err := a.apiURL(cfg)
 	if err != nil {
-		return nil, cfg, err
+		return nil, nil, err
 	}
-	if token == "" {
-		token = f.token
+	src, err := a.resolveToken(cmd, q)
+	if err != nil {
+		return nil, nil, err
 	}
-	bundle, secret, from := token, "", "-t"
-	if bundle == "" && useEnv {
-		bundle, from = a.env("CAVEAT_TOKEN"), "CAVEAT_TOKEN"
-	}
-	if bundle == "" {
-		bundle, secret, from = cfg.Token, cfg.SessionSecret, "the saved login"
-		if cfg.Email != "" {
-			from += " (" + cfg.Email + ")"
-		}
-	}
-	if bundle == "" && !useEnv {
-		return nil, cfg, failf("not logged in (CAVEAT_TOKEN holds the branch to revoke, not a login)").
-			withHint("run 'caveat auth login', or add --self to revoke the branch with itself as the credential")
-	}
-	if bundle == "" {
-		return nil, cfg, failf("not logged in, and no token given").
-			withHint("run 'caveat auth login', or give a token with -t or CAVEAT_TOKEN")
-	}
-	if _, err := caveat.ParseBundle(bundle); err != nil {
-		e := failf("the token from %s is not a valid token (%d characters): %v", from, len(bundle), err)
-		if secret != "" {
-			return nil, cfg, e.withHint("log in again with 'caveat auth login'")
-		}
-		return nil, cfg, e.withHint("if it was pasted, it may be cut: copy it again in full ('caveat tokens debug' shows what is wrong)")
-	}
-	a.info("token from %s", from)
-	tr := client.NewTransport(base, bundle, secret)
+	return a.clientFor(base, src), src, nil
+}
+
+// clientFor returns a client of the server at base that sends src's token.
+// The saved login's discharge is renewed with its secret, and the renewed
+// bundle saved.
+func (a *app) clientFor(base string, src *tokenSource) *client.Client {
+	tr := client.NewTransport(base, src.header(), src.secret)
 	tr.Base = http.DefaultTransport
-	if secret != "" {
+	if src.secret != "" {
 		tr.OnRenew = func(b string) {
-			cfg.Token = b
-			if err := a.saveConfig(cfg); err != nil {
+			cfg, err := a.loadConfig()
+			if err == nil {
+				cfg.Token = b
+				err = a.saveConfig(cfg)
+			}
+			if err != nil {
 				a.info("warning: could not save the renewed login: %v", err)
 			}
 		}
 	}
-	return client.New(base, &http.Client{Transport: tr, Timeout: time.Minute}), cfg, nil
+	return client.New(base, &http.Client{Transport: tr, Timeout: time.Minute})
 }
 
 // apiErr turns a client error into the CLI's error, with hints for the

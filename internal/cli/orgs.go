@@ -31,16 +31,14 @@ func (a *app) orgsListCommand() *cobra.Command {
 		Use:   "list [--limit N] [--json]",
 		Short: "List your organizations",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := lf.check(cmd); err != nil {
 				return err
 			}
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.listCtx()
-			defer cancel()
+			return nil
+		},
+		RunE: a.onlineList(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
+			var err error
 			out := a.newListPrinter(f.json, lf, "ID", "SLUG", "ROLE")
 			pages := client.Pages(lf.page(), func(p client.Page) ([]client.Organization, string, error) {
 				return cl.OrganizationsPage(ctx, p)
@@ -52,7 +50,7 @@ func (a *app) orgsListCommand() *cobra.Command {
 				return apiErr("orgs list", err)
 			}
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	lf.register(c)
@@ -65,13 +63,7 @@ func (a *app) orgsCreateCommand() *cobra.Command {
 		Use:   "create SLUG [--json]",
 		Short: "Create an organization, with you as its admin",
 		Args:  exactArgs(1, "the organization's slug"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, args []string) error {
 			o, err := cl.CreateOrganization(ctx, args[0])
 			if err != nil {
 				return apiErr("orgs create", err)
@@ -81,7 +73,7 @@ func (a *app) orgsCreateCommand() *cobra.Command {
 			}
 			a.info("created organization %s (id %d)", o.Slug, o.ID)
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	return c
@@ -95,20 +87,14 @@ func (a *app) orgsRotateCommand() *cobra.Command {
 		Long: `Give an organization a new signing key. New tokens are minted with it; tokens
 minted with the previous key keep working until that key is retired.`,
 		Args: exactArgs(1, "the organization's slug"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, args []string) error {
 			kid, err := cl.RotateKey(ctx, args[0])
 			if err != nil {
 				return apiErr("orgs rotate-key", err)
 			}
 			a.info("organization %s now mints with key %s", args[0], kid)
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, false)
 	return c
@@ -123,16 +109,14 @@ func (a *app) orgsKeysCommand() *cobra.Command {
 		Use:   "keys SLUG [--limit N] [--json]",
 		Short: "List an organization's signing keys (admins)",
 		Args:  exactArgs(1, "the organization's slug"),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := lf.check(cmd); err != nil {
 				return err
 			}
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.listCtx()
-			defer cancel()
+			return nil
+		},
+		RunE: a.onlineList(&f, func(ctx context.Context, cl *client.Client, args []string) error {
+			var err error
 			out := a.newListPrinter(f.json, lf, "KEY ID", "STATE", "CREATED", "RETIRED")
 			err = printPages(out, cl.Keys(ctx, args[0], lf.page()), nil, func(k client.Key) []string {
 				return []string{k.KID, k.State, k.CreatedAt.UTC().Format(time.RFC3339), timeOr(k.RetiredAt, "-")}
@@ -141,7 +125,7 @@ func (a *app) orgsKeysCommand() *cobra.Command {
 				return apiErr("orgs keys", err)
 			}
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	lf.register(c)
@@ -157,19 +141,13 @@ func (a *app) orgsRetireCommand() *cobra.Command {
 minted stops working (within a minute on every server). The key that mints
 new tokens cannot be retired: rotate first. 'caveat orgs keys' lists the ids.`,
 		Args: exactArgs(2, "the organization's slug and the key id"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, args []string) error {
 			if err := cl.RetireKey(ctx, args[0], args[1]); err != nil {
 				return apiErr("orgs retire-key", err)
 			}
 			a.info("key %s of organization %s is retired", args[1], args[0])
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, false)
 	return c
@@ -196,16 +174,14 @@ func (a *app) appsListCommand() *cobra.Command {
 		Use:   "list [-o ORG] [--limit N] [--json]",
 		Short: "List an organization's apps",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := lf.check(cmd); err != nil {
 				return err
 			}
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.listCtx()
-			defer cancel()
+			return nil
+		},
+		RunE: a.onlineList(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
+			var err error
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -217,7 +193,7 @@ func (a *app) appsListCommand() *cobra.Command {
 				return apiErr("apps list", err)
 			}
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	lf.register(c)
@@ -232,13 +208,8 @@ func (a *app) appsCreateCommand() *cobra.Command {
 		Use:   "create NAME [-o ORG] [--json]",
 		Short: "Create an app",
 		Args:  exactArgs(1, "the app's name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, args []string) error {
+			var err error
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -251,7 +222,7 @@ func (a *app) appsCreateCommand() *cobra.Command {
 			}
 			a.info("created app %s (id %d) in organization %s", ap.Name, ap.ID, org)
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")

@@ -1,31 +1,28 @@
 package cli
 
-// Where a command's token comes from. The order is fixed and documented:
-// the TOKEN argument ("-" for stdin), -t/--token, CAVEAT_TOKEN, the config
-// file. The first source that is given is the only one used: a token that
-// does not parse is an error naming its source, never a reason to try the
-// next one (flyctl's "tokens debug SOMETOKEN" silently decoded the config
-// file's token instead, which is the bug this design exists to avoid).
+// Where a command's token comes from, for the offline commands and the
+// online ones alike (resolveToken). The order is fixed and documented: the
+// TOKEN argument ("-" for stdin) of the commands that take one, -t/--token
+// ("-" for stdin), CAVEAT_TOKEN, then the config file (the saved login).
+// The first source that is given is the only one used: a token that is
+// empty or does not parse is an error naming its source, never a reason to
+// try the next one (flyctl's "tokens debug SOMETOKEN" silently decoded the
+// config file's token instead, which is the bug this design exists to
+// avoid). Every command says on stderr which source it used.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/caveatdev/caveat"
 	"github.com/spf13/cobra"
 )
 
-// Limits on what is read from stdin and files.
-const (
-	maxTokenInput  = caveat.MaxHeaderSize + 1024
-	maxConfigInput = 1 << 20
-)
+// maxTokenInput bounds a token read from stdin.
+const maxTokenInput = caveat.MaxHeaderSize + 1024
 
 // tokenSource is a token's text and where it came from.
 type tokenSource struct {
@@ -36,115 +33,142 @@ type tokenSource struct {
 	text    string
 	// stdin is set when the token was read from stdin.
 	stdin bool
+	// secret is the session secret when the token is the saved login's,
+	// which renews its discharge.
+	secret string
+	// bundle is the parsed token.
+	bundle *caveat.Bundle
 }
+
+// header is the token as sent: its text without surrounding space.
+func (s *tokenSource) header() string { return strings.TrimSpace(s.text) }
 
 // tokenFlag registers -t/--token on cmd and returns where its value goes.
 func tokenFlag(cmd *cobra.Command) *string {
 	return cmd.Flags().StringP("token", "t", "", `the token ("FlyV1 fm2_…"; "-" reads stdin)`)
 }
 
-// resolveToken finds the token for a command from its positional
-// arguments (at most one, the TOKEN), its -t flag and the environment, and
-// says on stderr which source it used.
-func (a *app) resolveToken(cmd *cobra.Command, args []string, flagValue string) (*tokenSource, error) {
-	flagSet := cmd.Flags().Changed("token")
+// tokenQuery says where one command looks for a token.
+type tokenQuery struct {
+	// what names the token in messages: "token" unless set ("branch
+	// token").
+	what string
+	// argument is set for a command that takes the token as its
+	// positional argument; args are then its arguments (at most one).
+	argument bool
+	args     []string
+	// flag is the -t/--token value, used when flagSet: a -t that is given
+	// empty is an error, not an absent -t.
+	flag    string
+	flagSet bool
+	// noEnv and noConfig leave out CAVEAT_TOKEN and the config file: for
+	// a token that is not the caller's login (the branch that 'tokens
+	// revoke --branch' revokes), or a login when CAVEAT_TOKEN holds that.
+	noEnv, noConfig bool
+	// none, when set, is the error when no source gives a token.
+	none func() *cliError
+}
+
+func (q *tokenQuery) noun() string {
+	if q.what == "" {
+		return "token"
+	}
+	return q.what
+}
+
+// noToken is the error when no source gives a token; why, when not
+// empty, says what the config file lacked.
+func (q *tokenQuery) noToken(why string) *cliError {
+	if q.none != nil {
+		return q.none()
+	}
+	e := failf("no token: give one with -t or in CAVEAT_TOKEN, or log in")
+	if q.argument {
+		e = failf("no token: give one as an argument (\"-\" for stdin), with -t, or in CAVEAT_TOKEN")
+	}
+	if why != "" {
+		e.withHint("%s", why)
+	}
+	if !q.argument {
+		e.withHint("run 'caveat auth login' to log in")
+	}
+	return e
+}
+
+// offlineToken is the query of an offline command: the TOKEN argument,
+// -t, CAVEAT_TOKEN, the config file.
+func offlineToken(cmd *cobra.Command, args []string, flagValue string) tokenQuery {
+	return tokenQuery{argument: true, args: args, flag: flagValue, flagSet: cmd.Flags().Changed("token")}
+}
+
+// resolveToken finds a command's token in the sources q allows, says on
+// stderr which one it used, and parses it.
+func (a *app) resolveToken(cmd *cobra.Command, q tokenQuery) (*tokenSource, error) {
+	what := q.noun()
 	var src *tokenSource
 	switch {
-	case len(args) > 0 && flagSet:
-		return nil, usageError(cmd, "a token was given both as an argument and with -t: give only one")
-	case len(args) > 0:
-		if args[0] == "-" {
-			src = &tokenSource{label: "stdin", subject: "the token read from stdin", stdin: true}
-		} else {
-			src = &tokenSource{label: "argument", subject: "the TOKEN argument", text: args[0]}
-		}
-	case flagSet:
-		if flagValue == "-" {
-			src = &tokenSource{label: "stdin", subject: "the token read from stdin (-t -)", stdin: true}
-		} else {
-			src = &tokenSource{label: "-t", subject: "the -t value", text: flagValue}
-		}
-	case a.env("CAVEAT_TOKEN") != "":
-		src = &tokenSource{label: "CAVEAT_TOKEN", subject: "CAVEAT_TOKEN", text: a.env("CAVEAT_TOKEN")}
-	default:
+	case len(q.args) > 0 && q.flagSet:
+		return nil, usageError(cmd, "a %s was given both as an argument and with -t: give only one", what)
+	case len(q.args) > 0 && q.args[0] == "-":
+		src = &tokenSource{label: "stdin", subject: "the " + what + " read from stdin", stdin: true}
+	case len(q.args) > 0:
+		src = &tokenSource{label: "argument", subject: "the TOKEN argument", text: q.args[0]}
+	case q.flagSet && q.flag == "-":
+		src = &tokenSource{label: "stdin", subject: "the " + what + " read from stdin (-t -)", stdin: true}
+	case q.flagSet:
+		src = &tokenSource{label: "-t", subject: "the -t value", text: q.flag}
+	case !q.noEnv && a.env("CAVEAT_TOKEN") != "":
+		src = &tokenSource{label: "CAVEAT_TOKEN", subject: "the " + what + " from CAVEAT_TOKEN", text: a.env("CAVEAT_TOKEN")}
+	case !q.noConfig:
 		var err error
-		if src, err = a.configToken(); err != nil {
+		if src, err = a.configToken(&q); err != nil {
 			return nil, err
 		}
+	default:
+		return nil, q.noToken("")
 	}
-	a.info("token from %s", src.label)
+	a.info("%s from %s", what, src.label)
 	if src.stdin {
-		b, err := a.readStdin("the token", maxTokenInput)
+		b, err := a.readStdin("the "+what, maxTokenInput)
 		if err != nil {
 			return nil, err
 		}
 		src.text = string(b)
 	}
-	if strings.TrimSpace(src.text) == "" {
+	if src.header() == "" {
 		return nil, failf("%s is empty", src.subject)
 	}
+	b, err := parseBundle(src)
+	if err != nil {
+		return nil, err
+	}
+	src.bundle = b
 	return src, nil
 }
 
-// configPath returns the config file's path, or "" when neither
-// CAVEAT_CONFIG_DIR nor HOME is set.
-func (a *app) configPath() string {
-	if dir := a.env("CAVEAT_CONFIG_DIR"); dir != "" {
-		return filepath.Join(dir, "config.json")
-	}
-	if home := a.env("HOME"); home != "" {
-		return filepath.Join(home, ".config", "caveat", "config.json")
-	}
-	return ""
-}
-
-// configFile is the part of the config file the CLI reads today. Other
-// fields are allowed, for later commands.
-type configFile struct {
-	Token string `json:"token"`
-}
-
 // configToken returns the config file's token, the last source; its
-// absence is the "no token" error, which lists every source.
-func (a *app) configToken() (*tokenSource, error) {
-	noToken := func(why string) error {
-		return failf("no token: give one as an argument (\"-\" for stdin), with -t, or in CAVEAT_TOKEN").
-			withHint("%s", why)
+// absence is the "no token" error, which lists every source. A login
+// saved by 'caveat auth login' is named as such, with its account.
+func (a *app) configToken(q *tokenQuery) (*tokenSource, error) {
+	cfg, err := a.loadConfig()
+	switch {
+	case err != nil:
+		return nil, err
+	case cfg.path == "":
+		return nil, q.noToken("no config file either: neither CAVEAT_CONFIG_DIR nor HOME is set")
+	case !cfg.found:
+		return nil, q.noToken(fmt.Sprintf("no config file either: %s does not exist", cfg.path))
+	case strings.TrimSpace(cfg.Token) == "":
+		return nil, q.noToken(fmt.Sprintf(`the config file %s has no "token"`, cfg.path))
 	}
-	path := a.configPath()
-	if path == "" {
-		return nil, noToken("no config file either: neither CAVEAT_CONFIG_DIR nor HOME is set")
+	src := &tokenSource{label: "config file " + cfg.path, subject: "the token in config file " + cfg.path, text: cfg.Token}
+	if cfg.SessionSecret != "" {
+		src.label, src.secret = "the saved login", cfg.SessionSecret
+		if cfg.Email != "" {
+			src.label += " (" + cfg.Email + ")"
+		}
 	}
-	b, err := readFileLimited(path, maxConfigInput)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, noToken(fmt.Sprintf("no config file either: %s does not exist", path))
-	}
-	if err != nil {
-		return nil, failf("reading config file: %v", err)
-	}
-	var cfg configFile
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return nil, failf("config file %s is not valid JSON: %v", path, jsonSyntaxOnly(err)).
-			withHint(`it should hold {"token": "FlyV1 fm2_…"}`)
-	}
-	if strings.TrimSpace(cfg.Token) == "" {
-		return nil, noToken(fmt.Sprintf(`the config file %s has no "token"`, path))
-	}
-	return &tokenSource{label: "config file " + path, subject: "the token in config file " + path, text: cfg.Token}, nil
-}
-
-// jsonSyntaxOnly drops anything from a JSON error that could quote the
-// input (the config file holds a token).
-func jsonSyntaxOnly(err error) string {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("field %q holds a JSON %s", te.Field, te.Value)
-	}
-	return "cannot decode"
+	return src, nil
 }
 
 // readStdin reads all of stdin for purpose ("the token", "the caveats"),
@@ -186,17 +210,14 @@ func readFileLimited(path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// loadBundle resolves the command's token and parses it as a bundle.
+// loadBundle resolves an offline command's token (TOKEN argument, -t,
+// CAVEAT_TOKEN, config file) and parses it.
 func (a *app) loadBundle(cmd *cobra.Command, args []string, flagValue string) (*caveat.Bundle, *tokenSource, error) {
-	src, err := a.resolveToken(cmd, args, flagValue)
+	src, err := a.resolveToken(cmd, offlineToken(cmd, args, flagValue))
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := parseBundle(src)
-	if err != nil {
-		return nil, nil, err
-	}
-	return b, src, nil
+	return src.bundle, src, nil
 }
 
 // parseBundle parses a token source, explaining failures without quoting
@@ -208,6 +229,10 @@ func parseBundle(src *tokenSource) (*caveat.Bundle, error) {
 		return b, nil
 	}
 	e := failf("%s is not a valid token (%d characters): %v", src.subject, len(text), err)
+	if src.secret != "" {
+		// The saved login was damaged in the file, not pasted.
+		return nil, e.withHint("log in again with 'caveat auth login'")
+	}
 	if w, _, ok := strings.Cut(text, " "); ok && !strings.EqualFold(w, "FlyV1") && !strings.EqualFold(w, "Bearer") &&
 		!strings.Contains(w, "_") && len(w) <= 16 {
 		e.withHint("the scheme %q is not accepted: use \"FlyV1 fm2_…\", \"Bearer fm2_…\" or the bare fm2_… tokens", w)

@@ -19,6 +19,7 @@ func (a *app) tokensCreateCommand() *cobra.Command {
 		app, org        string
 		commands        []string
 		commandPrefixes []string
+		req             client.CreateTokenRequest
 	)
 	c := &cobra.Command{
 		Use:   "create (org | deploy | readonly | machine-exec [COMMAND…]) [-o ORG] [-a APP] [-n NAME] [-x EXPIRY] [--json]",
@@ -52,7 +53,7 @@ Profiles:
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
+		PreRunE: func(cmd *cobra.Command, args []string) error {
 			profile := args[0]
 			needsApp := profile == "deploy" || profile == "machine-exec"
 			if needsApp && app == "" {
@@ -66,7 +67,7 @@ Profiles:
 			if profile != "machine-exec" && (len(commands) > 0 || len(commandPrefixes) > 0) {
 				return usageError(cmd, "--command and --command-prefix are for the machine-exec profile")
 			}
-			req := client.CreateTokenRequest{Profile: profile, Name: name, App: app}
+			req = client.CreateTokenRequest{Profile: profile, Name: name, App: app}
 			if cmd.Flags().Changed("expiry") {
 				d, err := parseExpiry(expiry)
 				if err != nil {
@@ -88,12 +89,10 @@ Profiles:
 				}
 				req.Commands = append(req.Commands, client.Command{Args: argv})
 			}
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.ctx()
-			defer cancel()
+			return nil
+		},
+		RunE: a.online(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
+			var err error
 			if req.Org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -110,7 +109,7 @@ Profiles:
 			}
 			a.info("created %s token %s (%q), expires %s", t.Profile, t.ID, t.Name, exp)
 			return a.output(t.Header + "\n")
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	c.Flags().StringVarP(&name, "name", "n", "", "a name to find the token by in the list")
@@ -129,6 +128,8 @@ func (a *app) tokensListCommand() *cobra.Command {
 		app, org         string
 		expiring, unused string
 		revoked, expired bool
+		now              time.Time
+		within, idle     time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "list [-o ORG] [-a APP] [--expiring-within DURATION] [--unused-for DURATION] [--revoked] [--expired] [--limit N] [--json]",
@@ -146,15 +147,14 @@ within that time; --unused-for 90d keeps tokens not used for that long
 Durations are Go durations or days (12h, 30d). The last use is recorded at
 most once a minute per token and server.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := lf.check(cmd); err != nil {
 				return err
 			}
-			now, err := a.now()
-			if err != nil {
+			var err error
+			if now, err = a.now(); err != nil {
 				return err
 			}
-			var within, idle time.Duration
 			if cmd.Flags().Changed("expiring-within") {
 				if within, err = lifetimeFlag("--expiring-within", expiring); err != nil {
 					return err
@@ -165,12 +165,10 @@ most once a minute per token and server.`,
 					return err
 				}
 			}
-			cl, _, err := a.authenticated(&f, "")
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.listCtx()
-			defer cancel()
+			return nil
+		},
+		RunE: a.onlineList(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
+			var err error
 			if org, err = a.pickOrg(ctx, cl, org); err != nil {
 				return err
 			}
@@ -198,7 +196,7 @@ most once a minute per token and server.`,
 				return apiErr("tokens list", err)
 			}
 			return nil
-		},
+		}),
 	}
 	f.registerAuthenticated(c, true)
 	lf.register(c)
@@ -248,6 +246,7 @@ func (a *app) tokensRevokeCommand() *cobra.Command {
 		self      bool
 		token     string
 		name, org string
+		byID      func(*cobra.Command, []string) error
 	)
 	c := &cobra.Command{
 		Use:   "revoke (ID… | --name NAME | --branch [-t TOKEN | -] [--self])",
@@ -262,7 +261,10 @@ token attenuated from it are refused, while the tokens it was attenuated
 from, and their other attenuations, keep working. You must be logged in as
 an admin of the token's organization or as its creator; your login comes
 from CAVEAT_TOKEN or the config file, as for every online command (from the
-config file only when CAVEAT_TOKEN holds the branch). With --self, the
+config file only when CAVEAT_TOKEN holds the branch). So -t here gives
+the branch, not the login as on the other online commands: to revoke with
+another login than the saved one, put it in CAVEAT_TOKEN and give the
+branch with -t or "-". With --self, the
 branch token itself is the credential, so no login is needed: it revokes
 exactly the branch it is and nothing above it. A token has at most 1000
 revoked branches; past that, revoke it by id.`,
@@ -287,40 +289,37 @@ revoked branches; past that, revoke it by id.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if branch {
-				return a.revokeBranch(cmd, &f, args, token, self)
+				return a.revokeBranch(cmd, args, token, self)
 			}
-			cl, _, err := a.authenticated(&f, "")
+			return byID(cmd, args)
+		},
+	}
+	byID = a.online(&f, func(ctx context.Context, cl *client.Client, args []string) error {
+		if name != "" {
+			id, err := a.tokenByName(ctx, cl, org, name)
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx()
-			defer cancel()
-			if name != "" {
-				id, err := a.tokenByName(ctx, cl, org, name)
-				if err != nil {
-					return err
-				}
-				args = []string{id}
+			args = []string{id}
+		}
+		failed := 0
+		for _, id := range args {
+			revoked, err := cl.RevokeToken(ctx, id)
+			switch {
+			case err != nil:
+				failed++
+				a.printErr(apiErr("revoke "+id, err).(*cliError))
+			case revoked:
+				a.info("revoked %s", id)
+			default:
+				a.info("%s was already revoked", id)
 			}
-			failed := 0
-			for _, id := range args {
-				revoked, err := cl.RevokeToken(ctx, id)
-				switch {
-				case err != nil:
-					failed++
-					a.printErr(apiErr("revoke "+id, err).(*cliError))
-				case revoked:
-					a.info("revoked %s", id)
-				default:
-					a.info("%s was already revoked", id)
-				}
-			}
-			if failed > 0 {
-				return failf("%d of %d revocations failed", failed, len(args))
-			}
-			return nil
-		},
-	}
+		}
+		if failed > 0 {
+			return failf("%d of %d revocations failed", failed, len(args))
+		}
+		return nil
+	})
 	f.register(c, false)
 	c.Flags().StringVarP(&name, "name", "n", "", "revoke the one live token with exactly this name")
 	c.Flags().StringVarP(&org, "org", "o", "", "with --name: the organization (default: your only organization)")
@@ -365,52 +364,32 @@ func (a *app) tokenByName(ctx context.Context, cl *client.Client, org, name stri
 
 // revokeBranch is 'tokens revoke --branch': the branch token comes from
 // "-" (stdin), -t or CAVEAT_TOKEN, never from the config file, which holds
-// the caller's own login.
-func (a *app) revokeBranch(cmd *cobra.Command, f *onlineFlags, args []string, flagValue string, self bool) error {
-	var src *tokenSource
-	switch {
-	case len(args) == 1 && cmd.Flags().Changed("token"):
-		return usageError(cmd, "a branch token was given both as \"-\" and with -t: give only one")
-	case len(args) == 1 || cmd.Flags().Changed("token") && flagValue == "-":
-		src = &tokenSource{label: "stdin", subject: "the branch token read from stdin", stdin: true}
-	case cmd.Flags().Changed("token"):
-		src = &tokenSource{label: "-t", subject: "the -t value", text: flagValue}
-	case a.env("CAVEAT_TOKEN") != "":
-		src = &tokenSource{label: "CAVEAT_TOKEN", subject: "CAVEAT_TOKEN", text: a.env("CAVEAT_TOKEN")}
-	default:
-		return failf("no branch token: give it with -t, on stdin (\"-\") or in CAVEAT_TOKEN").
-			withHint("the token to give is the attenuation to revoke, not your login")
-	}
-	a.info("branch token from %s", src.label)
-	if src.stdin {
-		b, err := a.readStdin("the branch token", maxTokenInput)
-		if err != nil {
-			return err
-		}
-		src.text = string(b)
-	}
-	if strings.TrimSpace(src.text) == "" {
-		return failf("%s is empty", src.subject)
-	}
-	if _, err := parseBundle(src); err != nil {
-		return err
-	}
-	header := strings.TrimSpace(src.text)
-
-	var (
-		cl  *client.Client
-		err error
-	)
-	switch {
-	case self:
-		cl, _, err = a.authenticated(f, header)
-	case src.label == "CAVEAT_TOKEN":
-		cl, _, err = a.authenticatedFromConfig(f)
-	default:
-		cl, _, err = a.authenticated(f, "")
-	}
+// the caller's own login. The login is then found as for every online
+// command, but for the source that gave the branch: CAVEAT_TOKEN or the
+// config file when -t or stdin gave it, the config file only when
+// CAVEAT_TOKEN did, and the branch itself with --self.
+func (a *app) revokeBranch(cmd *cobra.Command, args []string, flagValue string, self bool) error {
+	// cl sends the branch itself: the credential of --self.
+	cl, src, err := a.authenticatedBy(cmd, tokenQuery{what: "branch token", args: args, flag: flagValue,
+		flagSet: cmd.Flags().Changed("token"), noConfig: true,
+		none: func() *cliError {
+			return failf("no branch token: give it with -t, on stdin (\"-\") or in CAVEAT_TOKEN").
+				withHint("the token to give is the attenuation to revoke, not your login")
+		}})
 	if err != nil {
 		return err
+	}
+	if !self {
+		q := tokenQuery{}
+		if src.label == "CAVEAT_TOKEN" {
+			q = tokenQuery{noEnv: true, none: func() *cliError {
+				return failf("not logged in (CAVEAT_TOKEN holds the branch to revoke, not a login)").
+					withHint("run 'caveat auth login', or add --self to revoke the branch with itself as the credential")
+			}}
+		}
+		if cl, _, err = a.authenticatedBy(cmd, q); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := a.ctx()
 	defer cancel()
@@ -418,7 +397,7 @@ func (a *app) revokeBranch(cmd *cobra.Command, f *onlineFlags, args []string, fl
 	if self {
 		r, err = cl.RevokeSelf(ctx)
 	} else {
-		r, err = cl.RevokeBranch(ctx, header)
+		r, err = cl.RevokeBranch(ctx, src.header())
 	}
 	if err != nil {
 		return apiErr("revoke branch", err)
