@@ -24,11 +24,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 
 	"github.com/caveatdev/caveat"
-	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -79,7 +78,7 @@ func (s *Service) RevokeBranch(ctx context.Context, p *Principal, header string)
 // revoked branch is revoked again, idempotently.
 func (s *Service) verifyBranch(ctx context.Context, header string) (store.Token, store.BranchID, error) {
 	invalid := func(format string, args ...any) error {
-		return httpjson.Errorf(http.StatusBadRequest, "branch token: "+format, args...)
+		return fault.Errorf(fault.Invalid, "branch token: "+format, args...)
 	}
 	b, err := caveat.ParseBundle(header)
 	if err != nil {
@@ -138,7 +137,7 @@ func isTokenFault(err error) bool {
 func (s *Service) recordBranch(ctx context.Context, p *Principal, t store.Token, branch store.BranchID, by uint64) (BranchRevocation, error) {
 	revoked, err := s.cfg.Store.RevokeBranch(ctx, store.RevokedBranch{TokenID: t.ID, Branch: branch, RevokedBy: by, RevokedAt: s.cfg.Now()})
 	if errors.Is(err, store.ErrLimit) {
-		return BranchRevocation{}, httpjson.Errorf(http.StatusConflict,
+		return BranchRevocation{}, fault.Errorf(fault.Conflict,
 			"token %s already has %d revoked branches, the most a token may have; revoke the whole token by id instead",
 			t.ID, store.MaxRevokedBranches)
 	}
@@ -283,8 +282,8 @@ func (r *registry) refusal(err error) error {
 	case errors.Is(err, caveat.ErrBranchRevoked):
 		// Final, like a token's revocation: errRevoked lets Authenticate
 		// remember the refusal.
-		return &httpjson.Error{Status: http.StatusUnauthorized, Err: errRevoked,
-			Msg: fmt.Sprintf("invalid token: %v", err)}
+		return &fault.Error{Code: fault.Unauthenticated, Err: errRevoked,
+			Message: fmt.Sprintf("invalid token: %v", err)}
 	case errors.Is(err, errTooManyTokens):
 		return unauthenticated("invalid token: the bundle holds more than %d permission tokens for %s; send the one to verify",
 			maxRegistryReads, r.s.cfg.Location)

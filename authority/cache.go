@@ -22,13 +22,11 @@ package authority
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"time"
 	"unsafe"
 
 	"github.com/caveatdev/caveat"
-	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/internal/tokencache"
 )
 
@@ -50,20 +48,19 @@ func (cfg *Config) cacheLimits() tokencache.Limits {
 }
 
 // verifyFresh verifies a bundle against the store (see verifyBundle). A
-// store failure is a 503 *httpjson.Error: the token cannot be checked now,
+// store failure is an Unavailable *fault.Error: the token cannot be checked now,
 // and is not allowed. The principal's caveats (and a session's
 // attenuations) are compacted for the cache, so that it keeps nothing of
 // the bundle alive.
 func (s *Service) verifyFresh(ctx context.Context, header string) (*Principal, error) {
 	p, err := s.verifyBundle(ctx, header)
 	if err != nil {
-		var he *httpjson.Error
-		if errors.As(err, &he) {
+		if _, ok := fault.As(err); ok {
 			return nil, err
 		}
 		s.cfg.Logger.WarnContext(ctx, "cannot check a token: the store failed", "err", err)
-		return nil, &httpjson.Error{Status: http.StatusServiceUnavailable, Err: err,
-			Msg: "cannot check the token now: the token registry is unavailable; retry"}
+		return nil, &fault.Error{Code: fault.Unavailable, Err: err,
+			Message: "cannot check the token now: the token registry is unavailable; retry"}
 	}
 	p.Caveats = compactCaveats(p.Caveats)
 	if p.Attenuations != nil {

@@ -183,9 +183,6 @@ func TestRevocationFailsClosed(t *testing.T) {
 }
 
 func status(err error) int {
-	var he *httpjson.Error
-	if errors.As(err, &he) {
-		return he.Status
-	}
-	return 0
+	s, _, _ := httpjson.StatusOf(err)
+	return s
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/auth"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/resset"
@@ -407,8 +408,9 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// TestDenialKeepsItsClass: a refusal is a 403 *httpjson.Error whose cause
-// is the caveat's error, so that callers can tell the classes apart.
+// TestDenialKeepsItsClass: a refusal is a Denied *fault.Error (answered
+// 403) whose cause is the caveat's error, so that callers can tell the
+// classes apart.
 func TestDenialKeepsItsClass(t *testing.T) {
 	h := newHarness(t)
 	u, o := h.user("ada@example.com", "acme")
@@ -416,13 +418,15 @@ func TestDenialKeepsItsClass(t *testing.T) {
 	_, out := h.do("POST", "/v1/tokens", s, map[string]string{"profile": "readonly", "org": "acme"})
 	ro := out["token"].(string)
 	_, err := h.svc.Authorize(context.Background(), ro, &flyio.Access{OrgID: &o.ID, Action: resset.ActionWrite})
-	var he *httpjson.Error
-	if !errors.As(err, &he) || he.Status != 403 || !errors.Is(err, caveat.ErrUnauthorizedForAction) {
+	if status, _, _ := httpjson.StatusOf(err); status != 403 || fault.CodeOf(err) != fault.Denied || !errors.Is(err, caveat.ErrUnauthorizedForAction) {
 		t.Fatalf("write with a readonly token: %#v", err)
 	}
 	var de *caveat.DeniedError
 	if !errors.As(err, &de) || de.Caveat != "Organization" {
 		t.Fatalf("the denial does not name its caveat: %v", err)
+	}
+	if fe, _ := fault.As(err); len(fe.Denials) != 1 || fe.Denials[0].Caveat != "Organization" {
+		t.Fatalf("the denial does not carry the caveat's refusal: %#v", fe)
 	}
 }
 

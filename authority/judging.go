@@ -20,10 +20,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/resset"
@@ -81,61 +81,6 @@ func (s *Service) verifiedJSON(ctx context.Context, header string, p *Principal)
 	out, err := s.principalJSON(ctx, p)
 	out.PermissionToken = s.permissionToken(header, p)
 	return out, err
-}
-
-func (s *Service) authenticate(ctx context.Context, r *http.Request, w http.ResponseWriter) (int, any, error) {
-	var req struct {
-		Header string `json:"header"`
-	}
-	if err := httpjson.Decode(w, r, &req, 0); err != nil {
-		return 0, nil, err
-	}
-	p, err := s.Authenticate(ctx, req.Header)
-	if err != nil {
-		return 0, nil, err
-	}
-	out, err := s.verifiedJSON(ctx, req.Header, p)
-	// One object per permission token that verified: the authority
-	// verifies the first of the bundle's tokens for its location that does.
-	return http.StatusOK, []PrincipalJSON{out}, err
-}
-
-func (s *Service) authorize(ctx context.Context, r *http.Request, w http.ResponseWriter) (int, any, error) {
-	var req struct {
-		Header string          `json:"header"`
-		Access json.RawMessage `json:"access"`
-	}
-	if err := httpjson.Decode(w, r, &req, 0); err != nil {
-		return 0, nil, err
-	}
-	if len(req.Access) == 0 {
-		return 0, nil, badRequest(`"access" is required: the attempted access, e.g. {"org_slug": "acme", "app_name": "workers", "action": "r"}`)
-	}
-	a, named, err := parseAccess(req.Access)
-	if err != nil {
-		return 0, nil, err
-	}
-	// Who asks, before names are resolved: names resolve only within what
-	// the caller belongs to, so that another organization's names are as
-	// unknown (404) as names that do not exist.
-	p, err := s.Authenticate(ctx, req.Header)
-	if err != nil {
-		return 0, nil, err
-	}
-	if named != nil {
-		if a, err = s.resolve(ctx, p, *named); err != nil {
-			return 0, nil, err
-		}
-	}
-	if err := s.Allow(ctx, p, a); err != nil {
-		var he *httpjson.Error
-		if errors.As(err, &he) && he.Status == http.StatusForbidden {
-			return http.StatusForbidden, map[string]any{"error": he.Msg, "allowed": false}, nil
-		}
-		return 0, nil, err
-	}
-	vt, err := s.verifiedJSON(ctx, req.Header, p)
-	return http.StatusOK, AuthorizeJSON{Access: a, VerifiedToken: vt, Allowed: true}, err
 }
 
 // parseAccess decodes an access in either form: the catalogue's (a), or
@@ -225,7 +170,7 @@ func (s *Service) machineOf(ctx context.Context, app store.App, id string) error
 	}
 	_, err := ms.GetMachine(ctx, app.ID, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return httpjson.Errorf(http.StatusNotFound, "no machine %q in app %q", id, app.Name)
+		return fault.Errorf(fault.NotFound, "no machine %q in app %q", id, app.Name)
 	}
 	if err != nil {
 		return fmt.Errorf("machine: %w", err)

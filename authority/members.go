@@ -8,13 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
-	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
@@ -130,7 +129,7 @@ func (s *Service) Invite(ctx context.Context, p *Principal, orgID uint64, req In
 	}
 	if u, err := s.cfg.Store.GetUserByEmail(ctx, email); err == nil {
 		if _, err := s.cfg.Store.GetMembership(ctx, orgID, u.ID); err == nil {
-			return nil, httpjson.Errorf(http.StatusConflict, "%s is already a member of this organization", email)
+			return nil, fault.Errorf(fault.Conflict, "%s is already a member of this organization", email)
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("membership: %w", err)
 		}
@@ -143,7 +142,7 @@ func (s *Service) Invite(ctx context.Context, p *Principal, orgID uint64, req In
 		CodeHash: InvitationCodeHash(code), InvitedBy: p.UserID, CreatedAt: now, ExpiresAt: now.Add(req.Expiry)})
 	switch {
 	case errors.Is(err, store.ErrExists):
-		return nil, httpjson.Errorf(http.StatusConflict,
+		return nil, fault.Errorf(fault.Conflict,
 			"an invitation for %s is pending; cancel it first ('caveat orgs uninvite %s') to send a new one", email, email)
 	case errors.Is(err, store.ErrInvalid):
 		return nil, badRequest("%v", err)
@@ -200,11 +199,11 @@ func (s *Service) CancelInvitation(ctx context.Context, p *Principal, orgID uint
 	inv, err := s.cfg.Store.CancelInvitation(ctx, orgID, id, s.cfg.Now())
 	switch {
 	case id == 0 || errors.Is(err, store.ErrNotFound):
-		return inv, httpjson.Errorf(http.StatusNotFound, "no pending invitation %q in this organization ('caveat orgs invitations' lists them)", which)
+		return inv, fault.Errorf(fault.NotFound, "no pending invitation %q in this organization ('caveat orgs invitations' lists them)", which)
 	case errors.Is(err, store.ErrInvitationUsed):
-		return inv, httpjson.Errorf(http.StatusConflict, "invitation %q was already accepted: remove the member instead", which)
+		return inv, fault.Errorf(fault.Conflict, "invitation %q was already accepted: remove the member instead", which)
 	case errors.Is(err, store.ErrInvitationCancelled):
-		return inv, httpjson.Errorf(http.StatusConflict, "invitation %q was already cancelled", which)
+		return inv, fault.Errorf(fault.Conflict, "invitation %q was already cancelled", which)
 	case err != nil:
 		return inv, fmt.Errorf("cancel invitation: %w", err)
 	}
@@ -219,21 +218,21 @@ func (s *Service) CancelInvitation(ctx context.Context, p *Principal, orgID uint
 func InvitationRefusal(err error, inv store.Invitation, signup bool) error {
 	switch {
 	case errors.Is(err, store.ErrInvitationUsed):
-		return httpjson.Errorf(http.StatusConflict, "this invitation was already used; ask an admin of the organization for a new one")
+		return fault.Errorf(fault.Conflict, "this invitation was already used; ask an admin of the organization for a new one")
 	case errors.Is(err, store.ErrInvitationCancelled):
-		return httpjson.Errorf(http.StatusConflict, "this invitation was cancelled by an admin of the organization")
+		return fault.Errorf(fault.Conflict, "this invitation was cancelled by an admin of the organization")
 	case errors.Is(err, store.ErrInvitationExpired):
-		return httpjson.Errorf(http.StatusGone, "this invitation expired at %s; ask an admin of the organization for a new one",
+		return fault.Errorf(fault.Gone, "this invitation expired at %s; ask an admin of the organization for a new one",
 			inv.ExpiresAt.UTC().Format(time.RFC3339))
 	case errors.Is(err, store.ErrInvitationEmail):
-		return httpjson.Errorf(http.StatusForbidden,
+		return fault.Errorf(fault.Denied,
 			"this invitation is for another email address: use the account (or sign up with the address) it was sent to")
 	case errors.Is(err, store.ErrExists) && signup:
-		return httpjson.Errorf(http.StatusConflict, "an account with this email already exists: log in, then join with the code")
+		return fault.Errorf(fault.Conflict, "an account with this email already exists: log in, then join with the code")
 	case errors.Is(err, store.ErrExists):
-		return httpjson.Errorf(http.StatusConflict, "you are already a member of this organization")
+		return fault.Errorf(fault.Conflict, "you are already a member of this organization")
 	case errors.Is(err, store.ErrNotFound):
-		return httpjson.Errorf(http.StatusNotFound, "no such invitation: check the code (the whole cvi1_… string), or ask for a new one")
+		return fault.Errorf(fault.NotFound, "no such invitation: check the code (the whole cvi1_… string), or ask for a new one")
 	case errors.Is(err, store.ErrInvalid):
 		return badRequest("%v", err)
 	}
@@ -309,7 +308,7 @@ func (s *Service) memberOf(ctx context.Context, orgID uint64, who string) (store
 		_, err = s.cfg.Store.GetMembership(ctx, orgID, u.ID)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return u, httpjson.Errorf(http.StatusNotFound, "%q is not a member of this organization ('caveat orgs members' lists them)", who)
+		return u, fault.Errorf(fault.NotFound, "%q is not a member of this organization ('caveat orgs members' lists them)", who)
 	}
 	if err != nil {
 		return u, fmt.Errorf("member: %w", err)
@@ -320,7 +319,7 @@ func (s *Service) memberOf(ctx context.Context, orgID uint64, who string) (store
 // lastAdmin is the refusal of a change that would leave the organization
 // without an admin.
 func lastAdmin(what string) error {
-	return httpjson.Errorf(http.StatusConflict,
+	return fault.Errorf(fault.Conflict,
 		"%s: that is the organization's last admin; make another member admin first ('caveat orgs set-role EMAIL admin')", what)
 }
 
@@ -341,7 +340,7 @@ func (s *Service) SetRole(ctx context.Context, p *Principal, orgID uint64, who s
 	err = s.cfg.Store.SetMemberRole(ctx, orgID, u.ID, role)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return u, httpjson.Errorf(http.StatusNotFound, "%q is not a member of this organization", who)
+		return u, fault.Errorf(fault.NotFound, "%q is not a member of this organization", who)
 	case errors.Is(err, store.ErrConflict):
 		return u, lastAdmin("cannot make them a " + string(role))
 	case err != nil:
@@ -403,7 +402,7 @@ func (s *Service) remove(ctx context.Context, p *Principal, r store.Removal, u s
 	toks, err := s.cfg.Store.RemoveMemberWithTokens(ctx, r)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, httpjson.Errorf(http.StatusNotFound, "user %d is not a member of this organization", r.UserID)
+		return nil, fault.Errorf(fault.NotFound, "user %d is not a member of this organization", r.UserID)
 	case errors.Is(err, store.ErrInvalid):
 		return nil, badRequest("%v", err)
 	case errors.Is(err, store.ErrConflict):

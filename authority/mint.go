@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
-	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
@@ -61,15 +60,16 @@ type Minted struct {
 }
 
 func badRequest(format string, args ...any) error {
-	return httpjson.Errorf(http.StatusBadRequest, format, args...)
+	return fault.Errorf(fault.Invalid, format, args...)
 }
 
-// denied is the 403 of a caveat's refusal; the caveat classes stay visible
-// to errors.Is.
-func denied(err error) error { return httpjson.Wrap(http.StatusForbidden, err) }
+// denied is the refusal of an access by the caveats (what Clear
+// returned): a Denied *fault.Error carrying the caveats' refusals, whose
+// classes stay visible to errors.Is.
+func denied(err error) error { return fault.Deny(err) }
 
 func forbidden(format string, args ...any) error {
-	return httpjson.Errorf(http.StatusForbidden, format, args...)
+	return fault.Errorf(fault.Denied, format, args...)
 }
 
 // Mint mints and registers a named token for a principal.
@@ -249,7 +249,7 @@ func (s *Service) Revoke(ctx context.Context, p *Principal, id string) (bool, er
 	}
 	t, err := s.cfg.Store.GetToken(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, httpjson.Errorf(http.StatusNotFound, "no token %q", id)
+		return false, fault.Errorf(fault.NotFound, "no token %q", id)
 	}
 	if err != nil {
 		return false, fmt.Errorf("token: %w", err)

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
-	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
@@ -31,7 +30,7 @@ func (s *Service) CreateOrganization(ctx context.Context, p *Principal, slug str
 	o, err := s.cfg.Store.CreateOrganization(ctx, store.NewOrganization{Slug: slug, Admin: p.UserID, CreatedAt: s.cfg.Now()})
 	switch {
 	case errors.Is(err, store.ErrExists):
-		return o, httpjson.Errorf(http.StatusConflict, "organization %q already exists", slug)
+		return o, fault.Errorf(fault.Conflict, "organization %q already exists", slug)
 	case errors.Is(err, store.ErrInvalid):
 		return o, badRequest("%v", err)
 	case err != nil:
@@ -58,14 +57,14 @@ func (s *Service) EnsureRootKey(ctx context.Context, orgID uint64) error {
 func (s *Service) Organization(ctx context.Context, p *Principal, slug string) (store.Organization, error) {
 	o, err := s.cfg.Store.GetOrganizationBySlug(ctx, slug)
 	if errors.Is(err, store.ErrNotFound) {
-		return o, httpjson.Errorf(http.StatusNotFound, "no organization %q", slug)
+		return o, fault.Errorf(fault.NotFound, "no organization %q", slug)
 	}
 	if err != nil {
 		return o, fmt.Errorf("organization: %w", err)
 	}
 	if err := s.member(ctx, p, o.ID); err != nil {
 		// Do not tell outsiders which organizations exist.
-		return o, httpjson.Errorf(http.StatusNotFound, "no organization %q", slug)
+		return o, fault.Errorf(fault.NotFound, "no organization %q", slug)
 	}
 	return o, nil
 }
@@ -171,13 +170,13 @@ func (s *Service) RetireKey(ctx context.Context, p *Principal, orgID uint64, kid
 	}
 	k, err := s.cfg.Store.GetRootKey(ctx, kid)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && k.OrgID != orgID) {
-		return httpjson.Errorf(http.StatusNotFound, "organization %d has no key %x", orgID, kid)
+		return fault.Errorf(fault.NotFound, "organization %d has no key %x", orgID, kid)
 	}
 	if err != nil {
 		return fmt.Errorf("key: %w", err)
 	}
 	if k.State == store.KeyActive {
-		return httpjson.Errorf(http.StatusConflict, "key %x still mints the organization's tokens: rotate the key first", kid)
+		return fault.Errorf(fault.Conflict, "key %x still mints the organization's tokens: rotate the key first", kid)
 	}
 	if err := s.cfg.Keyring.Retire(ctx, kid); err != nil {
 		return err
@@ -217,7 +216,7 @@ func (s *Service) CreateApp(ctx context.Context, p *Principal, orgID uint64, nam
 	a, err := s.cfg.Store.CreateApp(ctx, store.NewApp{OrgID: orgID, Name: name, CreatedAt: s.cfg.Now()})
 	switch {
 	case errors.Is(err, store.ErrExists):
-		return a, httpjson.Errorf(http.StatusConflict, "app %q already exists", name)
+		return a, fault.Errorf(fault.Conflict, "app %q already exists", name)
 	case errors.Is(err, store.ErrInvalid):
 		return a, badRequest("%v", err)
 	case err != nil:
@@ -256,7 +255,7 @@ func (s *Service) AppByName(ctx context.Context, p *Principal, orgID uint64, nam
 	}
 	a, err := s.cfg.Store.GetAppByName(ctx, orgID, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return a, httpjson.Errorf(http.StatusNotFound, "no app %q", name)
+		return a, fault.Errorf(fault.NotFound, "no app %q", name)
 	}
 	if err != nil {
 		return a, fmt.Errorf("app: %w", err)
@@ -268,7 +267,7 @@ func (s *Service) AppByName(ctx context.Context, p *Principal, orgID uint64, nam
 func (s *Service) app(ctx context.Context, orgID, appID uint64) (store.App, error) {
 	a, err := s.cfg.Store.GetApp(ctx, appID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && a.OrgID != orgID) {
-		return a, httpjson.Errorf(http.StatusNotFound, "no app %d in organization %d", appID, orgID)
+		return a, fault.Errorf(fault.NotFound, "no app %d in organization %d", appID, orgID)
 	}
 	if err != nil {
 		return a, fmt.Errorf("app: %w", err)

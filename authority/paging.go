@@ -18,7 +18,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -40,7 +40,7 @@ func pageParams(r *http.Request) (store.Page, error) {
 // caller's mistake.
 func pageErr(what string, err error) error {
 	if errors.Is(err, store.ErrInvalid) {
-		return httpjson.Errorf(http.StatusBadRequest, `"after" is not a cursor of this list: pass the "next" of the previous page`)
+		return fault.Errorf(fault.Invalid, `"after" is not a cursor of this list: pass the "next" of the previous page`)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

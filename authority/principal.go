@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/auth"
 	"github.com/caveatdev/caveat/flyio"
-	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/internal/tokencache"
 	"github.com/caveatdev/caveat/store"
 )
@@ -189,16 +188,16 @@ func (p *Principal) TokenID() string {
 // errRevoked marks the refusal of a revoked token.
 var errRevoked = errors.New("token revoked")
 
-// unauthenticated is a 401 naming why the bundle is refused.
+// unauthenticated is the refusal of a bundle, naming why.
 func unauthenticated(format string, args ...any) error {
-	return httpjson.Errorf(http.StatusUnauthorized, format, args...)
+	return fault.Errorf(fault.Unauthenticated, format, args...)
 }
 
 // Authenticate verifies a bundle (an Authorization header value or bare
 // tokens) for this authority's location: signatures, discharges from the
-// trusted login service, the key's state, and revocation. Failures are 401
-// *httpjson.Error values that say why, or a 503 one when the store cannot
-// be read to check it.
+// trusted login service, the key's state, and revocation. Failures are
+// Unauthenticated *fault.Error values that say why, or an Unavailable one
+// when the store cannot be read to check it.
 //
 // Verified bundles are cached (see Config.CacheTTL), and served only while
 // Run keeps the revocation feed confirmed (Config.RevocationSettle); the
@@ -302,8 +301,8 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		return nil, err
 	}
 	if t.Revoked() {
-		return nil, &httpjson.Error{Status: http.StatusUnauthorized, Err: errRevoked,
-			Msg: fmt.Sprintf("token %s was revoked at %s", id, t.RevokedAt.UTC().Format(time.RFC3339))}
+		return nil, &fault.Error{Code: fault.Unauthenticated, Err: errRevoked,
+			Message: fmt.Sprintf("token %s was revoked at %s", id, t.RevokedAt.UTC().Format(time.RFC3339))}
 	}
 	if t.OrgID != orgID {
 		return nil, unauthenticated("token %s is not signed by its organization's key", id)
@@ -356,8 +355,9 @@ func (s *Service) sessionPrincipal(ctx context.Context, id string, cs caveat.Cav
 // Authorize authenticates the bundle and clears the access against its
 // caveats. A named token must also belong to the access's organization; a
 // session's user must be a member of it, in a role that may do the access
-// (spec §6.5: admin-only features need an admin). A refusal is a 403
-// *httpjson.Error naming the caveat, the action and the resource.
+// (spec §6.5: admin-only features need an admin). A refusal is a Denied
+// *fault.Error naming the caveat, the action and the resource, whose
+// Denials are the caveats' refusals when the caveats refused.
 func (s *Service) Authorize(ctx context.Context, header string, a *flyio.Access) (*Principal, error) {
 	p, err := s.Authenticate(ctx, header)
 	if err != nil {
@@ -412,7 +412,7 @@ func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64
 	orgID := *a.OrgID // Clear validated the access: it names an organization
 	if !session {
 		if tokenOrg != orgID {
-			return httpjson.Errorf(http.StatusForbidden, "token of organization %d cannot act on organization %d", tokenOrg, orgID)
+			return fault.Errorf(fault.Denied, "token of organization %d cannot act on organization %d", tokenOrg, orgID)
 		}
 		if a.RequiredRole() == flyio.RoleMember {
 			return nil
@@ -423,27 +423,27 @@ func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64
 		// afresh, so that a demotion reaches every replica at once.
 		r, err := role(orgID)
 		if errors.Is(err, store.ErrNotFound) {
-			return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is no longer a member",
+			return fault.Errorf(fault.Denied, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is no longer a member",
 				a.Action, orgID, userID)
 		}
 		if err != nil {
 			return fmt.Errorf("membership of the token's creator: %w", err)
 		}
 		if r != store.RoleAdmin {
-			return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is now a %s",
+			return fault.Errorf(fault.Denied, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is now a %s",
 				a.Action, orgID, userID, r)
 		}
 		return nil
 	}
 	r, err := role(orgID)
 	if errors.Is(err, store.ErrNotFound) {
-		return httpjson.Errorf(http.StatusForbidden, "user %d is not a member of organization %d", userID, orgID)
+		return fault.Errorf(fault.Denied, "user %d is not a member of organization %d", userID, orgID)
 	}
 	if err != nil {
 		return fmt.Errorf("membership: %w", err)
 	}
 	if r != store.RoleAdmin && a.RequiredRole() != flyio.RoleMember {
-		return httpjson.Errorf(http.StatusForbidden, "action %s on this feature needs an admin of organization %d; user %d is a %s",
+		return fault.Errorf(fault.Denied, "action %s on this feature needs an admin of organization %d; user %d is a %s",
 			a.Action, orgID, userID, r)
 	}
 	return nil

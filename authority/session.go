@@ -114,7 +114,7 @@ func (kr *Keyring) MintSession(userID uint64, now, expires time.Time, location, 
 // and the login attestation) and nothing added, which is the session's
 // full rights, as a plain login gives the CLI. The session must be active
 // when asked: it is read from the store on every call, so that a logout
-// anywhere ends it at once. A refusal is a 401 *httpjson.Error saying why.
+// anywhere ends it at once. A refusal is an Unauthenticated *fault.Error saying why.
 func (s *Service) SessionPrincipal(ctx context.Context, secret string) (*Principal, error) {
 	id, ok := s.cfg.Keyring.CheckSessionSecret(secret)
 	if !ok {

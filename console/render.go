@@ -5,7 +5,6 @@ package console
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -117,9 +116,8 @@ func (c *Console) render(w http.ResponseWriter, status int, page string, v *view
 // authority keeps its message, which names the caveat or the role; any
 // other failure is logged (its route, never its form) and shown as one.
 func (c *Console) problemOf(r *http.Request, err error) *problem {
-	var he *httpjson.Error
-	if errors.As(err, &he) {
-		return &problem{Status: he.Status, Heading: headings[he.Status], Message: he.Msg}
+	if status, msg, ok := httpjson.StatusOf(err); ok {
+		return &problem{Status: status, Heading: headings[status], Message: msg}
 	}
 	c.cfg.Logger.ErrorContext(r.Context(), "console: internal error", "method", r.Method, "route", r.Pattern, "err", err)
 	return &problem{Status: http.StatusInternalServerError, Heading: "Something went wrong",

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat/authority"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/store"
@@ -104,8 +105,7 @@ func (c *Console) session(r *http.Request) (*request, error) {
 	}
 	ctx := r.Context()
 	p, err := c.cfg.Authority.SessionPrincipal(ctx, ck.Value)
-	var he *httpjson.Error
-	if errors.As(err, &he) && he.Status == http.StatusUnauthorized {
+	if fault.CodeOf(err) == fault.Unauthenticated {
 		return nil, errNoSession
 	}
 	if err != nil {
@@ -289,14 +289,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := c.cfg.Identity.Login(r.Context(), r, lv.Email, password)
 	if err != nil {
-		var he *httpjson.Error
+		status, _, refused := httpjson.StatusOf(err)
 		switch secs, limited := identity.RetryAfter(err); {
 		case limited:
 			w.Header().Set("Retry-After", secs)
 			c.renderLogin(w, r, http.StatusTooManyRequests, lv, "", &problem{Heading: "Too many attempts",
 				Message: "Too many login attempts. Try again in " + secs + " seconds."})
-		case errors.As(err, &he):
-			c.renderLogin(w, r, he.Status, lv, "", &problem{Heading: "Log in failed", Message: "Invalid email or password."})
+		case refused:
+			c.renderLogin(w, r, status, lv, "", &problem{Heading: "Log in failed", Message: "Invalid email or password."})
 		default:
 			c.fail(w, r, nil, err)
 		}

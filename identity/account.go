@@ -11,7 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -87,12 +87,11 @@ func (r LoginResponse) LogValue() slog.Value {
 	return slog.GroupValue(slog.Uint64("user", r.User.ID), slog.Time("expires_at", r.ExpiresAt))
 }
 
-// signup serves POST /aaa/v1/users.
-func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var req SignupRequest
-	if err := httpjson.Decode(w, r, &req, 0); err != nil {
-		return 0, nil, err
-	}
+// createAccount creates the account a signup asks for, with its first
+// organization when it names one (or, for the server's first user,
+// always), or with the invitation's membership. r is the request the
+// signup came in, for its client address and context.
+func (s *Service) createAccount(r *http.Request, req SignupRequest) (SignupResponse, error) {
 	// An invitation opens signup even when it is closed.
 	if req.Invitation != "" {
 		return s.signupInvited(r, req)
@@ -101,26 +100,26 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 	// server's first organization; once a user is known to exist (users
 	// are never deleted) it refuses at once.
 	if !s.cfg.SignupOpen && s.hasUsers.Load() {
-		return 0, nil, errSignupClosed
+		return SignupResponse{}, errSignupClosed
 	}
 	email := strings.TrimSpace(req.Email)
 	if err := checkEmail(email); err != nil {
-		return 0, nil, err
+		return SignupResponse{}, err
 	}
 	if err := checkNewPassword(req.Password); err != nil {
-		return 0, nil, err
+		return SignupResponse{}, err
 	}
 	slug := strings.ToLower(strings.TrimSpace(req.Organization))
 	if req.Organization != "" && !store.ValidSlug(slug) {
-		return 0, nil, httpjson.Errorf(http.StatusBadRequest,
+		return SignupResponse{}, fault.Errorf(fault.Invalid,
 			`"organization" must be 1 to 63 letters, digits and dashes, not starting or ending with a dash`)
 	}
 	if err := s.byAddress.take(r.Context(), s.clientAddr(r)); err != nil {
-		return 0, nil, err
+		return SignupResponse{}, err
 	}
 	hash, err := HashPassword(req.Password, s.cfg.Argon2)
 	if err != nil {
-		return 0, nil, err
+		return SignupResponse{}, err
 	}
 	ctx := r.Context()
 	nu := store.NewUser{Email: email, PasswordHash: hash, CreatedAt: s.cfg.Now()}
@@ -135,7 +134,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 	if errors.Is(err, store.ErrNotFirst) {
 		s.hasUsers.Store(true)
 		if !s.cfg.SignupOpen {
-			return 0, nil, errSignupClosed
+			return SignupResponse{}, errSignupClosed
 		}
 		if slug != "" {
 			u, o, err = s.cfg.Store.CreateUserWithOrganization(ctx, store.Signup{User: nu, OrganizationSlug: slug})
@@ -146,11 +145,11 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 	}
 	switch {
 	case errors.Is(err, store.ErrExists):
-		return 0, nil, s.signupConflict(ctx, email, slug)
+		return SignupResponse{}, s.signupConflict(ctx, email, slug)
 	case errors.Is(err, store.ErrInvalid):
-		return 0, nil, httpjson.Errorf(http.StatusBadRequest, "%v", err)
+		return SignupResponse{}, fault.Errorf(fault.Invalid, "%v", err)
 	case err != nil:
-		return 0, nil, fmt.Errorf("signup: %w", err)
+		return SignupResponse{}, fmt.Errorf("signup: %w", err)
 	}
 
 	resp := SignupResponse{User: UserJSON{ID: u.ID, Email: u.Email}}
@@ -158,25 +157,25 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 		// An organization needs a root key before anything can be minted
 		// for it; the authority gives one to the organizations it creates.
 		if _, err := s.cfg.Keyring.Rotate(ctx, o.ID); err != nil {
-			return 0, nil, fmt.Errorf("signup: first root key of organization %d: %w", o.ID, err)
+			return SignupResponse{}, fmt.Errorf("signup: first root key of organization %d: %w", o.ID, err)
 		}
 		resp.Organization = &OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(store.RoleAdmin)}
 		s.cfg.Logger.InfoContext(ctx, "signup", "user", u, "org", o.ID)
 	} else {
 		s.cfg.Logger.InfoContext(ctx, "signup", "user", u)
 	}
-	return http.StatusCreated, resp, nil
+	return resp, nil
 }
 
 // errSignupClosed refuses a signup when Config.SignupOpen is false and
 // the server has its first user.
-var errSignupClosed = httpjson.Errorf(http.StatusForbidden, "signup is closed on this server")
+var errSignupClosed = fault.Errorf(fault.Denied, "signup is closed on this server")
 
 // signupConflict says which of the email and the slug is taken.
 func (s *Service) signupConflict(ctx context.Context, email, slug string) error {
 	_, err := s.cfg.Store.GetUserByEmail(ctx, email)
 	if err == nil {
-		return httpjson.Errorf(http.StatusConflict, "an account with this email already exists")
+		return fault.Errorf(fault.Conflict, "an account with this email already exists")
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("signup: %w", err)
@@ -184,9 +183,9 @@ func (s *Service) signupConflict(ctx context.Context, email, slug string) error 
 	if slug == "" {
 		// Only the first signup names an organization by itself, on an
 		// empty store; another signup raced it.
-		return httpjson.Errorf(http.StatusConflict, "the account or organization already exists; try again")
+		return fault.Errorf(fault.Conflict, "the account or organization already exists; try again")
 	}
-	return httpjson.Errorf(http.StatusConflict, "organization %q already exists", slug)
+	return fault.Errorf(fault.Conflict, "organization %q already exists", slug)
 }
 
 // checkEmail is a sanity check, not a validation of RFC 5322: one "@"
@@ -194,7 +193,7 @@ func (s *Service) signupConflict(ctx context.Context, email, slug string) error 
 // the store's length limit.
 func checkEmail(e string) error {
 	bad := func(why string) error {
-		return httpjson.Errorf(http.StatusBadRequest, `"email" %s`, why)
+		return fault.Errorf(fault.Invalid, `"email" %s`, why)
 	}
 	if e == "" {
 		return bad("is required")
@@ -222,10 +221,10 @@ func checkEmail(e string) error {
 
 func checkNewPassword(p string) error {
 	if n := utf8.RuneCountInString(p); n < MinPasswordLen {
-		return httpjson.Errorf(http.StatusBadRequest, `"password" must be at least %d characters long`, MinPasswordLen)
+		return fault.Errorf(fault.Invalid, `"password" must be at least %d characters long`, MinPasswordLen)
 	}
 	if len(p) > MaxPasswordLen {
-		return httpjson.Errorf(http.StatusBadRequest, `"password" must be at most %d bytes long`, MaxPasswordLen)
+		return fault.Errorf(fault.Invalid, `"password" must be at most %d bytes long`, MaxPasswordLen)
 	}
 	return nil
 }
@@ -260,7 +259,7 @@ func slugFromEmail(email string) string {
 
 // errBadLogin is the one answer to a wrong email or a wrong password, so
 // that it does not tell which.
-var errBadLogin = httpjson.Errorf(http.StatusUnauthorized, "invalid email or password")
+var errBadLogin = fault.Errorf(fault.Unauthenticated, "invalid email or password")
 
 // authenticate checks a password login, under the rate limits. It costs
 // one argon2id hash whether or not the account exists.
@@ -331,26 +330,6 @@ func (s *Service) newSession(ctx context.Context, u store.User) (*LoginResponse,
 	}, nil
 }
 
-// login serves POST /aaa/v1/sessions.
-func (s *Service) login(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var req LoginRequest
-	if err := httpjson.Decode(w, r, &req, 0); err != nil {
-		return 0, nil, err
-	}
-	if strings.TrimSpace(req.Email) == "" || req.Password == "" {
-		return 0, nil, httpjson.Errorf(http.StatusBadRequest, `"email" and "password" are required`)
-	}
-	u, err := s.authenticate(r.Context(), r, req.Email, req.Password)
-	if err != nil {
-		return 0, nil, err
-	}
-	resp, err := s.newSession(r.Context(), u)
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusCreated, resp, nil
-}
-
 // SessionJSON is a session as whoami shows it.
 type SessionJSON struct {
 	ID        string    `json:"id"`
@@ -362,40 +341,6 @@ type WhoamiResponse struct {
 	User          UserJSON    `json:"user"`
 	Organizations []OrgJSON   `json:"organizations"`
 	Session       SessionJSON `json:"session"`
-}
-
-// whoami serves GET /aaa/v1/whoami.
-func (s *Service) whoami(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	ctx := r.Context()
-	sess, err := s.session(ctx, r.Header.Get("Authorization"), s.cfg.Now())
-	if err != nil {
-		return 0, nil, err
-	}
-	u, err := s.cfg.Store.GetUser(ctx, sess.UserID)
-	if err != nil {
-		return 0, nil, fmt.Errorf("whoami: %w", err)
-	}
-	orgs, err := s.cfg.Store.ListUserOrganizations(ctx, u.ID)
-	if err != nil {
-		return 0, nil, fmt.Errorf("whoami: %w", err)
-	}
-	resp := WhoamiResponse{
-		User:          UserJSON{ID: u.ID, Email: u.Email},
-		Organizations: make([]OrgJSON, len(orgs)),
-		Session:       SessionJSON{ID: sess.ID, ExpiresAt: sess.ExpiresAt.UTC()},
-	}
-	for i, o := range orgs {
-		resp.Organizations[i] = OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
-	}
-	return http.StatusOK, resp, nil
-}
-
-// logout serves DELETE /aaa/v1/sessions/current.
-func (s *Service) logout(_ http.ResponseWriter, r *http.Request) (int, any, error) {
-	if err := s.endSession(r.Context(), r.Header.Get("Authorization")); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
 }
 
 // endSession revokes the session of an "Authorization: Bearer <session

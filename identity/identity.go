@@ -18,7 +18,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/authority"
-	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/memory"
 	"github.com/caveatdev/caveat/tp"
@@ -261,73 +261,9 @@ const (
 	webPollPrefix       = "/sessions/web/poll/"
 )
 
-// Handler returns the service's HTTP handler. It serves the full paths
-// under /aaa/v1/ (see the package documentation) and answers every other
-// path with 404 in JSON.
-func (s *Service) Handler() http.Handler { return s.handler }
-
-func (s *Service) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+prefix+"/users", s.api(s.signup))
-	mux.HandleFunc("POST "+prefix+"/sessions", s.api(s.login))
-	mux.HandleFunc("POST "+prefix+"/sessions/web", s.api(s.startWebLogin))
-	mux.HandleFunc("GET "+prefix+webPollPrefix+"{secret}", s.api(s.pollWebLogin))
-	mux.HandleFunc("DELETE "+prefix+"/sessions/current", s.api(s.logout))
-	mux.HandleFunc("GET "+prefix+"/whoami", s.api(s.whoami))
-	mux.HandleFunc("GET "+prefix+cliPagePrefix+"{secret}", s.cliPage)
-	mux.HandleFunc("POST "+prefix+cliPagePrefix+"{secret}", s.cliPage)
-	mux.HandleFunc("GET "+prefix+dischargePagePrefix+"{secret}", s.dischargePage)
-	mux.HandleFunc("POST "+prefix+dischargePagePrefix+"{secret}", s.dischargePage)
-	mux.HandleFunc("GET "+prefix+authority.InvitationPath+"{code}", s.invitationPage)
-	mux.HandleFunc("POST "+prefix+authority.InvitationPath+"{code}", s.invitationPage)
-	// tp.Server answers wrong methods itself, in the protocol's JSON.
-	mux.Handle(prefix+tp.InitPath, s.tp)
-	mux.Handle(prefix+tp.PollPath+"/", s.tp)
-	return httpjson.Routes(mux)
-}
-
-// api adapts a handler that returns its status and body, or an error.
-func (s *Service) api(h func(w http.ResponseWriter, r *http.Request) (int, any, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		status, body, err := h(w, r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if body == nil {
-			w.WriteHeader(status)
-			return
-		}
-		httpjson.Write(w, status, body)
-	}
-}
-
-// writeError answers err in JSON: a *httpjson.Error or a rate limit with
-// its status, anything else with 500 "internal error", logged with the
-// route's pattern, never its path (which may hold a flow's secret).
-func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var lim *limitedError
-	if errors.As(err, &lim) {
-		w.Header().Set("Retry-After", lim.retryAfter())
-		httpjson.Write(w, http.StatusTooManyRequests, map[string]string{"error": lim.Error()})
-		return
-	}
-	var he *httpjson.Error
-	if errors.As(err, &he) {
-		httpjson.Write(w, he.Status, map[string]string{"error": he.Msg})
-		return
-	}
-	s.internal(r, err)
-	httpjson.Write(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
-}
-
-func (s *Service) internal(r *http.Request, err error) {
-	s.cfg.Logger.ErrorContext(r.Context(), "identity: internal error", "method", r.Method, "route", r.Pattern, "err", err)
-}
-
-// limitedError is a refusal by a rate limit or a full flow store,
-// answered with 429 and Retry-After.
+// limitedError is a refusal by a rate limit or a full flow store: a
+// fault.RateLimited *fault.Error (see Unwrap), answered with 429 and
+// Retry-After.
 type limitedError struct {
 	retry time.Duration
 	msg   string // what is exhausted; "too many login attempts" when empty
@@ -339,6 +275,12 @@ func (e *limitedError) Error() string {
 		msg = "too many login attempts"
 	}
 	return msg + "; try again in " + e.retryAfter() + " s"
+}
+
+// Unwrap returns the refusal as a fault.RateLimited *fault.Error, so that
+// it is classed like the service's other refusals.
+func (e *limitedError) Unwrap() error {
+	return &fault.Error{Code: fault.RateLimited, Message: e.Error()}
 }
 
 // retryAfter is the wait in whole seconds, rounded up, at least 1.
@@ -382,26 +324,26 @@ func (s *Service) clientAddr(r *http.Request) string {
 // what is wrong.
 func (s *Service) session(ctx context.Context, header string, now time.Time) (store.Session, error) {
 	if header == "" {
-		return store.Session{}, httpjson.Errorf(http.StatusUnauthorized, "missing session credential: send Authorization: Bearer <session secret>")
+		return store.Session{}, fault.Errorf(fault.Unauthenticated, "missing session credential: send Authorization: Bearer <session secret>")
 	}
 	scheme, secret, _ := strings.Cut(strings.TrimSpace(header), " ")
 	if !strings.EqualFold(scheme, "Bearer") {
-		return store.Session{}, httpjson.Errorf(http.StatusUnauthorized, "the session credential must be sent as Authorization: Bearer <session secret>")
+		return store.Session{}, fault.Errorf(fault.Unauthenticated, "the session credential must be sent as Authorization: Bearer <session secret>")
 	}
 	id, ok := s.cfg.Keyring.CheckSessionSecret(strings.TrimSpace(secret))
 	if !ok {
-		return store.Session{}, httpjson.Errorf(http.StatusUnauthorized, "invalid session credential")
+		return store.Session{}, fault.Errorf(fault.Unauthenticated, "invalid session credential")
 	}
 	sess, err := s.cfg.Store.GetSession(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return sess, httpjson.Errorf(http.StatusUnauthorized, "unknown session; log in again")
+		return sess, fault.Errorf(fault.Unauthenticated, "unknown session; log in again")
 	case err != nil:
 		return sess, fmt.Errorf("get session: %w", err)
 	case !sess.RevokedAt.IsZero():
-		return sess, httpjson.Errorf(http.StatusUnauthorized, "session was revoked (logged out); log in again")
+		return sess, fault.Errorf(fault.Unauthenticated, "session was revoked (logged out); log in again")
 	case !sess.Active(now):
-		return sess, httpjson.Errorf(http.StatusUnauthorized, "session expired; log in again")
+		return sess, fault.Errorf(fault.Unauthenticated, "session expired; log in again")
 	}
 	return sess, nil
 }

@@ -158,8 +158,7 @@ func metadataAnswer(md map[string]string, err error) (int, any, error) {
 }
 
 func (s *Service) writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
-	var he *httpjson.Error
-	if !errors.As(err, &he) {
+	if _, _, ok := httpjson.StatusOf(err); !ok {
 		s.cfg.Logger.WarnContext(r.Context(), "cannot check the token", "path", r.Pattern, "err", err)
 	}
 	middleware.WriteError(w, r, err)

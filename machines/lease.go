@@ -13,11 +13,10 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
@@ -79,10 +78,10 @@ func (s *Service) checkLease(ctx context.Context, t *Target, m *store.Machine, n
 		return err
 	}
 	if nonce == "" {
-		return httpjson.Errorf(http.StatusConflict, "machine %s is leased%s: send the lease's nonce in the %s header",
+		return fault.Errorf(fault.Conflict, "machine %s is leased%s: send the lease's nonce in the %s header",
 			m.ID, holder, LeaseNonceHeader)
 	}
-	return httpjson.Errorf(http.StatusConflict, "machine %s is leased%s, and the %s header does not hold that lease's nonce",
+	return fault.Errorf(fault.Conflict, "machine %s is leased%s, and the %s header does not hold that lease's nonce",
 		m.ID, holder, LeaseNonceHeader)
 }
 
@@ -113,7 +112,7 @@ func ParseLeaseTTL(s string) (time.Duration, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 1 || n > int64(MaxLeaseTTL/time.Second) {
-		return 0, httpjson.Errorf(http.StatusBadRequest, "ttl %q: want whole seconds from 1 to %d", s, int64(MaxLeaseTTL/time.Second))
+		return 0, fault.Errorf(fault.Invalid, "ttl %q: want whole seconds from 1 to %d", s, int64(MaxLeaseTTL/time.Second))
 	}
 	return time.Duration(n) * time.Second, nil
 }
@@ -140,7 +139,7 @@ func (s *Service) AcquireLease(ctx context.Context, t *Target, ttl time.Duration
 		if err != nil {
 			return Lease{}, err
 		}
-		return Lease{}, httpjson.Errorf(http.StatusConflict, "machine %s is already leased%s", t.ID, holder)
+		return Lease{}, fault.Errorf(fault.Conflict, "machine %s is already leased%s", t.ID, holder)
 	case err != nil:
 		return Lease{}, leaseRefused(t, err)
 	}
@@ -166,9 +165,9 @@ func (s *Service) leaseAnswer(ctx context.Context, t *Target, l store.MachineLea
 func leaseRefused(t *Target, err error) error {
 	switch {
 	case errors.Is(err, store.ErrNoLease):
-		return httpjson.Errorf(http.StatusConflict, "machine %s has no active lease (it expired or was released): acquire a new one", t.ID)
+		return fault.Errorf(fault.Conflict, "machine %s has no active lease (it expired or was released): acquire a new one", t.ID)
 	case errors.Is(err, store.ErrLeased):
-		return httpjson.Errorf(http.StatusConflict, "the %s header does not hold the nonce of machine %s's lease", LeaseNonceHeader, t.ID)
+		return fault.Errorf(fault.Conflict, "the %s header does not hold the nonce of machine %s's lease", LeaseNonceHeader, t.ID)
 	case errors.Is(err, store.ErrNotFound):
 		return notFound("no machine %q in app %q", t.ID, t.App.Name)
 	}
@@ -177,7 +176,7 @@ func leaseRefused(t *Target, err error) error {
 
 func requireNonce(nonce string) error {
 	if nonce == "" {
-		return httpjson.Errorf(http.StatusBadRequest, "send the lease's nonce in the %s header", LeaseNonceHeader)
+		return fault.Errorf(fault.Invalid, "send the lease's nonce in the %s header", LeaseNonceHeader)
 	}
 	return nil
 }

@@ -6,11 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
-	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
@@ -140,7 +139,7 @@ func parseConfig(raw json.RawMessage) (machineConfig, error) {
 }
 
 func badRequest(format string, args ...any) error {
-	return httpjson.Errorf(http.StatusBadRequest, format, args...)
+	return fault.Errorf(fault.Invalid, format, args...)
 }
 
 // CreateRequest is the body of create and update, in the shape of
@@ -323,7 +322,7 @@ func (s *Service) Create(ctx context.Context, t *Target, req CreateRequest) (Mac
 		_, err = s.cfg.Store.CreateMachine(ctx, m, events...)
 		switch {
 		case errors.Is(err, store.ErrExists) && req.Name != "":
-			return Machine{}, httpjson.Errorf(http.StatusConflict, "app %q already has a machine named %q", app.Name, req.Name)
+			return Machine{}, fault.Errorf(fault.Conflict, "app %q already has a machine named %q", app.Name, req.Name)
 		case errors.Is(err, store.ErrExists):
 			continue // the random id was taken
 		case errors.Is(err, store.ErrNotFound):
@@ -634,11 +633,11 @@ func (s *Service) metadataChange(ctx context.Context, t *Target, nonce, key stri
 			return nil, err
 		}
 		got, err := fn(m)
-		var he *httpjson.Error
+		_, refused := fault.As(err)
 		switch {
 		case errors.Is(err, store.ErrStale):
 			continue
-		case errors.As(err, &he):
+		case refused:
 			return nil, err
 		case errors.Is(err, store.ErrInvalid):
 			return nil, badRequest("%v", err)

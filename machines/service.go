@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
-	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
@@ -93,7 +91,7 @@ func (s *Service) now() time.Time { return s.cfg.Now() }
 // notFound is the answer for an app or machine that does not exist or
 // that the principal may not see.
 func notFound(format string, args ...any) error {
-	return httpjson.Errorf(http.StatusNotFound, format, args...)
+	return fault.Errorf(fault.NotFound, format, args...)
 }
 
 // authError is a refusal of the principal, answered as
@@ -103,12 +101,11 @@ type authError struct{ err error }
 func (e *authError) Error() string { return e.err.Error() }
 func (e *authError) Unwrap() error { return e.err }
 
-// refused reports whether err is the principal's refusal (a 403), as
-// opposed to a failure to check it.
+// refused reports whether err is the principal's refusal (a Denied
+// *fault.Error), as opposed to a failure to check it.
 func refused(err error) bool {
 	var ae *authError
-	var he *httpjson.Error
-	return errors.As(err, &ae) && errors.As(ae.err, &he) && he.Status == http.StatusForbidden
+	return errors.As(err, &ae) && fault.CodeOf(ae.err) == fault.Denied
 }
 
 // allow clears an access to one machine of the app (id "" is a machine not
@@ -122,16 +119,17 @@ func (s *Service) allow(ctx context.Context, p middleware.Principal, app store.A
 }
 
 // appReadable applies the rule for reading an app as a whole (list): the
-// access {orgid, appid, action r} is allowed, or its only refusals are
-// caveat.ErrResourceUnspecified (caveats that restrict machines, volumes
-// or commands say nothing about the app itself) and the principal belongs
-// to the app's organization.
+// access {orgid, appid, action r} is allowed, or it is denied only by
+// caveats that refused with caveat.ErrResourceUnspecified (caveats that
+// restrict machines, volumes or commands say nothing about the app
+// itself: fault.Error.OnlyUnspecified) and the principal belongs to the
+// app's organization.
 func (s *Service) appReadable(ctx context.Context, p middleware.Principal, app store.App) error {
 	err := p.Allow(ctx, &flyio.Access{OrgID: &app.OrgID, AppID: &app.ID, Action: resset.ActionRead})
 	if err == nil {
 		return nil
 	}
-	if onlyUnspecified(err) {
+	if fault.OnlyUnspecified(err) {
 		ok, merr := s.inOrganization(ctx, p, app.OrgID)
 		if merr != nil {
 			return merr
@@ -159,39 +157,6 @@ func (s *Service) inOrganization(ctx context.Context, p middleware.Principal, or
 		return false, fmt.Errorf("membership: %w", err)
 	}
 	return true, nil
-}
-
-// onlyUnspecified reports whether every caveat that refused an access did
-// so with caveat.ErrResourceUnspecified, reading the refusals from the
-// error's chain (authority.CheckAccess keeps the caveats' errors as the
-// cause of its 403). An error with no caveat refusal in it is not one.
-func onlyUnspecified(err error) bool {
-	var denied []*caveat.DeniedError
-	collectDenied(err, &denied)
-	if len(denied) == 0 {
-		return false
-	}
-	for _, d := range denied {
-		if !errors.Is(d.Err, caveat.ErrResourceUnspecified) {
-			return false
-		}
-	}
-	return true
-}
-
-// collectDenied appends the *caveat.DeniedError values in err's tree.
-func collectDenied(err error, out *[]*caveat.DeniedError) {
-	switch e := err.(type) {
-	case nil:
-	case *caveat.DeniedError:
-		*out = append(*out, e)
-	case interface{ Unwrap() []error }:
-		for _, c := range e.Unwrap() {
-			collectDenied(c, out)
-		}
-	case interface{ Unwrap() error }:
-		collectDenied(e.Unwrap(), out)
-	}
 }
 
 // resolveApp finds the app a request names. A named token's app is looked
@@ -251,7 +216,7 @@ func (s *Service) resolveApp(ctx context.Context, p middleware.Principal, name s
 		}
 		slugs[i] = o.Slug
 	}
-	return store.App{}, httpjson.Errorf(http.StatusConflict,
+	return store.App{}, fault.Errorf(fault.Conflict,
 		"app %q exists in several of your organizations (%s): use a token of one organization (caveat tokens create deploy -o ORG -a %s)",
 		name, strings.Join(slugs, ", "), name)
 }
@@ -330,7 +295,7 @@ const maxAttempts = 16
 
 // errBusy answers a change that lost the race maxAttempts times.
 func errBusy(id string) error {
-	return httpjson.Errorf(http.StatusConflict, "machine %s is changing concurrently; try again", id)
+	return fault.Errorf(fault.Conflict, "machine %s is changing concurrently; try again", id)
 }
 
 // load reads a machine and records the transitions that are over.
@@ -391,9 +356,9 @@ func (s *Service) change(ctx context.Context, t *Target, nonce string,
 		case errors.Is(err, store.ErrStale):
 			continue
 		case errors.Is(err, store.ErrExists):
-			return m, httpjson.Errorf(http.StatusConflict, "app %q already has a machine named %q", app.Name, next.Name)
+			return m, fault.Errorf(fault.Conflict, "app %q already has a machine named %q", app.Name, next.Name)
 		case errors.Is(err, store.ErrInvalid):
-			return m, httpjson.Errorf(http.StatusBadRequest, "%v", err)
+			return m, fault.Errorf(fault.Invalid, "%v", err)
 		case err != nil:
 			return m, fmt.Errorf("update machine: %w", err)
 		}

@@ -11,12 +11,11 @@ package machines
 
 import (
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -112,7 +111,7 @@ func (o operation) check(m *store.Machine) error {
 	if o.hint != "" && m.State != store.MachineDestroyed && m.State != store.MachineDestroying {
 		hint += "; " + o.hint
 	}
-	return httpjson.Errorf(http.StatusPreconditionFailed, "machine %s is %s%s: %s needs a machine that is %s",
+	return fault.Errorf(fault.FailedPrecondition, "machine %s is %s%s: %s needs a machine that is %s",
 		m.ID, m.State, hint, o.name, orList(names))
 }
 

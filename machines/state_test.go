@@ -1,7 +1,6 @@
 package machines
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -9,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caveatdev/caveat"
-	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
-	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -55,9 +51,8 @@ func TestOperationCheck(t *testing.T) {
 	m := &store.Machine{ID: "e0000000000001", State: store.MachineStarting, Next: store.MachineStarted,
 		NextAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 	err := opStop.check(m)
-	var he *httpjson.Error
-	if !errors.As(err, &he) || he.Status != http.StatusPreconditionFailed ||
-		he.Msg != "machine e0000000000001 is starting (it will be started at 2030-01-01T00:00:00Z): stop needs a machine that is started or suspended" {
+	if status, msg, _ := httpjson.StatusOf(err); status != http.StatusPreconditionFailed ||
+		msg != "machine e0000000000001 is starting (it will be started at 2030-01-01T00:00:00Z): stop needs a machine that is started or suspended" {
 		t.Fatalf("refusal: %v", err)
 	}
 	m.State, m.Next = store.MachineStarted, ""
@@ -70,61 +65,6 @@ func TestOperationCheck(t *testing.T) {
 	m.State = store.MachineDestroyed
 	if err := opForceDestroy.check(m); err == nil || strings.Contains(err.Error(), "force=true") {
 		t.Fatalf("forced destroy of a destroyed machine: %v", err)
-	}
-}
-
-// refusal clears an access against caveats as the authority does, and
-// returns what the middleware's Allow returns: a 403 *httpjson.Error
-// whose message is the refusal.
-func refusal(t *testing.T, a *flyio.Access, cs ...caveat.Caveat) error {
-	t.Helper()
-	err := caveat.NewCaveatSet(cs...).Clear(a)
-	if err == nil {
-		t.Fatal("the access was allowed")
-	}
-	return httpjson.Wrap(http.StatusForbidden, err) // as authority.CheckAccess answers it
-}
-
-func TestOnlyUnspecified(t *testing.T) {
-	org, app := uint64(1), uint64(2)
-	appLevel := &flyio.Access{OrgID: &org, AppID: &app, Action: resset.ActionRead}
-	machines := &flyio.Machines{Machines: resset.ResourceSet[string]{"": resset.ActionRead | resset.ActionControl}}
-	volumes := &flyio.Volumes{Volumes: resset.ResourceSet[string]{"vol_1": resset.ActionAll}}
-	otherApp := &flyio.Apps{Apps: resset.ResourceSet[uint64]{3: resset.ActionAll}}
-	readOnly := &flyio.Organization{ID: 1, Mask: resset.ActionRead}
-	write := &flyio.Access{OrgID: &org, AppID: &app, Action: resset.ActionWrite}
-
-	for _, tc := range []struct {
-		name   string
-		a      *flyio.Access
-		cs     []caveat.Caveat
-		expect bool
-	}{
-		{"machines caveat", appLevel, []caveat.Caveat{readOnly, machines}, true},
-		{"machines and volumes caveats", appLevel, []caveat.Caveat{machines, volumes}, true},
-		{"another app", appLevel, []caveat.Caveat{otherApp}, false},
-		{"another app and machines", appLevel, []caveat.Caveat{machines, otherApp}, false},
-		{"action refused and machines", write, []caveat.Caveat{readOnly, machines}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			chained := refusal(t, tc.a, tc.cs...)
-			if got := onlyUnspecified(chained); got != tc.expect {
-				t.Errorf("from the error chain: %v, want %v (%v)", got, tc.expect, chained)
-			}
-		})
-	}
-	// Refusals that are not caveats' are never taken for unspecified
-	// resources.
-	for _, err := range []error{
-		errors.New("caveat 0 (Machines): resource unspecified: the access names no machine"),
-		httpjson.Errorf(http.StatusUnauthorized, "caveat 0 (Machines): resource unspecified: x"),
-		httpjson.Errorf(http.StatusForbidden, "user 3 is not a member of organization 1"),
-		httpjson.Errorf(http.StatusForbidden, ""),
-		httpjson.Errorf(http.StatusForbidden, `caveat 1 (Apps): unauthorized for resource: app 2 not allowed (allowed: 3); caveat 0 (Machines): resource unspecified: x`),
-	} {
-		if onlyUnspecified(err) {
-			t.Errorf("%q taken for a refusal by unspecified resources only", err)
-		}
 	}
 }
 

@@ -4,13 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
@@ -69,7 +68,7 @@ func (s *Service) Wait(ctx context.Context, t *Target, opt WaitOptions) error {
 		}
 		if m.State == store.MachineDestroyed {
 			release()
-			return httpjson.Errorf(http.StatusPreconditionFailed, "machine %s is destroyed: it will not be %s", id, opt.State)
+			return fault.Errorf(fault.FailedPrecondition, "machine %s is destroyed: it will not be %s", id, opt.State)
 		}
 		sleep := s.cfg.WaitPoll
 		if m.Next != "" {
@@ -82,7 +81,7 @@ func (s *Service) Wait(ctx context.Context, t *Target, opt WaitOptions) error {
 		case <-timeout.C:
 			poll.Stop()
 			release()
-			return httpjson.Errorf(http.StatusRequestTimeout, "machine %s did not become %s within %s: it is %s",
+			return fault.Errorf(fault.Timeout, "machine %s did not become %s within %s: it is %s",
 				id, opt.State, opt.Timeout, describeState(m))
 		case <-ctx.Done():
 			poll.Stop()

@@ -41,14 +41,16 @@
 //
 // # Errors
 //
-// Authenticate fails with an *httpjson.Error of status 401 for a bad token,
-// and with any other error when the authority cannot be asked (Require
-// answers those 503). Allow fails with a 403 *httpjson.Error.
+// Authenticate fails with a *fault.Error of code fault.Unauthenticated for
+// a bad token (Remote relays the authority's other refusals with their
+// codes too), and with any other error when the authority cannot be asked
+// (Require answers those 503). Allow fails with a
+// *fault.Error of code fault.Denied, whose Denials are the caveats'
+// refusals when the caveats refused.
 package middleware
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/caveatdev/caveat/flyio"
@@ -59,15 +61,17 @@ import (
 type Authenticator interface {
 	// Authenticate verifies the bundle (an Authorization header value, or
 	// bare tokens) and returns who presents it. A bundle that is missing,
-	// malformed, invalid, expired or revoked is a 401 *httpjson.Error
-	// saying which; any other error means the check could not be made.
+	// malformed, invalid, expired or revoked is a *fault.Error of code
+	// fault.Unauthenticated saying which; any other error means the check
+	// could not be made.
 	Authenticate(ctx context.Context, header string) (Principal, error)
 }
 
 // Principal is a verified bundle.
 type Principal interface {
-	// Allow reports whether the bundle allows the access: nil, or a 403
-	// *httpjson.Error naming the caveat, the action and the resource.
+	// Allow reports whether the bundle allows the access: nil, or a
+	// *fault.Error of code fault.Denied naming the caveat, the action and
+	// the resource.
 	// Access.Time, when zero, is set to now.
 	Allow(ctx context.Context, a *flyio.Access) error
 	// TokenID is the permission token's id (its nonce UUID).
@@ -94,7 +98,8 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 }
 
 // AccessFunc builds the access a request attempts. An error is answered
-// as it is if it is an *httpjson.Error, and as 400 otherwise.
+// as it is if it is a *fault.Error or an *httpjson.Error, and as 400
+// otherwise.
 type AccessFunc func(r *http.Request) (*flyio.Access, error)
 
 // Require serves next only for requests whose bundle allows the access
@@ -108,8 +113,7 @@ func Require(auth Authenticator, access AccessFunc, next http.Handler) http.Hand
 		}
 		a, err := access(r)
 		if err != nil {
-			var he *httpjson.Error
-			if !errors.As(err, &he) {
+			if _, _, ok := httpjson.StatusOf(err); !ok {
 				err = httpjson.Errorf(http.StatusBadRequest, "%v", err)
 			}
 			WriteError(w, r, err)
@@ -123,13 +127,13 @@ func Require(auth Authenticator, access AccessFunc, next http.Handler) http.Hand
 	})
 }
 
-// WriteError answers an error of Authenticate or Allow: its own status
-// when it is an *httpjson.Error, 503 "authority unavailable" otherwise (the
-// cause is not shown to the client).
+// WriteError answers an error of Authenticate or Allow: a *fault.Error
+// with its code's status (a refusal's message shown), an *httpjson.Error
+// relayed from the authority with its own, and anything else 503
+// "authority unavailable" (the cause is not shown to the client).
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
-	var he *httpjson.Error
-	if errors.As(err, &he) {
-		httpjson.Write(w, he.Status, map[string]string{"error": he.Msg})
+	if status, msg, ok := httpjson.StatusOf(err); ok {
+		httpjson.Write(w, status, map[string]string{"error": msg})
 		return
 	}
 	httpjson.Write(w, http.StatusServiceUnavailable, map[string]string{"error": "cannot check the token now: authority unavailable"})

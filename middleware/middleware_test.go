@@ -89,11 +89,8 @@ func (w *world) access(app uint64, machine, action string) *flyio.Access {
 }
 
 func status(err error) int {
-	var he *httpjson.Error
-	if errors.As(err, &he) {
-		return he.Status
-	}
-	return 0
+	s, _, _ := httpjson.StatusOf(err)
+	return s
 }
 
 // counting counts the authenticate requests sent to the authority.

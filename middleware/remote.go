@@ -17,6 +17,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/authority"
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/internal/tokencache"
@@ -139,7 +140,7 @@ func NewRemote(cfg RemoteConfig) *Remote {
 // Authenticate implements Authenticator.
 func (rm *Remote) Authenticate(ctx context.Context, header string) (Principal, error) {
 	if header == "" {
-		return nil, httpjson.Errorf(http.StatusUnauthorized, "no token: send Authorization: FlyV1 fm2_…")
+		return nil, fault.Errorf(fault.Unauthenticated, "no token: send Authorization: FlyV1 fm2_…")
 	}
 	k := tokencache.KeyOf(header)
 	now := rm.cfg.Now()
@@ -177,7 +178,7 @@ func (rm *Remote) ask(ctx context.Context, header string) (*remotePrincipal, err
 		return nil, err
 	}
 	if len(verified) == 0 {
-		return nil, httpjson.Errorf(http.StatusUnauthorized, "the authority verified no permission token in the bundle")
+		return nil, fault.Errorf(fault.Unauthenticated, "the authority verified no permission token in the bundle")
 	}
 	out := verified[0]
 	raw, err := base64.StdEncoding.DecodeString(out.CaveatsMsgpack)
@@ -203,8 +204,9 @@ func (rm *Remote) ask(ctx context.Context, header string) (*remotePrincipal, err
 }
 
 // call makes one request to the authority, with auth as its Authorization
-// header if not empty. A 4xx answer is returned as an *httpjson.Error with
-// the authority's status and message.
+// header if not empty. A 4xx answer is returned as a *fault.Error with
+// the code of the authority's status (an *httpjson.Error with the status
+// when no code has it) and the authority's message.
 func (rm *Remote) call(ctx context.Context, method, path, auth string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, rm.cfg.URL+path, bytes.NewReader(body))
 	if err != nil {
@@ -231,6 +233,9 @@ func (rm *Remote) call(ctx context.Context, method, path, auth string, body []by
 		}
 		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
 			e.Error = http.StatusText(resp.StatusCode)
+		}
+		if code, ok := httpjson.CodeOf(resp.StatusCode); ok {
+			return fault.Errorf(code, "%s", e.Error)
 		}
 		return httpjson.Errorf(resp.StatusCode, "%s", e.Error)
 	}

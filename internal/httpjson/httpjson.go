@@ -3,6 +3,10 @@
 // and every error is answered as {"error": "…"} with a 4xx status that
 // names what was wrong, or "internal error" with a 500 that is logged and
 // never shows its cause.
+//
+// The services return *fault.Error values, which say what failed but not
+// how to answer it; this package is where a fault.Code becomes an HTTP
+// status (Status), for every service alike.
 package httpjson
 
 import (
@@ -14,14 +18,17 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/caveatdev/caveat/fault"
 )
 
 // MaxBody is the default limit on a request body.
 const MaxBody = 64 << 10
 
-// Error is an error with the HTTP status to answer it with. Services
-// return it (via Errorf) for failures that are the client's; anything else
-// is answered 500 "internal error".
+// Error is an error with the HTTP status to answer it with, for failures
+// that the HTTP layer itself finds (a body that is not JSON, or too
+// large) or relays (another server's answer). The services return
+// *fault.Error instead; anything else is answered 500 "internal error".
 type Error struct {
 	Status int
 	Msg    string
@@ -117,13 +124,72 @@ func Write(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
-// WriteError answers err: an *Error with its status and message; anything
-// else with 500 "internal error", logging the cause (which must therefore
-// hold no secret) at error level.
-func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+// statuses maps each fault.Code to the status it is answered with.
+var statuses = map[fault.Code]int{
+	fault.Invalid:            http.StatusBadRequest,
+	fault.Unauthenticated:    http.StatusUnauthorized,
+	fault.Denied:             http.StatusForbidden,
+	fault.NotFound:           http.StatusNotFound,
+	fault.Timeout:            http.StatusRequestTimeout,
+	fault.Conflict:           http.StatusConflict,
+	fault.Gone:               http.StatusGone,
+	fault.FailedPrecondition: http.StatusPreconditionFailed,
+	fault.TooLarge:           http.StatusRequestEntityTooLarge,
+	fault.RateLimited:        http.StatusTooManyRequests,
+	fault.Unavailable:        http.StatusServiceUnavailable,
+}
+
+// Status is the HTTP status of a fault code: 500 for a code it does not
+// know, so that a new code is never answered as a success.
+func Status(code fault.Code) int {
+	if s, ok := statuses[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// CodeOf is the fault code that status answers, for errors relayed from
+// another caveat server's answer; false for a status no code maps to.
+func CodeOf(status int) (fault.Code, bool) {
+	for c, s := range statuses {
+		if s == status {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// StatusOf returns the status and message err is answered with, and
+// whether err is the client's to see: an *Error with its own, a
+// *fault.Error with its code's status (whichever is outermost in err's
+// chain). Anything else is not (ok false): the server's failure.
+func StatusOf(err error) (status int, msg string, ok bool) {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		switch e := e.(type) {
+		case *Error:
+			return e.Status, e.Msg, true
+		case *fault.Error:
+			return Status(e.Code), e.Message, true
+		}
+	}
+	// Trees (errors.Join) are searched as errors.As does.
 	var he *Error
 	if errors.As(err, &he) {
-		Write(w, he.Status, map[string]string{"error": he.Msg})
+		return he.Status, he.Msg, true
+	}
+	if fe, ok := fault.As(err); ok {
+		return Status(fe.Code), fe.Message, true
+	}
+	return 0, "", false
+}
+
+// WriteError answers err: an *Error with its status and message, a
+// *fault.Error with its code's status and its message (see StatusOf);
+// anything else with 500 "internal error", logging the cause (which must
+// therefore hold no secret) at error level.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if status, msg, ok := StatusOf(err); ok {
+		Write(w, status, map[string]string{"error": msg})
 		return
 	}
 	if log != nil {

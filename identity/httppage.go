@@ -112,15 +112,15 @@ func (s *Service) pageLogin(w http.ResponseWriter, r *http.Request, p *page) (st
 		return u, true
 	}
 	var lim *limitedError
-	var he *httpjson.Error
+	status, _, refused := httpjson.StatusOf(err)
 	switch {
 	case errors.As(err, &lim):
 		w.Header().Set("Retry-After", lim.retryAfter())
 		p.Kind, p.Message = "error", "Too many login attempts. Try again in "+lim.retryAfter()+" seconds."
 		s.page(w, http.StatusTooManyRequests, *p)
-	case errors.As(err, &he):
+	case refused:
 		p.Kind, p.Message = "error", "Invalid email or password."
-		s.page(w, he.Status, *p)
+		s.page(w, status, *p)
 	default:
 		s.internal(r, err)
 		p.Kind, p.Message = "error", "Something went wrong on the server. Please try again later."
