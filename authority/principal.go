@@ -9,8 +9,8 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/auth"
-	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/fault"
+	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/tokencache"
 	"github.com/caveatdev/caveat/store"
 )
