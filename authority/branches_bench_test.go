@@ -10,6 +10,7 @@ import (
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/auth"
 	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
@@ -108,7 +109,7 @@ func BenchmarkAuthenticateBranches(b *testing.B) {
 			}
 			b.Cleanup(func() { db.Close() })
 			clk := &clock{time.Unix(1764000000, 0)}
-			kr := NewKeyring(NewMasterKey(), db, clk.now)
+			kr := keyring.NewKeyring(keyring.NewMasterKey(), db, clk.now)
 			svc, err := New(Config{Store: db, Keyring: kr, Location: testLocation, LoginLocation: testLogin, Now: clk.now, CacheSize: -1})
 			if err != nil {
 				b.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
@@ -34,14 +35,14 @@ type harness struct {
 	clk *clock
 	svc *Service
 	srv *httptest.Server
-	kr  *Keyring
+	kr  *keyring.Keyring
 }
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	db, _ := openStore(t)
 	clk := &clock{time.Unix(1764000000, 0)}
-	kr := NewKeyring(NewMasterKey(), db, clk.now)
+	kr := keyring.NewKeyring(keyring.NewMasterKey(), db, clk.now)
 	svc, err := New(Config{Store: db, Keyring: kr, Location: testLocation, LoginLocation: testLogin, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,6 @@ package authority
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -14,6 +10,7 @@ import (
 
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/invitation"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
@@ -42,44 +39,6 @@ const (
 	DefaultInvitationExpiry = 7 * 24 * time.Hour
 	MaxInvitationExpiry     = 30 * 24 * time.Hour
 )
-
-// InvitationPath is where the login service serves an invitation's page,
-// under its location: LoginLocation + InvitationPath + code.
-const InvitationPath = "/invitations/"
-
-// invitationCodePrefix starts every invitation code, so that one is
-// recognisable in a message or a leak scanner.
-const invitationCodePrefix = "cvi1_"
-
-// labelInvitationCode keeps invitation hashes apart from any other hash
-// of the same text.
-const labelInvitationCode = "caveat invitation code v1\x00"
-
-// newInvitationCode returns a fresh code: the prefix and 24 random bytes
-// in unpadded base64url.
-func newInvitationCode() string {
-	var b [24]byte
-	rand.Read(b[:])
-	return invitationCodePrefix + base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// ValidInvitationCode reports whether code has the form of an invitation
-// code, so that anything else is refused without a database read.
-func ValidInvitationCode(code string) bool {
-	rest, ok := strings.CutPrefix(code, invitationCodePrefix)
-	if !ok || len(rest) != 32 {
-		return false
-	}
-	_, err := base64.RawURLEncoding.DecodeString(rest)
-	return err == nil
-}
-
-// InvitationCodeHash is what the store keeps of an invitation code. The
-// code holds 192 random bits, so a plain hash cannot be reversed.
-func InvitationCodeHash(code string) string {
-	h := sha256.Sum256([]byte(labelInvitationCode + code))
-	return hex.EncodeToString(h[:])
-}
 
 // membershipAccess is an action on the organization's members and
 // invitations.
@@ -136,10 +95,10 @@ func (s *Service) Invite(ctx context.Context, p *Principal, orgID uint64, req In
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("user: %w", err)
 	}
-	code := newInvitationCode()
+	code := invitation.NewCode()
 	now := s.cfg.Now()
 	inv, err := s.cfg.Store.CreateInvitation(ctx, store.NewInvitation{OrgID: orgID, Email: email, Role: req.Role,
-		CodeHash: InvitationCodeHash(code), InvitedBy: p.UserID, CreatedAt: now, ExpiresAt: now.Add(req.Expiry)})
+		CodeHash: invitation.CodeHash(code), InvitedBy: p.UserID, CreatedAt: now, ExpiresAt: now.Add(req.Expiry)})
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return nil, fault.Errorf(fault.Conflict,
@@ -151,7 +110,7 @@ func (s *Service) Invite(ctx context.Context, p *Principal, orgID uint64, req In
 	}
 	s.cfg.Logger.InfoContext(ctx, "invitation created", "invitation", inv, "by", p.UserID)
 	return &Invited{Invitation: inv, Code: code,
-		URL: strings.TrimSuffix(s.cfg.LoginLocation, "/") + InvitationPath + code}, nil
+		URL: strings.TrimSuffix(s.cfg.LoginLocation, "/") + invitation.Path + code}, nil
 }
 
 // Invitations lists a page of the organization's pending invitations
@@ -211,46 +170,6 @@ func (s *Service) CancelInvitation(ctx context.Context, p *Principal, orgID uint
 	return inv, nil
 }
 
-// InvitationRefusal turns a store's refusal to accept an invitation into
-// the answer its invitee reads; inv is the invitation when it was found.
-// signup says whether the invitee was signing up (an existing email is
-// then an existing account, not an existing membership).
-func InvitationRefusal(err error, inv store.Invitation, signup bool) error {
-	switch {
-	case errors.Is(err, store.ErrInvitationUsed):
-		return fault.Errorf(fault.Conflict, "this invitation was already used; ask an admin of the organization for a new one")
-	case errors.Is(err, store.ErrInvitationCancelled):
-		return fault.Errorf(fault.Conflict, "this invitation was cancelled by an admin of the organization")
-	case errors.Is(err, store.ErrInvitationExpired):
-		return fault.Errorf(fault.Gone, "this invitation expired at %s; ask an admin of the organization for a new one",
-			inv.ExpiresAt.UTC().Format(time.RFC3339))
-	case errors.Is(err, store.ErrInvitationEmail):
-		return fault.Errorf(fault.Denied,
-			"this invitation is for another email address: use the account (or sign up with the address) it was sent to")
-	case errors.Is(err, store.ErrExists) && signup:
-		return fault.Errorf(fault.Conflict, "an account with this email already exists: log in, then join with the code")
-	case errors.Is(err, store.ErrExists):
-		return fault.Errorf(fault.Conflict, "you are already a member of this organization")
-	case errors.Is(err, store.ErrNotFound):
-		return fault.Errorf(fault.NotFound, "no such invitation: check the code (the whole cvi1_… string), or ask for a new one")
-	case errors.Is(err, store.ErrInvalid):
-		return badRequest("%v", err)
-	}
-	return fmt.Errorf("accept invitation: %w", err)
-}
-
-// FindInvitation returns the invitation of a code, or a 400 or 404.
-func FindInvitation(ctx context.Context, st store.Invitations, code string) (store.Invitation, error) {
-	if !ValidInvitationCode(code) {
-		return store.Invitation{}, badRequest("that is not an invitation code: it is the cvi1_… string at the end of the invitation's link")
-	}
-	inv, err := st.GetInvitation(ctx, InvitationCodeHash(code))
-	if err != nil {
-		return inv, InvitationRefusal(err, inv, false)
-	}
-	return inv, nil
-}
-
 // AcceptInvitation makes the logged-in user a member of the invitation's
 // organization, if the invitation is theirs (by email), open and
 // unexpired.
@@ -258,7 +177,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, p *Principal, code strin
 	if !p.IsSession() {
 		return store.Invitation{}, store.Organization{}, forbidden("only a logged-in user can accept an invitation")
 	}
-	inv, err := FindInvitation(ctx, s.cfg.Store, code)
+	inv, err := invitation.Find(ctx, s.cfg.Store, code)
 	if err != nil {
 		return inv, store.Organization{}, err
 	}
@@ -272,7 +191,7 @@ func (s *Service) AcceptInvitation(ctx context.Context, p *Principal, code strin
 	}
 	got, err := s.cfg.Store.AcceptInvitation(ctx, inv.CodeHash, p.UserID, s.cfg.Now())
 	if err != nil {
-		return inv, o, InvitationRefusal(err, inv, false)
+		return inv, o, invitation.Refusal(err, inv, false)
 	}
 	s.cfg.Logger.InfoContext(ctx, "invitation accepted", "invitation", got, "user", p.UserID)
 	return got, o, nil

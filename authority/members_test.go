@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caveatdev/caveat/internal/invitation"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
 )
@@ -53,12 +54,12 @@ func TestInvitations(t *testing.T) {
 		t.Fatalf("invite: %d %v", code, out)
 	}
 	bobCode := out["code"].(string)
-	if !ValidInvitationCode(bobCode) || out["url"] != testLogin+InvitationPath+bobCode || out["role"] != "member" ||
+	if !invitation.ValidCode(bobCode) || out["url"] != testLogin+invitation.Path+bobCode || out["role"] != "member" ||
 		out["expires_at"] != h.clk.t.Add(48*time.Hour).UTC().Format(time.RFC3339) {
 		t.Fatalf("invitation: %v", out)
 	}
 	// Stored as a hash only.
-	inv, err := h.db.GetInvitation(context.Background(), InvitationCodeHash(bobCode))
+	inv, err := h.db.GetInvitation(context.Background(), invitation.CodeHash(bobCode))
 	if err != nil || strings.Contains(fmt.Sprintf("%+v", inv), bobCode) {
 		t.Fatalf("stored invitation: %+v %v", inv, err)
 	}
@@ -88,7 +89,7 @@ func TestInvitations(t *testing.T) {
 	if code, msg := h.join(bobH, "cvi1_nope"); code != 400 {
 		t.Fatalf("malformed code: %d %s", code, msg)
 	}
-	if code, msg := h.join(bobH, newInvitationCode()); code != 404 || !strings.Contains(msg, "no such invitation") {
+	if code, msg := h.join(bobH, invitation.NewCode()); code != 404 || !strings.Contains(msg, "no such invitation") {
 		t.Fatalf("unknown code: %d %s", code, msg)
 	}
 	if code, msg := h.join(bobH, bobCode); code != 200 {

@@ -11,6 +11,7 @@ import (
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
@@ -137,7 +138,7 @@ func (s *Service) Mint(ctx context.Context, p *Principal, req MintRequest) (*Min
 				loc = tp.Location
 			}
 			return nil, forbidden("the session carries a third-party caveat (to %s, caveat %d added after login) that a new token cannot carry: create tokens from a session without it",
-				loc, sessionMintedCaveats+i)
+				loc, keyring.SessionMintedCaveats+i)
 		}
 	}
 

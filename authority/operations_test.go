@@ -12,6 +12,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/keyring"
 
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
@@ -135,7 +136,7 @@ func TestMintCarriesAttenuations(t *testing.T) {
 		t.Fatal(err)
 	}
 	pp := *p
-	pp.Attenuations = b.Tokens[0].Caveats[sessionMintedCaveats:]
+	pp.Attenuations = b.Tokens[0].Caveats[keyring.SessionMintedCaveats:]
 	if _, err := h.svc.Mint(ctx, &pp, MintRequest{Profile: ProfileReadonly, OrgID: o.ID}); status(err) != http.StatusForbidden ||
 		!strings.Contains(err.Error(), "https://elsewhere.test") {
 		t.Errorf("mint from a session with a holder's 3P caveat: %v", err)
@@ -194,13 +195,13 @@ func TestMintCommands(t *testing.T) {
 }
 
 func TestSessionCaveatCount(t *testing.T) {
-	kr := NewKeyring(NewMasterKey(), nil, time.Now)
+	kr := keyring.NewKeyring(keyring.NewMasterKey(), nil, time.Now)
 	s, err := kr.MintSession(1, time.Now(), time.Now().Add(time.Hour), testLocation, testLogin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Token.Caveats) != sessionMintedCaveats {
-		t.Fatalf("a session token has %d caveats; sessionMintedCaveats says %d", len(s.Token.Caveats), sessionMintedCaveats)
+	if len(s.Token.Caveats) != keyring.SessionMintedCaveats {
+		t.Fatalf("a session token has %d caveats; keyring.SessionMintedCaveats says %d", len(s.Token.Caveats), keyring.SessionMintedCaveats)
 	}
 }
 

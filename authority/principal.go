@@ -12,6 +12,7 @@ import (
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/tokencache"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -30,7 +31,7 @@ type Store interface {
 // Config configures a Service.
 type Config struct {
 	Store   Store
-	Keyring *Keyring
+	Keyring *keyring.Keyring
 	// Location is where permission tokens are used: the public URL + "/v1".
 	Location string
 	// LoginLocation is the login discharger: the public URL + "/aaa/v1".
@@ -289,8 +290,8 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		p, err := s.sessionPrincipal(ctx, id, cs, now)
 		if p != nil {
 			p.Expires = e.At
-			if len(m.Caveats) > sessionMintedCaveats {
-				p.Attenuations = m.Caveats[sessionMintedCaveats:]
+			if len(m.Caveats) > keyring.SessionMintedCaveats {
+				p.Attenuations = m.Caveats[keyring.SessionMintedCaveats:]
 			}
 		}
 		return p, err

@@ -66,6 +66,7 @@ import (
 
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/identity"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/machines"
 	"github.com/caveatdev/caveat/store"
 )
@@ -84,7 +85,7 @@ type Config struct {
 	Identity *identity.Service
 	// Keyring tells the inspector which organization's key signed a
 	// token, and checks the signature. Required.
-	Keyring *authority.Keyring
+	Keyring *keyring.Keyring
 	// Machines lists, starts and stops machines; nil when this process
 	// does not serve the Machines API (the pages then say so).
 	Machines *machines.Service

@@ -15,8 +15,8 @@ import (
 	"strings"
 
 	"github.com/caveatdev/caveat"
-	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/internal/inspect"
+	"github.com/caveatdev/caveat/keyring"
 )
 
 // tokenReport is what the inspector says about one token of a bundle.
@@ -141,9 +141,9 @@ func (c *Console) recognize(q *request, b *caveat.Bundle, i int, r *tokenReport)
 		return nil
 	}
 	key, orgID, err := c.cfg.Keyring.Lookup(q.ctx(), m.Nonce.KID)
-	retired := errors.Is(err, authority.ErrRetiredKey)
+	retired := errors.Is(err, keyring.ErrRetiredKey)
 	switch {
-	case errors.Is(err, authority.ErrUnknownKey):
+	case errors.Is(err, keyring.ErrUnknownKey):
 		r.Note = "Not a token of your organizations."
 		return nil
 	case err != nil && !retired:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/internal/invitation"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -242,8 +243,8 @@ func (c *Console) removeMember(w http.ResponseWriter, q *request) error {
 // invitation's link or its code.
 func (c *Console) join(w http.ResponseWriter, q *request) error {
 	code := strings.TrimSpace(q.PostForm.Get("code"))
-	if i := strings.LastIndex(code, authority.InvitationPath); i >= 0 {
-		code = code[i+len(authority.InvitationPath):]
+	if i := strings.LastIndex(code, invitation.Path); i >= 0 {
+		code = code[i+len(invitation.Path):]
 	}
 	_, o, err := c.cfg.Authority.AcceptInvitation(q.ctx(), q.p, code)
 	if err != nil {

@@ -58,7 +58,7 @@
 //	{"session_id": "6f1c…", "secret": "cvs1_6f1c….…", "token": "fm2_…",
 //	 "expires_at": "2026-01-01T00:00:00Z", "user": {"id": 1, "email": "ada@example.com"}}
 //
-// The token is the session token (authority.Keyring.MintSession): a
+// The token is the session token (keyring.Keyring.MintSession): a
 // permission token for the token location, valid until expires_at
 // (Config.SessionTTL, 30 days by default), with a third-party caveat to
 // this service confined to the user. It is sent without a discharge: the
@@ -122,7 +122,7 @@
 // # Discharger
 //
 // The discharger is a tp.Server at /aaa/v1/.well-known/macfly/3p, opening
-// tickets with authority.Keyring.LoginTicketKey:
+// tickets with keyring.Keyring.LoginTicketKey:
 //
 //	POST /aaa/v1/.well-known/macfly/3p HTTP/1.1
 //	Content-Type: application/json

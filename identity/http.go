@@ -8,8 +8,8 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/internal/invitation"
 	"github.com/caveatdev/caveat/tp"
 )
 
@@ -30,8 +30,8 @@ func (s *Service) routes() http.Handler {
 	mux.HandleFunc("POST "+prefix+cliPagePrefix+"{secret}", s.cliPage)
 	mux.HandleFunc("GET "+prefix+dischargePagePrefix+"{secret}", s.dischargePage)
 	mux.HandleFunc("POST "+prefix+dischargePagePrefix+"{secret}", s.dischargePage)
-	mux.HandleFunc("GET "+prefix+authority.InvitationPath+"{code}", s.invitationPage)
-	mux.HandleFunc("POST "+prefix+authority.InvitationPath+"{code}", s.invitationPage)
+	mux.HandleFunc("GET "+prefix+invitation.Path+"{code}", s.invitationPage)
+	mux.HandleFunc("POST "+prefix+invitation.Path+"{code}", s.invitationPage)
 	// tp.Server answers wrong methods itself, in the protocol's JSON.
 	mux.Handle(prefix+tp.InitPath, s.tp)
 	mux.Handle(prefix+tp.PollPath+"/", s.tp)

@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/internal/invitation"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -25,10 +25,10 @@ func (s *Service) invitationPage(w http.ResponseWriter, r *http.Request) {
 		s.page(w, http.StatusInternalServerError, page{Title: "Invitation", Kind: "error",
 			Message: "Something went wrong on the server. Please try again later."})
 	}
-	inv, err := authority.FindInvitation(ctx, s.cfg.Store, r.PathValue("code"))
+	inv, err := invitation.Find(ctx, s.cfg.Store, r.PathValue("code"))
 	if err == nil {
 		if err = inv.Acceptable(s.cfg.Now()); err != nil {
-			err = authority.InvitationRefusal(err, inv, false)
+			err = invitation.Refusal(err, inv, false)
 		}
 	}
 	if err != nil {
@@ -77,7 +77,7 @@ func (s *Service) invitationPage(w http.ResponseWriter, r *http.Request) {
 		}
 		inv, err = s.cfg.Store.AcceptInvitation(ctx, inv.CodeHash, u.ID, s.cfg.Now())
 		if err != nil {
-			err = authority.InvitationRefusal(err, inv, false)
+			err = invitation.Refusal(err, inv, false)
 		}
 	case "signup":
 		email, password := strings.TrimSpace(r.PostForm.Get("email")), r.PostForm.Get("password")

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat"
-	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/fault"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/memory"
 	"github.com/caveatdev/caveat/tp"
@@ -53,7 +53,7 @@ type Config struct {
 	Store Store
 	// Keyring mints session tokens, checks session secrets and opens the
 	// tickets of the login third-party caveat. Required.
-	Keyring *authority.Keyring
+	Keyring *keyring.Keyring
 	// Location is the login service's public URL, the public URL of the
 	// server + "/aaa/v1": the location of the login third-party caveat, and
 	// the base of the URLs the service hands out. Required.

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat"
-	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/internal/fake"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
 )
@@ -31,7 +31,7 @@ type harness struct {
 	t        *testing.T
 	db       *sqlite.DB
 	clk      *fake.Clock
-	kr       *authority.Keyring
+	kr       *keyring.Keyring
 	svc      *Service
 	srv      *httptest.Server
 	logs     *fake.Buffer
@@ -51,7 +51,7 @@ func newHarness(t *testing.T, mod func(*Config), hooks ...func(*Service)) *harne
 	}
 	t.Cleanup(func() { db.Close() })
 	clk := fake.NewClock(time.Unix(1764000000, 0).UTC())
-	kr := authority.NewKeyring(authority.NewMasterKey(), db, clk.Now)
+	kr := keyring.NewKeyring(keyring.NewMasterKey(), db, clk.Now)
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
 	logs := &fake.Buffer{}

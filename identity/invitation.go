@@ -20,8 +20,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/fault"
+	"github.com/caveatdev/caveat/internal/invitation"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -53,7 +53,7 @@ func (s *Service) signupInvited(r *http.Request, req SignupRequest) (SignupRespo
 // createInvited creates the invited account and its membership.
 func (s *Service) createInvited(r *http.Request, code, email, password string) (store.User, store.Organization, store.Role, error) {
 	ctx := r.Context()
-	inv, err := authority.FindInvitation(ctx, s.cfg.Store, code)
+	inv, err := invitation.Find(ctx, s.cfg.Store, code)
 	if err != nil {
 		return store.User{}, store.Organization{}, "", err
 	}
@@ -64,7 +64,7 @@ func (s *Service) createInvited(r *http.Request, code, email, password string) (
 	u, inv, err := s.cfg.Store.SignupWithInvitation(ctx, inv.CodeHash,
 		store.NewUser{Email: email, PasswordHash: hash, CreatedAt: s.cfg.Now()})
 	if err != nil {
-		return u, store.Organization{}, "", authority.InvitationRefusal(err, inv, true)
+		return u, store.Organization{}, "", invitation.Refusal(err, inv, true)
 	}
 	o, err := s.cfg.Store.GetOrganization(ctx, inv.OrgID)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caveatdev/caveat/authority"
+	"github.com/caveatdev/caveat/internal/invitation"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -23,7 +23,7 @@ func (h *harness) invitation(org, admin uint64, email string, role store.Role) s
 	rand.Read(b[:])
 	code := "cvi1_" + base64.RawURLEncoding.EncodeToString(b[:])
 	_, err := h.db.CreateInvitation(context.Background(), store.NewInvitation{OrgID: org, Email: email, Role: role,
-		CodeHash: authority.InvitationCodeHash(code), InvitedBy: admin, CreatedAt: h.clk.Now(), ExpiresAt: h.clk.Now().Add(24 * time.Hour)})
+		CodeHash: invitation.CodeHash(code), InvitedBy: admin, CreatedAt: h.clk.Now(), ExpiresAt: h.clk.Now().Add(24 * time.Hour)})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestInvitationPage(t *testing.T) {
 	h.signup("carol@example.com", "carol's password", "")
 
 	// A new account, through the page.
-	page := h.loc + authority.InvitationPath + h.invitation(org, ada.User.ID, "bob@example.com", store.RoleMember)
+	page := h.loc + invitation.Path + h.invitation(org, ada.User.ID, "bob@example.com", store.RoleMember)
 	code, body := getPage(t, page)
 	if code != 200 || !strings.Contains(body, "acme") || !strings.Contains(body, `value="bob@example.com"`) ||
 		!strings.Contains(body, `value="signup"`) || !strings.Contains(body, `value="login"`) || strings.Contains(body, "<script") {
@@ -136,7 +136,7 @@ func TestInvitationPage(t *testing.T) {
 	}
 
 	// An existing account, through the page: only the invited one.
-	page = h.loc + authority.InvitationPath + h.invitation(org, ada.User.ID, "Carol@example.com", store.RoleAdmin)
+	page = h.loc + invitation.Path + h.invitation(org, ada.User.ID, "Carol@example.com", store.RoleAdmin)
 	for _, tc := range []struct {
 		form url.Values
 		want int
@@ -162,13 +162,13 @@ func TestInvitationPage(t *testing.T) {
 	}
 
 	// Unknown, malformed and expired codes: a page that says so.
-	if code, body := getPage(t, h.loc+authority.InvitationPath+"cvi1_"+strings.Repeat("A", 32)); code != 404 || !strings.Contains(body, "no such invitation") {
+	if code, body := getPage(t, h.loc+invitation.Path+"cvi1_"+strings.Repeat("A", 32)); code != 404 || !strings.Contains(body, "no such invitation") {
 		t.Fatalf("unknown code: %d\n%s", code, body)
 	}
-	if code, _ := getPage(t, h.loc+authority.InvitationPath+"nonsense"); code != 400 {
+	if code, _ := getPage(t, h.loc+invitation.Path+"nonsense"); code != 400 {
 		t.Fatalf("malformed code: %d", code)
 	}
-	page = h.loc + authority.InvitationPath + h.invitation(org, ada.User.ID, "dan@example.com", store.RoleMember)
+	page = h.loc + invitation.Path + h.invitation(org, ada.User.ID, "dan@example.com", store.RoleMember)
 	h.clk.Advance(25 * time.Hour)
 	if code, body := getPage(t, page); code != 410 || !strings.Contains(body, "expired") {
 		t.Fatalf("expired invitation's page: %d\n%s", code, body)
@@ -194,7 +194,7 @@ func TestInvitationPage(t *testing.T) {
 func TestInvitationPageOpaqueOrigin(t *testing.T) {
 	h := newHarness(t, nil)
 	ada := h.signup("ada@example.com", "correct horse", "acme")
-	page := h.loc + authority.InvitationPath + h.invitation(ada.Organization.ID, ada.User.ID, "bob@example.com", store.RoleMember)
+	page := h.loc + invitation.Path + h.invitation(ada.Organization.ID, ada.User.ID, "bob@example.com", store.RoleMember)
 	form := url.Values{"action": {"signup"}, "email": {"bob@example.com"}, "password": {"correct horse"}}
 	for _, from := range [][]string{
 		{"Origin", "null", "Sec-Fetch-Site", "cross-site"},

@@ -18,6 +18,7 @@ import (
 	"github.com/caveatdev/caveat/auth"
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/machines"
 	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/resset"
@@ -108,7 +109,7 @@ type env struct {
 	t    testing.TB
 	db   backend
 	clk  *clock
-	kr   *authority.Keyring
+	kr   *keyring.Keyring
 	auth *authority.Service
 	svc  *machines.Service
 	srv  *httptest.Server
@@ -125,7 +126,7 @@ func newEnv(t testing.TB, db backend) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{t: t, db: db, clk: &clock{}, logs: &bytes.Buffer{}}
-	e.kr = authority.NewKeyring(authority.NewMasterKey(), db, e.clk.now)
+	e.kr = keyring.NewKeyring(keyring.NewMasterKey(), db, e.clk.now)
 	var err error
 	e.auth, err = authority.New(authority.Config{Store: db, Keyring: e.kr, Location: testLocation, LoginLocation: testLogin, Now: e.clk.now})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/client"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
@@ -187,7 +188,7 @@ func postgresDump(t testing.TB, url string) map[string][]byte {
 }
 
 // hkdfKey derives a key from the master key as the authority does.
-func hkdfKey(t testing.TB, master authority.MasterKey, label string, n int) []byte {
+func hkdfKey(t testing.TB, master keyring.MasterKey, label string, n int) []byte {
 	t.Helper()
 	k, err := hkdf.Key(sha256.New, master[:], nil, label, n)
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/internal/keyfile"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/server"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
@@ -281,12 +282,12 @@ func (s *testServer) authenticate(header string) (int, string) {
 
 // keyring opens the server's keys with its master key, as another replica
 // would: for verifying offline and for knowing what the keys are.
-func (s *testServer) keyring() *authority.Keyring {
+func (s *testServer) keyring() *keyring.Keyring {
 	s.t.Helper()
-	return authority.NewKeyring(readMasterKey(s.t, filepath.Join(s.dataDir, "master.key")), s.srv.Store(), s.clock.Now)
+	return keyring.NewKeyring(readMasterKey(s.t, filepath.Join(s.dataDir, "master.key")), s.srv.Store(), s.clock.Now)
 }
 
-func readMasterKey(t testing.TB, path string) authority.MasterKey {
+func readMasterKey(t testing.TB, path string) keyring.MasterKey {
 	t.Helper()
 	text, err := os.ReadFile(path)
 	if err != nil {
@@ -296,7 +297,7 @@ func readMasterKey(t testing.TB, path string) authority.MasterKey {
 	if err != nil {
 		t.Fatalf("master key file: %v", err)
 	}
-	k, err := authority.ParseMasterKey(raw)
+	k, err := keyring.ParseMasterKey(raw)
 	if err != nil {
 		t.Fatalf("master key file: %v", err)
 	}
@@ -304,7 +305,7 @@ func readMasterKey(t testing.TB, path string) authority.MasterKey {
 }
 
 // trusted is what the authority trusts: the login service's ticket key.
-func trusted(kr *authority.Keyring, loginLocation string) caveat.TrustedThirdParties {
+func trusted(kr *keyring.Keyring, loginLocation string) caveat.TrustedThirdParties {
 	return caveat.TrustedThirdParties{loginLocation: {kr.LoginTicketKey()}}
 }
 
@@ -313,7 +314,7 @@ func trusted(kr *authority.Keyring, loginLocation string) caveat.TrustedThirdPar
 type localAuthority struct {
 	t             *testing.T
 	store         *sqlite.DB
-	keyring       *authority.Keyring
+	keyring       *keyring.Keyring
 	svc           *authority.Service
 	clock         *fake.Clock
 	location      string
@@ -334,7 +335,7 @@ func newLocalAuthority(t *testing.T) *localAuthority {
 	t.Cleanup(func() { db.Close() })
 	la := &localAuthority{t: t, store: db, clock: newClock(),
 		location: "https://caveat.test/v1", loginLocation: "https://caveat.test/aaa/v1"}
-	la.keyring = authority.NewKeyring(authority.NewMasterKey(), db, la.clock.Now)
+	la.keyring = keyring.NewKeyring(keyring.NewMasterKey(), db, la.clock.Now)
 	la.svc, err = authority.New(authority.Config{Store: db, Keyring: la.keyring, Location: la.location,
 		LoginLocation: la.loginLocation, Now: la.clock.Now})
 	if err != nil {

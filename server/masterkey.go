@@ -7,17 +7,17 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/internal/keyfile"
+	"github.com/caveatdev/caveat/keyring"
 )
 
 // loadMasterKey reads the master key file, or creates it (mode 0600, never
 // overwriting) when create is set and it does not exist. It reports whether
 // it generated the key. Errors name the file, never its contents.
-func loadMasterKey(path string, create bool) (authority.MasterKey, bool, error) {
+func loadMasterKey(path string, create bool) (keyring.MasterKey, bool, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && create {
-		k := authority.NewMasterKey()
+		k := keyring.NewMasterKey()
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return k, false, fmt.Errorf("master key directory: %w", err)
 		}
@@ -36,16 +36,16 @@ func loadMasterKey(path string, create bool) (authority.MasterKey, bool, error) 
 		return k, true, nil
 	}
 	if err != nil {
-		return authority.MasterKey{}, false, fmt.Errorf("read master key file: %w", err)
+		return keyring.MasterKey{}, false, fmt.Errorf("read master key file: %w", err)
 	}
 	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		return authority.MasterKey{}, false, fmt.Errorf("master key file %s is readable by others (mode %#o); chmod 600 it", path, st.Mode().Perm())
+		return keyring.MasterKey{}, false, fmt.Errorf("master key file %s is readable by others (mode %#o); chmod 600 it", path, st.Mode().Perm())
 	}
 	raw, err := keyfile.Decode(b)
 	if err != nil {
-		return authority.MasterKey{}, false, fmt.Errorf("master key file %s: %w", path, err)
+		return keyring.MasterKey{}, false, fmt.Errorf("master key file %s: %w", path, err)
 	}
-	k, err := authority.ParseMasterKey(raw)
+	k, err := keyring.ParseMasterKey(raw)
 	if err != nil {
 		return k, false, fmt.Errorf("master key file %s: %w", path, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/machines"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/open"
@@ -26,7 +27,7 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	store     store.Store
-	keyring   *authority.Keyring
+	keyring   *keyring.Keyring
 	authority *authority.Service
 	identity  *identity.Service // nil without the identity role
 	machines  *machines.Service // nil without the machines role
@@ -99,7 +100,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.url = scheme + s.ln.Addr().String()
 	}
-	s.keyring = authority.NewKeyring(master, s.store, cfg.Now)
+	s.keyring = keyring.NewKeyring(master, s.store, cfg.Now)
 	s.authority, err = authority.New(authority.Config{
 		Store:            s.store,
 		Keyring:          s.keyring,

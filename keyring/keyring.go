@@ -1,7 +1,8 @@
-// Package authority is the token authority of a caveat server: it holds the
-// organizations' root keys sealed under the master key, mints tokens from
-// profiles, keeps the registry of named tokens, revokes them, and judges
-// bundles for other services.
+// Package keyring holds a caveat server's keys: the organizations' root
+// keys, sealed under the master key in the store, and the keys derived
+// from the master key. The authority verifies and mints with it; the
+// identity service mints session tokens and checks session secrets with
+// it; neither needs the other for that.
 //
 // # Keys
 //
@@ -17,7 +18,7 @@
 //     of the login third-party caveat for the identity service, are derived
 //     from the master key with HKDF-SHA256, so that every replica sharing
 //     the master key has them without storing them anywhere.
-package authority
+package keyring
 
 import (
 	"context"
@@ -75,12 +76,12 @@ const (
 func (k MasterKey) derive(label string, n int) []byte {
 	b, err := hkdf.Key(sha256.New, k[:], nil, label, n)
 	if err != nil { // only for n > 255*32
-		panic("authority: hkdf: " + err.Error())
+		panic("keyring: hkdf: " + err.Error())
 	}
 	return b
 }
 
-// KIDLen is the length of the key ids that the authority assigns.
+// KIDLen is the length of the key ids that Rotate assigns.
 const KIDLen = 16
 
 // Errors of key lookup. They wrap caveat.ErrInvalid when a token's key id
@@ -133,7 +134,7 @@ type sealer interface {
 func NewKeyring(master MasterKey, keys store.RootKeys, now func() time.Time) *Keyring {
 	aead, err := chacha20poly1305.NewX(master.derive(labelSealing, chacha20poly1305.KeySize))
 	if err != nil { // only for a key of the wrong size
-		panic("authority: " + err.Error())
+		panic("keyring: " + err.Error())
 	}
 	var tickets caveat.EncryptionKey
 	copy(tickets[:], master.derive(labelLoginTickets, len(tickets)))
