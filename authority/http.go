@@ -42,7 +42,7 @@ import (
 //
 // Expiry is a lifetime ("8760h", "30d"; see internal/lifetime); access is
 // a flyio.Access in JSON, or an access by name (judging.go).
-// Members and invitations: see membershttp.go. Every list takes limit and
+// Members and invitations: see httpmembers.go. Every list takes limit and
 // after and answers one page, with "next" when another follows (see
 // paging.go); the token list leaves out expired tokens unless
 // expired=true.
