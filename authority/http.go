@@ -71,9 +71,11 @@ func (s *Service) Register(mux *http.ServeMux) {
 }
 
 // handle authenticates the request's bundle and runs h; h returns the
-// status and the body to answer with, or an error.
+// status and the body to answer with, or an error. The request reads each
+// membership once (see memberships.go).
 func (s *Service) handle(h func(context.Context, *Principal, *http.Request, http.ResponseWriter) (int, any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(withMemberships(r.Context()))
 		p, err := s.Authenticate(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
 			httpjson.WriteError(w, r, s.cfg.Logger, err)
@@ -91,6 +93,7 @@ func (s *Service) handle(h func(context.Context, *Principal, *http.Request, http
 // handleOpen runs h without authenticating the request itself.
 func (s *Service) handleOpen(h func(context.Context, *http.Request, http.ResponseWriter) (int, any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(withMemberships(r.Context()))
 		status, body, err := h(r.Context(), r, w)
 		if err != nil {
 			httpjson.WriteError(w, r, s.cfg.Logger, err)

@@ -107,7 +107,7 @@ func (s *Service) member(ctx context.Context, p *Principal, orgID uint64) error 
 		}
 		return nil
 	}
-	_, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
+	_, err := s.membership(ctx, orgID, p.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return forbidden("user %d is not a member of organization %d", p.UserID, orgID)
 	}

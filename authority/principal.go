@@ -386,7 +386,7 @@ func (s *Service) allowRole(ctx context.Context, p *Principal, a *flyio.Access) 
 	}
 	var role store.Role
 	err := CheckAccess(p.Caveats, p.IsSession(), p.OrgID, p.UserID, func(orgID uint64) (store.Role, error) {
-		m, err := s.cfg.Store.GetMembership(ctx, orgID, p.UserID)
+		m, err := s.membership(ctx, orgID, p.UserID)
 		if err != nil {
 			return "", err
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/caveatdev/caveat/flyio"
@@ -247,5 +248,41 @@ func TestAuthorityUnavailable(t *testing.T) {
 			e.want(e.do("GET", path, e.deploy, nil), http.StatusServiceUnavailable, "authority unavailable")
 		}
 		srv.Close()
+	}
+}
+
+// countingMemberships counts the membership reads of the store.
+type countingMemberships struct {
+	backend
+	reads atomic.Int64
+}
+
+func (c *countingMemberships) GetMembership(ctx context.Context, orgID, userID uint64) (store.Membership, error) {
+	c.reads.Add(1)
+	return c.backend.GetMembership(ctx, orgID, userID)
+}
+
+// TestSessionMembershipReadOnce: resolving an app's name for a session
+// reads the user's membership once, in the authority's Allow, rather than
+// once to filter the apps and again to clear the app; clearing the
+// machine's own access is the request's only other read.
+func TestSessionMembershipReadOnce(t *testing.T) {
+	db, _ := sqliteOnly(t)
+	c := &countingMemberships{backend: db}
+	e := newEnv(t, c)
+	m := e.create("workers", map[string]any{})
+	ada := e.session(e.user.ID)
+	for _, tc := range []struct {
+		name, path string
+		reads      int64
+	}{
+		{"get a machine", machinePath("workers", "/", m.ID), 2}, // the app's name, then the machine
+		{"list", machinePath("workers"), 2},                     // the app's name, then the one machine
+	} {
+		before := c.reads.Load()
+		e.want(e.do("GET", tc.path, ada, nil), 200)
+		if got := c.reads.Load() - before; got != tc.reads {
+			t.Errorf("%s: %d membership reads, want %d", tc.name, got, tc.reads)
+		}
 	}
 }

@@ -186,15 +186,12 @@ func (s *Service) resolveApp(ctx context.Context, p middleware.Principal, name s
 		return store.App{}, fmt.Errorf("apps named %q: %w", name, err)
 	}
 	var visible []store.App
+	// appReadable is the membership check too: the authority's Allow
+	// refuses a non-member, and an access its caveats refuse only for
+	// naming no machine asks inOrganization. So each app costs one read
+	// of the membership, not one here and another in Allow.
 	for _, a := range apps {
-		member, err := s.inOrganization(ctx, p, a.OrgID)
-		if err != nil {
-			return store.App{}, err
-		}
-		if !member {
-			continue
-		}
-		err = s.appReadable(ctx, p, a)
+		err := s.appReadable(ctx, p, a)
 		switch {
 		case err == nil:
 			visible = append(visible, a)
