@@ -105,7 +105,7 @@ func TestAutoscalerBundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, _, err := b.Verify(benchLocation, caveat.StaticKey(f.key), f.trusted)
+	cs, _, err := caveat.VerifiedParts(b.Verify(benchLocation, caveat.StaticKey(f.key), f.trusted))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,9 +184,9 @@ func BenchmarkAutoscalerBranches(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				cs, _, err := bd.VerifyWith(benchLocation, caveat.StaticKey(f.key), f.trusted, tc.opts)
+				v, err := bd.VerifyWith(benchLocation, caveat.StaticKey(f.key), f.trusted, tc.opts)
 				if err == nil {
-					err = cs.Clear(f.access)
+					err = v.Caveats.Clear(f.access)
 				}
 				if err != nil {
 					b.Fatal(err)

@@ -68,7 +68,7 @@ func TestBitFlips(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		cs, _, err := b.Verify(location, StaticKey(key), trusted)
+		cs, _, err := verifiedParts(b.Verify(location, StaticKey(key), trusted))
 		return cs, err
 	}
 

@@ -53,7 +53,7 @@ func TestBranchRevocation(t *testing.T) {
 				t.Fatal(err)
 			}
 			calls = 0
-			cs, _, err := b.VerifyWith("https://api.example/v1", caveat.StaticKey(key), nil, opts)
+			cs, _, err := caveat.VerifiedParts(b.VerifyWith("https://api.example/v1", caveat.StaticKey(key), nil, opts))
 			if calls != 1 {
 				t.Errorf("revoked %d, token %d: RevokedBranches called %d times, want once", k, j, calls)
 			}
@@ -85,7 +85,7 @@ func TestBranchRevocationOptions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, i, err := b.VerifyWith("https://api.example/v1", caveat.StaticKey(key), nil, opts)
+		_, i, err := caveat.VerifiedParts(b.VerifyWith("https://api.example/v1", caveat.StaticKey(key), nil, opts))
 		return i, err
 	}
 	other := attenuationChain(t, caveat.NewSigningKey(), 2)

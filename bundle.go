@@ -176,73 +176,6 @@ func (b *Bundle) String() string {
 	return strings.Join(parts, ",")
 }
 
-// IsDischarge reports whether token i is a discharge: a proof, or a token
-// whose nonce KID is the ticket of a third-party caveat of another token.
-// The others are permission tokens. (The Location decides roles on a
-// server, which knows its own; offline tools use this rule.)
-func (b *Bundle) IsDischarge(i int) bool {
-	d := &b.Tokens[i]
-	if d.Nonce.Proof {
-		return true
-	}
-	for j := range b.Tokens {
-		if j != i && b.Tokens[j].dischargedBy(d) >= 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// dischargedBy returns the index of m's 3P caveat whose ticket is d's KID,
-// or -1.
-func (m *Macaroon) dischargedBy(d *Macaroon) int {
-	for i, c := range m.Caveats {
-		if c.Type != Type3P {
-			continue
-		}
-		if r, err := parse3P(c.Body); err == nil && len(r.ticket) > 0 && string(r.ticket) == string(d.Nonce.KID) {
-			return i
-		}
-	}
-	return -1
-}
-
-// Discharges returns the indexes of the tokens that discharge a 3P caveat
-// of token i. Token i's tickets are read once, so the cost is linear in the
-// bundle.
-func (b *Bundle) Discharges(i int) []int {
-	tickets := b.Tokens[i].tickets(nil)
-	if len(tickets) == 0 {
-		return nil
-	}
-	var out []int
-	for j := range b.Tokens {
-		if j != i && hasTicket(tickets, b.Tokens[j].Nonce.KID) {
-			out = append(out, j)
-		}
-	}
-	return out
-}
-
-// tickets appends the non-empty tickets of m's 3P caveats to ts, sorted.
-func (m *Macaroon) tickets(ts [][]byte) [][]byte {
-	for _, c := range m.Caveats {
-		if c.Type != Type3P {
-			continue
-		}
-		if r, err := parse3P(c.Body); err == nil && len(r.ticket) > 0 {
-			ts = append(ts, r.ticket)
-		}
-	}
-	slices.SortFunc(ts, bytes.Compare)
-	return ts
-}
-
-func hasTicket(sorted [][]byte, kid []byte) bool {
-	_, ok := slices.BinarySearchFunc(sorted, kid, bytes.Compare)
-	return ok
-}
-
 // KeyFunc returns the root key for a permission token's key ID, or an error
 // when the key is unknown (or retired).
 type KeyFunc func(kid []byte) (SigningKey, error)
@@ -255,23 +188,71 @@ func StaticKey(key SigningKey) KeyFunc {
 // ErrNoPermissionToken means the bundle holds no token for the location.
 var ErrNoPermissionToken = class("no permission token for this location", ErrInvalid)
 
+// Verified is what a verification of a bundle established: which
+// permission token verified, under which key, the caveats that each request
+// must then clear, and which discharge answered each of the token's
+// third-party caveats. A caller that needs to know whose key verified (the
+// organization that owns it, say) looks KID up, rather than watching which
+// keys its KeyFunc was asked for.
+type Verified struct {
+	// Token is the index in Bundle.Tokens of the permission token that
+	// verified: the first for the location that does.
+	Token int
+	// KID is that token's nonce key ID: the key that KeyFunc returned for
+	// it verified it. It aliases the bundle.
+	KID []byte
+	// Caveats are the verified caveats, to clear with CaveatSet.Clear: the
+	// token's own, then those of each discharge used (once each, in the
+	// order of the 3P caveats they first answer), with 3P caveats and
+	// BindToParentToken consumed, and attestations kept only from a
+	// discharge whose ticket a trusted key opens.
+	Caveats CaveatSet
+	// Discharges are the token's third-party caveats, in order, each with
+	// the discharge that verification accepted for it. (Bundle.ThirdParties
+	// relates them without verifying: it lists every candidate.)
+	Discharges []Discharged
+
+	inline [2]Discharged
+}
+
+// Discharged is a third-party caveat of a verified permission token and the
+// discharge that answered it.
+type Discharged struct {
+	// Caveat is the 3P caveat's index in the permission token's Caveats.
+	Caveat int
+	// Discharge is the index in Bundle.Tokens of the discharge.
+	Discharge int
+}
+
+// answered notes the discharges that the resolved 3P caveats ps found.
+func (out *Verified) answered(ps []pending3P) {
+	if out.Discharges == nil {
+		out.Discharges = out.inline[:0]
+	}
+	for _, q := range ps {
+		out.Discharges = append(out.Discharges, Discharged{Caveat: q.index, Discharge: int(q.answer)})
+	}
+}
+
 // Verify verifies the bundle's permission tokens for location (those whose
-// Location equals it) with their discharges, and returns the caveats of the
-// first that verifies, with its index.
+// Location equals it) with their discharges, in bundle order, and describes
+// the first that verifies. When none does, the error is the first token's
+// refusal, or ErrNoPermissionToken when the bundle has none for location.
 //
 // The work is linear in the bundle however its tokens are arranged: each
 // discharge is verified at most once however many 3P caveats and permission
 // tokens name it, and contributes its caveats once to a verified set.
-func (b *Bundle) Verify(location string, keys KeyFunc, trusted TrustedThirdParties) (CaveatSet, int, error) {
+func (b *Bundle) Verify(location string, keys KeyFunc, trusted TrustedThirdParties) (*Verified, error) {
 	return b.VerifyWith(location, keys, trusted, nil)
 }
 
 // VerifyWith is Verify with options: with opts.RevokedBranches, a permission
 // token any of whose attenuation steps is a revoked branch is refused with
 // ErrBranchRevoked (and the next one is tried, as for any refusal).
-func (b *Bundle) VerifyWith(location string, keys KeyFunc, trusted TrustedThirdParties, opts *VerifyOptions) (CaveatSet, int, error) {
+func (b *Bundle) VerifyWith(location string, keys KeyFunc, trusted TrustedThirdParties, opts *VerifyOptions) (*Verified, error) {
 	var st verifierStack
 	v := newVerifier(b.Tokens, trusted, &st)
+	out := new(Verified)
 	var firstErr error
 	if b.parents(location) > 1 {
 		ws, errs, at := v.walkAll(b, location, keys, opts)
@@ -283,37 +264,45 @@ func (b *Bundle) VerifyWith(location string, keys KeyFunc, trusted TrustedThirdP
 				err = v.resolveAll(&ws[k], binder{tid: &tid, index: index, parent: k})
 			}
 			if err == nil {
-				return v.collect(&b.Tokens[at[k]]), at[k], nil
+				out.answered(ws[k].pending)
+				return v.verified(out, b, at[k]), nil
 			}
 			if errors.Is(err, errAborted) {
-				return nil, -1, err
+				return nil, err
 			}
 			if firstErr == nil {
 				firstErr = err
 			}
 		}
-		return nil, -1, firstErr
+		return nil, firstErr
 	}
 	for i := range b.Tokens {
 		m := &b.Tokens[i]
 		if m.Location != location {
 			continue
 		}
-		err := verifyToken(&v, m, keys, opts)
+		err := verifyToken(&v, m, keys, opts, out)
 		if err == nil {
-			return v.collect(m), i, nil
+			return v.verified(out, b, i), nil
 		}
 		if errors.Is(err, errAborted) {
-			return nil, -1, err
+			return nil, err
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
 	}
 	if firstErr == nil {
-		return nil, -1, b.noPermission(location)
+		return nil, b.noPermission(location)
 	}
-	return nil, -1, firstErr
+	return nil, firstErr
+}
+
+// verified completes out for token i of b, which v has just verified.
+func (v *verifier) verified(out *Verified, b *Bundle, i int) *Verified {
+	m := &b.Tokens[i]
+	out.Token, out.KID, out.Caveats = i, m.Nonce.KID, v.collect(m)
+	return out
 }
 
 // parents counts the permission tokens for location.
@@ -349,12 +338,14 @@ func (v *verifier) walkAll(b *Bundle, location string, keys KeyFunc, opts *Verif
 	return ws, errs, at
 }
 
-func verifyToken(v *verifier, m *Macaroon, keys KeyFunc, opts *VerifyOptions) error {
+// verifyToken verifies permission token m, noting its discharges in out
+// (when not nil).
+func verifyToken(v *verifier, m *Macaroon, keys KeyFunc, opts *VerifyOptions, out *Verified) error {
 	key, revoked, err := tokenKey(m, keys, opts)
 	if err != nil {
 		return err
 	}
-	return v.verifyParent(m, key, revoked)
+	return v.verifyParent(m, key, revoked, out)
 }
 
 // tokenKey asks for m's key and, with opts, its revoked branches.
@@ -468,7 +459,7 @@ func (b *Bundle) Authorize(location string, keys KeyFunc, trusted TrustedThirdPa
 		if m.Location != location {
 			continue
 		}
-		err := verifyToken(&v, m, keys, nil)
+		err := verifyToken(&v, m, keys, nil, nil)
 		if err == nil {
 			var ok bool
 			if ok, err = verdict(m); ok {

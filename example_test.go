@@ -74,33 +74,37 @@ func Example() {
 		log.Fatal(err)
 	}
 	trusted := caveat.TrustedThirdParties{login: {ticketKey}}
-	verified, _, err := bundle.Verify(api, caveat.StaticKey(rootKey), trusted)
+	verified, err := bundle.Verify(api, caveat.StaticKey(rootKey), trusted)
 	if err != nil {
 		log.Fatal(err)
 	}
 	var names []string
-	for _, c := range verified {
+	for _, c := range verified.Caveats {
 		names = append(names, c.Name())
 	}
 	fmt.Println("verified:", strings.Join(names, ", "))
+	for _, d := range verified.Discharges {
+		fmt.Printf("token %d, caveat %d: discharged by token %d\n", verified.Token, d.Caveat, d.Discharge)
+	}
 	fmt.Println("expires:", bundle.Expiry(0).At.Sub(now))
 
 	// Then it clears each request against the verified caveats.
 	start := &flyio.Access{OrgID: flyio.Ptr[uint64](4721), AppID: flyio.Ptr[uint64](555), Machine: flyio.Ptr("m1"),
 		Action: resset.ActionControl, Time: now.Add(time.Minute)}
-	fmt.Println("start m1:", verified.Clear(start))
+	fmt.Println("start m1:", verified.Caveats.Clear(start))
 
 	destroy := *start
 	destroy.Action = resset.ActionDelete
-	err = verified.Clear(&destroy)
+	err = verified.Caveats.Clear(&destroy)
 	fmt.Println("destroy m1:", errors.Is(err, caveat.ErrUnauthorizedForAction))
 	fmt.Println(err)
 
 	late := *start
 	late.Time = now.Add(11 * time.Minute)
-	fmt.Println("start m1 after the login expired:", verified.Clear(&late) == nil)
+	fmt.Println("start m1 after the login expired:", verified.Caveats.Clear(&late) == nil)
 	// Output:
 	// verified: Organization, ValidityWindow, Machines, ValidityWindow, FlyioUserID
+	// token 0, caveat 3: discharged by token 1
 	// expires: 10m0s
 	// start m1: <nil>
 	// destroy m1: true

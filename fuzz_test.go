@@ -487,7 +487,7 @@ func FuzzVerify(f *testing.F) {
 		if err != nil {
 			return
 		}
-		cs, i, err := b.Verify(b.Tokens[0].Location, v.keyFunc, v.trusted)
+		cs, i, err := verifiedParts(b.Verify(b.Tokens[0].Location, v.keyFunc, v.trusted))
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("bundle verification error %v does not wrap ErrInvalid", err)

@@ -201,7 +201,7 @@ func TestCanonicalEncodingChecks(t *testing.T) {
 			}
 			cs, err := m.Verify(key, nil, nil)
 			b2 := mustParseBundle(t, "FlyV1 fm2_"+base64.StdEncoding.EncodeToString(b), 1)
-			bcs, _, berr := b2.Verify(m.Location, StaticKey(key), nil)
+			bcs, _, berr := verifiedParts(b2.Verify(m.Location, StaticKey(key), nil))
 			if wantErr != nil {
 				if !errors.Is(err, wantErr) || !errors.Is(berr, wantErr) {
 					t.Fatalf("Verify: %v; Bundle.Verify: %v; want %v (vector: %s)", err, berr, wantErr, tc.VerifyError)
@@ -305,7 +305,7 @@ func TestLibraryVectorMacaroons(t *testing.T) {
 				return
 			}
 			checkChain(t, key, want.vToken)
-			cs, i, err := b.Verify(lib.Location, StaticKey(key), nil)
+			cs, i, err := verifiedParts(b.Verify(lib.Location, StaticKey(key), nil))
 			if !want.Verify.OK {
 				if name != "BindToParentToken" {
 					t.Fatalf("unexpected refused vector %s: %s", name, want.Verify.Error)
@@ -358,7 +358,7 @@ func TestLibraryVectorAttenuation(t *testing.T) {
 			t.Errorf("token %d location %q, want %q", i, base.Tokens[i].Location, att.OtherLocation)
 		}
 	}
-	if _, i, err := base.Verify(lib.Location, StaticKey(key), nil); err != nil || i != bi {
+	if _, i, err := verifiedParts(base.Verify(lib.Location, StaticKey(key), nil)); err != nil || i != bi {
 		t.Fatalf("base bundle: token %d, %v", i, err)
 	}
 	baseBytes := base.Tokens[bi].Encode()
@@ -399,7 +399,7 @@ func TestLibraryVectorAttenuation(t *testing.T) {
 					t.Errorf("token %d changed", i)
 				}
 			}
-			cs, i, err := res.Verify(lib.Location, StaticKey(key), nil)
+			cs, i, err := verifiedParts(res.Verify(lib.Location, StaticKey(key), nil))
 			if !e.ResultVerify.OK {
 				if !slices.Equal(e.AddedTypes, []uint64{uint64(TypeBindToParentToken)}) {
 					t.Fatalf("unexpected refused entry: %s", e.ResultVerify.Error)
@@ -542,7 +542,7 @@ func TestLibraryVectorWithTPs(t *testing.T) {
 		t.Fatalf("undischarged tickets: %+v", tickets)
 	}
 
-	_, _, err := b.Verify(lib.Location, StaticKey(key), nil)
+	_, _, err := verifiedParts(b.Verify(lib.Location, StaticKey(key), nil))
 	if w.VerifyAsGiven.OK || !errors.Is(err, ErrMissingDischarge) {
 		t.Fatalf("as given: %v, want ErrMissingDischarge (vector: %s)", err, w.VerifyAsGiven.Error)
 	}
@@ -553,7 +553,7 @@ func TestLibraryVectorWithTPs(t *testing.T) {
 	}
 	full := mustParseBundle(t, lib.WithTPs+","+strings.TrimPrefix(w.SecondHeader, "FlyV1 "), 3)
 	for _, trusted := range []TrustedThirdParties{nil, {"discharged": {tpKey}, "undischarged": {tpKey}}} {
-		cs, i, err := full.Verify(lib.Location, StaticKey(key), trusted)
+		cs, i, err := verifiedParts(full.Verify(lib.Location, StaticKey(key), trusted))
 		if err != nil || i != 0 || !w.VerifySecond.OK {
 			t.Fatalf("with the second discharge: token %d, %v", i, err)
 		}
@@ -706,7 +706,7 @@ func TestThirdPartyVectorOutcomes(t *testing.T) {
 	// The same through a parsed header: the permission token and the
 	// discharge as the third party sends it.
 	b := mustParseBundle(t, "FlyV1 "+perm.String()+", "+strings.TrimPrefix(tp.DischargeHeader, "FlyV1 "), 2)
-	cs, i, err := b.Verify(perm.Location, StaticKey(key), trusted)
+	cs, i, err := verifiedParts(b.Verify(perm.Location, StaticKey(key), trusted))
 	if err != nil || i != 0 {
 		t.Fatalf("bundle: token %d, %v", i, err)
 	}

@@ -60,7 +60,7 @@ func (m *Macaroon) Verify(key SigningKey, discharges []*Macaroon, trusted Truste
 	}
 	var st verifierStack
 	v := newVerifier(ds, trusted, &st)
-	if err := v.verifyParent(m, key, nil); err != nil {
+	if err := v.verifyParent(m, key, nil, nil); err != nil {
 		return nil, err
 	}
 	return v.collect(m), nil
@@ -207,6 +207,8 @@ type pending3P struct {
 	loc   []byte
 	vk    []byte
 	group int32
+	// answer is the token of the bundle that discharged it, once resolved.
+	answer int32
 }
 
 // nonceTail computes T0 = HMAC(key, nonce), refusing a non-canonical nonce.
@@ -245,8 +247,9 @@ type walked struct {
 
 // verifyParent verifies permission token m under key, alone: its chain, its
 // revoked branches, then each 3P caveat against the bundle's discharges,
-// leaving the discharges used in v.used[:v.nused].
-func (v *verifier) verifyParent(m *Macaroon, key []byte, revoked BranchSet) error {
+// leaving the discharges used in v.used[:v.nused] and, when out is not nil,
+// noting in out which discharge answered each 3P caveat.
+func (v *verifier) verifyParent(m *Macaroon, key []byte, revoked BranchSet, out *Verified) error {
 	var tailStack, idStack [24][tailSize]byte
 	var pendStack [4]pending3P
 	w, err := v.walk(m, key, revoked, tailStack[:0], idStack[:0], pendStack[:0])
@@ -262,7 +265,13 @@ func (v *verifier) verifyParent(m *Macaroon, key []byte, revoked BranchSet) erro
 		}
 		tid.from = len(w.tails)
 	}
-	return v.resolveAll(&w, binder{tid: &tid})
+	if err := v.resolveAll(&w, binder{tid: &tid}); err != nil {
+		return err
+	}
+	if out != nil {
+		out.answered(w.pending)
+	}
+	return nil
 }
 
 // walk verifies m's chain under key and then looks its tails up in the
@@ -379,17 +388,19 @@ func (v *verifier) resolveAll(w *walked, b binder) error {
 			return fmt.Errorf("caveat %d (3P %s): discharge: %w: an earlier third-party caveat names the same ticket with another discharge key",
 				q.index, q.loc, ErrBadDischarge)
 		}
-		if err := v.resolve(b, q.loc, g, scratch); err != nil {
+		di, err := v.resolve(b, q.loc, g, scratch)
+		if err != nil {
 			return fmt.Errorf("caveat %d (3P %s): discharge: %w", q.index, q.loc, err)
 		}
+		q.answer = di
 	}
 	return nil
 }
 
 // resolve finds the first token of group g that discharges a 3P caveat at
-// caveatLoc for the parent that b checks bindings for, and records it in
-// v.used.
-func (v *verifier) resolve(b binder, caveatLoc []byte, g *ticketGroup, scratch []byte) error {
+// caveatLoc for the parent that b checks bindings for, records it in v.used
+// and returns its index.
+func (v *verifier) resolve(b binder, caveatLoc []byte, g *ticketGroup, scratch []byte) (int32, error) {
 	var firstErr error
 	for di := g.first; di >= 0; di = v.tok[di].next {
 		d := &v.ds[di]
@@ -420,9 +431,9 @@ func (v *verifier) resolve(b binder, caveatLoc []byte, g *ticketGroup, scratch [
 			v.nused++
 			v.tok[di].usedAt = int32(v.nused)
 		}
-		return nil
+		return di, nil
 	}
-	return firstErr
+	return -1, firstErr
 }
 
 // collect returns the verified caveats of m: its own, then those of each

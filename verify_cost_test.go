@@ -408,7 +408,7 @@ func TestVerificationCostIsLinear(t *testing.T) {
 					if c.access != nil {
 						verr = bundle.Authorize(costLocation, StaticKey(b.key), b.trusted, c.access)
 					} else {
-						cs, _, verr = bundle.VerifyWith(costLocation, StaticKey(b.key), b.trusted, opts)
+						cs, _, verr = verifiedParts(bundle.VerifyWith(costLocation, StaticKey(b.key), b.trusted, opts))
 					}
 				})
 				total := hmacs + opens + hashes

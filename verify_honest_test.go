@@ -141,7 +141,7 @@ func TestSharedDischargeAttenuatedCopies(t *testing.T) {
 
 	for _, order := range [][]*caveat.Macaroon{{narrowed, base, d}, {base, narrowed, d}, {d, narrowed, base}} {
 		b := f.bundle(order...)
-		cs, i, err := b.Verify(honestLoc, caveat.StaticKey(f.key), trusted)
+		cs, i, err := caveat.VerifiedParts(b.Verify(honestLoc, caveat.StaticKey(f.key), trusted))
 		if err != nil {
 			t.Fatalf("verify: %v", err)
 		}
@@ -190,7 +190,7 @@ func TestSeveralThirdParties(t *testing.T) {
 		{"both trusted", caveat.TrustedThirdParties{honestLogin: {f.ka}, honestOther: {f.kb}}, []caveat.CaveatType{tVW, tVW, tUID, tVW, tUID}},
 	} {
 		for _, order := range [][]*caveat.Macaroon{{m, d1, d2}, {d2, m, d1}} {
-			cs, _, err := f.bundle(order...).Verify(honestLoc, caveat.StaticKey(f.key), tc.trusted)
+			cs, _, err := caveat.VerifiedParts(f.bundle(order...).Verify(honestLoc, caveat.StaticKey(f.key), tc.trusted))
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
@@ -199,7 +199,7 @@ func TestSeveralThirdParties(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := f.bundle(m, d1).Verify(honestLoc, caveat.StaticKey(f.key), nil); !errors.Is(err, caveat.ErrMissingDischarge) {
+	if _, _, err := caveat.VerifiedParts(f.bundle(m, d1).Verify(honestLoc, caveat.StaticKey(f.key), nil)); !errors.Is(err, caveat.ErrMissingDischarge) {
 		t.Errorf("one discharge missing: %v", err)
 	}
 }
@@ -232,7 +232,7 @@ func TestBindings(t *testing.T) {
 			// Alone, and after another permission token (without its
 			// discharge), which makes them be verified together.
 			for _, b := range []*caveat.Bundle{f.bundle(last, d), f.bundle(unrelated, last, d)} {
-				_, i, err := b.VerifyWith(honestLoc, caveat.StaticKey(f.key), nil, opts)
+				_, i, err := caveat.VerifiedParts(b.VerifyWith(honestLoc, caveat.StaticKey(f.key), nil, opts))
 				if tc.ok && (err != nil || i != len(b.Tokens)-2) {
 					t.Errorf("%s (revoked set %v, %d tokens): token %d, %v", tc.name, opts != nil, len(b.Tokens), i, err)
 				}
@@ -256,7 +256,7 @@ func TestNoPermissionToken(t *testing.T) {
 	d1 := f.discharge(m, honestLogin, 1, m)
 	d2 := f.discharge(m, honestOther, 2)
 	b := f.bundle(d2, m, d1)
-	_, _, err := b.Verify("https://elsewhere.example/v1", caveat.StaticKey(f.key), nil)
+	_, _, err := caveat.VerifiedParts(b.Verify("https://elsewhere.example/v1", caveat.StaticKey(f.key), nil))
 	if !errors.Is(err, caveat.ErrNoPermissionToken) || !strings.Contains(err.Error(), `"`+honestLoc+`"`) ||
 		strings.Contains(err.Error(), honestLogin) || strings.Contains(err.Error(), honestOther) {
 		t.Errorf("%v", err)
@@ -267,7 +267,7 @@ func TestNoPermissionToken(t *testing.T) {
 	if got := b.Discharges(0); got != nil {
 		t.Errorf("Discharges(0) = %v, want none", got)
 	}
-	_, _, err = f.bundle(d1, d2).Verify(honestLoc, caveat.StaticKey(f.key), nil)
+	_, _, err = caveat.VerifiedParts(f.bundle(d1, d2).Verify(honestLoc, caveat.StaticKey(f.key), nil))
 	if !errors.Is(err, caveat.ErrNoPermissionToken) || !strings.Contains(err.Error(), "only discharges") {
 		t.Errorf("only discharges: %v", err)
 	}
