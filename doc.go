@@ -26,11 +26,15 @@
 // reads an Authorization header ("FlyV1 fm2_…,fm2_…"); Bundle.Verify checks
 // the chain of the permission token for a location under the key KeyFunc
 // returns, each discharge under the key its 3P caveat carries, bindings, and
-// which attestations come from a TrustedThirdParties key; it returns the
-// verified CaveatSet. CaveatSet.Clear then asks every caveat whether it
-// allows an Access, the operation the caller describes (for example
-// *flyio.Access), and names the caveat that refuses. Bundle.Authorize does
-// both. Verification costs at most a few cryptographic operations per
+// which attestations come from a TrustedThirdParties key. It returns a
+// *Verified: which permission token verified, its key id (the caller looks
+// up whose key that is), the verified CaveatSet, and the discharge that
+// answered each third-party caveat. Bundle.ThirdParties and
+// Bundle.DischargeFor relate third-party caveats to discharges without a
+// key, for tools that describe or renew a bundle. CaveatSet.Clear then
+// asks every caveat whether it allows an Access, the operation the caller
+// describes (for example *flyio.Access), and names the caveat that refuses.
+// Bundle.Authorize does both. Verification costs at most a few cryptographic operations per
 // caveat and token, however the bundle is arranged (README, "Verification
 // is linear in the bundle"); VerifyWith also refuses revoked branches.
 //

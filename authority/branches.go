@@ -93,20 +93,18 @@ func (s *Service) verifyBranch(ctx context.Context, header string) (store.Token,
 	if n > 1 {
 		return store.Token{}, store.BranchID{}, invalid("the bundle holds %d permission tokens for %s; send the one branch to revoke", n, s.cfg.Location)
 	}
+	v, err := b.Verify(s.cfg.Location, s.cfg.Keyring.KeyFunc(ctx), s.trusted)
 	var keyOrg uint64
-	keys := func(kid []byte) (caveat.SigningKey, error) {
-		key, org, err := s.cfg.Keyring.Lookup(ctx, kid)
-		keyOrg = org
-		return key, err
+	if err == nil {
+		keyOrg, err = s.keyOrg(ctx, v.KID)
 	}
-	_, i, err := b.Verify(s.cfg.Location, keys, s.trusted)
 	if err != nil {
 		if !isTokenFault(err) {
 			return store.Token{}, store.BranchID{}, fmt.Errorf("verify branch token: %w", err)
 		}
 		return store.Token{}, store.BranchID{}, invalid("invalid: %v", err)
 	}
-	m := &b.Tokens[i]
+	m := &b.Tokens[v.Token]
 	if s.cfg.Keyring.IsSessionKID(m.Nonce.KID) {
 		return store.Token{}, store.BranchID{}, invalid("a session has no branches to revoke; log out to end it")
 	}

@@ -86,7 +86,7 @@ func BenchmarkVerifyBranches(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, _, err := bd.VerifyWith(testLocation, caveat.StaticKey(key), trusted, bc.opts); err != nil {
+				if _, err := bd.VerifyWith(testLocation, caveat.StaticKey(key), trusted, bc.opts); err != nil {
 					b.Fatal(err)
 				}
 			}

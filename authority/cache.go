@@ -94,7 +94,7 @@ func (p *Principal) size() int {
 	for _, c := range p.Caveats {
 		bodies += len(c.Body)
 	}
-	n := principalOverhead + len(p.SessionID) + allocSize(cap(p.Caveats)*int(unsafe.Sizeof(caveat.RawCaveat{}))) + allocSize(bodies)
+	n := principalOverhead + len(p.SessionID) + len(p.permissionToken) + allocSize(cap(p.Caveats)*int(unsafe.Sizeof(caveat.RawCaveat{}))) + allocSize(bodies)
 	if p.Attenuations != nil {
 		attenuated := 0
 		for _, c := range p.Attenuations {

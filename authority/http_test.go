@@ -357,6 +357,47 @@ func TestKeyRotationKeepsOldTokens(t *testing.T) {
 	}
 }
 
+// TestVerifyingKeyOrganization: a bundle holding a genuine token of one
+// organization and, after it, a forged token of another for the same
+// location. The first verifies, and it is its key's organization that must
+// match its record: the organization was once noted as keys were looked up,
+// and every token's key is looked up before any is resolved, so the forged
+// token's organization was compared and the genuine token refused.
+func TestVerifyingKeyOrganization(t *testing.T) {
+	h := newHarness(t)
+	ua, oa := h.user("ada@example.com", "acme")
+	ub, _ := h.user("bob@example.com", "beta")
+	sa, _ := h.login(ua.ID, time.Hour)
+	sb, _ := h.login(ub.ID, time.Hour)
+	_, out := h.do("POST", "/v1/tokens", sa, map[string]string{"profile": "readonly", "org": "acme"})
+	genuine := out["token"].(string)
+	_, out = h.do("POST", "/v1/tokens", sb, map[string]string{"profile": "readonly", "org": "beta"})
+	forged := tamperTail(t, out["token"].(string))
+
+	header := genuine + "," + strings.TrimPrefix(forged, "FlyV1 ")
+	acc := `{"orgid": ` + u64(oa.ID) + `, "action": "r"}`
+	if code, msg := h.authorize(header, acc); code != 200 {
+		t.Fatalf("genuine token followed by a forged one: %d %s", code, msg)
+	}
+	// The judging endpoint returns the token that verified.
+	js, _ := json.Marshal(map[string]string{"header": header})
+	resp, err := http.Post(h.srv.URL+"/v1/tokens/authenticate", "application/json", bytes.NewReader(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var verified []struct {
+		OrgID           uint64 `json:"org_id"`
+		PermissionToken string `json:"permission_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&verified); err != nil || resp.StatusCode != 200 || len(verified) != 1 {
+		t.Fatalf("authenticate: %d %+v %v", resp.StatusCode, verified, err)
+	}
+	if want := strings.TrimPrefix(genuine, "FlyV1 fm2_"); verified[0].PermissionToken != want || verified[0].OrgID != oa.ID {
+		t.Errorf("authenticate: %+v, want organization %d and permission_token %q", verified[0], oa.ID, want)
+	}
+}
+
 func TestBadRequests(t *testing.T) {
 	h := newHarness(t)
 	u, _ := h.user("ada@example.com", "acme")

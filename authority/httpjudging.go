@@ -23,7 +23,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, w http.Resp
 	if err != nil {
 		return 0, nil, err
 	}
-	out, err := s.verifiedJSON(ctx, req.Header, p)
+	out, err := s.verifiedJSON(ctx, p)
 	// One object per permission token that verified: the authority
 	// verifies the first of the bundle's tokens for its location that does.
 	return http.StatusOK, []PrincipalJSON{out}, err
@@ -62,6 +62,6 @@ func (s *Service) authorize(ctx context.Context, r *http.Request, w http.Respons
 		}
 		return 0, nil, err
 	}
-	vt, err := s.verifiedJSON(ctx, req.Header, p)
+	vt, err := s.verifiedJSON(ctx, p)
 	return http.StatusOK, AuthorizeJSON{Access: a, VerifiedToken: vt, Allowed: true}, err
 }

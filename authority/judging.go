@@ -20,9 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
-	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
@@ -61,25 +59,9 @@ type AuthorizeJSON struct {
 	Allowed       bool          `json:"allowed"`
 }
 
-// permissionToken returns the base64 bytes of the bundle's permission
-// token that p verified (its nonce UUID is p's token id).
-func (s *Service) permissionToken(header string, p *Principal) string {
-	b, err := caveat.ParseBundle(header)
-	if err != nil {
-		return ""
-	}
-	for i := range b.Tokens {
-		m := &b.Tokens[i]
-		if m.Location == s.cfg.Location && m.Nonce.UUID().String() == p.TokenID() {
-			return strings.TrimPrefix(m.String(), "fm2_")
-		}
-	}
-	return ""
-}
-
-func (s *Service) verifiedJSON(ctx context.Context, header string, p *Principal) (PrincipalJSON, error) {
+func (s *Service) verifiedJSON(ctx context.Context, p *Principal) (PrincipalJSON, error) {
 	out, err := s.principalJSON(ctx, p)
-	out.PermissionToken = s.permissionToken(header, p)
+	out.PermissionToken = p.permissionToken
 	return out, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/caveatdev/caveat"
@@ -173,6 +174,11 @@ type Principal struct {
 	// Branch is the branch a named token is (the binding id of its final
 	// tail): what it revokes when it revokes itself. Zero for a session.
 	Branch store.BranchID
+
+	// permissionToken is the verified permission token in base64 (its
+	// text without the fm2_ prefix), which the judging endpoints return;
+	// empty when no bundle was verified (a session credential).
+	permissionToken string
 }
 
 // IsSession reports whether the principal is a logged-in user's session.
@@ -250,19 +256,14 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 	if err != nil {
 		return nil, unauthenticated("malformed token: %v", err)
 	}
-	// The organization of the key that verified the token, noted as Verify
-	// looks keys up (it verifies the first permission token that passes,
-	// so the last lookup is that token's).
-	var keyOrg uint64
-	keys := func(kid []byte) (caveat.SigningKey, error) {
-		key, org, err := s.cfg.Keyring.Lookup(ctx, kid)
-		keyOrg = org
-		return key, err
-	}
 	// Each permission token's registry record is read before its chain is
 	// walked, for its revoked branches, and reused below.
 	reg := s.registryReads(ctx)
-	cs, i, err := b.VerifyWith(s.cfg.Location, keys, s.trusted, &caveat.VerifyOptions{RevokedBranches: reg.revokedBranches})
+	v, err := b.VerifyWith(s.cfg.Location, s.cfg.Keyring.KeyFunc(ctx), s.trusted, &caveat.VerifyOptions{RevokedBranches: reg.revokedBranches})
+	var keyOrg uint64
+	if err == nil {
+		keyOrg, err = s.keyOrg(ctx, v.KID)
+	}
 	if err != nil {
 		if refusal := reg.refusal(err); refusal != nil {
 			return nil, refusal
@@ -273,8 +274,11 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 		}
 		return nil, unauthenticated("invalid token: %v", err)
 	}
+	i, cs := v.Token, v.Caveats
 	m := &b.Tokens[i]
 	id := m.Nonce.UUID().String()
+	// A copy: a cached principal must not keep the whole header alive.
+	permission := strings.Clone(strings.TrimPrefix(m.String(), "fm2_"))
 	now := s.cfg.Now()
 	// An expired token is not authenticated (401, so that a client knows
 	// to renew), rather than denied by its ValidityWindow (403).
@@ -289,7 +293,7 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 	if s.cfg.Keyring.IsSessionKID(m.Nonce.KID) {
 		p, err := s.sessionPrincipal(ctx, id, cs, now)
 		if p != nil {
-			p.Expires = e.At
+			p.Expires, p.permissionToken = e.At, permission
 			if len(m.Caveats) > keyring.SessionMintedCaveats {
 				p.Attenuations = m.Caveats[keyring.SessionMintedCaveats:]
 			}
@@ -310,7 +314,17 @@ func (s *Service) verifyBundle(ctx context.Context, header string) (*Principal, 
 	}
 	s.touch(ctx, id, now)
 	return &Principal{UserID: t.CreatedBy, Token: &t, OrgID: t.OrgID, Caveats: cs, Expires: e.At,
-		Branch: store.BranchID(caveat.BindingID(m))}, nil
+		Branch: store.BranchID(caveat.BindingID(m)), permissionToken: permission}, nil
+}
+
+// keyOrg is the organization of the key kid that verified a token (0 for
+// the session key): the keyring has it cached from the verification.
+func (s *Service) keyOrg(ctx context.Context, kid []byte) (uint64, error) {
+	_, org, err := s.cfg.Keyring.Lookup(ctx, kid)
+	if err != nil {
+		return 0, fmt.Errorf("key %x: %w", kid, err)
+	}
+	return org, nil
 }
 
 func (s *Service) sessionPrincipal(ctx context.Context, id string, cs caveat.CaveatSet, now time.Time) (*Principal, error) {

@@ -80,7 +80,7 @@ func (s *fakeServer) RoundTrip(req *http.Request) (*http.Response, error) {
 		return answer(http.StatusUnauthorized, `{"error":"malformed"}`), nil
 	}
 	trusted := caveat.TrustedThirdParties{fakeLogin: {s.ticketKey}}
-	if _, _, err := b.Verify(fakeBase+"/v1", caveat.StaticKey(s.key), trusted); err != nil {
+	if _, err := b.Verify(fakeBase+"/v1", caveat.StaticKey(s.key), trusted); err != nil {
 		return answer(http.StatusUnauthorized, `{"error":"invalid"}`), nil
 	}
 	for i := range b.Tokens {

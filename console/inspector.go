@@ -199,7 +199,7 @@ func (c *Console) recognize(q *request, b *caveat.Bundle, i int, r *tokenReport)
 		return set, err
 	}}
 	keys := func([]byte) (caveat.SigningKey, error) { return key, nil }
-	_, _, err = sub.VerifyWith(c.tokenLocation, keys, trusted, opts)
+	_, err = sub.VerifyWith(c.tokenLocation, keys, trusted, opts)
 	switch {
 	case errors.Is(err, caveat.ErrBranchRevoked):
 		r.Signature = "Signed with " + r.Org + "'s key, but a branch it passes through is revoked, so the server refuses it: " + err.Error()

@@ -37,12 +37,12 @@ func (h *harness) verify(header string) (caveat.CaveatSet, *caveat.Bundle) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	cs, _, err := b.Verify(h.tokenLoc, h.kr.KeyFunc(context.Background()),
+	v, err := b.Verify(h.tokenLoc, h.kr.KeyFunc(context.Background()),
 		caveat.TrustedThirdParties{h.loc: {h.kr.LoginTicketKey()}})
 	if err != nil {
 		h.t.Fatalf("verify: %v", err)
 	}
-	return cs, b
+	return v.Caveats, b
 }
 
 // loginAttestation returns the FlyioUserID and the discharge's validity

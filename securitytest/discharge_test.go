@@ -147,7 +147,7 @@ func TestDischargesDoNotCross(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, verr := b.Verify(loc, kr.KeyFunc(ctx), trusted(kr, s.loginLocation()))
+		_, verr := b.Verify(loc, kr.KeyFunc(ctx), trusted(kr, s.loginLocation()))
 		code, body := s.authenticate(header)
 		switch {
 		case want && (code != http.StatusOK || verr != nil):

@@ -410,6 +410,9 @@ func (la *localAuthority) verify(header string) (caveat.CaveatSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, _, err := b.Verify(la.location, la.keyring.KeyFunc(context.Background()), trusted(la.keyring, la.loginLocation))
-	return cs, err
+	v, err := b.Verify(la.location, la.keyring.KeyFunc(context.Background()), trusted(la.keyring, la.loginLocation))
+	if err != nil {
+		return nil, err
+	}
+	return v.Caveats, nil
 }

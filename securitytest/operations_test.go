@@ -143,12 +143,12 @@ func TestOperationTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cs, _, err := b.Verify(ts.tokenLocation(), kr.KeyFunc(ctx), tp)
+		v, err := b.Verify(ts.tokenLocation(), kr.KeyFunc(ctx), tp)
 		if err != nil {
 			t.Fatalf("offline verification: %v", err)
 		}
 		a.Time = ts.clock.Now()
-		ok := cs.Clear(a) == nil
+		ok := v.Caveats.Clear(a) == nil
 		verdicts[ok]++
 		return ok
 	}

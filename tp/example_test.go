@@ -59,10 +59,10 @@ func Example() {
 
 	// The first party verifies the bundle, trusting the login service.
 	b, _ := caveat.ParseBundle(header)
-	caveats, _, err := b.Verify("https://api.example/v1", caveat.StaticKey(rootKey),
+	verified, err := b.Verify("https://api.example/v1", caveat.StaticKey(rootKey),
 		caveat.TrustedThirdParties{location: {ticketKey}})
 	fmt.Println("verified:", err == nil)
-	for _, c := range caveats {
+	for _, c := range verified.Caveats {
 		fmt.Println(c.Name())
 	}
 	// Output:

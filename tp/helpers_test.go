@@ -204,11 +204,11 @@ func mustVerify(t testing.TB, header string, ds ...*discharger) caveat.CaveatSet
 	if err != nil {
 		t.Fatalf("parse %q: %v", header, err)
 	}
-	cs, _, err := b.Verify(firstParty, caveat.StaticKey(rootKey), trusted(ds...))
+	v, err := b.Verify(firstParty, caveat.StaticKey(rootKey), trusted(ds...))
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
-	return cs
+	return v.Caveats
 }
 
 // attested returns the FlyioUserID attestations in cs.

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/caveatdev/caveat"
@@ -66,20 +67,20 @@ func (a *app) verify(cmd *cobra.Command, args []string, f *verifyFlags) (*verifi
 				withHint("a discharge is used together with the token whose third-party caveat it satisfies")
 		}
 	}
-	cs, idx, err := b.Verify(location, caveat.StaticKey(key), trusted)
+	v, err := b.Verify(location, caveat.StaticKey(key), trusted)
 	if err != nil {
 		return nil, invalidTokenError(b, err)
 	}
 	var with string
-	if ds := b.Discharges(idx); len(ds) > 0 {
+	if ds := usedDischarges(v); len(ds) > 0 {
 		nums := make([]string, len(ds))
 		for i, d := range ds {
 			nums[i] = fmt.Sprint(d + 1)
 		}
 		with = " with discharge(s) in token " + strings.Join(nums, ", ")
 	}
-	a.info("token %d (%q) verified%s", idx+1, location, with)
-	return &verified{bundle: b, caveats: cs, token: idx}, nil
+	a.info("token %d (%q) verified%s", v.Token+1, location, with)
+	return &verified{bundle: b, caveats: v.Caveats, token: v.Token}, nil
 }
 
 func allDischarges(b *caveat.Bundle) bool {
@@ -232,4 +233,15 @@ func (a *app) readAccessArg(s string) ([]byte, error) {
 		return b, nil
 	}
 	return []byte(s), nil
+}
+
+// usedDischarges are the tokens of the bundle that verification accepted as
+// discharges of the verified token, each once, in bundle order.
+func usedDischarges(v *caveat.Verified) []int {
+	var out []int
+	for _, d := range v.Discharges {
+		out = append(out, d.Discharge)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
