@@ -25,8 +25,9 @@ func (e Expiry) Never() bool { return e.At.IsZero() }
 
 // Expiry returns the effective expiry of permission token i: the earliest
 // not_after of every ValidityWindow, including those nested in IfPresent,
-// over the token and the discharges in the bundle that satisfy its
-// third-party caveats (spec §4.10). This is what users mean by "how long
+// over the token and the discharges in the bundle that answer its
+// third-party caveats (every candidate that ThirdParties relates to them;
+// spec §4.10). This is what users mean by "how long
 // does this token last": a one-year token whose login discharge lasts ten
 // minutes lasts ten minutes.
 func (b *Bundle) Expiry(i int) Expiry {

@@ -176,19 +176,16 @@ func (t *Transport) fresh(ctx context.Context, force bool) (string, error) {
 }
 
 // missing reports whether a permission token for t.Location has a
-// third-party caveat without a discharge in the bundle.
+// third-party caveat that no token of the bundle answers.
 func (t *Transport) missing(b *caveat.Bundle) bool {
 	for i := range b.Tokens {
-		m := &b.Tokens[i]
-		if m.Location != t.Location || b.IsDischarge(i) {
+		if b.Tokens[i].Location != t.Location || b.IsDischarge(i) {
 			continue
 		}
-		var ds []*caveat.Macaroon
-		for _, j := range b.Discharges(i) {
-			ds = append(ds, &b.Tokens[j])
-		}
-		if len(m.ThirdPartyTickets(ds...)) > 0 {
-			return true
+		for _, tp := range b.ThirdParties(i) {
+			if !tp.Discharged() {
+				return true
+			}
 		}
 	}
 	return false

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/caveatdev/caveat"
-	"github.com/caveatdev/caveat/internal/inspect"
 	"github.com/spf13/cobra"
 )
 
@@ -110,15 +109,15 @@ is none.`,
 				if b.IsDischarge(i) {
 					continue
 				}
-				for _, tp := range inspect.ThirdParties(&b.Tokens[i]) {
+				for _, tp := range b.ThirdParties(i) {
 					if tp.Location != location {
-						if inspect.DischargeOf(b, i, tp.Ticket) < 0 {
+						if !tp.Discharged() {
 							pending[fmt.Sprintf("%q", tp.Location)] = true
 						}
 						continue
 					}
 					found++
-					if inspect.DischargeOf(b, i, tp.Ticket) >= 0 {
+					if tp.Discharged() {
 						discharged++
 						continue
 					}
@@ -293,9 +292,9 @@ replaced by the new one. --discharge - reads the discharge from stdin.`,
 				if b.IsDischarge(i) {
 					continue
 				}
-				for _, tp := range inspect.ThirdParties(&b.Tokens[i]) {
+				for _, tp := range b.ThirdParties(i) {
 					if bytes.Equal(tp.Ticket, d.Nonce.KID) {
-						target, caveatIdx = i, tp.Index
+						target, caveatIdx = i, tp.Caveat
 						break
 					}
 				}

@@ -9,7 +9,6 @@
 package inspect
 
 import (
-	"bytes"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -45,14 +44,15 @@ type Token struct {
 	TokenAlone string
 }
 
-// ThirdParty is a third-party caveat of a permission token.
+// ThirdParty is a third-party caveat of a permission token, as
+// caveat.Bundle.ThirdParties relates it, for display.
 type ThirdParty struct {
 	// Index is the caveat's index in its token.
 	Index    int
 	Location string
 	Ticket   []byte
 	// DischargedBy is the number of the discharge in the bundle that
-	// covers it, or 0 when none does.
+	// covers it (the first, when several do), or 0 when none does.
 	DischargedBy int
 }
 
@@ -67,6 +67,7 @@ func (tp ThirdParty) Status() string {
 // Describe describes every token of the bundle at time now.
 func Describe(b *caveat.Bundle, now time.Time) []Token {
 	out := make([]Token, len(b.Tokens))
+	answers := answered(b)
 	for i := range b.Tokens {
 		m := &b.Tokens[i]
 		t := Token{
@@ -78,22 +79,24 @@ func Describe(b *caveat.Bundle, now time.Time) []Token {
 			Caveats:   len(m.Caveats),
 		}
 		if t.Discharge {
-			t.KeyID = fmt.Sprintf("ticket, %d bytes%s", len(m.Nonce.KID), dischargedCaveat(b, i))
+			t.KeyID = fmt.Sprintf("ticket, %d bytes%s", len(m.Nonce.KID), dischargedCaveat(answers, i))
 			out[i] = t
 			continue
 		}
 		t.KeyID = kidText(m.Nonce.KID)
 		var missing []string
-		for _, tp := range ThirdParties(m) {
-			if j := DischargeOf(b, i, tp.Ticket); j >= 0 {
-				tp.DischargedBy = j + 1
+		tps := b.ThirdParties(i)
+		for _, tp := range tps {
+			desc := ThirdParty{Index: tp.Caveat, Location: tp.Location, Ticket: tp.Ticket}
+			if tp.Discharged() {
+				desc.DischargedBy = tp.Discharges[0] + 1
 			} else {
 				missing = append(missing, fmt.Sprintf("%q", tp.Location))
 			}
-			t.ThirdParties = append(t.ThirdParties, tp)
+			t.ThirdParties = append(t.ThirdParties, desc)
 		}
 		t.Usable = usableText(b, i, len(t.ThirdParties), missing, now)
-		t.Expires, t.TokenAlone = expiryText(b, i, now)
+		t.Expires, t.TokenAlone = expiryText(b, i, len(tps) > 0, now)
 		out[i] = t
 	}
 	return out
@@ -144,36 +147,6 @@ func Views(b *caveat.Bundle) []View {
 	return views
 }
 
-// ThirdParties returns the top-level third-party caveats of m that decode,
-// with DischargedBy unset.
-func ThirdParties(m *caveat.Macaroon) []ThirdParty {
-	var out []ThirdParty
-	for i, c := range m.Caveats {
-		if c.Type != caveat.Type3P {
-			continue
-		}
-		v, err := c.Decode()
-		if err != nil {
-			continue
-		}
-		if tp, ok := v.(*caveat.Caveat3P); ok {
-			out = append(out, ThirdParty{Index: i, Location: tp.Location, Ticket: tp.Ticket})
-		}
-	}
-	return out
-}
-
-// DischargeOf returns the index of the first token of b other than self
-// whose nonce key id is ticket, or -1.
-func DischargeOf(b *caveat.Bundle, self int, ticket []byte) int {
-	for j := range b.Tokens {
-		if j != self && len(ticket) > 0 && bytes.Equal(b.Tokens[j].Nonce.KID, ticket) {
-			return j
-		}
-	}
-	return -1
-}
-
 // usableText answers the question people bring to debug: can this token
 // be used as it is, and until when? A token without third-party caveats
 // needs no discharge; one with an undischarged caveat is unusable until a
@@ -199,17 +172,29 @@ func usableText(b *caveat.Bundle, i, thirdParties int, missing []string, now tim
 	return "with its discharges in this bundle, " + until
 }
 
-// dischargedCaveat says which 3P caveat of which token a discharge covers.
-func dischargedCaveat(b *caveat.Bundle, d int) string {
+// answer is a third-party caveat that a token of the bundle answers.
+type answer struct{ token, caveat int }
+
+// answered maps each token of b that answers a third-party caveat of
+// another token to the first such caveat, in bundle and caveat order.
+func answered(b *caveat.Bundle) map[int]answer {
+	out := make(map[int]answer)
 	for i := range b.Tokens {
-		if i == d {
-			continue
-		}
-		for _, tp := range ThirdParties(&b.Tokens[i]) {
-			if bytes.Equal(tp.Ticket, b.Tokens[d].Nonce.KID) {
-				return fmt.Sprintf(" (discharges token %d, caveat %d)", i+1, tp.Index)
+		for _, tp := range b.ThirdParties(i) {
+			for _, d := range tp.Discharges {
+				if _, ok := out[d]; !ok {
+					out[d] = answer{i, tp.Caveat}
+				}
 			}
 		}
+	}
+	return out
+}
+
+// dischargedCaveat says which 3P caveat of which token discharge d covers.
+func dischargedCaveat(answers map[int]answer, d int) string {
+	if a, ok := answers[d]; ok {
+		return fmt.Sprintf(" (discharges token %d, caveat %d)", a.token+1, a.caveat)
 	}
 	return " (matches no third-party caveat in this bundle)"
 }
@@ -233,10 +218,10 @@ func yesNo(v bool) string {
 
 // expiryText describes the effective expiry of permission token i and,
 // when a discharge decides it, the token's own expiry.
-func expiryText(b *caveat.Bundle, i int, now time.Time) (expires, alone string) {
+func expiryText(b *caveat.Bundle, i int, thirdParties bool, now time.Time) (expires, alone string) {
 	e := b.Expiry(i)
 	if e.Never() {
-		if len(ThirdParties(&b.Tokens[i])) > 0 {
+		if thirdParties {
 			return "never: no ValidityWindow in the token or its discharges in this bundle", ""
 		}
 		return "never: no ValidityWindow", ""
