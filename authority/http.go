@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,7 +12,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat"
-	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/internal/lifetime"
 	"github.com/caveatdev/caveat/store"
@@ -103,26 +102,6 @@ func (s *Service) handleOpen(h func(context.Context, *http.Request, http.Respons
 	}
 }
 
-// TokenJSON is a registry record as the API shows it.
-type TokenJSON struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Profile   string `json:"profile"`
-	OrgID     uint64 `json:"org_id"`
-	AppID     uint64 `json:"app_id,omitempty"`
-	CreatedBy uint64 `json:"created_by"`
-	// CreatedByEmail is the creator's email, in lists.
-	CreatedByEmail string     `json:"created_by_email,omitempty"`
-	CreatedAt      time.Time  `json:"created_at"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
-	LastUsedAt     *time.Time `json:"last_used_at,omitempty"`
-	// RevokedBranches counts the token's revoked branches.
-	RevokedBranches int `json:"revoked_branches"`
-	// Token is the header value, only in the answer to its creation.
-	Token string `json:"token,omitempty"`
-}
-
 func optTime(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -131,24 +110,14 @@ func optTime(t time.Time) *time.Time {
 	return &t
 }
 
-func tokenJSON(t store.Token) TokenJSON {
-	return TokenJSON{ID: t.ID, Name: t.Name, Profile: t.Profile, OrgID: t.OrgID, AppID: t.AppID,
+func tokenJSON(t store.Token) api.Token {
+	return api.Token{ID: t.ID, Name: t.Name, Profile: t.Profile, OrgID: t.OrgID, AppID: t.AppID,
 		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt.UTC(), ExpiresAt: optTime(t.ExpiresAt),
 		RevokedAt: optTime(t.RevokedAt), LastUsedAt: optTime(t.LastUsedAt), RevokedBranches: t.RevokedBranches}
 }
 
-// CreateTokenRequest is the body of POST /v1/tokens.
-type CreateTokenRequest struct {
-	Profile  string         `json:"profile"`
-	Name     string         `json:"name"`
-	Org      string         `json:"org"`
-	App      string         `json:"app"`
-	Expiry   string         `json:"expiry"`
-	Commands flyio.Commands `json:"commands"`
-}
-
 func (s *Service) createToken(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
-	var req CreateTokenRequest
+	var req api.CreateTokenRequest
 	if err := httpjson.Decode(w, r, &req, 0); err != nil {
 		return 0, nil, err
 	}
@@ -179,7 +148,7 @@ func (s *Service) createToken(ctx context.Context, p *Principal, r *http.Request
 		return 0, nil, err
 	}
 	out := tokenJSON(m.Record)
-	out.Token = "FlyV1 " + m.Token.String()
+	out.Header = "FlyV1 " + m.Token.String()
 	return http.StatusCreated, out, nil
 }
 
@@ -216,7 +185,7 @@ func (s *Service) listTokens(ctx context.Context, p *Principal, r *http.Request,
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]TokenJSON, len(ts))
+	out := make([]api.Token, len(ts))
 	emails := map[uint64]string{} // at most one read per creator of the page
 	for i, t := range ts {
 		out[i] = tokenJSON(t)
@@ -246,19 +215,12 @@ func (s *Service) revokeToken(ctx context.Context, p *Principal, r *http.Request
 	return http.StatusOK, map[string]any{"id": id, "revoked": revoked}, nil
 }
 
-// BranchRevocationJSON is the answer to a branch revocation.
-type BranchRevocationJSON struct {
-	ID      string `json:"id"`
-	Branch  string `json:"branch"`
-	Revoked bool   `json:"revoked"`
-}
-
 func (s *Service) revokeSelf(ctx context.Context, p *Principal, _ *http.Request, _ http.ResponseWriter) (int, any, error) {
 	r, err := s.RevokeSelf(ctx, p)
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, BranchRevocationJSON{ID: r.TokenID, Branch: r.Branch.String(), Revoked: r.Revoked}, nil
+	return http.StatusOK, api.BranchRevocation{ID: r.TokenID, Branch: r.Branch.String(), Revoked: r.Revoked}, nil
 }
 
 // RevokeBranchRequest is the body of POST /v1/tokens/revoke-branch.
@@ -280,40 +242,15 @@ func (s *Service) revokeBranch(ctx context.Context, p *Principal, r *http.Reques
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, BranchRevocationJSON{ID: rev.TokenID, Branch: rev.Branch.String(), Revoked: rev.Revoked}, nil
+	return http.StatusOK, api.BranchRevocation{ID: rev.TokenID, Branch: rev.Branch.String(), Revoked: rev.Revoked}, nil
 }
 
-// PrincipalJSON is the answer of authenticate and authorize.
-type PrincipalJSON struct {
-	TokenID string          `json:"token_id"`
-	Kind    string          `json:"kind"` // "session" or "token"
-	UserID  uint64          `json:"user_id"`
-	OrgID   uint64          `json:"org_id,omitempty"`
-	Caveats json.RawMessage `json:"caveats"`
-	// CaveatsMsgpack is the verified caveat set in its wire form (standard
-	// base64), for verifiers that clear accesses themselves: JSON is not a
-	// lossless form of caveats.
-	CaveatsMsgpack string `json:"caveats_msgpack"`
-	// ExpiresAt is the effective expiry: the earliest end of a
-	// ValidityWindow over the token and its discharges.
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	// Memberships are a session's organizations and roles; for a named
-	// token, its creator's role in the token's organization (none when
-	// the creator is no longer a member), which decides whether it may do
-	// what only admins may (CheckAccess).
-	Memberships []OrgJSON `json:"memberships,omitempty"`
-	// PermissionToken is the verified permission token's bytes in
-	// standard padded base64 (the fm2_ text without its prefix), which
-	// Fly's machinesapi client matches against its own bundle.
-	PermissionToken string `json:"permission_token"`
-}
-
-func (s *Service) principalJSON(ctx context.Context, p *Principal) (PrincipalJSON, error) {
+func (s *Service) principalJSON(ctx context.Context, p *Principal) (api.VerifiedToken, error) {
 	cs, err := p.Caveats.MarshalJSON()
 	if err != nil {
-		return PrincipalJSON{}, err
+		return api.VerifiedToken{}, err
 	}
-	out := PrincipalJSON{TokenID: p.TokenID(), Kind: "token", UserID: p.UserID, OrgID: p.OrgID, Caveats: cs,
+	out := api.VerifiedToken{TokenID: p.TokenID(), Kind: "token", UserID: p.UserID, OrgID: p.OrgID, Caveats: cs,
 		CaveatsMsgpack: base64.StdEncoding.EncodeToString(p.Caveats.AppendEncoded(nil))}
 	if !p.Expires.IsZero() {
 		out.ExpiresAt = optTime(p.Expires)
@@ -324,9 +261,9 @@ func (s *Service) principalJSON(ctx context.Context, p *Principal) (PrincipalJSO
 		if err != nil {
 			return out, fmt.Errorf("memberships: %w", err)
 		}
-		out.Memberships = make([]OrgJSON, len(orgs))
+		out.Memberships = make([]api.Organization, len(orgs))
 		for i, o := range orgs {
-			out.Memberships[i] = OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
+			out.Memberships[i] = api.Organization{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
 		}
 		return out, nil
 	}
@@ -341,7 +278,7 @@ func (s *Service) principalJSON(ctx context.Context, p *Principal) (PrincipalJSO
 	if err != nil {
 		return out, fmt.Errorf("organization: %w", err)
 	}
-	out.Memberships = []OrgJSON{{ID: o.ID, Slug: o.Slug, Role: string(m.Role)}}
+	out.Memberships = []api.Organization{{ID: o.ID, Slug: o.Slug, Role: string(m.Role)}}
 	return out, nil
 }
 
@@ -367,29 +304,16 @@ func (s *Service) revocations(ctx context.Context, _ *Principal, r *http.Request
 	if err != nil {
 		return 0, nil, fmt.Errorf("revocations: %w", err)
 	}
-	type rev struct {
-		Cursor  uint64 `json:"cursor"`
-		TokenID string `json:"token_id"`
-		// Branch is set for the revocation of one branch of the token.
-		Branch string `json:"branch,omitempty"`
-	}
-	out := make([]rev, len(revs))
+	out := make([]api.Revocation, len(revs))
 	cursor := after
 	for i, v := range revs {
-		out[i] = rev{Cursor: v.Cursor, TokenID: v.TokenID}
+		out[i] = api.Revocation{Cursor: v.Cursor, TokenID: v.TokenID}
 		if !v.Branch.IsZero() {
 			out[i].Branch = v.Branch.String()
 		}
 		cursor = v.Cursor
 	}
-	return http.StatusOK, map[string]any{"revocations": out, "cursor": cursor}, nil
-}
-
-// OrgJSON is an organization as the API shows it.
-type OrgJSON struct {
-	ID   uint64 `json:"id"`
-	Slug string `json:"slug"`
-	Role string `json:"role,omitempty"`
+	return http.StatusOK, api.Revocations{Revocations: out, Cursor: cursor}, nil
 }
 
 // listOrgs pages through the caller's organizations in memory: they are
@@ -407,13 +331,13 @@ func (s *Service) listOrgs(ctx context.Context, p *Principal, r *http.Request, _
 	if err != nil {
 		return 0, nil, err
 	}
-	out := []OrgJSON{}
+	out := []api.Organization{}
 	for _, o := range os { // by id
 		if o.ID > after {
-			out = append(out, OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)})
+			out = append(out, api.Organization{ID: o.ID, Slug: o.Slug, Role: string(o.Role)})
 		}
 	}
-	out, next := store.PageOf(out, store.Page{Limit: page.Limit}, func(o OrgJSON) string { return store.IDCursor(cursorOrgs, o.ID) })
+	out, next := store.PageOf(out, store.Page{Limit: page.Limit}, func(o api.Organization) string { return store.IDCursor(cursorOrgs, o.ID) })
 	return http.StatusOK, paged("organizations", out, next), nil
 }
 
@@ -434,7 +358,7 @@ func (s *Service) createOrg(ctx context.Context, p *Principal, r *http.Request, 
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(store.RoleAdmin)}, nil
+	return http.StatusCreated, api.Organization{ID: o.ID, Slug: o.Slug, Role: string(store.RoleAdmin)}, nil
 }
 
 func (s *Service) rotateKey(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
@@ -447,15 +371,6 @@ func (s *Service) rotateKey(ctx context.Context, p *Principal, r *http.Request, 
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]string{"kid": hex.EncodeToString(kid)}, nil
-}
-
-// KeyJSON is a root key as the API shows it: never its material.
-type KeyJSON struct {
-	KID       string     `json:"kid"`
-	State     string     `json:"state"`
-	CreatedAt time.Time  `json:"created_at"`
-	RotatedAt *time.Time `json:"rotated_at,omitempty"`
-	RetiredAt *time.Time `json:"retired_at,omitempty"`
 }
 
 func (s *Service) listKeys(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
@@ -471,9 +386,9 @@ func (s *Service) listKeys(ctx context.Context, p *Principal, r *http.Request, _
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]KeyJSON, len(ks))
+	out := make([]api.Key, len(ks))
 	for i, k := range ks {
-		out[i] = KeyJSON{KID: hex.EncodeToString(k.KID), State: string(k.State), CreatedAt: k.CreatedAt.UTC(),
+		out[i] = api.Key{KID: hex.EncodeToString(k.KID), State: string(k.State), CreatedAt: k.CreatedAt.UTC(),
 			RotatedAt: optTime(k.RotatedAt), RetiredAt: optTime(k.RetiredAt)}
 	}
 	return http.StatusOK, paged("keys", out, next), nil
@@ -500,16 +415,8 @@ func (s *Service) retireKey(ctx context.Context, p *Principal, r *http.Request, 
 	return http.StatusOK, map[string]string{"kid": req.KID, "state": string(store.KeyRetired)}, nil
 }
 
-// AppJSON is an app as the API shows it.
-type AppJSON struct {
-	ID        uint64    `json:"id"`
-	Name      string    `json:"name"`
-	OrgID     uint64    `json:"org_id"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-func appJSON(a store.App) AppJSON {
-	return AppJSON{ID: a.ID, Name: a.Name, OrgID: a.OrgID, CreatedAt: a.CreatedAt.UTC()}
+func appJSON(a store.App) api.App {
+	return api.App{ID: a.ID, Name: a.Name, OrgID: a.OrgID, CreatedAt: a.CreatedAt.UTC()}
 }
 
 func (s *Service) listApps(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
@@ -529,7 +436,7 @@ func (s *Service) listApps(ctx context.Context, p *Principal, r *http.Request, _
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]AppJSON, len(apps))
+	out := make([]api.App, len(apps))
 	for i, a := range apps {
 		out[i] = appJSON(a)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/internal/httpjson"
 )
@@ -26,7 +27,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, w http.Resp
 	out, err := s.verifiedJSON(ctx, p)
 	// One object per permission token that verified: the authority
 	// verifies the first of the bundle's tokens for its location that does.
-	return http.StatusOK, []PrincipalJSON{out}, err
+	return http.StatusOK, []api.VerifiedToken{out}, err
 }
 
 func (s *Service) authorize(ctx context.Context, r *http.Request, w http.ResponseWriter) (int, any, error) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/store"
 )
@@ -35,47 +36,13 @@ func (s *Service) registerMembers(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/invitations/accept", s.handle(s.acceptInvitation))
 }
 
-// MemberJSON is a member as the API shows it.
-type MemberJSON struct {
-	UserID      uint64     `json:"user_id"`
-	Email       string     `json:"email"`
-	Role        string     `json:"role"`
-	JoinedAt    time.Time  `json:"joined_at"`
-	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
-}
-
-// InvitationJSON is an invitation as the API shows it; Code and URL only
-// in the answer to its creation.
-type InvitationJSON struct {
-	ID        uint64    `json:"id"`
-	OrgID     uint64    `json:"org_id"`
-	Email     string    `json:"email"`
-	Role      string    `json:"role"`
-	InvitedBy uint64    `json:"invited_by"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-	Expired   bool      `json:"expired,omitempty"`
-	Code      string    `json:"code,omitempty"`
-	URL       string    `json:"url,omitempty"`
-}
-
-// RemovedJSON is the answer to a removal or a departure: the member, and
-// their tokens of the organization, revoked (or, with kept, re-assigned to
-// the admin who removed them).
-type RemovedJSON struct {
-	UserID uint64      `json:"user_id"`
-	Email  string      `json:"email"`
-	Tokens []TokenJSON `json:"tokens"`
-	Kept   bool        `json:"kept,omitempty"`
-}
-
-func (s *Service) invitationJSON(i store.Invitation) InvitationJSON {
-	return InvitationJSON{ID: i.ID, OrgID: i.OrgID, Email: i.Email, Role: string(i.Role), InvitedBy: i.InvitedBy,
+func (s *Service) invitationJSON(i store.Invitation) api.Invitation {
+	return api.Invitation{ID: i.ID, OrgID: i.OrgID, Email: i.Email, Role: string(i.Role), InvitedBy: i.InvitedBy,
 		CreatedAt: i.CreatedAt.UTC(), ExpiresAt: i.ExpiresAt.UTC(), Expired: !s.cfg.Now().Before(i.ExpiresAt)}
 }
 
-func removedJSON(r *Removed) RemovedJSON {
-	out := RemovedJSON{UserID: r.User.ID, Email: r.User.Email, Tokens: make([]TokenJSON, len(r.Tokens)), Kept: r.Kept}
+func removedJSON(r *Removed) api.Removal {
+	out := api.Removal{UserID: r.User.ID, Email: r.User.Email, Tokens: make([]api.Token, len(r.Tokens)), Kept: r.Kept}
 	for i, t := range r.Tokens {
 		out.Tokens[i] = tokenJSON(t)
 	}
@@ -95,9 +62,9 @@ func (s *Service) listMembers(ctx context.Context, p *Principal, r *http.Request
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]MemberJSON, len(ms))
+	out := make([]api.Member, len(ms))
 	for i, m := range ms {
-		out[i] = MemberJSON{UserID: m.UserID, Email: m.Email, Role: string(m.Role), JoinedAt: m.CreatedAt.UTC(),
+		out[i] = api.Member{UserID: m.UserID, Email: m.Email, Role: string(m.Role), JoinedAt: m.CreatedAt.UTC(),
 			LastLoginAt: optTime(m.LastLoginAt)}
 	}
 	return http.StatusOK, paged("members", out, next), nil
@@ -126,7 +93,7 @@ func (s *Service) setRole(ctx context.Context, p *Principal, r *http.Request, w 
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, MemberJSON{UserID: u.ID, Email: u.Email, Role: string(m.Role), JoinedAt: m.CreatedAt.UTC()}, nil
+	return http.StatusOK, api.Member{UserID: u.ID, Email: u.Email, Role: string(m.Role), JoinedAt: m.CreatedAt.UTC()}, nil
 }
 
 func (s *Service) removeMember(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
@@ -176,7 +143,7 @@ func (s *Service) listInvitations(ctx context.Context, p *Principal, r *http.Req
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]InvitationJSON, len(invs))
+	out := make([]api.Invitation, len(invs))
 	for i, inv := range invs {
 		out[i] = s.invitationJSON(inv)
 	}
@@ -184,11 +151,7 @@ func (s *Service) listInvitations(ctx context.Context, p *Principal, r *http.Req
 }
 
 func (s *Service) invite(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
-	var req struct {
-		Email  string `json:"email"`
-		Role   string `json:"role"`
-		Expiry string `json:"expiry"`
-	}
+	var req api.InviteRequest
 	if err := httpjson.Decode(w, r, &req, 0); err != nil {
 		return 0, nil, err
 	}
@@ -245,5 +208,5 @@ func (s *Service) acceptInvitation(ctx context.Context, p *Principal, r *http.Re
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, map[string]any{"organization": OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(inv.Role)}}, nil
+	return http.StatusOK, map[string]any{"organization": api.Organization{ID: o.ID, Slug: o.Slug, Role: string(inv.Role)}}, nil
 }

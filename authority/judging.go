@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
@@ -55,11 +56,11 @@ type AuthorizeJSON struct {
 	// Access is the resolved access, in the catalogue's JSON form.
 	Access *flyio.Access `json:"access"`
 	// VerifiedToken is the permission token that allowed it.
-	VerifiedToken PrincipalJSON `json:"verified_token"`
-	Allowed       bool          `json:"allowed"`
+	VerifiedToken api.VerifiedToken `json:"verified_token"`
+	Allowed       bool              `json:"allowed"`
 }
 
-func (s *Service) verifiedJSON(ctx context.Context, p *Principal) (PrincipalJSON, error) {
+func (s *Service) verifiedJSON(ctx context.Context, p *Principal) (api.VerifiedToken, error) {
 	out, err := s.principalJSON(ctx, p)
 	out.PermissionToken = p.permissionToken
 	return out, err

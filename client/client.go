@@ -203,65 +203,6 @@ func apiError(resp *http.Response, raw []byte) error {
 	return ae
 }
 
-// User is an account.
-type User struct {
-	ID    uint64 `json:"id"`
-	Email string `json:"email"`
-}
-
-// Organization is an organization, with the caller's role in it where the
-// server says.
-type Organization struct {
-	ID   uint64 `json:"id"`
-	Slug string `json:"slug"`
-	Role string `json:"role,omitempty"`
-}
-
-// App is an app of an organization.
-type App struct {
-	ID        uint64    `json:"id"`
-	Name      string    `json:"name"`
-	OrgID     uint64    `json:"org_id"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-// Token is a registry record; Header is set only when it was just created.
-type Token struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	Profile   string `json:"profile"`
-	OrgID     uint64 `json:"org_id"`
-	AppID     uint64 `json:"app_id,omitempty"`
-	CreatedBy uint64 `json:"created_by"`
-	// CreatedByEmail is the creator's email, in lists.
-	CreatedByEmail string     `json:"created_by_email,omitempty"`
-	CreatedAt      time.Time  `json:"created_at"`
-	ExpiresAt      *time.Time `json:"expires_at,omitempty"`
-	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
-	LastUsedAt     *time.Time `json:"last_used_at,omitempty"`
-	// RevokedBranches counts the token's revoked branches (attenuations
-	// revoked with everything derived from them; the token itself and
-	// its other attenuations keep working).
-	RevokedBranches int    `json:"revoked_branches"`
-	Header          string `json:"token,omitempty"`
-}
-
-// Command is one allowed command of a machine-exec token.
-type Command struct {
-	Args  []string `json:"args"`
-	Exact bool     `json:"exact,omitempty"`
-}
-
-// CreateTokenRequest asks for a named token.
-type CreateTokenRequest struct {
-	Profile  string    `json:"profile"`
-	Name     string    `json:"name,omitempty"`
-	Org      string    `json:"org"`
-	App      string    `json:"app,omitempty"`
-	Expiry   string    `json:"expiry,omitempty"` // a Go duration, e.g. "720h"
-	Commands []Command `json:"commands,omitempty"`
-}
-
 // OrganizationsPage lists a page of the caller's organizations and the
 // cursor of the next page ("" after the last).
 func (c *Client) OrganizationsPage(ctx context.Context, p Page) ([]Organization, string, error) {
@@ -371,19 +312,6 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (bool, error) {
 	return out.Revoked, err
 }
 
-// VerifiedToken is one permission token the authority verified, as
-// POST /v1/tokens/authenticate describes it: Fly's two fields and caveat's.
-type VerifiedToken struct {
-	Caveats         json.RawMessage `json:"caveats"`
-	PermissionToken string          `json:"permission_token"`
-	TokenID         string          `json:"token_id"`
-	Kind            string          `json:"kind"` // "session" or "token"
-	UserID          uint64          `json:"user_id"`
-	OrgID           uint64          `json:"org_id,omitempty"`
-	ExpiresAt       *time.Time      `json:"expires_at,omitempty"`
-	Memberships     []Organization  `json:"memberships,omitempty"`
-}
-
 // Authenticate asks the authority who presents header: the permission
 // token it verified, or an *APIError (401) saying why none did.
 func (c *Client) Authenticate(ctx context.Context, header string) (VerifiedToken, error) {
@@ -395,17 +323,6 @@ func (c *Client) Authenticate(ctx context.Context, header string) (VerifiedToken
 		return VerifiedToken{}, &APIError{Status: http.StatusUnauthorized, Message: "the authority verified no permission token"}
 	}
 	return out[0], nil
-}
-
-// BranchRevocation is the answer to a branch revocation.
-type BranchRevocation struct {
-	// ID is the token's id, which every branch of it shares.
-	ID string `json:"id"`
-	// Branch is the revoked branch: the binding id of the branch token's
-	// final tail, in hex.
-	Branch string `json:"branch"`
-	// Revoked is false when the branch was already revoked.
-	Revoked bool `json:"revoked"`
 }
 
 // RevokeBranch revokes the branch that token is (a token attenuated from
@@ -434,16 +351,6 @@ func (c *Client) RevokeSelf(ctx context.Context) (BranchRevocation, error) {
 // (403 naming the caveat, or 401) otherwise.
 func (c *Client) Authorize(ctx context.Context, header string, access json.RawMessage) error {
 	return c.do(ctx, "POST", "/v1/tokens/authorize", map[string]any{"header": header, "access": access}, nil, nil)
-}
-
-// Key is an organization's root key as the server lists it (never its
-// material).
-type Key struct {
-	KID       string     `json:"kid"`
-	State     string     `json:"state"`
-	CreatedAt time.Time  `json:"created_at"`
-	RotatedAt *time.Time `json:"rotated_at,omitempty"`
-	RetiredAt *time.Time `json:"retired_at,omitempty"`
 }
 
 // KeysPage lists a page of the organization's root keys and the cursor of

@@ -7,34 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/caveatdev/caveat/api"
 )
-
-// Session is what a login returns: the session token (a permission token
-// whose login third-party caveat still needs a discharge) and the secret
-// with which the client obtains and renews that discharge.
-type Session struct {
-	ID        string    `json:"session_id"`
-	Secret    string    `json:"secret"`
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-	User      User      `json:"user"`
-}
-
-// SignupResult is a new account, and the organization created with it.
-type SignupResult struct {
-	User         User          `json:"user"`
-	Organization *Organization `json:"organization,omitempty"`
-}
-
-// WhoAmI is the account behind a session.
-type WhoAmI struct {
-	User          User           `json:"user"`
-	Organizations []Organization `json:"organizations"`
-	Session       struct {
-		ID        string    `json:"id"`
-		ExpiresAt time.Time `json:"expires_at"`
-	} `json:"session"`
-}
 
 // Signup creates an account; org names the organization to create with it
 // (the server picks one for the first user when it is empty).
@@ -59,12 +34,7 @@ func (c *Client) Login(ctx context.Context, email, password string) (Session, er
 // page, hands its URL to open (which shows or opens it), and polls until
 // the user has logged in there, every interval, until ctx is done.
 func (c *Client) LoginWeb(ctx context.Context, open func(url string) error, interval time.Duration) (Session, error) {
-	var start struct {
-		UserInteractive struct {
-			UserURL string `json:"user_url"`
-			PollURL string `json:"poll_url"`
-		} `json:"user_interactive"`
-	}
+	var start api.WebLogin
 	if err := c.do(ctx, "POST", "/aaa/v1/sessions/web", map[string]string{}, &start, nil); err != nil {
 		return Session{}, err
 	}

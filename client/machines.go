@@ -8,47 +8,16 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/caveatdev/caveat/api"
 )
-
-// Machine is a machine of an app.
-type Machine struct {
-	ID         string          `json:"id"`
-	Name       string          `json:"name"`
-	State      string          `json:"state"`
-	Region     string          `json:"region"`
-	ImageRef   ImageRef        `json:"image_ref"`
-	InstanceID string          `json:"instance_id"`
-	PrivateIP  string          `json:"private_ip"`
-	CreatedAt  time.Time       `json:"created_at"`
-	UpdatedAt  time.Time       `json:"updated_at"`
-	Config     json.RawMessage `json:"config,omitempty"`
-	Events     []MachineEvent  `json:"events,omitempty"`
-	// Nonce is set only in the answer to a create that took a lease.
-	Nonce string `json:"nonce,omitempty"`
-}
-
-// ImageRef is a machine's image reference, split.
-type ImageRef struct {
-	Registry   string `json:"registry"`
-	Repository string `json:"repository"`
-	Tag        string `json:"tag"`
-	Digest     string `json:"digest"`
-}
-
-// MachineEvent is an entry of a machine's event log; Timestamp is in Unix
-// milliseconds.
-type MachineEvent struct {
-	Type      string `json:"type"`
-	Status    string `json:"status"`
-	Source    string `json:"source"`
-	Timestamp int64  `json:"timestamp"`
-}
 
 // MachineConfig is the config of a new or updated machine: Image is
 // required; Metadata becomes the machine's metadata; Extra holds any
@@ -72,33 +41,29 @@ func (c MachineConfig) MarshalJSON() ([]byte, error) {
 	return json.Marshal(obj)
 }
 
-// CreateMachineRequest asks for a new machine, or an update of one.
+// CreateMachineRequest asks for a new machine, or an update of one. It is
+// api.CreateMachineRequest with its config built from a MachineConfig
+// rather than given as JSON (see wire).
 type CreateMachineRequest struct {
-	Config MachineConfig `json:"config"`
+	Config MachineConfig
 	// Region defaults to the server's; an update cannot change it.
-	Region string `json:"region,omitempty"`
+	Region string
 	// Name defaults to the machine's id.
-	Name string `json:"name,omitempty"`
+	Name string
 	// SkipLaunch leaves the machine created (or, for an update, stopped).
-	SkipLaunch bool `json:"skip_launch,omitempty"`
+	SkipLaunch bool
 	// LeaseTTL, in seconds, has the new machine leased to the caller;
 	// the answer's Nonce is the lease's. Create only.
-	LeaseTTL int `json:"lease_ttl,omitempty"`
+	LeaseTTL int
 }
 
-// MachineStartResult is the answer of a start.
-type MachineStartResult struct {
-	Message       string `json:"message"`
-	Status        string `json:"status"`
-	PreviousState string `json:"previous_state"`
-}
-
-// MachineLease is a machine's lease; Nonce is set only for its holder.
-type MachineLease struct {
-	Nonce     string `json:"nonce,omitempty"`
-	ExpiresAt int64  `json:"expires_at"`
-	Owner     string `json:"owner"`
-	Version   string `json:"version"`
+// wire is the request's body.
+func (r CreateMachineRequest) wire() (api.CreateMachineRequest, error) {
+	config, err := json.Marshal(r.Config)
+	if err != nil {
+		return api.CreateMachineRequest{}, fmt.Errorf("machine config: %w", err)
+	}
+	return api.CreateMachineRequest{Config: config, Region: r.Region, Name: r.Name, SkipLaunch: r.SkipLaunch, LeaseTTL: r.LeaseTTL}, nil
 }
 
 // ListMachinesOptions are the filters of Machines.
@@ -189,15 +154,23 @@ func (c *Client) Machine(ctx context.Context, app, id string) (Machine, error) {
 
 // CreateMachine creates a machine; unless req.SkipLaunch it is starting.
 func (c *Client) CreateMachine(ctx context.Context, app string, req CreateMachineRequest) (Machine, error) {
+	body, err := req.wire()
+	if err != nil {
+		return Machine{}, err
+	}
 	var out Machine
-	err := c.do(ctx, "POST", machinesPath(app), req, &out, nil)
+	err = c.do(ctx, "POST", machinesPath(app), body, &out, nil)
 	return out, err
 }
 
 // UpdateMachine replaces a machine's config.
 func (c *Client) UpdateMachine(ctx context.Context, app, id string, req CreateMachineRequest, opts ...MachineOption) (Machine, error) {
+	body, err := req.wire()
+	if err != nil {
+		return Machine{}, err
+	}
 	var out Machine
-	err := c.do(ctx, "POST", machinePath(app, id), req, &out, machineHeader(opts))
+	err = c.do(ctx, "POST", machinePath(app, id), body, &out, machineHeader(opts))
 	return out, err
 }
 
@@ -249,28 +222,24 @@ func (c *Client) WaitMachine(ctx context.Context, app, id, state string, timeout
 	return c.do(ctx, "GET", machinePath(app, id)+"/wait?"+q.Encode(), nil, nil, nil)
 }
 
-type leaseAnswer struct {
-	Data MachineLease `json:"data"`
-}
-
 // AcquireMachineLease takes the machine's lease for ttl (whole seconds;
 // the server's default when 0).
 func (c *Client) AcquireMachineLease(ctx context.Context, app, id string, ttl time.Duration) (MachineLease, error) {
-	var out leaseAnswer
+	var out api.LeaseResponse
 	err := c.do(ctx, "POST", machinePath(app, id)+"/lease"+ttlQuery(ttl), nil, &out, nil)
 	return out.Data, err
 }
 
 // RefreshMachineLease extends the lease the nonce names to ttl from now.
 func (c *Client) RefreshMachineLease(ctx context.Context, app, id, nonce string, ttl time.Duration) (MachineLease, error) {
-	var out leaseAnswer
+	var out api.LeaseResponse
 	err := c.do(ctx, "POST", machinePath(app, id)+"/lease"+ttlQuery(ttl), nil, &out, machineHeader([]MachineOption{WithLease(nonce)}))
 	return out.Data, err
 }
 
 // MachineLeaseInfo returns the machine's active lease, without its nonce.
 func (c *Client) MachineLeaseInfo(ctx context.Context, app, id string) (MachineLease, error) {
-	var out leaseAnswer
+	var out api.LeaseResponse
 	err := c.do(ctx, "GET", machinePath(app, id)+"/lease", nil, &out, nil)
 	return out.Data, err
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
@@ -105,7 +106,7 @@ func (c *Console) createApp(w http.ResponseWriter, q *request) error {
 
 // machineRow is a machine as the app page lists it.
 type machineRow struct {
-	machines.Machine
+	api.Machine
 	// MayControl is whether the session may start and stop it (C).
 	MayControl bool
 	CanStart   bool
@@ -134,7 +135,7 @@ func (c *Console) showApp(w http.ResponseWriter, q *request, status int, p *prob
 	}
 	d := appData{App: app, Served: c.cfg.Machines != nil}
 	if d.Served {
-		ms, err := allOf(func(p store.Page) ([]machines.Machine, string, error) {
+		ms, err := allOf(func(p store.Page) ([]api.Machine, string, error) {
 			return c.cfg.Machines.ListApp(q.ctx(), c.machinePrincipal(q), app, machines.ListOptions{Summary: true, Page: p})
 		})
 		if err != nil {

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/store"
 )
@@ -24,74 +23,11 @@ const (
 	MaxPasswordLen = 1024
 )
 
-// UserJSON is a user as the API shows it.
-type UserJSON struct {
-	ID    uint64 `json:"id"`
-	Email string `json:"email"`
-}
-
-// OrgJSON is an organization as the API shows it; Role is the user's role
-// in it, where the answer is about a user.
-type OrgJSON struct {
-	ID   uint64 `json:"id"`
-	Slug string `json:"slug"`
-	Role string `json:"role,omitempty"`
-}
-
-// SignupRequest is the body of POST /aaa/v1/users.
-type SignupRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-	// Organization, when set, is the slug of a new organization that the
-	// user becomes admin of.
-	Organization string `json:"organization,omitempty"`
-	// Invitation, when set, is an invitation code for Email: the account
-	// joins the invitation's organization, even if signup is closed.
-	Invitation string `json:"invitation,omitempty"`
-}
-
-// LogValue keeps the email and password out of logs.
-func (r SignupRequest) LogValue() slog.Value { return slog.GroupValue() }
-
-// SignupResponse is the answer to POST /aaa/v1/users.
-type SignupResponse struct {
-	User         UserJSON `json:"user"`
-	Organization *OrgJSON `json:"organization,omitempty"`
-}
-
-// LoginRequest is the body of POST /aaa/v1/sessions.
-type LoginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-}
-
-// LogValue keeps the email and password out of logs.
-func (r LoginRequest) LogValue() slog.Value { return slog.GroupValue() }
-
-// LoginResponse is the answer to a login: POST /aaa/v1/sessions, or the
-// poll of a browser login.
-type LoginResponse struct {
-	// SessionID is the session's id, the session token's nonce UUID.
-	SessionID string `json:"session_id"`
-	// Secret is the session credential, for the login discharger, whoami
-	// and logout. Keep it like a password.
-	Secret string `json:"secret"`
-	// Token is the session token, "fm2_…", without its discharge.
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-	User      UserJSON  `json:"user"`
-}
-
-// LogValue keeps the secret, the token and the email out of logs.
-func (r LoginResponse) LogValue() slog.Value {
-	return slog.GroupValue(slog.Uint64("user", r.User.ID), slog.Time("expires_at", r.ExpiresAt))
-}
-
 // createAccount creates the account a signup asks for, with its first
 // organization when it names one (or, for the server's first user,
 // always), or with the invitation's membership. r is the request the
 // signup came in, for its client address and context.
-func (s *Service) createAccount(r *http.Request, req SignupRequest) (SignupResponse, error) {
+func (s *Service) createAccount(r *http.Request, req api.SignupRequest) (api.SignupResult, error) {
 	// An invitation opens signup even when it is closed.
 	if req.Invitation != "" {
 		return s.signupInvited(r, req)
@@ -100,26 +36,26 @@ func (s *Service) createAccount(r *http.Request, req SignupRequest) (SignupRespo
 	// server's first organization; once a user is known to exist (users
 	// are never deleted) it refuses at once.
 	if !s.cfg.SignupOpen && s.hasUsers.Load() {
-		return SignupResponse{}, errSignupClosed
+		return api.SignupResult{}, errSignupClosed
 	}
 	email := strings.TrimSpace(req.Email)
 	if err := checkEmail(email); err != nil {
-		return SignupResponse{}, err
+		return api.SignupResult{}, err
 	}
 	if err := checkNewPassword(req.Password); err != nil {
-		return SignupResponse{}, err
+		return api.SignupResult{}, err
 	}
 	slug := strings.ToLower(strings.TrimSpace(req.Organization))
 	if req.Organization != "" && !store.ValidSlug(slug) {
-		return SignupResponse{}, fault.Errorf(fault.Invalid,
+		return api.SignupResult{}, fault.Errorf(fault.Invalid,
 			`"organization" must be 1 to 63 letters, digits and dashes, not starting or ending with a dash`)
 	}
 	if err := s.byAddress.take(r.Context(), s.clientAddr(r)); err != nil {
-		return SignupResponse{}, err
+		return api.SignupResult{}, err
 	}
 	hash, err := HashPassword(req.Password, s.cfg.Argon2)
 	if err != nil {
-		return SignupResponse{}, err
+		return api.SignupResult{}, err
 	}
 	ctx := r.Context()
 	nu := store.NewUser{Email: email, PasswordHash: hash, CreatedAt: s.cfg.Now()}
@@ -134,7 +70,7 @@ func (s *Service) createAccount(r *http.Request, req SignupRequest) (SignupRespo
 	if errors.Is(err, store.ErrNotFirst) {
 		s.hasUsers.Store(true)
 		if !s.cfg.SignupOpen {
-			return SignupResponse{}, errSignupClosed
+			return api.SignupResult{}, errSignupClosed
 		}
 		if slug != "" {
 			u, o, err = s.cfg.Store.CreateUserWithOrganization(ctx, store.Signup{User: nu, OrganizationSlug: slug})
@@ -145,21 +81,21 @@ func (s *Service) createAccount(r *http.Request, req SignupRequest) (SignupRespo
 	}
 	switch {
 	case errors.Is(err, store.ErrExists):
-		return SignupResponse{}, s.signupConflict(ctx, email, slug)
+		return api.SignupResult{}, s.signupConflict(ctx, email, slug)
 	case errors.Is(err, store.ErrInvalid):
-		return SignupResponse{}, fault.Errorf(fault.Invalid, "%v", err)
+		return api.SignupResult{}, fault.Errorf(fault.Invalid, "%v", err)
 	case err != nil:
-		return SignupResponse{}, fmt.Errorf("signup: %w", err)
+		return api.SignupResult{}, fmt.Errorf("signup: %w", err)
 	}
 
-	resp := SignupResponse{User: UserJSON{ID: u.ID, Email: u.Email}}
+	resp := api.SignupResult{User: api.User{ID: u.ID, Email: u.Email}}
 	if o.ID != 0 {
 		// An organization needs a root key before anything can be minted
 		// for it; the authority gives one to the organizations it creates.
 		if _, err := s.cfg.Keyring.Rotate(ctx, o.ID); err != nil {
-			return SignupResponse{}, fmt.Errorf("signup: first root key of organization %d: %w", o.ID, err)
+			return api.SignupResult{}, fmt.Errorf("signup: first root key of organization %d: %w", o.ID, err)
 		}
-		resp.Organization = &OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(store.RoleAdmin)}
+		resp.Organization = &api.Organization{ID: o.ID, Slug: o.Slug, Role: string(store.RoleAdmin)}
 		s.cfg.Logger.InfoContext(ctx, "signup", "user", u, "org", o.ID)
 	} else {
 		s.cfg.Logger.InfoContext(ctx, "signup", "user", u)
@@ -310,7 +246,7 @@ func (s *Service) authenticate(ctx context.Context, r *http.Request, email, pass
 }
 
 // newSession starts a session for u and mints its token.
-func (s *Service) newSession(ctx context.Context, u store.User) (*LoginResponse, error) {
+func (s *Service) newSession(ctx context.Context, u store.User) (*api.Session, error) {
 	now := s.cfg.Now()
 	ms, err := s.cfg.Keyring.MintSession(u.ID, now, now.Add(s.cfg.SessionTTL), s.cfg.TokenLocation, s.cfg.Location)
 	if err != nil {
@@ -321,26 +257,13 @@ func (s *Service) newSession(ctx context.Context, u store.User) (*LoginResponse,
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	s.cfg.Logger.InfoContext(ctx, "login", "session", sess)
-	return &LoginResponse{
+	return &api.Session{
 		SessionID: ms.ID,
 		Secret:    ms.Secret,
 		Token:     ms.Token.String(),
 		ExpiresAt: ms.Expires.UTC(),
-		User:      UserJSON{ID: u.ID, Email: u.Email},
+		User:      api.User{ID: u.ID, Email: u.Email},
 	}, nil
-}
-
-// SessionJSON is a session as whoami shows it.
-type SessionJSON struct {
-	ID        string    `json:"id"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// WhoamiResponse is the answer to GET /aaa/v1/whoami.
-type WhoamiResponse struct {
-	User          UserJSON    `json:"user"`
-	Organizations []OrgJSON   `json:"organizations"`
-	Session       SessionJSON `json:"session"`
 }
 
 // endSession revokes the session of an "Authorization: Bearer <session

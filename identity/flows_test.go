@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/tp"
 )
 
@@ -35,10 +36,10 @@ func ticketOf(t *testing.T, token string) string {
 // initFlow posts a discharge request without a credential, as a client
 // that lets the user log in in the browser does, from the client address
 // xff (TrustProxy must be on for it to count) or the test's own.
-func (h *harness) initFlow(ticket, xff string) (resp *http.Response, ui UserInteractiveJSON, msg string) {
+func (h *harness) initFlow(ticket, xff string) (resp *http.Response, ui api.UserInteractive, msg string) {
 	h.t.Helper()
 	var out struct {
-		UserInteractive UserInteractiveJSON `json:"user_interactive"`
+		UserInteractive api.UserInteractive `json:"user_interactive"`
 		Error           string              `json:"error"`
 	}
 	var header []string
@@ -123,7 +124,7 @@ func TestDischargeFlowsPerTicket(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.FlowTTL = time.Minute; c.TrustProxy = true })
 	h.signup("ada@example.com", "correct horse", "")
 	ticket := ticketOf(t, h.mint())
-	var flows []UserInteractiveJSON
+	var flows []api.UserInteractive
 	for i := range tp.DefaultMaxFlowsPerTicket {
 		resp, ui, msg := h.initFlow(ticket, "192.0.2."+strconv.Itoa(i))
 		if resp.StatusCode != http.StatusCreated {
@@ -166,7 +167,7 @@ func TestDischargeFlowsRateLimitedPerAddress(t *testing.T) {
 		c.TrustProxy = true
 	})
 	// A failed login from the address takes one attempt.
-	resp := h.request("POST", "/aaa/v1/sessions", LoginRequest{Email: "x@example.com", Password: "wrong password"}, "X-Forwarded-For", "192.0.2.1")
+	resp := h.request("POST", "/aaa/v1/sessions", api.LoginRequest{Email: "x@example.com", Password: "wrong password"}, "X-Forwarded-For", "192.0.2.1")
 	resp.Body.Close()
 	for i := range 2 {
 		if resp, _, msg := h.initFlow(ticketOf(t, h.mint()), "192.0.2.1"); resp.StatusCode != http.StatusCreated {
@@ -179,7 +180,7 @@ func TestDischargeFlowsRateLimitedPerAddress(t *testing.T) {
 		t.Errorf("Retry-After %q, want 10", resp.Header.Get("Retry-After"))
 	}
 	// The address's logins are limited too now: one bucket.
-	resp = h.request("POST", "/aaa/v1/sessions", LoginRequest{Email: "x@example.com", Password: "wrong password"}, "X-Forwarded-For", "192.0.2.1")
+	resp = h.request("POST", "/aaa/v1/sessions", api.LoginRequest{Email: "x@example.com", Password: "wrong password"}, "X-Forwarded-For", "192.0.2.1")
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("login after the flows: %d, want 429", resp.StatusCode)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/caveatdev/caveat/api"
 )
 
 // Logins for front ends that the same process serves (the web console):
@@ -19,7 +21,7 @@ import (
 // the same "invalid email or password") and starts a new session. r is the
 // request the credentials came in, for its client address. A refusal by a
 // limit is recognised by RetryAfter.
-func (s *Service) Login(ctx context.Context, r *http.Request, email, password string) (*LoginResponse, error) {
+func (s *Service) Login(ctx context.Context, r *http.Request, email, password string) (*api.Session, error) {
 	u, err := s.authenticate(ctx, r, email, password)
 	if err != nil {
 		return nil, err

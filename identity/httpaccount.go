@@ -8,13 +8,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/internal/httpjson"
 )
 
 // signup serves POST /aaa/v1/users.
 func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var req SignupRequest
+	var req api.SignupRequest
 	if err := httpjson.Decode(w, r, &req, 0); err != nil {
 		return 0, nil, err
 	}
@@ -27,7 +28,7 @@ func (s *Service) signup(w http.ResponseWriter, r *http.Request) (int, any, erro
 
 // login serves POST /aaa/v1/sessions.
 func (s *Service) login(w http.ResponseWriter, r *http.Request) (int, any, error) {
-	var req LoginRequest
+	var req api.LoginRequest
 	if err := httpjson.Decode(w, r, &req, 0); err != nil {
 		return 0, nil, err
 	}
@@ -60,13 +61,13 @@ func (s *Service) whoami(_ http.ResponseWriter, r *http.Request) (int, any, erro
 	if err != nil {
 		return 0, nil, fmt.Errorf("whoami: %w", err)
 	}
-	resp := WhoamiResponse{
-		User:          UserJSON{ID: u.ID, Email: u.Email},
-		Organizations: make([]OrgJSON, len(orgs)),
-		Session:       SessionJSON{ID: sess.ID, ExpiresAt: sess.ExpiresAt.UTC()},
+	resp := api.WhoAmI{
+		User:          api.User{ID: u.ID, Email: u.Email},
+		Organizations: make([]api.Organization, len(orgs)),
+		Session:       api.SessionInfo{ID: sess.ID, ExpiresAt: sess.ExpiresAt.UTC()},
 	}
 	for i, o := range orgs {
-		resp.Organizations[i] = OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
+		resp.Organizations[i] = api.Organization{ID: o.ID, Slug: o.Slug, Role: string(o.Role)}
 	}
 	return http.StatusOK, resp, nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/store"
@@ -28,7 +29,7 @@ func (s *Service) startWebLogin(w http.ResponseWriter, r *http.Request) (int, an
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, WebLoginResponse{UserInteractive: UserInteractiveJSON{
+	return http.StatusCreated, api.WebLogin{UserInteractive: api.UserInteractive{
 		UserURL: s.loc + cliPagePrefix + userSecret,
 		PollURL: s.loc + webPollPrefix + pollSecret,
 	}}, nil

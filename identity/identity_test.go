@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/store"
@@ -154,10 +155,10 @@ func (h *harness) do(method, path string, body, out any, header ...string) (int,
 }
 
 // signup creates an account through the API.
-func (h *harness) signup(email, password, org string) SignupResponse {
+func (h *harness) signup(email, password, org string) api.SignupResult {
 	h.t.Helper()
-	var out SignupResponse
-	req := SignupRequest{Email: email, Password: password, Organization: org}
+	var out api.SignupResult
+	req := api.SignupRequest{Email: email, Password: password, Organization: org}
 	if code, msg := h.do("POST", "/aaa/v1/users", req, &out); code != http.StatusCreated {
 		h.t.Fatalf("signup %s: %d %s", email, code, msg)
 	}
@@ -165,10 +166,10 @@ func (h *harness) signup(email, password, org string) SignupResponse {
 }
 
 // login logs in through the API.
-func (h *harness) login(email, password string) LoginResponse {
+func (h *harness) login(email, password string) api.Session {
 	h.t.Helper()
-	var out LoginResponse
-	if code, msg := h.do("POST", "/aaa/v1/sessions", LoginRequest{Email: email, Password: password}, &out); code != http.StatusCreated {
+	var out api.Session
+	if code, msg := h.do("POST", "/aaa/v1/sessions", api.LoginRequest{Email: email, Password: password}, &out); code != http.StatusCreated {
 		h.t.Fatalf("login %s: %d %s", email, code, msg)
 	}
 	return out
@@ -237,7 +238,7 @@ func TestSignupFirstUserGetsOrganization(t *testing.T) {
 	}
 
 	// A taken slug is refused, and the user is not created either.
-	code, msg := h.do("POST", "/aaa/v1/users", SignupRequest{Email: "dee@example.com", Password: "battery staple", Organization: "beta-team"}, nil)
+	code, msg := h.do("POST", "/aaa/v1/users", api.SignupRequest{Email: "dee@example.com", Password: "battery staple", Organization: "beta-team"}, nil)
 	if code != http.StatusConflict || !strings.Contains(msg, `organization "beta-team" already exists`) {
 		t.Errorf("taken slug: %d %q", code, msg)
 	}
@@ -263,7 +264,7 @@ func TestSignupClosed(t *testing.T) {
 	if first.Organization == nil || first.Organization.Role != "admin" {
 		t.Fatalf("first user with signup closed: %+v, want the admin of a new organization", first)
 	}
-	for _, req := range []SignupRequest{
+	for _, req := range []api.SignupRequest{
 		{Email: "bob@example.com", Password: "battery staple"},
 		{Email: "bob@example.com", Password: "battery staple", Organization: "beta"},
 	} {
@@ -283,13 +284,13 @@ func TestSignupClosed(t *testing.T) {
 func TestSignupDuplicateEmail(t *testing.T) {
 	h := newHarness(t, nil)
 	h.signup("ada@example.com", "correct horse", "")
-	code, msg := h.do("POST", "/aaa/v1/users", SignupRequest{Email: " ADA@example.COM ", Password: "another password"}, nil)
+	code, msg := h.do("POST", "/aaa/v1/users", api.SignupRequest{Email: " ADA@example.COM ", Password: "another password"}, nil)
 	if code != http.StatusConflict || msg != "an account with this email already exists" {
 		t.Errorf("duplicate email: %d %q", code, msg)
 	}
 	// The first password still logs in; the duplicate's does not.
 	h.login("ada@example.com", "correct horse")
-	if code, _ := h.do("POST", "/aaa/v1/sessions", LoginRequest{Email: "ada@example.com", Password: "another password"}, nil); code != http.StatusUnauthorized {
+	if code, _ := h.do("POST", "/aaa/v1/sessions", api.LoginRequest{Email: "ada@example.com", Password: "another password"}, nil); code != http.StatusUnauthorized {
 		t.Errorf("the duplicate's password: %d", code)
 	}
 }
@@ -302,19 +303,19 @@ func TestSignupRefusesBadInput(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"no email", SignupRequest{Password: "correct horse"}, 400, `"email" is required`},
-		{"no at", SignupRequest{Email: "ada.example.com", Password: "correct horse"}, 400, "want one @"},
-		{"two ats", SignupRequest{Email: "a@b@example.com", Password: "correct horse"}, 400, "want one @"},
-		{"space", SignupRequest{Email: "ada lovelace@example.com", Password: "correct horse"}, 400, "spaces"},
-		{"markup", SignupRequest{Email: "<ada>@example.com", Password: "correct horse"}, 400, "not an email address"},
-		{"empty domain", SignupRequest{Email: "ada@", Password: "correct horse"}, 400, "want one @"},
-		{"dotted domain", SignupRequest{Email: "ada@example..com", Password: "correct horse"}, 400, "domain is malformed"},
-		{"long email", SignupRequest{Email: strings.Repeat("a", 60) + "@" + strings.Repeat("b", 250) + ".com", Password: "correct horse"}, 400, "longer than 254"},
-		{"short password", SignupRequest{Email: "ada@example.com", Password: "seven77"}, 400, "at least 8 characters"},
-		{"short in characters", SignupRequest{Email: "ada@example.com", Password: "ééééééé"}, 400, "at least 8 characters"},
-		{"long password", SignupRequest{Email: "ada@example.com", Password: strings.Repeat("p", 1025)}, 400, "at most 1024 bytes"},
-		{"bad slug", SignupRequest{Email: "ada@example.com", Password: "correct horse", Organization: "acme corp!"}, 400, `"organization" must be`},
-		{"dash slug", SignupRequest{Email: "ada@example.com", Password: "correct horse", Organization: "-acme"}, 400, `"organization" must be`},
+		{"no email", api.SignupRequest{Password: "correct horse"}, 400, `"email" is required`},
+		{"no at", api.SignupRequest{Email: "ada.example.com", Password: "correct horse"}, 400, "want one @"},
+		{"two ats", api.SignupRequest{Email: "a@b@example.com", Password: "correct horse"}, 400, "want one @"},
+		{"space", api.SignupRequest{Email: "ada lovelace@example.com", Password: "correct horse"}, 400, "spaces"},
+		{"markup", api.SignupRequest{Email: "<ada>@example.com", Password: "correct horse"}, 400, "not an email address"},
+		{"empty domain", api.SignupRequest{Email: "ada@", Password: "correct horse"}, 400, "want one @"},
+		{"dotted domain", api.SignupRequest{Email: "ada@example..com", Password: "correct horse"}, 400, "domain is malformed"},
+		{"long email", api.SignupRequest{Email: strings.Repeat("a", 60) + "@" + strings.Repeat("b", 250) + ".com", Password: "correct horse"}, 400, "longer than 254"},
+		{"short password", api.SignupRequest{Email: "ada@example.com", Password: "seven77"}, 400, "at least 8 characters"},
+		{"short in characters", api.SignupRequest{Email: "ada@example.com", Password: "ééééééé"}, 400, "at least 8 characters"},
+		{"long password", api.SignupRequest{Email: "ada@example.com", Password: strings.Repeat("p", 1025)}, 400, "at most 1024 bytes"},
+		{"bad slug", api.SignupRequest{Email: "ada@example.com", Password: "correct horse", Organization: "acme corp!"}, 400, `"organization" must be`},
+		{"dash slug", api.SignupRequest{Email: "ada@example.com", Password: "correct horse", Organization: "-acme"}, 400, `"organization" must be`},
 		{"malformed JSON", `{"email": "ada@example.com", `, 400, "invalid JSON body"},
 		{"unknown field", `{"email": "ada@example.com", "password": "correct horse", "admin": true}`, 400, `unknown field "admin"`},
 		{"wrong type", `{"email": 7, "password": "correct horse"}`, 400, `field "email"`},
@@ -387,11 +388,11 @@ func TestLogin(t *testing.T) {
 
 	for _, tc := range []struct {
 		name string
-		req  LoginRequest
+		req  api.LoginRequest
 	}{
-		{"wrong password", LoginRequest{Email: "ada@example.com", Password: "correct horsE"}},
-		{"unknown email", LoginRequest{Email: "bob@example.com", Password: "correct horse"}},
-		{"oversized password", LoginRequest{Email: "ada@example.com", Password: strings.Repeat("x", 2000)}},
+		{"wrong password", api.LoginRequest{Email: "ada@example.com", Password: "correct horsE"}},
+		{"unknown email", api.LoginRequest{Email: "bob@example.com", Password: "correct horse"}},
+		{"oversized password", api.LoginRequest{Email: "ada@example.com", Password: strings.Repeat("x", 2000)}},
 	} {
 		code, msg := h.do("POST", "/aaa/v1/sessions", tc.req, nil)
 		if code != http.StatusUnauthorized || msg != "invalid email or password" {
@@ -422,7 +423,7 @@ func TestLoginChecksAPasswordForUnknownEmails(t *testing.T) {
 		mu.Lock()
 		checked = nil
 		mu.Unlock()
-		if code, _ := h.do("POST", "/aaa/v1/sessions", LoginRequest{Email: email, Password: "wrong password"}, nil); code != http.StatusUnauthorized {
+		if code, _ := h.do("POST", "/aaa/v1/sessions", api.LoginRequest{Email: email, Password: "wrong password"}, nil); code != http.StatusUnauthorized {
 			t.Fatalf("%.20s: %d", email, code)
 		}
 		mu.Lock()
@@ -440,14 +441,14 @@ func TestWhoami(t *testing.T) {
 	su := h.signup("ada@example.com", "correct horse", "acme")
 	lg := h.login("ada@example.com", "correct horse")
 
-	var who WhoamiResponse
+	var who api.WhoAmI
 	if code, msg := h.do("GET", "/aaa/v1/whoami", nil, &who, bearer(lg.Secret)...); code != http.StatusOK {
 		t.Fatalf("whoami: %d %s", code, msg)
 	}
-	want := WhoamiResponse{
+	want := api.WhoAmI{
 		User:          su.User,
-		Organizations: []OrgJSON{{ID: su.Organization.ID, Slug: "acme", Role: "admin"}},
-		Session:       SessionJSON{ID: lg.SessionID, ExpiresAt: lg.ExpiresAt},
+		Organizations: []api.Organization{{ID: su.Organization.ID, Slug: "acme", Role: "admin"}},
+		Session:       api.SessionInfo{ID: lg.SessionID, ExpiresAt: lg.ExpiresAt},
 	}
 	if !equalJSON(t, who, want) {
 		t.Errorf("whoami = %+v, want %+v", who, want)

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/internal/invitation"
 	"github.com/caveatdev/caveat/store"
@@ -27,27 +28,27 @@ import (
 
 // signupInvited serves a signup with an invitation code: the account and
 // its membership are created in one step, whether signup is open or not.
-func (s *Service) signupInvited(r *http.Request, req SignupRequest) (SignupResponse, error) {
+func (s *Service) signupInvited(r *http.Request, req api.SignupRequest) (api.SignupResult, error) {
 	if req.Organization != "" {
-		return SignupResponse{}, fault.Errorf(fault.Invalid,
+		return api.SignupResult{}, fault.Errorf(fault.Invalid,
 			`an invitation joins its own organization: leave out "organization"`)
 	}
 	email := strings.TrimSpace(req.Email)
 	if err := checkEmail(email); err != nil {
-		return SignupResponse{}, err
+		return api.SignupResult{}, err
 	}
 	if err := checkNewPassword(req.Password); err != nil {
-		return SignupResponse{}, err
+		return api.SignupResult{}, err
 	}
 	if err := s.byAddress.take(r.Context(), s.clientAddr(r)); err != nil {
-		return SignupResponse{}, err
+		return api.SignupResult{}, err
 	}
 	u, o, role, err := s.createInvited(r, strings.TrimSpace(req.Invitation), email, req.Password)
 	if err != nil {
-		return SignupResponse{}, err
+		return api.SignupResult{}, err
 	}
-	return SignupResponse{User: UserJSON{ID: u.ID, Email: u.Email},
-		Organization: &OrgJSON{ID: o.ID, Slug: o.Slug, Role: string(role)}}, nil
+	return api.SignupResult{User: api.User{ID: u.ID, Email: u.Email},
+		Organization: &api.Organization{ID: o.ID, Slug: o.Slug, Role: string(role)}}, nil
 }
 
 // createInvited creates the invited account and its membership.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/internal/invitation"
 	"github.com/caveatdev/caveat/store"
 )
@@ -36,20 +37,20 @@ func TestSignupWithInvitation(t *testing.T) {
 	h.svc.cfg.SignupOpen = false // an invitation works even then
 	code := h.invitation(ada.Organization.ID, ada.User.ID, "Bob@Example.com", store.RoleAdmin)
 
-	if c, msg := h.do("POST", "/aaa/v1/users", SignupRequest{Email: "carol@example.com", Password: "correct horse"}, nil); c != http.StatusForbidden {
+	if c, msg := h.do("POST", "/aaa/v1/users", api.SignupRequest{Email: "carol@example.com", Password: "correct horse"}, nil); c != http.StatusForbidden {
 		t.Fatalf("signup without invitation while closed: %d %s", c, msg)
 	}
 	for _, tc := range []struct {
 		name string
-		req  SignupRequest
+		req  api.SignupRequest
 		want int
 		msg  string
 	}{
-		{"another email", SignupRequest{Email: "eve@example.com", Password: "correct horse", Invitation: code}, 403, "another email"},
-		{"with an organization", SignupRequest{Email: "bob@example.com", Password: "correct horse", Invitation: code, Organization: "bob"}, 400, "organization"},
-		{"not a code", SignupRequest{Email: "bob@example.com", Password: "correct horse", Invitation: "cvi1_short"}, 400, "invitation code"},
-		{"unknown code", SignupRequest{Email: "bob@example.com", Password: "correct horse", Invitation: "cvi1_" + strings.Repeat("A", 32)}, 404, "no such invitation"},
-		{"short password", SignupRequest{Email: "bob@example.com", Password: "short", Invitation: code}, 400, "password"},
+		{"another email", api.SignupRequest{Email: "eve@example.com", Password: "correct horse", Invitation: code}, 403, "another email"},
+		{"with an organization", api.SignupRequest{Email: "bob@example.com", Password: "correct horse", Invitation: code, Organization: "bob"}, 400, "organization"},
+		{"not a code", api.SignupRequest{Email: "bob@example.com", Password: "correct horse", Invitation: "cvi1_short"}, 400, "invitation code"},
+		{"unknown code", api.SignupRequest{Email: "bob@example.com", Password: "correct horse", Invitation: "cvi1_" + strings.Repeat("A", 32)}, 404, "no such invitation"},
+		{"short password", api.SignupRequest{Email: "bob@example.com", Password: "short", Invitation: code}, 400, "password"},
 	} {
 		if c, msg := h.do("POST", "/aaa/v1/users", tc.req, nil); c != tc.want || !strings.Contains(msg, tc.msg) {
 			t.Errorf("%s: %d %q, want %d with %q", tc.name, c, msg, tc.want, tc.msg)
@@ -59,22 +60,22 @@ func TestSignupWithInvitation(t *testing.T) {
 		t.Fatal("a refused signup created an account")
 	}
 
-	var out SignupResponse
-	if c, msg := h.do("POST", "/aaa/v1/users", SignupRequest{Email: "BOB@example.com", Password: "correct horse", Invitation: code}, &out); c != http.StatusCreated {
+	var out api.SignupResult
+	if c, msg := h.do("POST", "/aaa/v1/users", api.SignupRequest{Email: "BOB@example.com", Password: "correct horse", Invitation: code}, &out); c != http.StatusCreated {
 		t.Fatalf("signup with the invitation: %d %s", c, msg)
 	}
 	if out.Organization == nil || out.Organization.Slug != "acme" || out.Organization.Role != "admin" {
 		t.Fatalf("signup answer: %+v", out)
 	}
 	h.login("bob@example.com", "correct horse")
-	if c, msg := h.do("POST", "/aaa/v1/users", SignupRequest{Email: "bob@example.com", Password: "correct horse", Invitation: code}, nil); c != http.StatusConflict || !strings.Contains(msg, "already used") {
+	if c, msg := h.do("POST", "/aaa/v1/users", api.SignupRequest{Email: "bob@example.com", Password: "correct horse", Invitation: code}, nil); c != http.StatusConflict || !strings.Contains(msg, "already used") {
 		t.Fatalf("the invitation again: %d %s", c, msg)
 	}
 
 	// Expired.
 	late := h.invitation(ada.Organization.ID, ada.User.ID, "late@example.com", store.RoleMember)
 	h.clk.Advance(24 * time.Hour)
-	if c, msg := h.do("POST", "/aaa/v1/users", SignupRequest{Email: "late@example.com", Password: "correct horse", Invitation: late}, nil); c != http.StatusGone || !strings.Contains(msg, "expired") {
+	if c, msg := h.do("POST", "/aaa/v1/users", api.SignupRequest{Email: "late@example.com", Password: "correct horse", Invitation: late}, nil); c != http.StatusGone || !strings.Contains(msg, "expired") {
 		t.Fatalf("expired invitation: %d %s", c, msg)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/auth"
 )
 
@@ -28,7 +29,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	h := newHarness(t, nil)
 	const email, password = "ada.secret@example.com", "correct horse battery"
 	h.signup(email, password, "acme")
-	h.do("POST", "/aaa/v1/sessions", LoginRequest{Email: email, Password: "wrong " + password}, nil)
+	h.do("POST", "/aaa/v1/sessions", api.LoginRequest{Email: email, Password: "wrong " + password}, nil)
 	lg := h.login(email, password)
 	h.do("GET", "/aaa/v1/whoami", nil, nil, bearer(lg.Secret)...)
 
@@ -56,7 +57,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 	ui := h.startWebLogin()
 	formLogin(t, ui.UserURL, email, password)
-	var web LoginResponse
+	var web api.Session
 	h.do("GET", ui.PollURL, nil, &web)
 
 	h.do("DELETE", "/aaa/v1/sessions/current", nil, nil, bearer(lg.Secret)...)

@@ -5,29 +5,31 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/caveatdev/caveat/api"
 )
 
 func TestLoginRateLimitPerAccount(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.AccountLimit = RateLimit{Burst: 3, Every: time.Minute} })
 	h.signup("ada@example.com", "correct horse", "")
-	bad := LoginRequest{Email: "ada@example.com", Password: "wrong password"}
+	bad := api.LoginRequest{Email: "ada@example.com", Password: "wrong password"}
 	for i := range 3 {
 		if code, _ := h.do("POST", "/aaa/v1/sessions", bad, nil); code != http.StatusUnauthorized {
 			t.Fatalf("attempt %d: %d, want 401", i+1, code)
 		}
 	}
 	// Over the limit, even the right password is refused, with the wait.
-	resp := h.request("POST", "/aaa/v1/sessions", LoginRequest{Email: "ADA@example.com", Password: "correct horse"})
+	resp := h.request("POST", "/aaa/v1/sessions", api.LoginRequest{Email: "ADA@example.com", Password: "correct horse"})
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "60" {
 		t.Fatalf("fourth attempt: %d, Retry-After %q; want 429 and 60", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	code, msg := h.do("POST", "/aaa/v1/sessions", LoginRequest{Email: "ada@example.com", Password: "correct horse"}, nil)
+	code, msg := h.do("POST", "/aaa/v1/sessions", api.LoginRequest{Email: "ada@example.com", Password: "correct horse"}, nil)
 	if code != http.StatusTooManyRequests || msg != "too many login attempts; try again in 60 s" {
 		t.Errorf("limited: %d %q", code, msg)
 	}
 	// Other accounts are not affected.
-	if code, _ := h.do("POST", "/aaa/v1/sessions", LoginRequest{Email: "bob@example.com", Password: "x"}, nil); code != http.StatusUnauthorized {
+	if code, _ := h.do("POST", "/aaa/v1/sessions", api.LoginRequest{Email: "bob@example.com", Password: "x"}, nil); code != http.StatusUnauthorized {
 		t.Errorf("another account: %d, want 401", code)
 	}
 
@@ -49,7 +51,7 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 				c.TrustProxy = trust
 			})
 			try := func(email, xff string) *http.Response {
-				resp := h.request("POST", "/aaa/v1/sessions", LoginRequest{Email: email, Password: "wrong password"}, "X-Forwarded-For", xff)
+				resp := h.request("POST", "/aaa/v1/sessions", api.LoginRequest{Email: email, Password: "wrong password"}, "X-Forwarded-For", xff)
 				resp.Body.Close()
 				return resp
 			}

@@ -21,17 +21,6 @@ import (
 	"github.com/caveatdev/caveat/store"
 )
 
-// UserInteractiveJSON is the user-interactive answer of spec §8.3.
-type UserInteractiveJSON struct {
-	UserURL string `json:"user_url"`
-	PollURL string `json:"poll_url"`
-}
-
-// WebLoginResponse is the answer to POST /aaa/v1/sessions/web.
-type WebLoginResponse struct {
-	UserInteractive UserInteractiveJSON `json:"user_interactive"`
-}
-
 // Labels keep the user secret, which the browser shows and keeps in its
 // history, from ever working as the poll secret.
 const (

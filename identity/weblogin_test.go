@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caveatdev/caveat/api"
 )
 
 // startWebLogin starts a CLI browser login.
-func (h *harness) startWebLogin() UserInteractiveJSON {
+func (h *harness) startWebLogin() api.UserInteractive {
 	h.t.Helper()
-	var out WebLoginResponse
+	var out api.WebLogin
 	if code, msg := h.do("POST", "/aaa/v1/sessions/web", nil, &out); code != http.StatusCreated {
 		h.t.Fatalf("start web login: %d %s", code, msg)
 	}
@@ -63,14 +65,14 @@ func TestWebLogin(t *testing.T) {
 		t.Errorf("second login on the page: %d, want 409", code)
 	}
 
-	var lg LoginResponse
+	var lg api.Session
 	if code, msg := h.do("GET", ui.PollURL, nil, &lg); code != http.StatusOK {
 		t.Fatalf("poll after login: %d %s", code, msg)
 	}
 	if lg.User.ID != ada.ID || !strings.HasPrefix(lg.Token, "fm2_") || !strings.HasPrefix(lg.Secret, "cvs1_") {
 		t.Errorf("session = %+v", lg)
 	}
-	var who WhoamiResponse
+	var who api.WhoAmI
 	if code, _ := h.do("GET", "/aaa/v1/whoami", nil, &who, bearer(lg.Secret)...); code != http.StatusOK || who.Session.ID != lg.SessionID {
 		t.Errorf("whoami with the web session: %d %+v", code, who)
 	}
@@ -101,12 +103,12 @@ func TestWebLoginPolledMeanwhile(t *testing.T) {
 	ui := h.startWebLogin()
 	type result struct {
 		code int
-		lg   LoginResponse
+		lg   api.Session
 	}
 	done := make(chan result)
 	go func() {
 		for {
-			var lg LoginResponse
+			var lg api.Session
 			resp := h.request("GET", ui.PollURL, nil)
 			code := resp.StatusCode
 			if code != http.StatusAccepted {

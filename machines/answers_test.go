@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/machines"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
@@ -23,7 +24,7 @@ const secretImage = "registry.example/private-worker:7"
 
 // stoppedWithSecret makes a stopped machine whose metadata holds
 // secretMetadata, as the reproduction had it.
-func (e *env) stoppedWithSecret() machines.Machine {
+func (e *env) stoppedWithSecret() api.Machine {
 	e.t.Helper()
 	m := e.create("workers", map[string]any{"config": map[string]any{"image": secretImage, "metadata": map[string]string{"secret": secretMetadata}}})
 	e.settle()
@@ -38,7 +39,7 @@ func (e *env) stoppedWithSecret() machines.Machine {
 
 // noLeak fails if an answer holds anything of m that the token could not
 // read.
-func (e *env) noLeak(what string, r reply, m machines.Machine) {
+func (e *env) noLeak(what string, r reply, m api.Machine) {
 	e.t.Helper()
 	body := string(r.body)
 	for name, v := range map[string]string{"metadata": secretMetadata, "image": "private-worker", "instance id": m.InstanceID, "private ip": m.PrivateIP} {
@@ -105,7 +106,7 @@ func TestUpdateWithWriteOnly(t *testing.T) {
 	// included.
 	r = update(machinesOnly(t, e.deploy, resset.ActionWrite|resset.ActionControl|resset.ActionRead), false)
 	e.want(r, http.StatusOK)
-	var v machines.Machine
+	var v api.Machine
 	r.json(t, &v)
 	if v.ID != m.ID || !strings.Contains(string(v.Config), secretMetadata) || len(v.Events) == 0 {
 		t.Errorf("rwC update answered %s, want the whole machine", r.body)
@@ -143,7 +144,7 @@ func TestAnswersShowOnlyWhatTheTokenMayRead(t *testing.T) {
 			case "lease get":
 				e.want(e.do("POST", one+"/lease", e.deploy, nil), 200)
 			case "lease release":
-				var l machines.LeaseResponse
+				var l api.LeaseResponse
 				r := e.do("POST", one+"/lease", e.deploy, nil)
 				e.want(r, 200)
 				r.json(t, &l)
@@ -195,7 +196,7 @@ func TestAnswersShowOnlyWhatTheTokenMayRead(t *testing.T) {
 					t.Errorf("C-only start answered %s: the previous state is the machine's", r.body)
 				}
 			case "lease acquire / refresh":
-				var l machines.LeaseResponse
+				var l api.LeaseResponse
 				r.json(t, &l)
 				r = e.do("POST", one+"/lease", token, nil, machines.LeaseNonceHeader, l.Data.Nonce)
 				e.want(r, http.StatusOK)
@@ -210,7 +211,7 @@ func TestAnswersShowOnlyWhatTheTokenMayRead(t *testing.T) {
 	m := e.stoppedWithSecret()
 	e.want(e.do("POST", machinePath("workers", "/", m.ID, "/lease"), e.deploy, nil), 200)
 	owner := e.do("GET", machinePath("workers", "/", m.ID, "/lease"), e.deploy, nil)
-	var l machines.LeaseResponse
+	var l api.LeaseResponse
 	owner.json(t, &l)
 	if l.Data.Owner == "" {
 		t.Fatalf("lease get: %s", owner.body)

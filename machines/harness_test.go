@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/auth"
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/flyio"
@@ -334,24 +335,24 @@ func (e *env) want(r reply, status int, msgs ...string) {
 }
 
 // create makes a machine with the full deploy token and returns it.
-func (e *env) create(app string, req map[string]any) machines.Machine {
+func (e *env) create(app string, req map[string]any) api.Machine {
 	e.t.Helper()
 	if req["config"] == nil {
 		req["config"] = map[string]any{"image": "registry.example/worker:1"}
 	}
 	r := e.do("POST", machinePath(app), e.deploy, req)
 	e.want(r, http.StatusOK)
-	var m machines.Machine
+	var m api.Machine
 	r.json(e.t, &m)
 	return m
 }
 
 // get returns a machine as the full deploy token sees it.
-func (e *env) get(id string) machines.Machine {
+func (e *env) get(id string) api.Machine {
 	e.t.Helper()
 	r := e.do("GET", machinePath("workers", "/", id), e.deploy, nil)
 	e.want(r, http.StatusOK)
-	var m machines.Machine
+	var m api.Machine
 	r.json(e.t, &m)
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/resset"
@@ -270,7 +271,7 @@ func (s *Service) httpWait(r *http.Request, w http.ResponseWriter, t *Target) (i
 }
 
 func (s *Service) httpCreate(r *http.Request, w http.ResponseWriter, t *Target) (int, any, error) {
-	var req CreateRequest
+	var req api.CreateMachineRequest
 	if err := httpjson.Decode(w, r, &req, maxBody); err != nil {
 		return 0, nil, err
 	}
@@ -279,7 +280,7 @@ func (s *Service) httpCreate(r *http.Request, w http.ResponseWriter, t *Target) 
 }
 
 func (s *Service) httpUpdate(r *http.Request, w http.ResponseWriter, t *Target) (int, any, error) {
-	var req CreateRequest
+	var req api.CreateMachineRequest
 	if err := httpjson.Decode(w, r, &req, maxBody); err != nil {
 		return 0, nil, err
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/caveatdev/caveat/api"
 )
 
 // newMachineID returns a random machine id: 14 lowercase hex characters,
@@ -53,19 +55,11 @@ func newPrivateIP() string {
 		binary.BigEndian.Uint16(b[4:]), binary.BigEndian.Uint16(b[6:]))
 }
 
-// ImageRef is an image reference split as Fly.io's API shows it.
-type ImageRef struct {
-	Registry   string `json:"registry"`
-	Repository string `json:"repository"`
-	Tag        string `json:"tag"`
-	Digest     string `json:"digest"`
-}
-
 // parseImageRef splits "registry/repository:tag@digest". Without a
 // registry (a first path element with no "." or ":" that is not
 // "localhost") it is Docker Hub's; without a tag, "latest".
-func parseImageRef(s string) ImageRef {
-	var r ImageRef
+func parseImageRef(s string) api.ImageRef {
+	var r api.ImageRef
 	if i := strings.IndexByte(s, '@'); i >= 0 {
 		s, r.Digest = s[:i], s[i+1:]
 	}

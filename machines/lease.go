@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/resset"
@@ -42,23 +43,8 @@ type Lease struct {
 	Version string `json:"version,omitempty"`
 }
 
-// LeaseResponse is the answer of the lease endpoints, in the shape of
-// Fly's.
-type LeaseResponse struct {
-	Status string    `json:"status"`
-	Data   LeaseData `json:"data"`
-}
-
-// LeaseData is a lease in a LeaseResponse; ExpiresAt is in Unix seconds.
-type LeaseData struct {
-	Nonce     string `json:"nonce,omitempty"`
-	ExpiresAt int64  `json:"expires_at"`
-	Owner     string `json:"owner"`
-	Version   string `json:"version,omitempty"`
-}
-
-func leaseResponse(l Lease) LeaseResponse {
-	return LeaseResponse{Status: "success", Data: LeaseData{Nonce: l.Nonce, ExpiresAt: l.ExpiresAt.Unix(), Owner: l.Owner, Version: l.Version}}
+func leaseResponse(l Lease) api.LeaseResponse {
+	return api.LeaseResponse{Status: "success", Data: api.MachineLease{Nonce: l.Nonce, ExpiresAt: l.ExpiresAt.Unix(), Owner: l.Owner, Version: l.Version}}
 }
 
 // checkLease refuses a change of a leased machine without the lease's

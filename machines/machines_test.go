@@ -10,13 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/machines"
 )
 
 // states lists the state of each machine in a list answer, by id.
 func states(t *testing.T, r reply) map[string]string {
 	t.Helper()
-	var ms []machines.Machine
+	var ms []api.Machine
 	r.json(t, &ms)
 	out := map[string]string{}
 	for _, m := range ms {
@@ -31,7 +32,7 @@ func TestLifecycle(t *testing.T) {
 		m := e.create("workers", map[string]any{"name": "worker-1", "region": "ams",
 			"config": map[string]any{"image": "registry.example/worker:1", "guest": map[string]any{"cpus": 1}, "metadata": map[string]string{"queue": "celery"}}})
 		if m.State != "starting" || m.Name != "worker-1" || m.Region != "ams" || len(m.ID) != 14 || len(m.InstanceID) != 26 ||
-			!strings.HasPrefix(m.PrivateIP, "fdaa:") || m.ImageRef != (machines.ImageRef{Registry: "registry.example", Repository: "worker", Tag: "1"}) {
+			!strings.HasPrefix(m.PrivateIP, "fdaa:") || m.ImageRef != (api.ImageRef{Registry: "registry.example", Repository: "worker", Tag: "1"}) {
 			t.Fatalf("created machine: %+v", m)
 		}
 		var cfg map[string]any
@@ -51,7 +52,7 @@ func TestLifecycle(t *testing.T) {
 		}
 		e.settle()
 		got := e.get(m.ID)
-		if got.State != "started" || got.Events[0] != (machines.Event{Type: "start", Status: "started", Source: "flyd",
+		if got.State != "started" || got.Events[0] != (api.MachineEvent{Type: "start", Status: "started", Source: "flyd",
 			Timestamp: m.CreatedAt.Add(transition).UnixMilli()}) {
 			t.Fatalf("after the transition: %s %+v", got.State, got.Events)
 		}
@@ -96,7 +97,7 @@ func TestLifecycle(t *testing.T) {
 		}
 
 		got = e.get(m.ID)
-		if got.ImageRef != (machines.ImageRef{Registry: "docker.io", Repository: "library/worker", Tag: "3"}) || got.InstanceID == m.InstanceID {
+		if got.ImageRef != (api.ImageRef{Registry: "docker.io", Repository: "library/worker", Tag: "3"}) || got.InstanceID == m.InstanceID {
 			t.Fatalf("destroyed machine: %+v", got)
 		}
 		var types []string
@@ -124,7 +125,7 @@ func TestLifecycle(t *testing.T) {
 		if got := states(t, e.do("GET", machinePath("workers", "?region=ams&include_deleted=1"), e.deploy, nil)); len(got) != 1 || got[m.ID] != "destroyed" {
 			t.Fatalf("list of region ams: %v", got)
 		}
-		var sum []machines.Machine
+		var sum []api.Machine
 		e.do("GET", machinePath("workers", "?summary=true"), e.deploy, nil).json(t, &sum)
 		if len(sum) != 1 || sum[0].Config != nil || sum[0].Events != nil {
 			t.Fatalf("summary: %+v", sum)
@@ -241,7 +242,7 @@ func TestLeases(t *testing.T) {
 		lease := machinePath("workers", "/", m.ID, "/lease")
 		other := e.mint(e.user, "deploy", e.app)
 
-		var got machines.LeaseResponse
+		var got api.LeaseResponse
 		r := e.do("POST", lease+"?ttl=30", e.deploy, nil)
 		e.want(r, 200)
 		r.json(t, &got)

@@ -9,59 +9,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 )
 
-// Machine is a machine as the API shows it, in the shape of Fly.io's.
-// To a principal that may not read the machine (action r), the answer of
-// a create or an update shows only its ID (and the creator's lease
-// Nonce); the fields left empty are then left out.
-type Machine struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name,omitzero"`
-	State      string    `json:"state,omitzero"`
-	Region     string    `json:"region,omitzero"`
-	ImageRef   ImageRef  `json:"image_ref,omitzero"`
-	InstanceID string    `json:"instance_id,omitzero"`
-	PrivateIP  string    `json:"private_ip,omitzero"`
-	CreatedAt  time.Time `json:"created_at,omitzero"`
-	UpdatedAt  time.Time `json:"updated_at,omitzero"`
-	// Config is the machine's configuration, its metadata in
-	// config.metadata. Left out of summaries.
-	Config json.RawMessage `json:"config,omitempty"`
-	// Events are the newest events first. Left out of summaries.
-	Events []Event `json:"events,omitempty"`
-	// Nonce is the lease's nonce, only in the answer to a create that
-	// asked for a lease (lease_ttl).
-	Nonce string `json:"nonce,omitempty"`
-}
-
-// Event is an entry of a machine's event log; Timestamp is in Unix
-// milliseconds, as Fly.io's.
-type Event struct {
-	Type      string `json:"type"`
-	Status    string `json:"status"`
-	Source    string `json:"source"`
-	Timestamp int64  `json:"timestamp"`
-}
-
 // viewEvents is how many events a machine is shown with.
 const viewEvents = 10
 
 // view renders a machine; events may be nil (a summary).
-func view(m store.Machine, events []store.MachineEvent, summary bool) Machine {
-	v := Machine{ID: m.ID, Name: m.Name, State: string(m.State), Region: m.Region, ImageRef: parseImageRef(m.ImageRef),
+func view(m store.Machine, events []store.MachineEvent, summary bool) api.Machine {
+	v := api.Machine{ID: m.ID, Name: m.Name, State: string(m.State), Region: m.Region, ImageRef: parseImageRef(m.ImageRef),
 		InstanceID: m.InstanceID, PrivateIP: m.PrivateIP, CreatedAt: m.CreatedAt.UTC(), UpdatedAt: m.UpdatedAt.UTC()}
 	if summary {
 		return v
 	}
 	v.Config = renderConfig(m.Config, m.Metadata)
-	v.Events = make([]Event, len(events))
+	v.Events = make([]api.MachineEvent, len(events))
 	for i, e := range events {
-		v.Events[i] = Event{Type: e.Type, Status: e.Status, Source: e.Source, Timestamp: e.Timestamp.UnixMilli()}
+		v.Events[i] = api.MachineEvent{Type: e.Type, Status: e.Status, Source: e.Source, Timestamp: e.Timestamp.UnixMilli()}
 	}
 	return v
 }
@@ -142,24 +110,6 @@ func badRequest(format string, args ...any) error {
 	return fault.Errorf(fault.Invalid, format, args...)
 }
 
-// CreateRequest is the body of create and update, in the shape of
-// Fly.io's.
-type CreateRequest struct {
-	Config json.RawMessage `json:"config"`
-	// Region is where the machine runs (Config.DefaultRegion when empty);
-	// an update cannot move a machine.
-	Region string `json:"region,omitempty"`
-	// Name is unique among the app's machines; the machine's id when
-	// empty. An update with a name renames the machine.
-	Name string `json:"name,omitempty"`
-	// SkipLaunch leaves a new machine created, and an updated one stopped,
-	// rather than starting it.
-	SkipLaunch bool `json:"skip_launch,omitempty"`
-	// LeaseTTL, in seconds, gives the new machine a lease held by the
-	// creator, whose nonce the answer carries. Create only.
-	LeaseTTL int `json:"lease_ttl,omitempty"`
-}
-
 func checkName(name string) error {
 	if name != "" && !store.ValidSlug(name) {
 		return badRequest("machine name %q: want 1 to 63 of a-z, 0-9 and -, not starting or ending with -", name)
@@ -194,7 +144,7 @@ type ListOptions struct {
 // hidden from the principal or filtered out: follow the cursor to the end.
 // It refuses only when the principal may not read the app at all (see the
 // package doc).
-func (s *Service) List(ctx context.Context, p middleware.Principal, appName string, opt ListOptions) ([]Machine, string, error) {
+func (s *Service) List(ctx context.Context, p middleware.Principal, appName string, opt ListOptions) ([]api.Machine, string, error) {
 	app, err := s.resolveApp(ctx, p, appName)
 	if err != nil {
 		return nil, "", err
@@ -205,7 +155,7 @@ func (s *Service) List(ctx context.Context, p middleware.Principal, appName stri
 // ListApp is List for an app that the caller has resolved itself (the web
 // console, which names apps within one organization): the same accesses
 // are cleared.
-func (s *Service) ListApp(ctx context.Context, p middleware.Principal, app store.App, opt ListOptions) ([]Machine, string, error) {
+func (s *Service) ListApp(ctx context.Context, p middleware.Principal, app store.App, opt ListOptions) ([]api.Machine, string, error) {
 	if opt.Page.Limit == 0 {
 		opt.Page.Limit = store.DefaultPageLimit
 	}
@@ -216,7 +166,7 @@ func (s *Service) ListApp(ctx context.Context, p middleware.Principal, app store
 	if err != nil {
 		return nil, "", fmt.Errorf("list machines: %w", err)
 	}
-	out := []Machine{}
+	out := []api.Machine{}
 	for _, m := range all {
 		if err := s.allow(ctx, p, app, m.ID, resset.ActionRead); err != nil {
 			if refused(err) {
@@ -249,21 +199,21 @@ func (s *Service) ListApp(ctx context.Context, p middleware.Principal, app store
 }
 
 // Get returns one machine, destroyed ones included: action r.
-func (s *Service) Get(ctx context.Context, t *Target) (Machine, error) {
+func (s *Service) Get(ctx context.Context, t *Target) (api.Machine, error) {
 	if err := s.require(ctx, t, resset.ActionRead); err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	return s.viewOf(ctx, t.App, t.ID)
 }
 
-func (s *Service) viewOf(ctx context.Context, app store.App, id string) (Machine, error) {
+func (s *Service) viewOf(ctx context.Context, app store.App, id string) (api.Machine, error) {
 	m, err := s.load(ctx, app, id)
 	if err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	events, err := s.cfg.Store.ListMachineEvents(ctx, app.ID, id, viewEvents)
 	if err != nil {
-		return Machine{}, fmt.Errorf("machine events: %w", err)
+		return api.Machine{}, fmt.Errorf("machine events: %w", err)
 	}
 	return view(m, events, false), nil
 }
@@ -272,28 +222,28 @@ func (s *Service) viewOf(ctx context.Context, app store.App, id string) (Machine
 // created yet; t.ID must be ""). Unless req.SkipLaunch, it starts at once.
 // The answer shows the new machine when the principal may read it (r on
 // its id), and only its id and lease nonce otherwise.
-func (s *Service) Create(ctx context.Context, t *Target, req CreateRequest) (Machine, error) {
+func (s *Service) Create(ctx context.Context, t *Target, req api.CreateMachineRequest) (api.Machine, error) {
 	if t.ID != "" {
-		return Machine{}, errors.New("create: the target names a machine; want the app's machine \"\"")
+		return api.Machine{}, errors.New("create: the target names a machine; want the app's machine \"\"")
 	}
 	if err := s.require(ctx, t, resset.ActionCreate); err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	app := t.App
 	cfg, err := parseConfig(req.Config)
 	if err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	if err := checkName(req.Name); err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	if err := checkRegion(req.Region); err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	var leaseTTL time.Duration
 	if req.LeaseTTL != 0 {
 		if leaseTTL, err = ParseLeaseTTL(fmt.Sprint(req.LeaseTTL)); err != nil {
-			return Machine{}, err
+			return api.Machine{}, err
 		}
 	}
 	region := req.Region
@@ -312,7 +262,7 @@ func (s *Service) Create(ctx context.Context, t *Target, req CreateRequest) (Mac
 		// exists, so that a failure to check does not follow a creation.
 		readable, err := s.mayRead(ctx, &Target{p: t.p, App: app, ID: m.ID})
 		if err != nil {
-			return Machine{}, err
+			return api.Machine{}, err
 		}
 		events := []store.MachineEvent{{Type: "launch", Status: string(store.MachineCreated), Source: sourceUser, Timestamp: now}}
 		if !req.SkipLaunch {
@@ -322,15 +272,15 @@ func (s *Service) Create(ctx context.Context, t *Target, req CreateRequest) (Mac
 		_, err = s.cfg.Store.CreateMachine(ctx, m, events...)
 		switch {
 		case errors.Is(err, store.ErrExists) && req.Name != "":
-			return Machine{}, fault.Errorf(fault.Conflict, "app %q already has a machine named %q", app.Name, req.Name)
+			return api.Machine{}, fault.Errorf(fault.Conflict, "app %q already has a machine named %q", app.Name, req.Name)
 		case errors.Is(err, store.ErrExists):
 			continue // the random id was taken
 		case errors.Is(err, store.ErrNotFound):
-			return Machine{}, notFound("no app %q", app.Name)
+			return api.Machine{}, notFound("no app %q", app.Name)
 		case errors.Is(err, store.ErrInvalid):
-			return Machine{}, badRequest("%v", err)
+			return api.Machine{}, badRequest("%v", err)
 		case err != nil:
-			return Machine{}, fmt.Errorf("create machine: %w", err)
+			return api.Machine{}, fmt.Errorf("create machine: %w", err)
 		}
 		s.cfg.Logger.InfoContext(ctx, "machine created", "app", app.ID, "machine", m.ID)
 		var nonce string
@@ -338,18 +288,18 @@ func (s *Service) Create(ctx context.Context, t *Target, req CreateRequest) (Mac
 			l, err := s.cfg.Store.AcquireMachineLease(ctx, app.ID, m.ID,
 				store.MachineLease{Nonce: newNonce(), Owner: owner(t.p), ExpiresAt: now.Add(leaseTTL), Version: m.InstanceID}, now)
 			if err != nil {
-				return Machine{}, fmt.Errorf("lease the new machine: %w", err)
+				return api.Machine{}, fmt.Errorf("lease the new machine: %w", err)
 			}
 			nonce = l.Lease.Nonce
 		}
 		if !readable {
-			return Machine{ID: m.ID, Nonce: nonce}, nil
+			return api.Machine{ID: m.ID, Nonce: nonce}, nil
 		}
 		v, err := s.viewOf(ctx, app, m.ID)
 		v.Nonce = nonce
 		return v, err
 	}
-	return Machine{}, errors.New("create machine: no free machine id after many tries")
+	return api.Machine{}, errors.New("create machine: no free machine id after many tries")
 }
 
 // Update replaces a machine's config (and image): action w, and action C
@@ -359,31 +309,31 @@ func (s *Service) Create(ctx context.Context, t *Target, req CreateRequest) (Mac
 // suspended one left stopped (state changes), while a created or stopped
 // one stays as it is (w alone). The answer shows the machine when the
 // principal may read it (r), and only its id otherwise.
-func (s *Service) Update(ctx context.Context, t *Target, nonce string, req CreateRequest) (Machine, error) {
+func (s *Service) Update(ctx context.Context, t *Target, nonce string, req api.CreateMachineRequest) (api.Machine, error) {
 	if err := s.require(ctx, t, resset.ActionWrite); err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	cfg, err := parseConfig(req.Config)
 	if err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	if err := checkName(req.Name); err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	if err := checkRegion(req.Region); err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	if req.LeaseTTL != 0 {
-		return Machine{}, badRequest(`"lease_ttl" is for create; take a lease with POST …/machines/%s/lease`, t.ID)
+		return api.Machine{}, badRequest(`"lease_ttl" is for create; take a lease with POST …/machines/%s/lease`, t.ID)
 	}
 	if !req.SkipLaunch {
 		if err := s.require(ctx, t, resset.ActionControl); err != nil {
-			return Machine{}, err
+			return api.Machine{}, err
 		}
 	}
 	readable, err := s.mayRead(ctx, t)
 	if err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	_, err = s.change(ctx, t, nonce, func(m *store.Machine, now time.Time) ([]store.MachineEvent, error) {
 		if err := opUpdate.check(m); err != nil {
@@ -415,31 +365,22 @@ func (s *Service) Update(ctx context.Context, t *Target, nonce string, req Creat
 		return []store.MachineEvent{{Type: "update", Status: string(m.State), Source: sourceUser, Timestamp: now}}, nil
 	})
 	if err != nil {
-		return Machine{}, err
+		return api.Machine{}, err
 	}
 	if !readable {
-		return Machine{ID: t.ID}, nil
+		return api.Machine{ID: t.ID}, nil
 	}
 	return s.viewOf(ctx, t.App, t.ID)
 }
 
-// StartResult is the answer of start, in the shape of Fly.io's.
-type StartResult struct {
-	Message string `json:"message"`
-	Status  string `json:"status"`
-	// PreviousState is the state the machine was started from, left out
-	// for a principal that may not read the machine.
-	PreviousState string `json:"previous_state,omitempty"`
-}
-
 // Start starts a created, stopped or suspended machine: action C.
-func (s *Service) Start(ctx context.Context, t *Target, nonce string) (StartResult, error) {
+func (s *Service) Start(ctx context.Context, t *Target, nonce string) (api.MachineStartResult, error) {
 	if err := s.require(ctx, t, resset.ActionControl); err != nil {
-		return StartResult{}, err
+		return api.MachineStartResult{}, err
 	}
 	readable, err := s.mayRead(ctx, t)
 	if err != nil {
-		return StartResult{}, err
+		return api.MachineStartResult{}, err
 	}
 	var prev store.MachineState
 	m, err := s.transition(ctx, t, nonce, opStart, func(m *store.Machine, now time.Time) {
@@ -447,9 +388,9 @@ func (s *Service) Start(ctx context.Context, t *Target, nonce string) (StartResu
 		begin(m, store.MachineStarting, store.MachineStarted, now, s.cfg.TransitionTime)
 	})
 	if err != nil {
-		return StartResult{}, err
+		return api.MachineStartResult{}, err
 	}
-	res := StartResult{Message: fmt.Sprintf("machine %s is %s", m.ID, m.State), Status: string(m.State)}
+	res := api.MachineStartResult{Message: fmt.Sprintf("machine %s is %s", m.ID, m.State), Status: string(m.State)}
 	if readable {
 		res.PreviousState = string(prev)
 	}

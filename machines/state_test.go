@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/store"
 )
@@ -68,17 +69,22 @@ func TestOperationCheck(t *testing.T) {
 	}
 }
 
+// imageRef is an api.ImageRef from its four parts, in order.
+func imageRef(registry, repository, tag, digest string) api.ImageRef {
+	return api.ImageRef{Registry: registry, Repository: repository, Tag: tag, Digest: digest}
+}
+
 func TestImageRef(t *testing.T) {
-	for in, want := range map[string]ImageRef{
-		"nginx":                                 {"docker.io", "library/nginx", "latest", ""},
-		"nginx:1.27":                            {"docker.io", "library/nginx", "1.27", ""},
-		"acme/worker:2":                         {"docker.io", "acme/worker", "2", ""},
-		"registry.fly.io/app:deployment-01H":    {"registry.fly.io", "app", "deployment-01H", ""},
-		"localhost:5000/w":                      {"localhost:5000", "w", "latest", ""},
-		"ghcr.io/o/r@sha256:abc":                {"ghcr.io", "o/r", "", "sha256:abc"},
-		"ghcr.io/o/r:v1@sha256:abc":             {"ghcr.io", "o/r", "v1", "sha256:abc"},
-		"localhost/x":                           {"localhost", "x", "latest", ""},
-		"registry.example:443/team/worker:edge": {"registry.example:443", "team/worker", "edge", ""},
+	for in, want := range map[string]api.ImageRef{
+		"nginx":                                 imageRef("docker.io", "library/nginx", "latest", ""),
+		"nginx:1.27":                            imageRef("docker.io", "library/nginx", "1.27", ""),
+		"acme/worker:2":                         imageRef("docker.io", "acme/worker", "2", ""),
+		"registry.fly.io/app:deployment-01H":    imageRef("registry.fly.io", "app", "deployment-01H", ""),
+		"localhost:5000/w":                      imageRef("localhost:5000", "w", "latest", ""),
+		"ghcr.io/o/r@sha256:abc":                imageRef("ghcr.io", "o/r", "", "sha256:abc"),
+		"ghcr.io/o/r:v1@sha256:abc":             imageRef("ghcr.io", "o/r", "v1", "sha256:abc"),
+		"localhost/x":                           imageRef("localhost", "x", "latest", ""),
+		"registry.example:443/team/worker:edge": imageRef("registry.example:443", "team/worker", "edge", ""),
 	} {
 		if got := parseImageRef(in); got != want {
 			t.Errorf("parseImageRef(%q) = %+v, want %+v", in, got, want)

@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
@@ -173,7 +174,7 @@ func (rm *Remote) ask(ctx context.Context, header string) (*remotePrincipal, err
 	// The answer is Fly's shape: an array of the verified permission
 	// tokens (caveat's authority returns the one it verified), each with
 	// caveat's own fields.
-	var verified []authority.PrincipalJSON
+	var verified []api.VerifiedToken
 	if err := rm.call(ctx, "POST", "/v1/tokens/authenticate", "", body, &verified); err != nil {
 		return nil, err
 	}

@@ -325,8 +325,8 @@ func dumpScenario(t *testing.T, r *rand.Rand, opt serverOptions, dump func(*test
 	}
 	for i, ses := range sessions {
 		id, mac, ok := strings.Cut(strings.TrimPrefix(ses.Secret, "cvs1_"), ".")
-		if !ok || id != ses.ID {
-			t.Fatalf("session secret of session %s is not cvs1_<id>.<mac>", ses.ID)
+		if !ok || id != ses.SessionID {
+			t.Fatalf("session secret of session %s is not cvs1_<id>.<mac>", ses.SessionID)
 		}
 		h := hmac.New(sha256.New, secretsKey)
 		h.Write([]byte("session:" + id))
@@ -338,7 +338,7 @@ func dumpScenario(t *testing.T, r *rand.Rand, opt serverOptions, dump func(*test
 			bytesSecret(fmt.Sprintf("session %d's secret MAC", i), macBytes))
 		secrets = append(secrets, tokenSecrets(t, fmt.Sprintf("session %d's token", i), ses.Token)...)
 		secrets = append(secrets, tokenSecrets(t, fmt.Sprintf("session %d's discharge", i), dischargeOf(t, ses.bundle))...)
-		markers = append(markers, []byte(ses.ID))
+		markers = append(markers, []byte(ses.SessionID))
 	}
 	for i, h := range named {
 		secrets = append(secrets, tokenSecrets(t, fmt.Sprintf("named token %d", i), h)...)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/server"
@@ -53,7 +54,7 @@ func TestReplicasShareFlows(t *testing.T) {
 	}
 
 	t.Run("web login", func(t *testing.T) {
-		var started identity.WebLoginResponse
+		var started api.WebLogin
 		if code := postJSON(t, addrA+"/aaa/v1/sessions/web", nil, &started); code != http.StatusCreated {
 			t.Fatalf("start through A: %d", code)
 		}
@@ -98,7 +99,7 @@ func TestReplicasShareFlows(t *testing.T) {
 			t.Fatalf("%d tickets in the session token", len(tickets))
 		}
 		var started struct {
-			UserInteractive identity.UserInteractiveJSON `json:"user_interactive"`
+			UserInteractive api.UserInteractive `json:"user_interactive"`
 		}
 		body := map[string]string{"ticket": caveat.EncodeTicket(tickets[0].Ticket)}
 		if code := postJSON(t, addrB+"/aaa/v1"+tp.InitPath, body, &started); code != http.StatusCreated {
