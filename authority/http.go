@@ -289,7 +289,7 @@ func (s *Service) principalJSON(ctx context.Context, p *Principal) (api.Verified
 // tails) were revoked and nothing else, but those ids are the registry's,
 // of every organization: the caller must present a valid token, of any
 // kind and organization (a verifier holds one for the purpose, see
-// middleware.RemoteConfig.FeedToken), so that the feed is not open to the
+// client.RemoteConfig.FeedToken), so that the feed is not open to the
 // whole network and every reader is a registered token.
 func (s *Service) revocations(ctx context.Context, _ *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
 	var after uint64

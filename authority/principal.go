@@ -411,7 +411,7 @@ func (s *Service) allowRole(ctx context.Context, p *Principal, a *flyio.Access) 
 }
 
 // CheckAccess is the rule of Allow, for verifiers that hold a principal's
-// verified caveats and can find its memberships (the middleware's remote
+// verified caveats and can find its memberships (client.Remote's
 // cache): the caveats must allow the access; a named token must be of the
 // access's organization, and for what only admins may do its creator must
 // be an admin of it now; a session's user must be a member of it, in a

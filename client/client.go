@@ -1,8 +1,14 @@
 // Package client is the Go client of a caveat server: its identity API
 // (signup, login, logout, whoami), its authority API (organizations, apps,
-// tokens) and a Transport that attaches a token bundle to every request and
-// keeps the bundle's login discharges fresh, so that a program holding
-// session credentials keeps working past any discharge lifetime.
+// tokens, members), its Machines API, a Transport that attaches a token
+// bundle to every request and keeps the bundle's login discharges fresh,
+// so that a program holding session credentials keeps working past any
+// discharge lifetime, and Remote, the middleware.Authenticator of a
+// service that verifies tokens through the authority.
+//
+// The shapes it sends and reads are package api's, which the server's
+// handlers use too; the types of this package with the same names are
+// aliases of them.
 //
 // The caveat CLI's online commands are built on it.
 package client

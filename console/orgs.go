@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/caveatdev/caveat/api"
-	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/machines"
@@ -202,17 +201,5 @@ func (c *Console) control(w http.ResponseWriter, q *request, op string, do func(
 // principal: every access is cleared by the authority, as for a session
 // token presented to the API.
 func (c *Console) machinePrincipal(q *request) middleware.Principal {
-	return sessionPrincipal{svc: c.cfg.Authority, p: q.p}
+	return c.cfg.Authority.PrincipalOf(q.p)
 }
-
-type sessionPrincipal struct {
-	svc *authority.Service
-	p   *authority.Principal
-}
-
-func (sp sessionPrincipal) Allow(ctx context.Context, a *flyio.Access) error {
-	return sp.svc.Allow(ctx, sp.p, a)
-}
-func (sp sessionPrincipal) TokenID() string { return sp.p.TokenID() }
-func (sp sessionPrincipal) OrgID() uint64   { return sp.p.OrgID }
-func (sp sessionPrincipal) UserID() uint64  { return sp.p.UserID }

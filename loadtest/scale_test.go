@@ -10,7 +10,7 @@ package loadtest_test
 // the filled database as a new replica:
 //
 //   - the new replica's start until it answers an authenticated request,
-//     and middleware.Remote's first read of the whole revocation feed;
+//     and client.Remote's first read of the whole revocation feed;
 //   - the replica's RSS after start and at the end, and Remote's live heap
 //     before and after its catch-up;
 //   - authorize p50/p99 over freshly minted tokens (200 in the small
@@ -47,7 +47,6 @@ import (
 
 	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/internal/testenv"
-	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/open"
 	"github.com/caveatdev/caveat/store/postgres/pgtest"
@@ -247,11 +246,11 @@ func runScale(t *testing.T, backend string, n, authorizeSample int) scaleResult 
 		}
 	}
 
-	// middleware.Remote's first read of the feed: every revocation.
+	// client.Remote's first read of the feed: every revocation.
 	runtime.GC()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	rm := middleware.NewRemote(middleware.RemoteConfig{URL: base, FeedToken: toAuthorize[0].Header,
+	rm := client.NewRemote(client.RemoteConfig{URL: base, FeedToken: toAuthorize[0].Header,
 		HTTP: &http.Client{Timeout: time.Minute}})
 	s := time.Now()
 	if err := rm.Poll(ctx); err != nil {
@@ -535,10 +534,10 @@ func scaleTable(rs []scaleResult) string {
 		{"fill through ImportTokens, tokens/s", func(r scaleResult) string { return fmt.Sprintf("%.0f", r.fillRate) }},
 		{"database bytes per token", func(r scaleResult) string { return fmt.Sprintf("%.0f", r.bytesPerToken) }},
 		{"new replica: start to first answer, ms", func(r scaleResult) string { return ms(r.startToServe) }},
-		{"middleware.Remote: first read of the feed, ms (revocations)", func(r scaleResult) string {
+		{"client.Remote: first read of the feed, ms (revocations)", func(r scaleResult) string {
 			return fmt.Sprintf("%s (%d)", ms(r.remoteCatchUp), r.remoteFeed)
 		}},
-		{"middleware.Remote: live heap after it, KiB", func(r scaleResult) string { return fmt.Sprintf("%+d", r.remoteHeap/1024) }},
+		{"client.Remote: live heap after it, KiB", func(r scaleResult) string { return fmt.Sprintf("%+d", r.remoteHeap/1024) }},
 		{"server RSS after start / at the end, MiB", func(r scaleResult) string {
 			return fmt.Sprintf("%.0f / %.0f", float64(r.rssStart)/1024, float64(r.rssSteady)/1024)
 		}},

@@ -208,14 +208,14 @@ func TestSessions(t *testing.T) {
 }
 
 // failing is an authenticator whose checks cannot be made: its
-// Authenticate fails when auth is set; otherwise its principals' Allow
+// Principal fails when auth is set; otherwise its principals' Allow
 // fails for every machine.
 type failing struct {
 	org  uint64
 	auth bool
 }
 
-func (f failing) Authenticate(context.Context, string) (middleware.Principal, error) {
+func (f failing) Principal(context.Context, string) (middleware.Principal, error) {
 	if f.auth {
 		return nil, errors.New("authority unreachable")
 	}

@@ -7,8 +7,8 @@ package machines_test
 //	go test -run '^$' -bench BenchmarkGetMachine -benchtime 3s -count 5 ./machines
 //
 // The subbenchmarks: "none" (an authenticator that lets everything
-// through), "local" (middleware.Local: the authority in process) and
-// "remote" (middleware.Remote: the authority's /v1/tokens/authenticate over
+// through), "local" (*authority.Service: the authority in process) and
+// "remote" (client.Remote: the authority's /v1/tokens/authenticate over
 // loopback, its cache warm, following the revocation feed). Each reports
 // req/s; compare local and remote with none.
 
@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/machines"
@@ -30,11 +31,11 @@ import (
 // is a principal of org that may do everything.
 type allowAll struct{ org uint64 }
 
-func (a allowAll) Authenticate(context.Context, string) (middleware.Principal, error) { return a, nil }
-func (a allowAll) Allow(context.Context, *flyio.Access) error                         { return nil }
-func (a allowAll) TokenID() string                                                    { return "" }
-func (a allowAll) OrgID() uint64                                                      { return a.org }
-func (a allowAll) UserID() uint64                                                     { return 0 }
+func (a allowAll) Principal(context.Context, string) (middleware.Principal, error) { return a, nil }
+func (a allowAll) Allow(context.Context, *flyio.Access) error                      { return nil }
+func (a allowAll) TokenID() string                                                 { return "" }
+func (a allowAll) OrgID() uint64                                                   { return a.org }
+func (a allowAll) UserID() uint64                                                  { return 0 }
 
 func BenchmarkGetMachine(b *testing.B) {
 	db, _ := sqliteOnly(b)
@@ -52,7 +53,7 @@ func BenchmarkGetMachine(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go e.auth.Run(ctx)
-	remote := middleware.NewRemote(middleware.RemoteConfig{URL: authority.URL, FeedToken: e.deploy})
+	remote := client.NewRemote(client.RemoteConfig{URL: authority.URL, FeedToken: e.deploy})
 	go remote.Run(ctx)
 	if err := remote.Poll(ctx); err != nil {
 		b.Fatal(err)
@@ -70,7 +71,7 @@ func BenchmarkGetMachine(b *testing.B) {
 		auth middleware.Authenticator
 	}{
 		{"none", allowAll{org: e.org.ID}},
-		{"local", middleware.NewLocal(e.auth)},
+		{"local", e.auth},
 		{"remote", remote},
 	} {
 		srv := serve(tc.auth)

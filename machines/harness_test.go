@@ -21,7 +21,6 @@ import (
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/machines"
-	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/postgres"
@@ -133,7 +132,7 @@ func newEnv(t testing.TB, db backend) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.svc, err = machines.New(machines.Config{Store: db, Auth: middleware.NewLocal(e.auth), TransitionTime: transition,
+	e.svc, err = machines.New(machines.Config{Store: db, Auth: e.auth, TransitionTime: transition,
 		WaitPoll: 20 * time.Millisecond, Now: e.clk.now, Logger: slog.New(slog.NewTextHandler(e.logs, nil))})
 	if err != nil {
 		t.Fatal(err)

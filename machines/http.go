@@ -123,7 +123,7 @@ func (s *Service) on(action resset.Action, h targetFunc) http.HandlerFunc {
 // own, logged).
 func (s *Service) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.cfg.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		p, err := s.cfg.Auth.Principal(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
 			s.writeAuthError(w, r, err)
 			return

@@ -3,12 +3,13 @@
 // # Use
 //
 // An Authenticator turns the bundle of a request's Authorization header
-// into a Principal; a Principal says whether it may make an access. Local
-// authenticates with the authority's keys, in the same process; Remote asks
-// the authority's /v1/tokens/authenticate endpoint, caches the answer by a
-// hash of the bundle, and forgets it when the token is revoked.
+// into a Principal; a Principal says whether it may make an access. Two
+// implement it: *authority.Service authenticates with the authority's
+// keys, in the same process; client.Remote asks the authority's
+// /v1/tokens/authenticate endpoint, caches the answer by a hash of the
+// bundle, and forgets it when the token is revoked.
 //
-//	auth := middleware.NewRemote(middleware.RemoteConfig{URL: "https://caveat.example",
+//	auth := client.NewRemote(client.RemoteConfig{URL: "https://caveat.example",
 //		FeedToken: os.Getenv("CAVEAT_FEED_TOKEN")})
 //	go auth.Run(ctx) // follows the revocation feed
 //	mux.Handle("GET /v1/things/{id}", middleware.Require(auth, func(r *http.Request) (*flyio.Access, error) {
@@ -18,60 +19,61 @@
 // Require answers 401 {"error": …} when the request has no token or an
 // invalid one, and 403 {"error": …} naming the caveat that denies the access
 // and the action it is missing. Handlers that need several checks (a list
-// filtered item by item) call Authenticate once and Allow for each item.
+// filtered item by item) call Authenticator.Principal once and
+// Principal.Allow for each item.
 //
-// # Revocation and the feed token
-//
-// Remote learns of revocations from the authority's revocation feed (GET
-// /v1/tokens/revocations), which needs a valid token of any kind: give it
-// one of its own in RemoteConfig.FeedToken, a named token created for the
-// purpose ("caveat tokens create readonly --name revocation-feed"), which
-// shows in "caveat tokens list" with its last use and can be revoked and
-// replaced like any other. It is a token of its own rather than one of the
-// bundles Remote has seen, so that Remote never uses a caller's credential
-// for its own purposes, and a revoked or expired caller's bundle cannot
-// stop the feed.
-//
-// A cached verification is served only while Run has read the feed to its
-// end within RemoteConfig.SettleWindow (1 s). Past it — no FeedToken, the
-// feed token refused, the authority unreachable — every request is
-// authenticated by the authority afresh, and fails (Require answers 503)
-// when that cannot be done: a revoked token is never allowed from the
-// cache for longer than the window.
+// The package depends on neither the authority nor its store: it is the
+// contract that they, client.Remote and any other authenticator meet, so
+// a service can also be tested with an Authenticator of its own.
 //
 // # Errors
 //
-// Authenticate fails with a *fault.Error of code fault.Unauthenticated for
-// a bad token (Remote relays the authority's other refusals with their
-// codes too), and with any other error when the authority cannot be asked
-// (Require answers those 503). Allow fails with a
-// *fault.Error of code fault.Denied, whose Denials are the caveats'
-// refusals when the caveats refused.
+// A refusal is an *Error (the services' *fault.Error): code
+// fault.Unauthenticated for a bundle that proves nothing, fault.Denied for
+// an access it does not allow, with the caveats' refusals in Denials.
+// Require answers it with its code's status. Any other error is a failure
+// to check (the authority unreachable, its store down), which Require
+// answers 503 without serving the request: the middleware fails closed.
 package middleware
 
 import (
 	"context"
 	"net/http"
 
+	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
 )
 
-// Authenticator verifies bundles.
+// Authenticator verifies the bundles of requests. An implementation
+// keeps this contract, which Require relies on to fail closed:
+//
+//   - Principal verifies header (an Authorization header value, with or
+//     without its scheme, or bare tokens) and returns who presents it.
+//   - A bundle that is missing, malformed, invalid, expired or revoked is
+//     refused with an *Error of code fault.Unauthenticated (or an error
+//     wrapping one) whose message says which. An authority's other
+//     refusals may be relayed with their own codes (fault.RateLimited,
+//     for instance).
+//   - Any other error, and an *Error of code fault.Unavailable, means
+//     that the bundle could not be checked: never a refusal, never an
+//     allow.
+//   - A revoked bundle is refused within a bound the implementation
+//     documents (its settle window), even while it cannot learn of
+//     revocations.
+//   - It is safe for concurrent use; a returned Principal may be shared
+//     between requests, and is not modified by its callers.
 type Authenticator interface {
-	// Authenticate verifies the bundle (an Authorization header value, or
-	// bare tokens) and returns who presents it. A bundle that is missing,
-	// malformed, invalid, expired or revoked is a *fault.Error of code
-	// fault.Unauthenticated saying which; any other error means the check
-	// could not be made.
-	Authenticate(ctx context.Context, header string) (Principal, error)
+	Principal(ctx context.Context, header string) (Principal, error)
 }
 
-// Principal is a verified bundle.
+// Principal is who presents a verified bundle: what Require hands the
+// handlers it protects (FromContext).
 type Principal interface {
-	// Allow reports whether the bundle allows the access: nil, or a
-	// *fault.Error of code fault.Denied naming the caveat, the action and
-	// the resource.
+	// Allow reports whether the bundle allows the access: nil, or an
+	// *Error of code fault.Denied naming the caveat, the action and the
+	// resource (its Denials are the caveats' refusals, when the caveats
+	// refused); any other error means the access could not be checked.
 	// Access.Time, when zero, is set to now.
 	Allow(ctx context.Context, a *flyio.Access) error
 	// TokenID is the permission token's id (its nonce UUID).
@@ -81,6 +83,14 @@ type Principal interface {
 	// UserID is a session's user, or the creator of a named token.
 	UserID() uint64
 }
+
+// Error is the refusal of a request's token, as every Authenticator and
+// Principal reports it: the services' own error type, so that a refusal
+// crosses from the authority to the middleware, and to a caller outside
+// this module (errors.As(err, new(*middleware.Error))), unchanged. Its
+// Code says which refusal it is; Require answers it with the code's HTTP
+// status and its Message.
+type Error = fault.Error
 
 type principalKey struct{}
 
@@ -98,15 +108,15 @@ func WithPrincipal(ctx context.Context, p Principal) context.Context {
 }
 
 // AccessFunc builds the access a request attempts. An error is answered
-// as it is if it is a *fault.Error or an *httpjson.Error, and as 400
-// otherwise.
+// as it is if it is an *Error (an *httpjson.Error, inside this module),
+// and as 400 otherwise.
 type AccessFunc func(r *http.Request) (*flyio.Access, error)
 
 // Require serves next only for requests whose bundle allows the access
 // that access builds, with the Principal in the request's context.
 func Require(auth Authenticator, access AccessFunc, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
+		p, err := auth.Principal(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
 			WriteError(w, r, err)
 			return
@@ -127,7 +137,7 @@ func Require(auth Authenticator, access AccessFunc, next http.Handler) http.Hand
 	})
 }
 
-// WriteError answers an error of Authenticate or Allow: a *fault.Error
+// WriteError answers an error of Principal or Allow: an *Error
 // with its code's status (a refusal's message shown), an *httpjson.Error
 // relayed from the authority with its own, and anything else 503
 // "authority unavailable" (the cause is not shown to the client).

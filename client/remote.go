@@ -1,15 +1,35 @@
-package middleware
+package client
+
+// Remote is the middleware.Authenticator of services that do not hold the
+// authority's keys: it verifies through the authority's HTTP API, with
+// the rest of this package's calls.
+//
+// Remote learns of revocations from the authority's revocation feed (GET
+// /v1/tokens/revocations), which needs a valid token of any kind: give it
+// one of its own in RemoteConfig.FeedToken, a named token created for the
+// purpose ("caveat tokens create readonly --name revocation-feed"), which
+// shows in "caveat tokens list" with its last use and can be revoked and
+// replaced like any other. It is a token of its own rather than one of the
+// bundles Remote has seen, so that Remote never uses a caller's credential
+// for its own purposes, and a revoked or expired caller's bundle cannot
+// stop the feed.
+//
+// A cached verification is served only while Run has read the feed to its
+// end within RemoteConfig.SettleWindow (1 s). Past it — no FeedToken, the
+// feed token refused, the authority unreachable — every request is
+// authenticated by the authority afresh, and fails (middleware.Require
+// answers 503) when that cannot be done: a revoked token is never allowed
+// from the cache for longer than the window.
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +42,7 @@ import (
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/internal/tokencache"
+	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -53,7 +74,7 @@ type RemoteConfig struct {
 	// revocation feed a cached verification is still served
 	// (DefaultSettleWindow when 0): the most a revocation can take to be
 	// honoured, even while the feed cannot be read. Past it, every bundle
-	// is authenticated by the authority, and Authenticate fails (Require
+	// is authenticated by the authority, and Principal fails (Require
 	// answers 503) when the authority cannot be reached.
 	SettleWindow time.Duration
 	// PollInterval is how often the revocation feed is read (when 0,
@@ -93,6 +114,7 @@ const remoteOverhead = 256
 // own expiry. Failed verifications are not cached.
 type Remote struct {
 	cfg   RemoteConfig
+	api   *Client // the authority
 	cache *tokencache.Cache[*remotePrincipal]
 	feed  tokencache.Feed
 
@@ -101,7 +123,7 @@ type Remote struct {
 }
 
 // errNoFeedToken is Poll's and Run's error without RemoteConfig.FeedToken.
-var errNoFeedToken = errors.New("middleware: RemoteConfig.FeedToken is empty: the revocation feed needs a token, " +
+var errNoFeedToken = errors.New("client: RemoteConfig.FeedToken is empty: the revocation feed needs a token, " +
 	"so nothing cached can be served and every request asks the authority")
 
 // NewRemote returns a Remote authenticator. Call Run to follow the
@@ -135,11 +157,16 @@ func NewRemote(cfg RemoteConfig) *Remote {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Remote{cfg: cfg, cache: tokencache.New[*remotePrincipal](tokencache.Limits{Entries: cfg.CacheSize, Bytes: cfg.CacheBytes})}
+	return &Remote{cfg: cfg, api: New(cfg.URL, cfg.HTTP), cache: tokencache.New[*remotePrincipal](tokencache.Limits{Entries: cfg.CacheSize, Bytes: cfg.CacheBytes})}
 }
 
-// Authenticate implements Authenticator.
-func (rm *Remote) Authenticate(ctx context.Context, header string) (Principal, error) {
+var _ middleware.Authenticator = (*Remote)(nil)
+
+// Principal implements middleware.Authenticator: the authority's refusal
+// (a 4xx answer) is a *fault.Error with the code of its status and its
+// message; an authority that cannot be asked, or whose answer cannot be
+// read, is any other error.
+func (rm *Remote) Principal(ctx context.Context, header string) (middleware.Principal, error) {
 	if header == "" {
 		return nil, fault.Errorf(fault.Unauthenticated, "no token: send Authorization: FlyV1 fm2_…")
 	}
@@ -170,18 +197,13 @@ func (rm *Remote) Authenticate(ctx context.Context, header string) (Principal, e
 
 // ask calls /v1/tokens/authenticate.
 func (rm *Remote) ask(ctx context.Context, header string) (*remotePrincipal, error) {
-	body, _ := json.Marshal(map[string]string{"header": header})
 	// The answer is Fly's shape: an array of the verified permission
 	// tokens (caveat's authority returns the one it verified), each with
 	// caveat's own fields.
-	var verified []api.VerifiedToken
-	if err := rm.call(ctx, "POST", "/v1/tokens/authenticate", "", body, &verified); err != nil {
-		return nil, err
+	out, err := rm.api.Authenticate(ctx, header)
+	if err != nil {
+		return nil, refusal(err)
 	}
-	if len(verified) == 0 {
-		return nil, fault.Errorf(fault.Unauthenticated, "the authority verified no permission token in the bundle")
-	}
-	out := verified[0]
 	raw, err := base64.StdEncoding.DecodeString(out.CaveatsMsgpack)
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: the authority's caveats are not base64: %w", err)
@@ -204,46 +226,31 @@ func (rm *Remote) ask(ctx context.Context, header string) (*remotePrincipal, err
 	return p, nil
 }
 
-// call makes one request to the authority, with auth as its Authorization
-// header if not empty. A 4xx answer is returned as a *fault.Error with
-// the code of the authority's status (an *httpjson.Error with the status
-// when no code has it) and the authority's message.
-func (rm *Remote) call(ctx context.Context, method, path, auth string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, rm.cfg.URL+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := rm.cfg.HTTP.Do(req)
-	if err != nil {
+// refusal sorts an error of a call to the authority: its refusal (a 4xx
+// answer) is relayed as a *fault.Error with the code of its status (an
+// *httpjson.Error with the status when no code has it) and the
+// authority's message; anything else is a failure to ask it.
+func refusal(err error) error {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status < 400 || ae.Status >= 500 {
 		return fmt.Errorf("authority: %w", err)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if code, ok := httpjson.CodeOf(ae.Status); ok {
+		return &fault.Error{Code: code, Message: ae.Message, Err: err}
+	}
+	return &httpjson.Error{Status: ae.Status, Msg: ae.Message, Err: err}
+}
+
+// revocations reads a page of the revocation feed after the cursor, with
+// the feed token.
+func (rm *Remote) revocations(ctx context.Context, after uint64) (api.Revocations, error) {
+	var out api.Revocations
+	err := rm.api.do(ctx, "GET", "/v1/tokens/revocations?"+url.Values{"after": {strconv.FormatUint(after, 10)}}.Encode(), nil, &out,
+		http.Header{"Authorization": {rm.cfg.FeedToken}})
 	if err != nil {
-		return fmt.Errorf("authority: %w", err)
+		return out, refusal(err)
 	}
-	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = http.StatusText(resp.StatusCode)
-		}
-		if code, ok := httpjson.CodeOf(resp.StatusCode); ok {
-			return fault.Errorf(code, "%s", e.Error)
-		}
-		return httpjson.Errorf(resp.StatusCode, "%s", e.Error)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("authority: %s %s: HTTP %d", method, path, resp.StatusCode)
-	}
-	return json.Unmarshal(raw, out)
+	return out, nil
 }
 
 // Run follows the revocation feed until ctx is done, evicting revoked
@@ -288,14 +295,8 @@ func (rm *Remote) Poll(ctx context.Context) error {
 		rm.mu.Lock()
 		cursor := rm.cursor
 		rm.mu.Unlock()
-		var out struct {
-			Revocations []struct {
-				Cursor  uint64 `json:"cursor"`
-				TokenID string `json:"token_id"`
-			} `json:"revocations"`
-			Cursor uint64 `json:"cursor"`
-		}
-		if err := rm.call(ctx, "GET", fmt.Sprintf("/v1/tokens/revocations?after=%d", cursor), rm.cfg.FeedToken, nil, &out); err != nil {
+		out, err := rm.revocations(ctx, cursor)
+		if err != nil {
 			return fmt.Errorf("revocation feed: %w", err)
 		}
 		for _, r := range out.Revocations {

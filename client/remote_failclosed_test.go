@@ -1,4 +1,4 @@
-package middleware_test
+package client_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/internal/msgpack"
+	"github.com/caveatdev/caveat/internal/servertest"
 	"github.com/caveatdev/caveat/middleware"
 )
 
@@ -76,21 +77,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestRemoteFailsClosed is finding 7 of issue 14 for middleware.Remote,
+// TestRemoteFailsClosed is finding 7 of issue 14 for Remote (then middleware.Remote),
 // with its clock and the authority's faults injected: a token revoked
 // while Remote cannot read the revocation feed is refused once the feed is
 // older than the settle window (1 s by default); while the authority
 // cannot be reached at all, a cached token is answered 503, never allowed.
 func TestRemoteFailsClosed(t *testing.T) {
-	w := setup(t)
+	w := servertest.Start(t)
 	ctx := context.Background()
-	keep, err := w.admin.CreateToken(ctx, client.CreateTokenRequest{Profile: "readonly", Org: "acme", Name: "kept"})
+	keep, err := w.Admin.CreateToken(ctx, client.CreateTokenRequest{Profile: "readonly", Org: "acme", Name: "kept"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fa := newFaultyAuthority(t, w.srv.URL())
+	fa := newFaultyAuthority(t, w.Srv.URL())
 	clk := fake.NewClock(time.Now())
-	remote := middleware.NewRemote(middleware.RemoteConfig{URL: fa.URL, FeedToken: w.feed, Now: clk.Now,
+	remote := client.NewRemote(client.RemoteConfig{URL: fa.URL, FeedToken: w.Feed, Now: clk.Now,
 		PollInterval: 5 * time.Millisecond})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -101,13 +102,13 @@ func TestRemoteFailsClosed(t *testing.T) {
 		t.Errorf("Remote read the feed %d times without its feed token", n)
 	}
 
-	for _, h := range []string{w.deploy, keep.Header, w.session} {
-		if _, err := remote.Authenticate(ctx, h); err != nil {
+	for _, h := range []string{w.Deploy, keep.Header, w.Session} {
+		if _, err := remote.Principal(ctx, h); err != nil {
 			t.Fatalf("Remote refuses a valid bundle: %v", err)
 		}
 	}
 	calls := fa.authenticateCalls.Load()
-	if _, err := remote.Authenticate(ctx, keep.Header); err != nil || fa.authenticateCalls.Load() != calls {
+	if _, err := remote.Principal(ctx, keep.Header); err != nil || fa.authenticateCalls.Load() != calls {
 		t.Fatalf("Remote did not serve a verified token from its cache (%v)", err)
 	}
 
@@ -115,18 +116,18 @@ func TestRemoteFailsClosed(t *testing.T) {
 	fa.feedDown.Store(true)
 	fails := fa.feedFails.Load()
 	waitFor(t, "Remote's feed has failed", func() bool { return fa.feedFails.Load() > fails })
-	if _, err := w.admin.RevokeToken(ctx, w.deployID); err != nil {
+	if _, err := w.Admin.RevokeToken(ctx, w.DeployID); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(500 * time.Millisecond)
 	calls = fa.authenticateCalls.Load()
-	if _, err := remote.Authenticate(ctx, keep.Header); err != nil || fa.authenticateCalls.Load() != calls {
+	if _, err := remote.Principal(ctx, keep.Header); err != nil || fa.authenticateCalls.Load() != calls {
 		t.Fatalf("within the settle window, Remote did not serve its cache (%v)", err)
 	}
 
 	// Past the window, Remote asks the authority, which knows.
 	clk.Advance(500 * time.Millisecond)
-	if p, err := remote.Authenticate(ctx, w.deploy); err == nil {
+	if p, err := remote.Principal(ctx, w.Deploy); err == nil {
 		t.Fatalf("Remote allowed token %s, revoked a second ago while its feed was down", p.TokenID())
 	} else if status(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("revoked token, feed down: %v, want 401 revoked", err)
@@ -135,13 +136,13 @@ func TestRemoteFailsClosed(t *testing.T) {
 	// The authority is unreachable: nothing is allowed, and Require
 	// answers 503 with a JSON error.
 	fa.authDown.Store(true)
-	for name, h := range map[string]string{"named token": keep.Header, "session": w.session} {
-		if _, err := remote.Authenticate(ctx, h); err == nil || status(err) != 0 {
+	for name, h := range map[string]string{"named token": keep.Header, "session": w.Session} {
+		if _, err := remote.Principal(ctx, h); err == nil || status(err) != 0 {
 			t.Errorf("%s, authority unreachable: %v, want an error that is not a client's", name, err)
 		}
 	}
 	srv := httptest.NewServer(middleware.Require(remote, func(*http.Request) (*flyio.Access, error) {
-		return w.access(w.appID, "m1", "r"), nil
+		return w.Access(w.AppID, "m1", "r"), nil
 	}, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		t.Error("a request was served while nothing could be checked")
 	})))
@@ -164,11 +165,11 @@ func TestRemoteFailsClosed(t *testing.T) {
 	fa.authDown.Store(false)
 	reads := fa.feedReads.Load()
 	waitFor(t, "Remote has read the feed again", func() bool { return fa.feedReads.Load() >= reads+2 })
-	if _, err := remote.Authenticate(ctx, keep.Header); err != nil {
+	if _, err := remote.Principal(ctx, keep.Header); err != nil {
 		t.Fatal(err)
 	}
 	calls = fa.authenticateCalls.Load()
-	if _, err := remote.Authenticate(ctx, keep.Header); err != nil || fa.authenticateCalls.Load() != calls {
+	if _, err := remote.Principal(ctx, keep.Header); err != nil || fa.authenticateCalls.Load() != calls {
 		t.Fatalf("after the outage, Remote did not serve its cache again (%v)", err)
 	}
 }
@@ -177,12 +178,12 @@ func TestRemoteFailsClosed(t *testing.T) {
 // refuses, Remote cannot follow the feed, says so, and serves nothing from
 // its cache.
 func TestRemoteFeedToken(t *testing.T) {
-	w := setup(t)
+	w := servertest.Start(t)
 	ctx := context.Background()
 	now := time.Now()
 	clock := func() time.Time { return now }
 
-	none := middleware.NewRemote(middleware.RemoteConfig{URL: w.srv.URL(), Now: clock})
+	none := client.NewRemote(client.RemoteConfig{URL: w.Srv.URL(), Now: clock})
 	if err := none.Run(ctx); err == nil || !strings.Contains(err.Error(), "FeedToken") {
 		t.Errorf("Run without a feed token: %v", err)
 	}
@@ -190,25 +191,25 @@ func TestRemoteFeedToken(t *testing.T) {
 		t.Error("Poll without a feed token succeeded")
 	}
 
-	feed, err := w.admin.CreateToken(ctx, client.CreateTokenRequest{Profile: "readonly", Org: "acme", Name: "feed"})
+	feed, err := w.Admin.CreateToken(ctx, client.CreateTokenRequest{Profile: "readonly", Org: "acme", Name: "feed"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fa := newFaultyAuthority(t, w.srv.URL())
-	rm := middleware.NewRemote(middleware.RemoteConfig{URL: fa.URL, FeedToken: feed.Header, Now: clock})
+	fa := newFaultyAuthority(t, w.Srv.URL())
+	rm := client.NewRemote(client.RemoteConfig{URL: fa.URL, FeedToken: feed.Header, Now: clock})
 	if err := rm.Poll(ctx); err != nil {
 		t.Fatalf("Poll with a valid feed token: %v", err)
 	}
-	if _, err := w.admin.RevokeToken(ctx, feed.ID); err != nil {
+	if _, err := w.Admin.RevokeToken(ctx, feed.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := rm.Poll(ctx); status(err) != http.StatusUnauthorized {
 		t.Fatalf("Poll with a revoked feed token: %v, want the authority's 401", err)
 	}
 	// The feed was confirmed by the first Poll: let the window pass.
-	now = now.Add(middleware.DefaultSettleWindow)
+	now = now.Add(client.DefaultSettleWindow)
 	for range 3 {
-		if _, err := rm.Authenticate(ctx, w.deploy); err != nil {
+		if _, err := rm.Principal(ctx, w.Deploy); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -221,18 +222,18 @@ func TestRemoteFeedToken(t *testing.T) {
 // holds and stays within RemoteConfig.CacheBytes, however many entries
 // CacheSize would allow.
 func TestRemoteByteBound(t *testing.T) {
-	w := setup(t)
+	w := servertest.Start(t)
 	ctx := context.Background()
 	now := time.Now()
 	const bound = 32 << 10
-	rm := middleware.NewRemote(middleware.RemoteConfig{URL: w.srv.URL(), FeedToken: w.feed, CacheBytes: bound,
+	rm := client.NewRemote(client.RemoteConfig{URL: w.Srv.URL(), FeedToken: w.Feed, CacheBytes: bound,
 		Now: func() time.Time { return now }})
 	if err := rm.Poll(ctx); err != nil {
 		t.Fatal(err)
 	}
 	big := make([]byte, 2<<10)
 	for i := range 40 {
-		b, err := caveat.ParseBundle(w.deploy)
+		b, err := caveat.ParseBundle(w.Deploy)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +241,7 @@ func TestRemoteByteBound(t *testing.T) {
 		if err := b.Tokens[0].AddRaw(caveat.RawCaveat{Type: caveat.CaveatType(1 << 40), Body: body}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rm.Authenticate(ctx, b.Header()); err != nil {
+		if _, err := rm.Principal(ctx, b.Header()); err != nil {
 			t.Fatal(err)
 		}
 		if rm.Bytes() > bound {

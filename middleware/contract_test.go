@@ -1,0 +1,102 @@
+package middleware_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/caveatdev/caveat/fault"
+	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/testenv"
+	"github.com/caveatdev/caveat/middleware"
+)
+
+// stub is an Authenticator whose answers the test sets: err from
+// Principal, allowErr from Allow.
+type stub struct{ err, allowErr error }
+
+func (s stub) Principal(context.Context, string) (middleware.Principal, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s, nil
+}
+func (s stub) Allow(context.Context, *flyio.Access) error { return s.allowErr }
+func (s stub) TokenID() string                            { return "t1" }
+func (s stub) OrgID() uint64                              { return 1 }
+func (s stub) UserID() uint64                             { return 2 }
+
+// TestRequireContract: Require serves a request only when the
+// authenticator and the principal both say yes; an *Error (wrapped or not)
+// is answered with its code's status and its message, anything else 503 with the
+// cause kept from the client, so that an authenticator that cannot check
+// never lets a request through.
+func TestRequireContract(t *testing.T) {
+	secret := errors.New("dial tcp 10.0.0.7:443: connection refused")
+	for _, tc := range []struct {
+		name       string
+		auth       stub
+		accessErr  error
+		wantStatus int
+		want       string
+	}{
+		{"allowed", stub{}, nil, 200, "t1"},
+		{"refused", stub{err: &middleware.Error{Code: fault.Unauthenticated, Message: "token revoked"}}, nil, 401, "token revoked"},
+		{"refused, wrapped", stub{err: fmt.Errorf("asking: %w", &middleware.Error{Code: fault.RateLimited, Message: "slow down"})}, nil, 429, "slow down"},
+		{"cannot check", stub{err: secret}, nil, 503, "authority unavailable"},
+		{"unavailable", stub{err: &middleware.Error{Code: fault.Unavailable, Message: "cannot check the token now: the registry is down", Err: secret}}, nil, 503, "registry is down"},
+		{"denied", stub{allowErr: &middleware.Error{Code: fault.Denied, Message: "caveat 1 (Apps): unauthorized"}}, nil, 403, "caveat 1 (Apps)"},
+		{"allow cannot check", stub{allowErr: secret}, nil, 503, "authority unavailable"},
+		{"access error", stub{}, errors.New("bad machine id"), 400, "bad machine id"},
+		{"access refusal", stub{}, &middleware.Error{Code: fault.NotFound, Message: "no such thing"}, 404, "no such thing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := middleware.Require(tc.auth, func(*http.Request) (*flyio.Access, error) {
+				if tc.accessErr != nil {
+					return nil, tc.accessErr
+				}
+				return &flyio.Access{OrgID: flyio.Ptr[uint64](1)}, nil
+			}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte(middleware.FromContext(r.Context()).TokenID()))
+			}))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+			body := rec.Body.String()
+			if rec.Code != tc.wantStatus || !strings.Contains(body, tc.want) || strings.Contains(body, "10.0.0.7") {
+				t.Errorf("%d %s, want %d with %q", rec.Code, body, tc.wantStatus, tc.want)
+			}
+			if rec.Code != 200 {
+				var e struct{ Error string }
+				if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" {
+					t.Errorf("refusal %s is not {\"error\": …}", body)
+				}
+			}
+		})
+	}
+}
+
+// TestDependencies: the middleware is a peer of the authority, not a layer
+// above it: it imports neither the authority nor its store, so that both
+// the authority and client.Remote can implement its Authenticator.
+func TestDependencies(t *testing.T) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		testenv.Missing(t, "the go command is not on PATH")
+	}
+	out, err := exec.Command(goCmd, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		switch dep {
+		case "github.com/caveatdev/caveat/authority", "github.com/caveatdev/caveat/store", "github.com/caveatdev/caveat/client":
+			t.Errorf("middleware depends on %s", dep)
+		}
+	}
+}
