@@ -29,7 +29,7 @@ import (
 // removed member's tokens of the organization are revoked in the removal's
 // own transaction, through the revocation feed (or, on request, re-assigned
 // to the admin removing them), and what only admins may do is refused to
-// an admin's token once its creator is no longer an admin (CheckAccess).
+// an admin's token once its creator is no longer an admin (middleware.CheckAccess).
 
 // FeatureMembership is the organization feature of members and invitations.
 const FeatureMembership = "membership"
@@ -244,7 +244,7 @@ func lastAdmin(what string) error {
 
 // SetRole changes a member's role, named by user id or email. Admins
 // only. Demoting an admin takes from their tokens at once what only
-// admins may do (see CheckAccess).
+// admins may do (see middleware.CheckAccess).
 func (s *Service) SetRole(ctx context.Context, p *Principal, orgID uint64, who string, role store.Role) (store.User, error) {
 	if err := s.adminOnly(ctx, p, membershipAccess(orgID, resset.ActionWrite), "change roles"); err != nil {
 		return store.User{}, err

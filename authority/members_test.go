@@ -281,7 +281,7 @@ func TestRemovalReachesTokens(t *testing.T) {
 
 // TestDemotionReachesTokens: an admin's org token does what only admins
 // may until its creator is demoted, then at once no longer; a session
-// attenuated to r cannot demote. It fails if CheckAccess trusts a named
+// attenuated to r cannot demote. It fails if middleware.CheckAccess trusts a named
 // token's organization alone.
 func TestDemotionReachesTokens(t *testing.T) {
 	h := newHarness(t)

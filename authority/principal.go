@@ -14,6 +14,7 @@ import (
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/tokencache"
 	"github.com/caveatdev/caveat/keyring"
+	"github.com/caveatdev/caveat/middleware"
 	"github.com/caveatdev/caveat/store"
 )
 
@@ -399,67 +400,24 @@ func (s *Service) allowRole(ctx context.Context, p *Principal, a *flyio.Access) 
 		a.Time = s.cfg.Now()
 	}
 	var role store.Role
-	err := CheckAccess(p.Caveats, p.IsSession(), p.OrgID, p.UserID, func(orgID uint64) (store.Role, error) {
+	err := middleware.CheckAccess(p.Caveats, p.IsSession(), p.OrgID, p.UserID, func(orgID uint64) (middleware.Standing, error) {
 		m, err := s.membership(ctx, orgID, p.UserID)
+		if errors.Is(err, store.ErrNotFound) {
+			return middleware.NotMember, nil
+		}
 		if err != nil {
-			return "", err
+			return middleware.NotMember, err
 		}
 		role = m.Role
-		return m.Role, nil
+		return standing(m.Role), nil
 	}, a)
 	return role, err
 }
 
-// CheckAccess is the rule of Allow, for verifiers that hold a principal's
-// verified caveats and can find its memberships (client.Remote's
-// cache): the caveats must allow the access; a named token must be of the
-// access's organization, and for what only admins may do its creator must
-// be an admin of it now; a session's user must be a member of it, in a
-// role that may do the access. role returns the user's (a named token's
-// creator's) role in an organization, or an error wrapping
-// store.ErrNotFound for none; for a named token it is called only for
-// accesses that need an admin.
-func CheckAccess(caveats caveat.CaveatSet, session bool, tokenOrg, userID uint64,
-	role func(orgID uint64) (store.Role, error), a *flyio.Access) error {
-	if err := caveats.Clear(a); err != nil {
-		return denied(err)
+// standing is a role as the access rule reads it.
+func standing(r store.Role) middleware.Standing {
+	if r == store.RoleAdmin {
+		return middleware.Admin
 	}
-	orgID := *a.OrgID // Clear validated the access: it names an organization
-	if !session {
-		if tokenOrg != orgID {
-			return fault.Errorf(fault.Denied, "token of organization %d cannot act on organization %d", tokenOrg, orgID)
-		}
-		if a.RequiredRole() == flyio.RoleMember {
-			return nil
-		}
-		// A token acts with at most its creator's current standing: what
-		// only admins may do needs its creator to be an admin now. (A
-		// member's token carries AllowedRoles and never gets here.) Read
-		// afresh, so that a demotion reaches every replica at once.
-		r, err := role(orgID)
-		if errors.Is(err, store.ErrNotFound) {
-			return fault.Errorf(fault.Denied, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is no longer a member",
-				a.Action, orgID, userID)
-		}
-		if err != nil {
-			return fmt.Errorf("membership of the token's creator: %w", err)
-		}
-		if r != store.RoleAdmin {
-			return fault.Errorf(fault.Denied, "action %s on this feature needs an admin of organization %d; the token's creator, user %d, is now a %s",
-				a.Action, orgID, userID, r)
-		}
-		return nil
-	}
-	r, err := role(orgID)
-	if errors.Is(err, store.ErrNotFound) {
-		return fault.Errorf(fault.Denied, "user %d is not a member of organization %d", userID, orgID)
-	}
-	if err != nil {
-		return fmt.Errorf("membership: %w", err)
-	}
-	if r != store.RoleAdmin && a.RequiredRole() != flyio.RoleMember {
-		return fault.Errorf(fault.Denied, "action %s on this feature needs an admin of organization %d; user %d is a %s",
-			a.Action, orgID, userID, r)
-	}
-	return nil
+	return middleware.Member
 }

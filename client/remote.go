@@ -37,13 +37,11 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/api"
-	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/internal/tokencache"
 	"github.com/caveatdev/caveat/middleware"
-	"github.com/caveatdev/caveat/store"
 )
 
 // RemoteConfig configures a Remote authenticator.
@@ -213,12 +211,17 @@ func (rm *Remote) ask(ctx context.Context, header string) (*remotePrincipal, err
 		return nil, fmt.Errorf("authenticate: the authority's caveats do not decode: %w", err)
 	}
 	p := &remotePrincipal{tokenID: out.TokenID, orgID: out.OrgID, userID: out.UserID,
-		session: out.Kind == "session", caveats: cs, roles: map[uint64]store.Role{}, now: rm.cfg.Now}
+		session: out.Kind == "session", caveats: cs, roles: map[uint64]middleware.Standing{}, now: rm.cfg.Now}
 	if out.ExpiresAt != nil {
 		p.expires = *out.ExpiresAt
 	}
 	for _, m := range out.Memberships {
-		p.roles[m.ID] = store.Role(m.Role)
+		// A role other than admin is a member's: the authority names only
+		// these two, and an unknown one must not grant more.
+		p.roles[m.ID] = middleware.Member
+		if m.Role == "admin" {
+			p.roles[m.ID] = middleware.Admin
+		}
 	}
 	// What caching p keeps alive: the caveats' wire bytes (which their
 	// bodies alias), their headers, the roles and the rest.
@@ -322,14 +325,14 @@ func (rm *Remote) Len() int { return rm.cache.Len() }
 func (rm *Remote) Bytes() int64 { return rm.cache.Bytes() }
 
 // remotePrincipal clears accesses against the caveats the authority
-// verified, with the rule of authority.CheckAccess.
+// verified, with the rule of middleware.CheckAccess.
 type remotePrincipal struct {
 	tokenID string
 	orgID   uint64
 	userID  uint64
 	session bool
 	caveats caveat.CaveatSet
-	roles   map[uint64]store.Role
+	roles   map[uint64]middleware.Standing
 	expires time.Time
 	now     func() time.Time
 	size    int // what caching it keeps alive
@@ -339,11 +342,8 @@ func (p *remotePrincipal) Allow(_ context.Context, a *flyio.Access) error {
 	if a.Time.IsZero() {
 		a.Time = p.now()
 	}
-	return authority.CheckAccess(p.caveats, p.session, p.orgID, p.userID, func(orgID uint64) (store.Role, error) {
-		if r, ok := p.roles[orgID]; ok {
-			return r, nil
-		}
-		return "", store.ErrNotFound
+	return middleware.CheckAccess(p.caveats, p.session, p.orgID, p.userID, func(orgID uint64) (middleware.Standing, error) {
+		return p.roles[orgID], nil // absent: NotMember
 	}, a)
 }
 

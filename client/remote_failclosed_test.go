@@ -26,7 +26,12 @@ import (
 // reach it.
 type faultyAuthority struct {
 	*httptest.Server
-	feedDown, authDown     atomic.Bool
+	feedDown, authDown atomic.Bool
+	// feedReads counts the feed requests that arrived while the feed was
+	// up. Remote reads the feed one request at a time, so when request n+1
+	// arrives, Remote has applied the answer to request n (evicted what it
+	// named, confirmed the feed if it was the end): a count taken when a
+	// request is answered would run ahead of Remote.
 	feedReads, feedFails   atomic.Int64
 	authenticateCalls      atomic.Int64
 	feedWithoutCredentials atomic.Int64
@@ -50,7 +55,7 @@ func newFaultyAuthority(t *testing.T, target string) *faultyAuthority {
 				http.Error(w, "bad gateway", http.StatusBadGateway)
 				return
 			}
-			defer f.feedReads.Add(1)
+			f.feedReads.Add(1)
 		case "/v1/tokens/authenticate":
 			f.authenticateCalls.Add(1)
 			if f.authDown.Load() {
@@ -97,7 +102,7 @@ func TestRemoteFailsClosed(t *testing.T) {
 	done := make(chan struct{})
 	go func() { remote.Run(runCtx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "Remote has read the feed", func() bool { return fa.feedReads.Load() >= 2 })
+	waitFor(t, "Remote has read the feed", func() bool { return fa.feedReads.Load() >= 3 })
 	if n := fa.feedWithoutCredentials.Load(); n != 0 {
 		t.Errorf("Remote read the feed %d times without its feed token", n)
 	}
@@ -164,7 +169,9 @@ func TestRemoteFailsClosed(t *testing.T) {
 	fa.feedDown.Store(false)
 	fa.authDown.Store(false)
 	reads := fa.feedReads.Load()
-	waitFor(t, "Remote has read the feed again", func() bool { return fa.feedReads.Load() >= reads+2 })
+	// Two answers applied after the outage (the revocation of the deploy
+	// token, then the feed's end): the third request proves it.
+	waitFor(t, "Remote has read the feed again", func() bool { return fa.feedReads.Load() >= reads+3 })
 	if _, err := remote.Principal(ctx, keep.Header); err != nil {
 		t.Fatal(err)
 	}

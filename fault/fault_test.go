@@ -14,7 +14,7 @@ import (
 )
 
 // refusal clears an access against caveats and returns the denial as
-// authority.CheckAccess answers it.
+// middleware.CheckAccess answers it.
 func refusal(t *testing.T, a *flyio.Access, cs ...caveat.Caveat) error {
 	t.Helper()
 	err := caveat.NewCaveatSet(cs...).Clear(a)
