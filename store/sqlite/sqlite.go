@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"net/url"
 	"os"
 	"path"
@@ -37,6 +36,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat/store"
+	"github.com/caveatdev/caveat/store/internal/sqlrules"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -51,10 +51,15 @@ var migrations embed.FS
 const busyTimeout = 10 * time.Second
 
 // DB is a caveat store in one SQLite file. It is safe for concurrent use.
+// The store's rules are the shared ones of package sqlrules; this package
+// brings the connections, the migrations, the bulk import and backups.
 type DB struct {
+	*rules
 	w *sql.DB // one connection; every write transaction
 	r *sql.DB // read-only connections
 }
+
+type rules = sqlrules.Store
 
 // Open opens, creating it if needed, the SQLite database at path and brings
 // its schema up to date. The directory must exist. A new file is created
@@ -109,6 +114,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	db.r = r
+	db.rules = db.newRules()
 	if err := db.Ping(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -267,12 +273,6 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// queryer is what reads need: the reader pool, or a write transaction.
-type queryer interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // errCode returns SQLite's extended result code of err, or 0.
 func errCode(err error) int {
 	var se *sqlite.Error
@@ -293,23 +293,6 @@ func isForeignKey(err error) bool {
 	return errCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
 }
 
-// dbID converts a store id to SQLite's INTEGER; ok is false for an id that
-// no row can have.
-func dbID(id uint64) (int64, bool) {
-	if id == 0 || id > math.MaxInt64 {
-		return 0, false
-	}
-	return int64(id), true
-}
-
-// nullID is an optional id as a query argument: 0 is NULL.
-func nullID(id uint64) any {
-	if id == 0 {
-		return nil
-	}
-	return int64(id)
-}
-
 // ts is a time as stored: microseconds since the epoch.
 func ts(t time.Time) int64 { return t.UnixMicro() }
 
@@ -319,17 +302,6 @@ func nullTS(t time.Time) any {
 		return nil
 	}
 	return t.UnixMicro()
-}
-
-// fromTS is a stored time.
-func fromTS(v int64) time.Time { return time.UnixMicro(v).UTC() }
-
-// fromNullTS is a stored optional time: NULL is the zero time.
-func fromNullTS(v sql.NullInt64) time.Time {
-	if !v.Valid {
-		return time.Time{}
-	}
-	return fromTS(v.Int64)
 }
 
 // rowsAffected returns how many rows an update changed.

@@ -1,0 +1,525 @@
+package sqlrules
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caveatdev/caveat/store"
+)
+
+// The identity accounts: users, organizations, memberships and sessions.
+
+// CreateUser implements [store.Users].
+func (s *Store) CreateUser(ctx context.Context, u store.NewUser) (store.User, error) {
+	if err := u.Validate(); err != nil {
+		return store.User{}, s.errf("create user: %w", err)
+	}
+	var user store.User
+	err := s.tx(ctx, func(tx Conn) error {
+		var err error
+		user, err = s.insertUser(ctx, tx, u)
+		return err
+	})
+	if err != nil {
+		return store.User{}, s.errf("create user: %w", err)
+	}
+	return user, nil
+}
+
+// CreateUserWithOrganization implements [store.Users].
+func (s *Store) CreateUserWithOrganization(ctx context.Context, su store.Signup) (store.User, store.Organization, error) {
+	if err := su.Validate(); err != nil {
+		return store.User{}, store.Organization{}, s.errf("create user with organization: %w", err)
+	}
+	var (
+		user store.User
+		org  store.Organization
+	)
+	err := s.tx(ctx, func(tx Conn) error {
+		if su.FirstUserOnly {
+			// The lock (PostgreSQL) or the single writer (SQLite) keeps
+			// the test true until the insertion commits.
+			if s.d.LockUsers != "" {
+				if _, err := tx.Exec(ctx, s.d.LockUsers); err != nil {
+					return fmt.Errorf("lock users: %w", err)
+				}
+			}
+			some, err := exists(ctx, tx, "SELECT 1 FROM users")
+			if err != nil {
+				return fmt.Errorf("count users: %w", err)
+			}
+			if some {
+				return store.ErrNotFirst
+			}
+		}
+		var err error
+		if user, err = s.insertUser(ctx, tx, su.User); err != nil {
+			return err
+		}
+		org, err = s.insertOrganization(ctx, tx, store.NewOrganization{
+			Slug:      su.OrganizationSlug,
+			Admin:     user.ID,
+			CreatedAt: su.User.CreatedAt,
+		})
+		return err
+	})
+	if err != nil {
+		return store.User{}, store.Organization{}, s.errf("create user with organization: %w", err)
+	}
+	return user, org, nil
+}
+
+func (s *Store) insertUser(ctx context.Context, tx Conn, u store.NewUser) (store.User, error) {
+	created := Micro(u.CreatedAt)
+	var id int64
+	err := tx.QueryRow(ctx,
+		"INSERT INTO users (email, email_key, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+		u.Email, store.EmailKey(u.Email), u.PasswordHash, s.ts(created)).Scan(&id)
+	if s.d.IsUnique(err) {
+		return store.User{}, fmt.Errorf("email: %w", store.ErrExists)
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("insert user: %w", err)
+	}
+	return store.User{ID: uint64(id), Email: u.Email, PasswordHash: u.PasswordHash, CreatedAt: created}, nil
+}
+
+const userColumns = "id, email, password_hash, created_at"
+
+func scanUser(row Row) (store.User, error) {
+	var (
+		u  store.User
+		id int64
+	)
+	err := row.Scan(&id, &u.Email, &u.PasswordHash, at{&u.CreatedAt})
+	u.ID = uint64(id)
+	return u, err
+}
+
+// GetUser implements [store.Users].
+func (s *Store) GetUser(ctx context.Context, id uint64) (store.User, error) {
+	dbid, ok := DBID(id)
+	if !ok {
+		return store.User{}, s.errf("get user %d: %w", id, store.ErrNotFound)
+	}
+	u, err := one(ctx, s.r, scanUser, "SELECT "+userColumns+" FROM users WHERE id = ?", dbid)
+	if err != nil {
+		return store.User{}, s.errf("get user %d: %w", id, err)
+	}
+	return u, nil
+}
+
+// GetUserByEmail implements [store.Users].
+func (s *Store) GetUserByEmail(ctx context.Context, email string) (store.User, error) {
+	if !storable(email) {
+		return store.User{}, s.errf("get user by email: %w", store.ErrNotFound)
+	}
+	u, err := one(ctx, s.r, scanUser, "SELECT "+userColumns+" FROM users WHERE email_key = ?", store.EmailKey(email))
+	if err != nil {
+		return store.User{}, s.errf("get user by email: %w", err)
+	}
+	return u, nil
+}
+
+// SetPasswordHash implements [store.Users].
+func (s *Store) SetPasswordHash(ctx context.Context, id uint64, hash string) error {
+	if err := store.CheckPasswordHash(hash); err != nil {
+		return s.errf("set password hash of user %d: %w", id, err)
+	}
+	dbid, ok := DBID(id)
+	if !ok {
+		return s.errf("set password hash of user %d: %w", id, store.ErrNotFound)
+	}
+	n, err := s.w.Exec(ctx, "UPDATE users SET password_hash = ? WHERE id = ?", hash, dbid)
+	if err == nil && n == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return s.errf("set password hash of user %d: %w", id, err)
+	}
+	return nil
+}
+
+// CreateOrganization implements [store.Organizations].
+func (s *Store) CreateOrganization(ctx context.Context, o store.NewOrganization) (store.Organization, error) {
+	if err := o.Validate(); err != nil {
+		return store.Organization{}, s.errf("create organization: %w", err)
+	}
+	var org store.Organization
+	err := s.tx(ctx, func(tx Conn) error {
+		var err error
+		org, err = s.insertOrganization(ctx, tx, o)
+		return err
+	})
+	if err != nil {
+		return store.Organization{}, s.errf("create organization %q: %w", o.Slug, err)
+	}
+	return org, nil
+}
+
+func (s *Store) insertOrganization(ctx context.Context, tx Conn, o store.NewOrganization) (store.Organization, error) {
+	created := Micro(o.CreatedAt)
+	if o.Admin != 0 {
+		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", o.Admin, "admin user"); err != nil {
+			return store.Organization{}, err
+		}
+	}
+	var id int64
+	err := tx.QueryRow(ctx, "INSERT INTO organizations (slug, created_at) VALUES (?, ?) RETURNING id", o.Slug, s.ts(created)).Scan(&id)
+	if s.d.IsUnique(err) {
+		return store.Organization{}, fmt.Errorf("organization slug: %w", store.ErrExists)
+	}
+	if err != nil {
+		return store.Organization{}, fmt.Errorf("insert organization: %w", err)
+	}
+	if o.Admin != 0 {
+		_, err := tx.Exec(ctx,
+			"INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+			id, int64(o.Admin), string(store.RoleAdmin), s.ts(created))
+		if err != nil {
+			return store.Organization{}, fmt.Errorf("insert admin membership: %w", err)
+		}
+	}
+	return store.Organization{ID: uint64(id), Slug: o.Slug, CreatedAt: created}, nil
+}
+
+const orgColumns = "id, slug, created_at"
+
+func scanOrganization(row Row) (store.Organization, error) {
+	var (
+		o  store.Organization
+		id int64
+	)
+	err := row.Scan(&id, &o.Slug, at{&o.CreatedAt})
+	o.ID = uint64(id)
+	return o, err
+}
+
+// GetOrganization implements [store.Organizations].
+func (s *Store) GetOrganization(ctx context.Context, id uint64) (store.Organization, error) {
+	dbid, ok := DBID(id)
+	if !ok {
+		return store.Organization{}, s.errf("get organization %d: %w", id, store.ErrNotFound)
+	}
+	o, err := one(ctx, s.r, scanOrganization, "SELECT "+orgColumns+" FROM organizations WHERE id = ?", dbid)
+	if err != nil {
+		return store.Organization{}, s.errf("get organization %d: %w", id, err)
+	}
+	return o, nil
+}
+
+// GetOrganizationBySlug implements [store.Organizations].
+func (s *Store) GetOrganizationBySlug(ctx context.Context, slug string) (store.Organization, error) {
+	if !storable(slug) {
+		return store.Organization{}, s.errf("get organization %q: %w", slug, store.ErrNotFound)
+	}
+	o, err := one(ctx, s.r, scanOrganization, "SELECT "+orgColumns+" FROM organizations WHERE slug = ?", slug)
+	if err != nil {
+		return store.Organization{}, s.errf("get organization %q: %w", slug, err)
+	}
+	return o, nil
+}
+
+// AddMember implements [store.Organizations].
+func (s *Store) AddMember(ctx context.Context, m store.Membership) error {
+	if err := m.Validate(); err != nil {
+		return s.errf("add member: %w", err)
+	}
+	err := s.tx(ctx, func(tx Conn) error {
+		if err := requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?", m.OrgID, "organization"); err != nil {
+			return err
+		}
+		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", m.UserID, "user"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx,
+			"INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+			int64(m.OrgID), int64(m.UserID), string(m.Role), s.ts(m.CreatedAt))
+		if s.d.IsUnique(err) {
+			return fmt.Errorf("membership: %w", store.ErrExists)
+		}
+		return err
+	})
+	if err != nil {
+		return s.errf("add user %d to organization %d: %w", m.UserID, m.OrgID, err)
+	}
+	return nil
+}
+
+// lockOrganization fails with ErrNotFound unless the organization exists,
+// and locks its row (with lock, a clause of the Dialect) until the
+// transaction ends.
+func lockOrganization(ctx context.Context, tx Conn, orgID uint64, lock string) error {
+	return requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?"+lock, orgID, "organization")
+}
+
+// currentRole locks the organization and returns the member's role, or
+// ErrNotFound.
+func (s *Store) currentRole(ctx context.Context, tx Conn, orgID, userID uint64) (store.Role, error) {
+	o, ok1 := DBID(orgID)
+	u, ok2 := DBID(userID)
+	if !ok1 || !ok2 {
+		return "", fmt.Errorf("membership: %w", store.ErrNotFound)
+	}
+	// Serialise the organization's role changes, so that two admins
+	// stepping down at once cannot both see the other one staying.
+	if err := lockOrganization(ctx, tx, orgID, s.d.ForNoKeyUpdate); err != nil {
+		return "", err
+	}
+	var role string
+	err := tx.QueryRow(ctx, "SELECT role FROM memberships WHERE org_id = ? AND user_id = ?", o, u).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("membership: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read membership: %w", err)
+	}
+	return store.Role(role), nil
+}
+
+// requireOtherAdmin fails with ErrConflict unless the organization has an
+// admin besides userID.
+func requireOtherAdmin(ctx context.Context, tx Conn, orgID, userID uint64) error {
+	var n int
+	err := tx.QueryRow(ctx,
+		"SELECT count(*) FROM memberships WHERE org_id = ? AND role = 'admin' AND user_id <> ?",
+		int64(orgID), int64(userID)).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("count admins: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("the organization's last admin: %w", store.ErrConflict)
+	}
+	return nil
+}
+
+// leaveRole reads the member's role, with the organization locked, and
+// fails with ErrConflict if the member is its last admin.
+func (s *Store) leaveRole(ctx context.Context, tx Conn, orgID, userID uint64) (store.Role, error) {
+	cur, err := s.currentRole(ctx, tx, orgID, userID)
+	if err != nil {
+		return "", err
+	}
+	if cur == store.RoleAdmin {
+		if err := requireOtherAdmin(ctx, tx, orgID, userID); err != nil {
+			return "", err
+		}
+	}
+	return cur, nil
+}
+
+// SetMemberRole implements [store.Organizations].
+func (s *Store) SetMemberRole(ctx context.Context, orgID, userID uint64, role store.Role) error {
+	if !role.Valid() {
+		return s.errf("set role of user %d in organization %d: role %q: %w", userID, orgID, role, store.ErrInvalid)
+	}
+	err := s.tx(ctx, func(tx Conn) error {
+		cur, err := s.currentRole(ctx, tx, orgID, userID)
+		if err != nil || cur == role {
+			return err
+		}
+		if cur == store.RoleAdmin {
+			if err := requireOtherAdmin(ctx, tx, orgID, userID); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, "UPDATE memberships SET role = ? WHERE org_id = ? AND user_id = ?",
+			string(role), int64(orgID), int64(userID))
+		return err
+	})
+	if err != nil {
+		return s.errf("set role of user %d in organization %d: %w", userID, orgID, err)
+	}
+	return nil
+}
+
+// RemoveMember implements [store.Organizations].
+func (s *Store) RemoveMember(ctx context.Context, orgID, userID uint64) error {
+	err := s.tx(ctx, func(tx Conn) error {
+		if _, err := s.leaveRole(ctx, tx, orgID, userID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "DELETE FROM memberships WHERE org_id = ? AND user_id = ?", int64(orgID), int64(userID))
+		return err
+	})
+	if err != nil {
+		return s.errf("remove user %d from organization %d: %w", userID, orgID, err)
+	}
+	return nil
+}
+
+// GetMembership implements [store.Organizations].
+func (s *Store) GetMembership(ctx context.Context, orgID, userID uint64) (store.Membership, error) {
+	o, ok1 := DBID(orgID)
+	u, ok2 := DBID(userID)
+	if !ok1 || !ok2 {
+		return store.Membership{}, s.errf("get membership of user %d in organization %d: %w", userID, orgID, store.ErrNotFound)
+	}
+	m, err := one(ctx, s.r, func(row Row) (store.Membership, error) {
+		m := store.Membership{OrgID: orgID, UserID: userID}
+		err := row.Scan((*string)(&m.Role), at{&m.CreatedAt})
+		return m, err
+	}, "SELECT role, created_at FROM memberships WHERE org_id = ? AND user_id = ?", o, u)
+	if err != nil {
+		return store.Membership{}, s.errf("get membership of user %d in organization %d: %w", userID, orgID, err)
+	}
+	return m, nil
+}
+
+// ListMembers implements [store.Organizations].
+func (s *Store) ListMembers(ctx context.Context, orgID uint64) ([]store.Membership, error) {
+	o, ok := DBID(orgID)
+	if !ok {
+		return []store.Membership{}, nil
+	}
+	rows, err := s.r.Query(ctx, "SELECT user_id, role, created_at FROM memberships WHERE org_id = ? ORDER BY user_id", o)
+	ms, err := collect(rows, err, func(row Row) (store.Membership, error) {
+		var (
+			m    = store.Membership{OrgID: orgID}
+			user int64
+		)
+		err := row.Scan(&user, (*string)(&m.Role), at{&m.CreatedAt})
+		m.UserID = uint64(user)
+		return m, err
+	})
+	if err != nil {
+		return nil, s.errf("list members of organization %d: %w", orgID, err)
+	}
+	return ms, nil
+}
+
+// ListUserOrganizations implements [store.Organizations].
+func (s *Store) ListUserOrganizations(ctx context.Context, userID uint64) ([]store.OrganizationRole, error) {
+	u, ok := DBID(userID)
+	if !ok {
+		return []store.OrganizationRole{}, nil
+	}
+	rows, err := s.r.Query(ctx, `
+		SELECT o.id, o.slug, o.created_at, m.role
+		FROM memberships m JOIN organizations o ON o.id = m.org_id
+		WHERE m.user_id = ?
+		ORDER BY o.id`, u)
+	out, err := collect(rows, err, func(row Row) (store.OrganizationRole, error) {
+		var (
+			or store.OrganizationRole
+			id int64
+		)
+		err := row.Scan(&id, &or.Slug, at{&or.CreatedAt}, (*string)(&or.Role))
+		or.ID = uint64(id)
+		return or, err
+	})
+	if err != nil {
+		return nil, s.errf("list organizations of user %d: %w", userID, err)
+	}
+	return out, nil
+}
+
+// CreateSession implements [store.Sessions].
+func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
+	if err := se.Validate(); err != nil {
+		return s.errf("create session: %w", err)
+	}
+	err := s.tx(ctx, func(tx Conn) error {
+		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", se.UserID, "user"); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx,
+			"INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+			se.ID, int64(se.UserID), s.ts(se.CreatedAt), s.ts(se.ExpiresAt))
+		if s.d.IsUnique(err) {
+			return fmt.Errorf("session id: %w", store.ErrExists)
+		}
+		if err != nil {
+			return err
+		}
+		// A session is a login: the member list shows the latest.
+		_, err = tx.Exec(ctx, "UPDATE users SET last_login_at = "+s.d.Greatest+"(coalesce(last_login_at, ?), ?) WHERE id = ?",
+			s.ts(se.CreatedAt), s.ts(se.CreatedAt), int64(se.UserID))
+		return err
+	})
+	if err != nil {
+		return s.errf("create session for user %d: %w", se.UserID, err)
+	}
+	return nil
+}
+
+// GetSession implements [store.Sessions].
+func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
+	if !storable(id) {
+		return store.Session{}, s.errf("get session: %w", store.ErrNotFound)
+	}
+	se, err := one(ctx, s.r, func(row Row) (store.Session, error) {
+		var (
+			se   = store.Session{ID: id}
+			user int64
+		)
+		err := row.Scan(&user, at{&se.CreatedAt}, at{&se.ExpiresAt}, at{&se.RevokedAt})
+		se.UserID = uint64(user)
+		return se, err
+	}, "SELECT user_id, created_at, expires_at, revoked_at FROM sessions WHERE id = ?", id)
+	if err != nil {
+		return store.Session{}, s.errf("get session: %w", err)
+	}
+	return se, nil
+}
+
+// RevokeSession implements [store.Sessions].
+func (s *Store) RevokeSession(ctx context.Context, id string, when time.Time) (bool, error) {
+	if err := store.CheckTime("revoked at", when); err != nil {
+		return false, s.errf("revoke session: %w", err)
+	}
+	if !storable(id) {
+		return false, s.errf("revoke session: %w", store.ErrNotFound)
+	}
+	var revoked bool
+	err := s.tx(ctx, func(tx Conn) error {
+		n, err := tx.Exec(ctx, "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", s.ts(when), id)
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			revoked = true
+			return nil
+		}
+		found, err := exists(ctx, tx, "SELECT 1 FROM sessions WHERE id = ?", id)
+		if err == nil && !found {
+			err = store.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return false, s.errf("revoke session: %w", err)
+	}
+	return revoked, nil
+}
+
+// RevokeUserSessions implements [store.Sessions].
+func (s *Store) RevokeUserSessions(ctx context.Context, userID uint64, when time.Time) (int, error) {
+	if err := store.CheckTime("revoked at", when); err != nil {
+		return 0, s.errf("revoke sessions of user %d: %w", userID, err)
+	}
+	u, ok := DBID(userID)
+	if !ok {
+		return 0, nil
+	}
+	n, err := s.w.Exec(ctx, "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", s.ts(when), u)
+	if err != nil {
+		return 0, s.errf("revoke sessions of user %d: %w", userID, err)
+	}
+	return int(n), nil
+}
+
+// DeleteExpiredSessions implements [store.Sessions].
+func (s *Store) DeleteExpiredSessions(ctx context.Context, before time.Time) (int, error) {
+	if err := store.CheckTime("before", before); err != nil {
+		return 0, s.errf("delete expired sessions: %w", err)
+	}
+	n, err := s.w.Exec(ctx, "DELETE FROM sessions WHERE expires_at <= ?", s.ts(before))
+	if err != nil {
+		return 0, s.errf("delete expired sessions: %w", err)
+	}
+	return int(n), nil
+}

@@ -1,0 +1,156 @@
+package sqlrules
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caveatdev/caveat/store"
+)
+
+// The organizations' root keys.
+
+// RotateRootKey implements [store.RootKeys].
+func (s *Store) RotateRootKey(ctx context.Context, k store.NewRootKey) (store.RootKey, error) {
+	if err := k.Validate(); err != nil {
+		return store.RootKey{}, s.errf("rotate root key of organization %d: %w", k.OrgID, err)
+	}
+	created := Micro(k.CreatedAt)
+	err := s.tx(ctx, func(tx Conn) error {
+		// Serialise the organization's rotations: without the lock, two
+		// could each demote the same old key and both insert an active
+		// one, and the second would fail on the one-active index.
+		if err := lockOrganization(ctx, tx, k.OrgID, s.d.ForNoKeyUpdate); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx,
+			"UPDATE root_keys SET state = 'rotated', rotated_at = ? WHERE org_id = ? AND state = 'active'",
+			s.ts(created), int64(k.OrgID))
+		if err != nil {
+			return fmt.Errorf("demote active key: %w", err)
+		}
+		_, err = tx.Exec(ctx,
+			"INSERT INTO root_keys (kid, org_id, sealed, state, created_at) VALUES (?, ?, ?, 'active', ?)",
+			[]byte(k.KID), int64(k.OrgID), []byte(k.Sealed), s.ts(created))
+		if s.d.IsUnique(err) {
+			return fmt.Errorf("key id: %w", store.ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("insert key: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.RootKey{}, s.errf("rotate root key of organization %d: %w", k.OrgID, err)
+	}
+	return store.RootKey{
+		KID:       clone(k.KID),
+		OrgID:     k.OrgID,
+		Sealed:    clone(k.Sealed),
+		State:     store.KeyActive,
+		CreatedAt: created,
+	}, nil
+}
+
+func clone(b []byte) []byte { return append([]byte{}, b...) }
+
+const keyColumns = "kid, org_id, sealed, state, created_at, rotated_at, retired_at"
+
+func scanKey(row Row) (store.RootKey, error) {
+	var (
+		k   store.RootKey
+		org int64
+	)
+	err := row.Scan(&k.KID, &org, (*[]byte)(&k.Sealed), (*string)(&k.State), at{&k.CreatedAt}, at{&k.RotatedAt}, at{&k.RetiredAt})
+	k.OrgID = uint64(org)
+	return k, err
+}
+
+// ActiveRootKey implements [store.RootKeys].
+func (s *Store) ActiveRootKey(ctx context.Context, orgID uint64) (store.RootKey, error) {
+	o, ok := DBID(orgID)
+	if !ok {
+		return store.RootKey{}, s.errf("active root key of organization %d: %w", orgID, store.ErrNotFound)
+	}
+	k, err := one(ctx, s.r, scanKey, "SELECT "+keyColumns+" FROM root_keys WHERE org_id = ? AND state = 'active'", o)
+	if err != nil {
+		return store.RootKey{}, s.errf("active root key of organization %d: %w", orgID, err)
+	}
+	return k, nil
+}
+
+// GetRootKey implements [store.RootKeys].
+func (s *Store) GetRootKey(ctx context.Context, kid []byte) (store.RootKey, error) {
+	k, err := one(ctx, s.r, scanKey, "SELECT "+keyColumns+" FROM root_keys WHERE kid = ?", kid)
+	if err != nil {
+		return store.RootKey{}, s.errf("get root key %x: %w", kid, err)
+	}
+	return k, nil
+}
+
+// ListRootKeys implements [store.RootKeys].
+func (s *Store) ListRootKeys(ctx context.Context, orgID uint64, p store.Page) ([]store.RootKey, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", s.errf("list root keys: %w", err)
+	}
+	after, from, err := store.ParseCreatedCursor(store.CursorKeys, p.After)
+	if err != nil {
+		return nil, "", s.errf("list root keys: %w", err)
+	}
+	o, ok := DBID(orgID)
+	if !ok {
+		return []store.RootKey{}, "", nil
+	}
+	var q page
+	q.add("SELECT "+keyColumns+" FROM root_keys WHERE org_id = ?", o)
+	if from {
+		kid, err := hex.DecodeString(after.ID)
+		if err != nil {
+			return nil, "", s.errf("list root keys: cursor: %w", store.ErrInvalid)
+		}
+		q.add(" AND (created_at, kid) > (?, ?)", s.ts(after.CreatedAt), kid)
+	}
+	q.add(" ORDER BY created_at, kid")
+	keys, next, err := list(ctx, s, &q, p, scanKey, store.KeyCursor)
+	if err != nil {
+		return nil, "", s.errf("list root keys of organization %d: %w", orgID, err)
+	}
+	return keys, next, nil
+}
+
+// RetireRootKey implements [store.RootKeys].
+func (s *Store) RetireRootKey(ctx context.Context, kid []byte, when time.Time) (bool, error) {
+	if err := store.CheckTime("retired at", when); err != nil {
+		return false, s.errf("retire root key %x: %w", kid, err)
+	}
+	var retired bool
+	err := s.tx(ctx, func(tx Conn) error {
+		var state string
+		err := tx.QueryRow(ctx, "SELECT state FROM root_keys WHERE kid = ?"+s.d.ForUpdate, kid).Scan(&state)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("read key state: %w", err)
+		}
+		switch store.KeyState(state) {
+		case store.KeyRetired:
+			return nil
+		case store.KeyActive:
+			return fmt.Errorf("the key is active, rotate first: %w", store.ErrConflict)
+		}
+		_, err = tx.Exec(ctx, "UPDATE root_keys SET state = 'retired', retired_at = ? WHERE kid = ?", s.ts(when), kid)
+		if err != nil {
+			return fmt.Errorf("retire: %w", err)
+		}
+		retired = true
+		return nil
+	})
+	if err != nil {
+		return false, s.errf("retire root key %x: %w", kid, err)
+	}
+	return retired, nil
+}

@@ -1,0 +1,256 @@
+// Package sqlrules is the one implementation of the store's rules over SQL,
+// shared by the SQLite and PostgreSQL backends: the last admin, leases,
+// metadata, token listing, paging and revocation, invitations, branches,
+// the identity accounts and housekeeping are written here once, and a
+// backend brings only what differs, its driver and a [Dialect].
+//
+// Queries are written with "?" placeholders, in the SQL both databases
+// speak (RETURNING, ON CONFLICT, row values); a backend's [Conn] numbers
+// the placeholders if its database wants $1, $2…. Where PostgreSQL must
+// lock what a transaction read (several writers) and SQLite need not (one
+// writer at a time), the Dialect gives the lock clause, empty for SQLite.
+package sqlrules
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/caveatdev/caveat/store"
+)
+
+// Row is one result row, or the error of its query.
+type Row interface {
+	Scan(dest ...any) error
+}
+
+// Rows is a query's result rows; Close may be called more than once.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Conn runs statements, on a pool or inside a transaction. A query that
+// finds no row for QueryRow fails, at Scan, with an error that is
+// [sql.ErrNoRows].
+type Conn interface {
+	// Exec runs a statement and returns how many rows it changed.
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+	QueryRow(ctx context.Context, query string, args ...any) Row
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	// QueryPlanned is Query for the pages of lists: the statement is
+	// planned for these very values (PostgreSQL's generic plan of a page
+	// after a cursor scans the whole organization).
+	QueryPlanned(ctx context.Context, query string, args ...any) (Rows, error)
+}
+
+// Dialect is what differs between the databases, besides their drivers.
+type Dialect struct {
+	// Name starts every error message: "sqlite", "postgres".
+	Name string
+	// Time is a time as a query argument, in the column type of the
+	// schema (UTC and microseconds either way).
+	Time func(time.Time) any
+	// IDs is a list of token ids as the one argument of AnyID.
+	IDs func(ids []string) any
+	// AnyID is the condition "the column is one of the ids" with one
+	// placeholder, completing "id " or "token_id ".
+	AnyID string
+	// Greatest is the name of the two-argument maximum function.
+	Greatest string
+	// ForUpdate and ForNoKeyUpdate end a SELECT whose rows must stay as
+	// read until commit; empty where writers are serialised anyway.
+	ForUpdate, ForNoKeyUpdate string
+	// LockUsers, if not empty, is run before the first-user test of a
+	// signup, so that the test still holds at commit.
+	LockUsers string
+	// IsUnique and IsForeignKey classify a failed statement.
+	IsUnique, IsForeignKey func(error) bool
+	// BeforeFeed, if set, runs in a transaction just before it appends
+	// to the revocation feed, and AfterFeed just after.
+	BeforeFeed, AfterFeed func(ctx context.Context, tx Conn) error
+}
+
+// Store implements the store's interfaces that the backends share. A
+// backend embeds it and adds the rest (opening, migrations, bulk import,
+// purging, the database's own extras).
+type Store struct {
+	d Dialect
+	// r reads outside a transaction; w runs single-statement writes.
+	r, w Conn
+	tx   func(ctx context.Context, fn func(tx Conn) error) error
+}
+
+// New returns the rules over a backend: read is where reads go, write
+// where single-statement writes go, and tx runs fn in a write transaction
+// that commits when fn succeeds.
+func New(d Dialect, read, write Conn, tx func(ctx context.Context, fn func(tx Conn) error) error) *Store {
+	return &Store{d: d, r: read, w: write, tx: tx}
+}
+
+// errf is fmt.Errorf with the backend's name in front.
+func (s *Store) errf(format string, args ...any) error {
+	return fmt.Errorf(s.d.Name+": "+format, args...)
+}
+
+// ts is a time as a query argument.
+func (s *Store) ts(t time.Time) any { return s.d.Time(t) }
+
+// nullTS is an optional time as a query argument: the zero time is NULL.
+func (s *Store) nullTS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return s.d.Time(t)
+}
+
+// feed runs fn, which appends to the revocation feed, between the
+// dialect's hooks.
+func (s *Store) feed(ctx context.Context, tx Conn, fn func() error) error {
+	if s.d.BeforeFeed != nil {
+		if err := s.d.BeforeFeed(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if err := fn(); err != nil {
+		return fmt.Errorf("append to the revocation feed: %w", err)
+	}
+	if s.d.AfterFeed != nil {
+		return s.d.AfterFeed(ctx, tx)
+	}
+	return nil
+}
+
+// Micro is a time as the store keeps it: UTC, microseconds.
+func Micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// at scans a stored time into *t: microseconds since the epoch (SQLite's
+// INTEGER) or a timestamp; NULL is the zero time.
+type at struct{ t *time.Time }
+
+func (d at) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*d.t = time.Time{}
+	case int64:
+		*d.t = time.UnixMicro(v).UTC()
+	case time.Time:
+		*d.t = v.UTC()
+	default:
+		return fmt.Errorf("scan a time from %T", v)
+	}
+	return nil
+}
+
+// DBID converts a store id to a BIGINT; ok is false for an id that no row
+// can have.
+func DBID(id uint64) (int64, bool) {
+	if id == 0 || id > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(id), true
+}
+
+// NullID is an optional id as a query argument: 0 is NULL.
+func NullID(id uint64) any {
+	if id == 0 {
+		return nil
+	}
+	return int64(id)
+}
+
+// storable reports whether s can be a text parameter. PostgreSQL refuses
+// NUL and invalid UTF-8 with an error; since the store never stores such
+// text, lookups of it answer ErrNotFound without asking.
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// one reads the row that query finds, with scan; no row is ErrNotFound.
+func one[T any](ctx context.Context, c Conn, scan func(Row) (T, error), query string, args ...any) (T, error) {
+	v, err := scan(c.QueryRow(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, store.ErrNotFound
+	}
+	return v, err
+}
+
+// collect reads every row of rows with scan, and closes rows.
+func collect[T any](rows Rows, err error, scan func(Row) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// scanString scans a row of one text column.
+func scanString(row Row) (string, error) {
+	var s string
+	err := row.Scan(&s)
+	return s, err
+}
+
+// requireRow fails with ErrNotFound, naming what, unless query with id
+// finds a row.
+func requireRow(ctx context.Context, c Conn, query string, id uint64, what string) error {
+	dbid, ok := DBID(id)
+	if !ok {
+		return fmt.Errorf("%s %d: %w", what, id, store.ErrNotFound)
+	}
+	var one int
+	err := c.QueryRow(ctx, query, dbid).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s %d: %w", what, id, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("look up %s %d: %w", what, id, err)
+	}
+	return nil
+}
+
+// exists reports whether query finds a row.
+func exists(ctx context.Context, c Conn, query string, args ...any) (bool, error) {
+	var yes bool
+	err := c.QueryRow(ctx, "SELECT EXISTS ("+query+")", args...).Scan(&yes)
+	return yes, err
+}
+
+// page is a list's query, built as its filters apply.
+type page struct {
+	sql  strings.Builder
+	args []any
+}
+
+func (q *page) add(fragment string, args ...any) {
+	q.sql.WriteString(fragment)
+	q.args = append(q.args, args...)
+}
+
+// list reads the page q, which selects with limit+1 rows so that the
+// store can tell whether a next page exists.
+func list[T any](ctx context.Context, s *Store, q *page, p store.Page, scan func(Row) (T, error), cursor func(T) string) ([]T, string, error) {
+	q.add(" LIMIT ?", p.Limit+1)
+	rows, err := s.r.QueryPlanned(ctx, q.sql.String(), q.args...)
+	out, err := collect(rows, err, scan)
+	if err != nil {
+		return nil, "", err
+	}
+	out, next := store.PageOf(out, p, cursor)
+	return out, next, nil
+}

@@ -1,0 +1,448 @@
+package sqlrules
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caveatdev/caveat/store"
+)
+
+// Apps, named tokens, their revocation and the revocation feed.
+
+// CreateApp implements [store.Apps].
+func (s *Store) CreateApp(ctx context.Context, a store.NewApp) (store.App, error) {
+	if err := a.Validate(); err != nil {
+		return store.App{}, s.errf("create app: %w", err)
+	}
+	created := Micro(a.CreatedAt)
+	var id int64
+	err := s.tx(ctx, func(tx Conn) error {
+		if err := requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?", a.OrgID, "organization"); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, "INSERT INTO apps (org_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
+			int64(a.OrgID), a.Name, s.ts(created)).Scan(&id)
+		if s.d.IsUnique(err) {
+			return fmt.Errorf("app name: %w", store.ErrExists)
+		}
+		if err != nil {
+			return fmt.Errorf("insert app: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.App{}, s.errf("create app %q in organization %d: %w", a.Name, a.OrgID, err)
+	}
+	return store.App{ID: uint64(id), OrgID: a.OrgID, Name: a.Name, CreatedAt: created}, nil
+}
+
+const appColumns = "id, org_id, name, created_at"
+
+func scanApp(row Row) (store.App, error) {
+	var (
+		a       store.App
+		id, org int64
+	)
+	err := row.Scan(&id, &org, &a.Name, at{&a.CreatedAt})
+	a.ID, a.OrgID = uint64(id), uint64(org)
+	return a, err
+}
+
+// GetApp implements [store.Apps].
+func (s *Store) GetApp(ctx context.Context, id uint64) (store.App, error) {
+	dbid, ok := DBID(id)
+	if !ok {
+		return store.App{}, s.errf("get app %d: %w", id, store.ErrNotFound)
+	}
+	a, err := one(ctx, s.r, scanApp, "SELECT "+appColumns+" FROM apps WHERE id = ?", dbid)
+	if err != nil {
+		return store.App{}, s.errf("get app %d: %w", id, err)
+	}
+	return a, nil
+}
+
+// GetAppByName implements [store.Apps].
+func (s *Store) GetAppByName(ctx context.Context, orgID uint64, name string) (store.App, error) {
+	o, ok := DBID(orgID)
+	if !ok || !storable(name) {
+		return store.App{}, s.errf("get app %q in organization %d: %w", name, orgID, store.ErrNotFound)
+	}
+	a, err := one(ctx, s.r, scanApp, "SELECT "+appColumns+" FROM apps WHERE org_id = ? AND name = ?", o, name)
+	if err != nil {
+		return store.App{}, s.errf("get app %q in organization %d: %w", name, orgID, err)
+	}
+	return a, nil
+}
+
+// ListApps implements [store.Apps].
+func (s *Store) ListApps(ctx context.Context, orgID uint64, p store.Page) ([]store.App, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", s.errf("list apps: %w", err)
+	}
+	after, from, err := store.ParseNameCursor(store.CursorApps, p.After)
+	if err != nil {
+		return nil, "", s.errf("list apps: %w", err)
+	}
+	o, ok := DBID(orgID)
+	if !ok || (from && !storable(after)) {
+		return []store.App{}, "", nil
+	}
+	var q page
+	q.add("SELECT "+appColumns+" FROM apps WHERE org_id = ?", o)
+	if from {
+		q.add(" AND name > ?", after)
+	}
+	q.add(" ORDER BY name")
+	apps, next, err := list(ctx, s, &q, p, scanApp, store.AppCursor)
+	if err != nil {
+		return nil, "", s.errf("list apps of organization %d: %w", orgID, err)
+	}
+	return apps, next, nil
+}
+
+// ListAppsByName implements [store.Apps].
+func (s *Store) ListAppsByName(ctx context.Context, name string) ([]store.App, error) {
+	if !storable(name) {
+		return []store.App{}, nil
+	}
+	rows, err := s.r.Query(ctx, "SELECT "+appColumns+" FROM apps WHERE name = ? ORDER BY org_id", name)
+	apps, err := collect(rows, err, scanApp)
+	if err != nil {
+		return nil, s.errf("list apps named %q: %w", name, err)
+	}
+	return apps, nil
+}
+
+// CreateToken implements [store.Tokens].
+func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
+	if err := t.Validate(); err != nil {
+		return s.errf("create token: %w", err)
+	}
+	err := s.tx(ctx, func(tx Conn) error {
+		if err := requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?", t.OrgID, "organization"); err != nil {
+			return err
+		}
+		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", t.CreatedBy, "user"); err != nil {
+			return err
+		}
+		if t.AppID != 0 {
+			a, ok := DBID(t.AppID)
+			if !ok {
+				return fmt.Errorf("app %d: %w", t.AppID, store.ErrNotFound)
+			}
+			var org int64
+			err := tx.QueryRow(ctx, "SELECT org_id FROM apps WHERE id = ?", a).Scan(&org)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("app %d: %w", t.AppID, store.ErrNotFound)
+			}
+			if err != nil {
+				return fmt.Errorf("look up app %d: %w", t.AppID, err)
+			}
+			if uint64(org) != t.OrgID {
+				return fmt.Errorf("app %d belongs to another organization: %w", t.AppID, store.ErrInvalid)
+			}
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO tokens (id, name, profile, org_id, app_id, created_by, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			t.ID, t.Name, t.Profile, int64(t.OrgID), NullID(t.AppID), int64(t.CreatedBy), s.ts(t.CreatedAt), s.nullTS(t.ExpiresAt))
+		if s.d.IsUnique(err) {
+			return fmt.Errorf("token id: %w", store.ErrExists)
+		}
+		if s.d.IsForeignKey(err) {
+			return fmt.Errorf("insert token: %w", store.ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return s.errf("create token %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// TokenColumns are the columns ScanToken reads, in its order.
+const TokenColumns = "id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at, last_used_at, revoked_branches"
+
+// ScanToken reads a token selected with TokenColumns.
+func ScanToken(row Row) (store.Token, error) {
+	var (
+		t             store.Token
+		org, by, nbr  int64
+		app           sql.NullInt64
+	)
+	err := row.Scan(&t.ID, &t.Name, &t.Profile, &org, &app, &by, at{&t.CreatedAt}, at{&t.ExpiresAt}, at{&t.RevokedAt},
+		at{&t.LastUsedAt}, &nbr)
+	t.OrgID, t.AppID, t.CreatedBy, t.RevokedBranches = uint64(org), uint64(app.Int64), uint64(by), int(nbr)
+	return t, err
+}
+
+// GetToken implements [store.Tokens].
+func (s *Store) GetToken(ctx context.Context, id string) (store.Token, error) {
+	if !store.ValidTokenID(id) {
+		return store.Token{}, s.errf("get token: %w", store.ErrNotFound)
+	}
+	t, err := one(ctx, s.r, ScanToken, "SELECT "+TokenColumns+" FROM tokens WHERE id = ?", id)
+	if err != nil {
+		return store.Token{}, s.errf("get token %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// ListTokens implements [store.Tokens]. The page is read along the
+// index of the organization's (or the app's) tokens by creation time and
+// id, from the cursor on: its cost does not grow with the tokens before it.
+func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter, p store.Page) ([]store.Token, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", s.errf("list tokens: %w", err)
+	}
+	after, from, err := store.ParseCreatedCursor(store.CursorTokens, p.After)
+	if err != nil {
+		return nil, "", s.errf("list tokens: %w", err)
+	}
+	o, ok := DBID(f.OrgID)
+	if !ok {
+		return []store.Token{}, "", nil
+	}
+	var q page
+	q.add("SELECT "+TokenColumns+" FROM tokens WHERE org_id = ?", o)
+	if f.AppID != 0 {
+		a, ok := DBID(f.AppID)
+		if !ok {
+			return []store.Token{}, "", nil
+		}
+		q.add(" AND app_id = ?", a)
+	}
+	if !f.LiveAt.IsZero() {
+		q.add(" AND (expires_at IS NULL OR expires_at > ?)", s.ts(f.LiveAt))
+	}
+	if from {
+		q.add(" AND (created_at, id) > (?, ?)", s.ts(after.CreatedAt), after.ID)
+	}
+	q.add(" ORDER BY created_at, id")
+	toks, next, err := list(ctx, s, &q, p, ScanToken, store.TokenCursor)
+	if err != nil {
+		return nil, "", s.errf("list tokens of organization %d: %w", f.OrgID, err)
+	}
+	return toks, next, nil
+}
+
+// RevokeToken implements [store.Tokens].
+func (s *Store) RevokeToken(ctx context.Context, id string, when time.Time) (bool, error) {
+	if err := store.CheckTime("revoked at", when); err != nil {
+		return false, s.errf("revoke token: %w", err)
+	}
+	if !store.ValidTokenID(id) {
+		return false, s.errf("revoke token: %w", store.ErrNotFound)
+	}
+	var revoked bool
+	err := s.tx(ctx, func(tx Conn) error {
+		// The row lock taken by the update makes a concurrent revocation
+		// of the same token wait, then find it revoked.
+		var org int64
+		err := tx.QueryRow(ctx,
+			"UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING org_id", s.ts(when), id).Scan(&org)
+		if errors.Is(err, sql.ErrNoRows) {
+			found, err := exists(ctx, tx, "SELECT 1 FROM tokens WHERE id = ?", id)
+			if err != nil {
+				return fmt.Errorf("read token: %w", err)
+			}
+			if !found {
+				return store.ErrNotFound
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("mark revoked: %w", err)
+		}
+		// Taken last, so that it is held briefly and after every other
+		// lock of this transaction: no deadlock can form around it.
+		err = s.feed(ctx, tx, func() error {
+			_, err := tx.Exec(ctx, "INSERT INTO revocations (token_id, org_id, revoked_at) VALUES (?, ?, ?)", id, org, s.ts(when))
+			return err
+		})
+		revoked = err == nil
+		return err
+	})
+	if err != nil {
+		return false, s.errf("revoke token %s: %w", id, err)
+	}
+	return revoked, nil
+}
+
+// IsTokenRevoked implements [store.Tokens].
+func (s *Store) IsTokenRevoked(ctx context.Context, id string) (bool, error) {
+	if !store.ValidTokenID(id) {
+		return false, s.errf("is token revoked: %w", store.ErrNotFound)
+	}
+	revoked, err := one(ctx, s.r, func(row Row) (bool, error) {
+		var revoked bool
+		err := row.Scan(&revoked)
+		return revoked, err
+	}, "SELECT revoked_at IS NOT NULL FROM tokens WHERE id = ?", id)
+	if err != nil {
+		return false, s.errf("is token %s revoked: %w", id, err)
+	}
+	return revoked, nil
+}
+
+// TouchToken implements [store.Tokens].
+func (s *Store) TouchToken(ctx context.Context, id string, when time.Time) error {
+	if err := store.CheckTime("used at", when); err != nil {
+		return s.errf("touch token: %w", err)
+	}
+	if !store.ValidTokenID(id) {
+		return s.errf("touch token: %w", store.ErrNotFound)
+	}
+	// One statement: it matches the row whether or not it moves the time
+	// forward, so the count tells whether the token exists.
+	n, err := s.w.Exec(ctx, "UPDATE tokens SET last_used_at = "+s.d.Greatest+"(coalesce(last_used_at, ?), ?) WHERE id = ?",
+		s.ts(when), s.ts(when), id)
+	if err == nil && n == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return s.errf("touch token %s: %w", id, err)
+	}
+	return nil
+}
+
+// RevocationsSince implements [store.Tokens].
+func (s *Store) RevocationsSince(ctx context.Context, after uint64, limit int) ([]store.Revocation, error) {
+	if limit < 1 {
+		return nil, s.errf("revocations since %d: limit %d: %w", after, limit, store.ErrInvalid)
+	}
+	a, ok := DBID(after)
+	if !ok && after != 0 {
+		return []store.Revocation{}, nil // past any cursor the database can hand out
+	}
+	rows, err := s.r.Query(ctx,
+		"SELECT seq, token_id, branch, org_id, revoked_at FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?", a, limit)
+	revs, err := collect(rows, err, func(row Row) (store.Revocation, error) {
+		var (
+			r        store.Revocation
+			seq, org int64
+			branch   []byte
+		)
+		if err := row.Scan(&seq, &r.TokenID, &branch, &org, at{&r.RevokedAt}); err != nil {
+			return store.Revocation{}, err
+		}
+		if branch != nil && copy(r.Branch[:], branch) != len(r.Branch) {
+			return store.Revocation{}, fmt.Errorf("entry %d has a branch of %d bytes", seq, len(branch))
+		}
+		r.Cursor, r.OrgID = uint64(seq), uint64(org)
+		return r, nil
+	})
+	if err != nil {
+		return nil, s.errf("revocations since %d: %w", after, err)
+	}
+	return revs, nil
+}
+
+// RevocationCursor implements [store.Tokens].
+func (s *Store) RevocationCursor(ctx context.Context) (uint64, error) {
+	var seq int64
+	if err := s.r.QueryRow(ctx, "SELECT coalesce(max(seq), 0) FROM revocations").Scan(&seq); err != nil {
+		return 0, s.errf("revocation cursor: %w", err)
+	}
+	return uint64(seq), nil
+}
+
+// RevokeBranch implements [store.Tokens].
+func (s *Store) RevokeBranch(ctx context.Context, b store.RevokedBranch) (bool, error) {
+	if err := b.Validate(); err != nil {
+		return false, s.errf("revoke branch: %w", err)
+	}
+	var revoked bool
+	err := s.tx(ctx, func(tx Conn) error {
+		// The token's row lock serialises the branch revocations of one
+		// token, so that the count below stays exact until this commits.
+		var org, n int64
+		err := tx.QueryRow(ctx, "SELECT org_id, revoked_branches FROM tokens WHERE id = ?"+s.d.ForUpdate, b.TokenID).Scan(&org, &n)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("lock token: %w", err)
+		}
+		if b.RevokedBy != 0 {
+			if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", b.RevokedBy, "user"); err != nil {
+				return err
+			}
+		}
+		have, err := exists(ctx, tx, "SELECT 1 FROM revoked_branches WHERE token_id = ? AND branch = ?", b.TokenID, b.Branch[:])
+		if err != nil {
+			return fmt.Errorf("look up the branch: %w", err)
+		}
+		if have {
+			return nil
+		}
+		if n >= store.MaxRevokedBranches {
+			return fmt.Errorf("the token has %d revoked branches, the most it may have: %w", n, store.ErrLimit)
+		}
+		_, err = tx.Exec(ctx,
+			"INSERT INTO revoked_branches (token_id, branch, revoked_at, revoked_by) VALUES (?, ?, ?, ?)",
+			b.TokenID, b.Branch[:], s.ts(b.RevokedAt), NullID(b.RevokedBy))
+		if err != nil {
+			return fmt.Errorf("insert revoked branch: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE tokens SET revoked_branches = revoked_branches + 1 WHERE id = ?", b.TokenID); err != nil {
+			return fmt.Errorf("count the revoked branch: %w", err)
+		}
+		// The feed's lock is taken last, as RevokeToken does.
+		err = s.feed(ctx, tx, func() error {
+			_, err := tx.Exec(ctx, "INSERT INTO revocations (token_id, branch, org_id, revoked_at) VALUES (?, ?, ?, ?)",
+				b.TokenID, b.Branch[:], org, s.ts(b.RevokedAt))
+			return err
+		})
+		revoked = err == nil
+		return err
+	})
+	if err != nil {
+		return false, s.errf("revoke branch %s of token %s: %w", b.Branch, b.TokenID, err)
+	}
+	return revoked, nil
+}
+
+// ListRevokedBranches implements [store.Tokens].
+func (s *Store) ListRevokedBranches(ctx context.Context, tokenID string) ([]store.RevokedBranch, error) {
+	if !store.ValidTokenID(tokenID) {
+		return nil, s.errf("list revoked branches: %w", store.ErrNotFound)
+	}
+	// One statement, so one snapshot: no row means no token, and a row
+	// without a branch a token with none.
+	rows, err := s.r.Query(ctx, `
+		SELECT b.branch, b.revoked_at, b.revoked_by FROM tokens t
+		LEFT JOIN revoked_branches b ON b.token_id = t.id
+		WHERE t.id = ? ORDER BY b.revoked_at, b.branch`, tokenID)
+	all, err := collect(rows, err, func(row Row) (*store.RevokedBranch, error) {
+		var (
+			branch []byte
+			by     sql.NullInt64
+			b      = store.RevokedBranch{TokenID: tokenID}
+		)
+		if err := row.Scan(&branch, at{&b.RevokedAt}, &by); err != nil || branch == nil {
+			return nil, err // no branch: the token has none
+		}
+		if copy(b.Branch[:], branch) != len(b.Branch) {
+			return nil, fmt.Errorf("a branch of %d bytes", len(branch))
+		}
+		b.RevokedBy = uint64(by.Int64)
+		return &b, nil
+	})
+	if err != nil {
+		return nil, s.errf("list revoked branches of token %s: %w", tokenID, err)
+	}
+	if len(all) == 0 {
+		return nil, s.errf("list revoked branches of token %s: %w", tokenID, store.ErrNotFound)
+	}
+	out := make([]store.RevokedBranch, 0, len(all))
+	for _, b := range all {
+		if b != nil {
+			out = append(out, *b)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,80 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+
+	"github.com/caveatdev/caveat/store/internal/sqlrules"
+)
+
+// dialect is SQLite's side of the shared rules. Writers are serialised by
+// the single writer connection, so no lock clause is needed; times are
+// INTEGER microseconds; a list of ids is one JSON array argument.
+var dialect = sqlrules.Dialect{
+	Name:         "sqlite",
+	Time:         func(t time.Time) any { return ts(t) },
+	IDs:          jsonIDs,
+	AnyID:        "IN (SELECT value FROM json_each(?))",
+	Greatest:     "max",
+	IsUnique:     isUnique,
+	IsForeignKey: isForeignKey,
+}
+
+// jsonIDs is ids as a JSON array, for json_each.
+func jsonIDs(ids []string) any {
+	b, _ := json.Marshal(ids) // a []string always marshals
+	return string(b)
+}
+
+// queryer is what reads need: the reader pool, or a write transaction.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// conn is a pool or a transaction of database/sql as a [sqlrules.Conn].
+type conn struct {
+	q interface {
+		queryer
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	}
+}
+
+func (c conn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := c.q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return rowsAffected(res)
+}
+
+func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlrules.Row {
+	return c.q.QueryRowContext(ctx, query, args...)
+}
+
+func (c conn) Query(ctx context.Context, query string, args ...any) (sqlrules.Rows, error) {
+	rows, err := c.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+// QueryPlanned is Query: SQLite plans every statement for its values.
+func (c conn) QueryPlanned(ctx context.Context, query string, args ...any) (sqlrules.Rows, error) {
+	return c.Query(ctx, query, args...)
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { r.Rows.Close() }
+
+// rules are the shared rules over this database: reads from the reader
+// pool, writes through the writer.
+func (db *DB) newRules() *sqlrules.Store {
+	return sqlrules.New(dialect, conn{db.r}, conn{db.w}, func(ctx context.Context, fn func(tx sqlrules.Conn) error) error {
+		return db.write(ctx, func(tx *sql.Tx) error { return fn(conn{tx}) })
+	})
+}
