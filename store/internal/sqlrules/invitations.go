@@ -24,9 +24,9 @@ const invitationColumns = "id, org_id, email, role, code_hash, invited_by, creat
 
 func scanInvitation(row Row) (store.Invitation, error) {
 	var (
-		i              store.Invitation
-		id, org, by    int64
-		acceptedBy     sql.NullInt64
+		i           store.Invitation
+		id, org, by int64
+		acceptedBy  sql.NullInt64
 	)
 	err := row.Scan(&id, &org, &i.Email, (*string)(&i.Role), &i.CodeHash, &by, at{&i.CreatedAt}, at{&i.ExpiresAt},
 		at{&i.AcceptedAt}, &acceptedBy, at{&i.CancelledAt})

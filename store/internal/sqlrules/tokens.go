@@ -169,9 +169,9 @@ const TokenColumns = "id, name, profile, org_id, app_id, created_by, created_at,
 // ScanToken reads a token selected with TokenColumns.
 func ScanToken(row Row) (store.Token, error) {
 	var (
-		t             store.Token
-		org, by, nbr  int64
-		app           sql.NullInt64
+		t            store.Token
+		org, by, nbr int64
+		app          sql.NullInt64
 	)
 	err := row.Scan(&t.ID, &t.Name, &t.Profile, &org, &app, &by, at{&t.CreatedAt}, at{&t.ExpiresAt}, at{&t.RevokedAt},
 		at{&t.LastUsedAt}, &nbr)
