@@ -27,16 +27,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"path"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/caveatdev/caveat/store"
+	"github.com/caveatdev/caveat/store/internal/sqlrules"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -57,9 +56,17 @@ const (
 
 // DB is a caveat store in a PostgreSQL database. It is safe for concurrent
 // use.
+//
+// The store's rules are the shared ones of package sqlrules; this package
+// brings the pool, the migrations, the bulk import (COPY), the revocation
+// listener and the state that replicas share (flows, throttles, web
+// logins).
 type DB struct {
+	*rules
 	pool *pgxpool.Pool
 }
+
+type rules = sqlrules.Store
 
 // Open connects to the database at url (a postgres:// or postgresql:// URL,
 // or a key=value connection string; pool settings such as pool_max_conns
@@ -75,6 +82,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
 	db := &DB{pool: pool}
+	db.rules = db.newRules()
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -195,30 +203,6 @@ func (db *DB) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	return nil
 }
 
-// lockOrganization locks the organization's row until the transaction
-// ends, or fails with ErrNotFound.
-func lockOrganization(ctx context.Context, tx pgx.Tx, orgID uint64) error {
-	return requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = $1 FOR NO KEY UPDATE", orgID, "organization")
-}
-
-// requireRow fails with ErrNotFound, naming what, unless query with id
-// finds a row.
-func requireRow(ctx context.Context, q pgx.Tx, query string, id uint64, what string) error {
-	dbid, ok := dbID(id)
-	if !ok {
-		return fmt.Errorf("%s %d: %w", what, id, store.ErrNotFound)
-	}
-	var one int
-	err := q.QueryRow(ctx, query, dbid).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("%s %d: %w", what, id, store.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("look up %s %d: %w", what, id, err)
-	}
-	return nil
-}
-
 func pgCode(err error) string {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -233,23 +217,6 @@ func isUnique(err error) bool { return pgCode(err) == "23505" }
 // isForeignKey reports whether err is a foreign_key_violation.
 func isForeignKey(err error) bool { return pgCode(err) == "23503" }
 
-// dbID converts a store id to bigint; ok is false for an id that no row can
-// have.
-func dbID(id uint64) (int64, bool) {
-	if id == 0 || id > math.MaxInt64 {
-		return 0, false
-	}
-	return int64(id), true
-}
-
-// nullID is an optional id as a query argument: 0 is NULL.
-func nullID(id uint64) any {
-	if id == 0 {
-		return nil
-	}
-	return int64(id)
-}
-
 // ts is a time as stored: UTC, microseconds.
 func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
@@ -259,46 +226,4 @@ func nullTS(t time.Time) any {
 		return nil
 	}
 	return ts(t)
-}
-
-// fromNullTS is a stored optional time: NULL is the zero time.
-func fromNullTS(v pgtype.Timestamptz) time.Time {
-	if !v.Valid {
-		return time.Time{}
-	}
-	return v.Time.UTC()
-}
-
-// query builds a statement whose arguments are numbered as they are added:
-// each "?" of a fragment becomes the next $n. The pages of lists are read
-// with it, and sent with oneShot.
-type query struct {
-	sql  string
-	args []any
-}
-
-func (q *query) add(fragment string, args ...any) {
-	var b strings.Builder
-	i := 0
-	for _, r := range fragment {
-		if r == '?' && i < len(args) {
-			q.args = append(q.args, args[i])
-			i++
-			fmt.Fprintf(&b, "$%d", len(q.args))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	q.sql += b.String()
-}
-
-// oneShot is the query's arguments for pgx, sent as a one-shot statement
-// (QueryExecModeExec: the unnamed statement, planned for these values).
-// A list's page must not be read through a cached prepared statement:
-// after a few executions PostgreSQL may switch it to a generic plan, and
-// for a page after a cursor its generic plan bitmap-scans the whole
-// organization (100 ms at 10^5 tokens, against 2 ms for the plan made for
-// the values), as the scale harness found.
-func (q *query) oneShot() []any {
-	return append([]any{pgx.QueryExecModeExec}, q.args...)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat/store"
+	"github.com/caveatdev/caveat/store/internal/sqlrules"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -93,7 +94,7 @@ func (db *DB) WebLoginByUserKey(ctx context.Context, key store.FlowKey, now time
 
 // CompleteWebLogin implements [store.WebLogins].
 func (db *DB) CompleteWebLogin(ctx context.Context, key store.FlowKey, userID uint64, now time.Time) error {
-	uid, ok := dbID(userID)
+	uid, ok := sqlrules.DBID(userID)
 	if !ok {
 		return fmt.Errorf("postgres: complete web login: user %d: %w", userID, store.ErrInvalid)
 	}
