@@ -102,26 +102,13 @@ func scanUser(row Row) (store.User, error) {
 // GetUser implements [store.Users].
 func (s *Store) GetUser(ctx context.Context, id uint64) (store.User, error) {
 	dbid, ok := DBID(id)
-	if !ok {
-		return store.User{}, s.errf("get user %d: %w", id, store.ErrNotFound)
-	}
-	u, err := one(ctx, s.r, scanUser, "SELECT "+userColumns+" FROM users WHERE id = ?", dbid)
-	if err != nil {
-		return store.User{}, s.errf("get user %d: %w", id, err)
-	}
-	return u, nil
+	return get(ctx, s, ok, scanUser, "SELECT "+userColumns+" FROM users WHERE id = ?", []any{dbid}, "get user %d", id)
 }
 
 // GetUserByEmail implements [store.Users].
 func (s *Store) GetUserByEmail(ctx context.Context, email string) (store.User, error) {
-	if !storable(email) {
-		return store.User{}, s.errf("get user by email: %w", store.ErrNotFound)
-	}
-	u, err := one(ctx, s.r, scanUser, "SELECT "+userColumns+" FROM users WHERE email_key = ?", store.EmailKey(email))
-	if err != nil {
-		return store.User{}, s.errf("get user by email: %w", err)
-	}
-	return u, nil
+	return get(ctx, s, storable(email), scanUser, "SELECT "+userColumns+" FROM users WHERE email_key = ?",
+		[]any{store.EmailKey(email)}, "get user by email")
 }
 
 // SetPasswordHash implements [store.Users].
@@ -201,26 +188,14 @@ func scanOrganization(row Row) (store.Organization, error) {
 // GetOrganization implements [store.Organizations].
 func (s *Store) GetOrganization(ctx context.Context, id uint64) (store.Organization, error) {
 	dbid, ok := DBID(id)
-	if !ok {
-		return store.Organization{}, s.errf("get organization %d: %w", id, store.ErrNotFound)
-	}
-	o, err := one(ctx, s.r, scanOrganization, "SELECT "+orgColumns+" FROM organizations WHERE id = ?", dbid)
-	if err != nil {
-		return store.Organization{}, s.errf("get organization %d: %w", id, err)
-	}
-	return o, nil
+	return get(ctx, s, ok, scanOrganization, "SELECT "+orgColumns+" FROM organizations WHERE id = ?", []any{dbid},
+		"get organization %d", id)
 }
 
 // GetOrganizationBySlug implements [store.Organizations].
 func (s *Store) GetOrganizationBySlug(ctx context.Context, slug string) (store.Organization, error) {
-	if !storable(slug) {
-		return store.Organization{}, s.errf("get organization %q: %w", slug, store.ErrNotFound)
-	}
-	o, err := one(ctx, s.r, scanOrganization, "SELECT "+orgColumns+" FROM organizations WHERE slug = ?", slug)
-	if err != nil {
-		return store.Organization{}, s.errf("get organization %q: %w", slug, err)
-	}
-	return o, nil
+	return get(ctx, s, storable(slug), scanOrganization, "SELECT "+orgColumns+" FROM organizations WHERE slug = ?", []any{slug},
+		"get organization %q", slug)
 }
 
 // AddMember implements [store.Organizations].
@@ -355,18 +330,12 @@ func (s *Store) RemoveMember(ctx context.Context, orgID, userID uint64) error {
 func (s *Store) GetMembership(ctx context.Context, orgID, userID uint64) (store.Membership, error) {
 	o, ok1 := DBID(orgID)
 	u, ok2 := DBID(userID)
-	if !ok1 || !ok2 {
-		return store.Membership{}, s.errf("get membership of user %d in organization %d: %w", userID, orgID, store.ErrNotFound)
-	}
-	m, err := one(ctx, s.r, func(row Row) (store.Membership, error) {
+	return get(ctx, s, ok1 && ok2, func(row Row) (store.Membership, error) {
 		m := store.Membership{OrgID: orgID, UserID: userID}
 		err := row.Scan((*string)(&m.Role), at{&m.CreatedAt})
 		return m, err
-	}, "SELECT role, created_at FROM memberships WHERE org_id = ? AND user_id = ?", o, u)
-	if err != nil {
-		return store.Membership{}, s.errf("get membership of user %d in organization %d: %w", userID, orgID, err)
-	}
-	return m, nil
+	}, "SELECT role, created_at FROM memberships WHERE org_id = ? AND user_id = ?", []any{o, u},
+		"get membership of user %d in organization %d", userID, orgID)
 }
 
 // ListMembers implements [store.Organizations].
@@ -448,10 +417,7 @@ func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 
 // GetSession implements [store.Sessions].
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
-	if !storable(id) {
-		return store.Session{}, s.errf("get session: %w", store.ErrNotFound)
-	}
-	se, err := one(ctx, s.r, func(row Row) (store.Session, error) {
+	return get(ctx, s, storable(id), func(row Row) (store.Session, error) {
 		var (
 			se   = store.Session{ID: id}
 			user int64
@@ -459,11 +425,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error
 		err := row.Scan(&user, at{&se.CreatedAt}, at{&se.ExpiresAt}, at{&se.RevokedAt})
 		se.UserID = uint64(user)
 		return se, err
-	}, "SELECT user_id, created_at, expires_at, revoked_at FROM sessions WHERE id = ?", id)
-	if err != nil {
-		return store.Session{}, s.errf("get session: %w", err)
-	}
-	return se, nil
+	}, "SELECT user_id, created_at, expires_at, revoked_at FROM sessions WHERE id = ?", []any{id}, "get session")
 }
 
 // RevokeSession implements [store.Sessions].

@@ -77,45 +77,25 @@ func (s *Store) CreateInvitation(ctx context.Context, n store.NewInvitation) (st
 
 // GetInvitation implements [store.Invitations].
 func (s *Store) GetInvitation(ctx context.Context, codeHash string) (store.Invitation, error) {
-	if !storable(codeHash) {
-		return store.Invitation{}, s.errf("get invitation: %w", store.ErrNotFound)
-	}
-	i, err := one(ctx, s.r, scanInvitation, "SELECT "+invitationColumns+" FROM invitations WHERE code_hash = ?", codeHash)
-	if err != nil {
-		return store.Invitation{}, s.errf("get invitation: %w", err)
-	}
-	return i, nil
+	return get(ctx, s, storable(codeHash), scanInvitation, "SELECT "+invitationColumns+" FROM invitations WHERE code_hash = ?",
+		[]any{codeHash}, "get invitation")
 }
+
+var invitationListing = listing[store.CreatedKey, store.Invitation]{"list invitations", "organization",
+	store.CursorInvitations, store.ParseCreatedCursor, scanInvitation, store.InvitationCursor}
 
 // ListInvitations implements [store.Invitations].
 func (s *Store) ListInvitations(ctx context.Context, orgID uint64, p store.Page) ([]store.Invitation, string, error) {
-	if err := p.Validate(); err != nil {
-		return nil, "", s.errf("list invitations: %w", err)
-	}
-	after, from, err := store.ParseCreatedCursor(store.CursorInvitations, p.After)
-	if err != nil {
-		return nil, "", s.errf("list invitations: %w", err)
-	}
-	o, ok := DBID(orgID)
-	if !ok {
-		return []store.Invitation{}, "", nil
-	}
-	var q page
-	q.add("SELECT "+invitationColumns+` FROM invitations
-		WHERE org_id = ? AND accepted_at IS NULL AND cancelled_at IS NULL`, o)
-	if from {
+	return invitationListing.read(ctx, s, orgID, p, func(q *page, o int64, after store.CreatedKey, from bool) (bool, error) {
+		q.add("SELECT "+invitationColumns+` FROM invitations
+			WHERE org_id = ? AND accepted_at IS NULL AND cancelled_at IS NULL`, o)
 		id, err := strconv.ParseInt(after.ID, 10, 64)
-		if err != nil {
-			return nil, "", s.errf("list invitations: cursor: %w", store.ErrInvalid)
+		if from && err != nil {
+			return false, fmt.Errorf("cursor: %w", store.ErrInvalid)
 		}
-		q.add(" AND (created_at, id) > (?, ?)", s.ts(after.CreatedAt), id)
-	}
-	q.add(" ORDER BY created_at, id")
-	out, next, err := list(ctx, s, &q, p, scanInvitation, store.InvitationCursor)
-	if err != nil {
-		return nil, "", s.errf("list invitations of organization %d: %w", orgID, err)
-	}
-	return out, next, nil
+		s.createdAfter(q, "id", after, id, from)
+		return true, nil
+	})
 }
 
 // CancelInvitation implements [store.Invitations].
@@ -257,25 +237,13 @@ func (s *Store) SignupWithInvitation(ctx context.Context, codeHash string, nu st
 	return user, inv, nil
 }
 
+var memberListing = listing[uint64, store.Member]{"list members", "organization", store.CursorMembers,
+	store.ParseIDCursor, nil, store.MemberCursor}
+
 // ListMemberDetails implements [store.Members].
 func (s *Store) ListMemberDetails(ctx context.Context, orgID uint64, p store.Page) ([]store.Member, string, error) {
-	if err := p.Validate(); err != nil {
-		return nil, "", s.errf("list members: %w", err)
-	}
-	after, _, err := store.ParseIDCursor(store.CursorMembers, p.After)
-	if err != nil {
-		return nil, "", s.errf("list members: %w", err)
-	}
-	o, ok := DBID(orgID)
-	if !ok || after > math.MaxInt64 {
-		return []store.Member{}, "", nil
-	}
-	var q page
-	q.add(`SELECT m.user_id, m.role, m.created_at, u.email, u.last_login_at
-		FROM memberships m JOIN users u ON u.id = m.user_id
-		WHERE m.org_id = ? AND m.user_id > ?
-		ORDER BY m.user_id`, o, int64(after))
-	out, next, err := list(ctx, s, &q, p, func(row Row) (store.Member, error) {
+	l := memberListing
+	l.scan = func(row Row) (store.Member, error) {
 		var (
 			m    = store.Member{Membership: store.Membership{OrgID: orgID}}
 			user int64
@@ -283,11 +251,14 @@ func (s *Store) ListMemberDetails(ctx context.Context, orgID uint64, p store.Pag
 		err := row.Scan(&user, (*string)(&m.Role), at{&m.CreatedAt}, &m.Email, at{&m.LastLoginAt})
 		m.UserID = uint64(user)
 		return m, err
-	}, store.MemberCursor)
-	if err != nil {
-		return nil, "", s.errf("list members of organization %d: %w", orgID, err)
 	}
-	return out, next, nil
+	return l.read(ctx, s, orgID, p, func(q *page, o int64, after uint64, _ bool) (bool, error) {
+		q.add(`SELECT m.user_id, m.role, m.created_at, u.email, u.last_login_at
+			FROM memberships m JOIN users u ON u.id = m.user_id
+			WHERE m.org_id = ? AND m.user_id > ?
+			ORDER BY m.user_id`, o, int64(after))
+		return after <= math.MaxInt64, nil
+	})
 }
 
 // RemoveMemberWithTokens implements [store.Members].

@@ -72,53 +72,29 @@ func scanKey(row Row) (store.RootKey, error) {
 // ActiveRootKey implements [store.RootKeys].
 func (s *Store) ActiveRootKey(ctx context.Context, orgID uint64) (store.RootKey, error) {
 	o, ok := DBID(orgID)
-	if !ok {
-		return store.RootKey{}, s.errf("active root key of organization %d: %w", orgID, store.ErrNotFound)
-	}
-	k, err := one(ctx, s.r, scanKey, "SELECT "+keyColumns+" FROM root_keys WHERE org_id = ? AND state = 'active'", o)
-	if err != nil {
-		return store.RootKey{}, s.errf("active root key of organization %d: %w", orgID, err)
-	}
-	return k, nil
+	return get(ctx, s, ok, scanKey, "SELECT "+keyColumns+" FROM root_keys WHERE org_id = ? AND state = 'active'", []any{o},
+		"active root key of organization %d", orgID)
 }
 
 // GetRootKey implements [store.RootKeys].
 func (s *Store) GetRootKey(ctx context.Context, kid []byte) (store.RootKey, error) {
-	k, err := one(ctx, s.r, scanKey, "SELECT "+keyColumns+" FROM root_keys WHERE kid = ?", kid)
-	if err != nil {
-		return store.RootKey{}, s.errf("get root key %x: %w", kid, err)
-	}
-	return k, nil
+	return get(ctx, s, true, scanKey, "SELECT "+keyColumns+" FROM root_keys WHERE kid = ?", []any{kid}, "get root key %x", kid)
 }
+
+var keyListing = listing[store.CreatedKey, store.RootKey]{"list root keys", "organization", store.CursorKeys,
+	store.ParseCreatedCursor, scanKey, store.KeyCursor}
 
 // ListRootKeys implements [store.RootKeys].
 func (s *Store) ListRootKeys(ctx context.Context, orgID uint64, p store.Page) ([]store.RootKey, string, error) {
-	if err := p.Validate(); err != nil {
-		return nil, "", s.errf("list root keys: %w", err)
-	}
-	after, from, err := store.ParseCreatedCursor(store.CursorKeys, p.After)
-	if err != nil {
-		return nil, "", s.errf("list root keys: %w", err)
-	}
-	o, ok := DBID(orgID)
-	if !ok {
-		return []store.RootKey{}, "", nil
-	}
-	var q page
-	q.add("SELECT "+keyColumns+" FROM root_keys WHERE org_id = ?", o)
-	if from {
+	return keyListing.read(ctx, s, orgID, p, func(q *page, o int64, after store.CreatedKey, from bool) (bool, error) {
+		q.add("SELECT "+keyColumns+" FROM root_keys WHERE org_id = ?", o)
 		kid, err := hex.DecodeString(after.ID)
 		if err != nil {
-			return nil, "", s.errf("list root keys: cursor: %w", store.ErrInvalid)
+			return false, fmt.Errorf("cursor: %w", store.ErrInvalid)
 		}
-		q.add(" AND (created_at, kid) > (?, ?)", s.ts(after.CreatedAt), kid)
-	}
-	q.add(" ORDER BY created_at, kid")
-	keys, next, err := list(ctx, s, &q, p, scanKey, store.KeyCursor)
-	if err != nil {
-		return nil, "", s.errf("list root keys of organization %d: %w", orgID, err)
-	}
-	return keys, next, nil
+		s.createdAfter(q, "kid", after, kid, from)
+		return true, nil
+	})
 }
 
 // RetireRootKey implements [store.RootKeys].

@@ -127,33 +127,19 @@ func (s *Store) GetMachine(ctx context.Context, appID uint64, id string) (store.
 	return m, nil
 }
 
+var machineListing = listing[store.CreatedKey, store.Machine]{"list machines", "app", store.CursorMachines,
+	store.ParseCreatedCursor, scanMachine, store.MachineCursor}
+
 // ListMachines implements [store.Machines].
 func (s *Store) ListMachines(ctx context.Context, appID uint64, includeDestroyed bool, p store.Page) ([]store.Machine, string, error) {
-	if err := p.Validate(); err != nil {
-		return nil, "", s.errf("list machines: %w", err)
-	}
-	after, from, err := store.ParseCreatedCursor(store.CursorMachines, p.After)
-	if err != nil {
-		return nil, "", s.errf("list machines: %w", err)
-	}
-	app, ok := DBID(appID)
-	if !ok || (from && !storable(after.ID)) {
-		return []store.Machine{}, "", nil
-	}
-	var q page
-	q.add("SELECT "+machineColumns+" FROM machines WHERE app_id = ?", app)
-	if !includeDestroyed {
-		q.add(" AND state <> 'destroyed'")
-	}
-	if from {
-		q.add(" AND (created_at, id) > (?, ?)", s.ts(after.CreatedAt), after.ID)
-	}
-	q.add(" ORDER BY created_at, id")
-	ms, next, err := list(ctx, s, &q, p, scanMachine, store.MachineCursor)
-	if err != nil {
-		return nil, "", s.errf("list machines of app %d: %w", appID, err)
-	}
-	return ms, next, nil
+	return machineListing.read(ctx, s, appID, p, func(q *page, app int64, after store.CreatedKey, from bool) (bool, error) {
+		q.add("SELECT "+machineColumns+" FROM machines WHERE app_id = ?", app)
+		if !includeDestroyed {
+			q.add(" AND state <> 'destroyed'")
+		}
+		s.createdAfter(q, "id", after, after.ID, from)
+		return !from || storable(after.ID), nil
+	})
 }
 
 // UpdateMachine implements [store.Machines].

@@ -231,6 +231,24 @@ func exists(ctx context.Context, c Conn, query string, args ...any) (bool, error
 	return yes, err
 }
 
+// get reads the one row that query finds with args, with scan, and fails
+// naming what (a format, with whatArgs) otherwise: with ErrNotFound when
+// there is no row, or when ok is false (a key that no row can have).
+func get[T any](ctx context.Context, s *Store, ok bool, scan func(Row) (T, error), query string, args []any,
+	what string, whatArgs ...any) (T, error) {
+	var (
+		v   T
+		err error = store.ErrNotFound
+	)
+	if ok {
+		v, err = one(ctx, s.r, scan, query, args...)
+	}
+	if err != nil {
+		return v, s.errf("%s: %w", fmt.Sprintf(what, whatArgs...), err)
+	}
+	return v, nil
+}
+
 // page is a list's query, built as its filters apply.
 type page struct {
 	sql  strings.Builder
@@ -242,15 +260,58 @@ func (q *page) add(fragment string, args ...any) {
 	q.args = append(q.args, args...)
 }
 
-// list reads the page q, which selects with limit+1 rows so that the
-// store can tell whether a next page exists.
-func list[T any](ctx context.Context, s *Store, q *page, p store.Page, scan func(Row) (T, error), cursor func(T) string) ([]T, string, error) {
+// A listing is one of the store's paged lists: what names it in errors,
+// owner what its owner id is ("organization", "app"); parse reads the
+// cursors of kind; scan reads a row, and cursor makes the cursor after it.
+type listing[C, T any] struct {
+	what, owner string
+	kind        string
+	parse       func(kind, c string) (C, bool, error)
+	scan        func(Row) (T, error)
+	cursor      func(T) string
+}
+
+// read reads page p of the list of ownerID. build writes the statement
+// for the owner's row id and the cursor's key (after, when from); it
+// answers false for an empty page (a cursor no row can follow). The
+// statement is sent with limit+1, so that the store can tell whether a
+// next page exists, and planned for its values.
+func (l listing[C, T]) read(ctx context.Context, s *Store, ownerID uint64, p store.Page,
+	build func(q *page, owner int64, after C, from bool) (bool, error)) ([]T, string, error) {
+	if err := p.Validate(); err != nil {
+		return nil, "", s.errf("%s: %w", l.what, err)
+	}
+	after, from, err := l.parse(l.kind, p.After)
+	if err != nil {
+		return nil, "", s.errf("%s: %w", l.what, err)
+	}
+	var q page
+	owner, ok := DBID(ownerID)
+	if ok {
+		ok, err = build(&q, owner, after, from)
+	}
+	if err != nil {
+		return nil, "", s.errf("%s: %w", l.what, err)
+	}
+	if !ok {
+		return []T{}, "", nil
+	}
 	q.add(" LIMIT ?", p.Limit+1)
 	rows, err := s.r.QueryPlanned(ctx, q.sql.String(), q.args...)
-	out, err := collect(rows, err, scan)
+	out, err := collect(rows, err, l.scan)
 	if err != nil {
-		return nil, "", err
+		return nil, "", s.errf("%s of %s %d: %w", l.what, l.owner, ownerID, err)
 	}
-	out, next := store.PageOf(out, p, cursor)
+	out, next := store.PageOf(out, p, l.cursor)
 	return out, next, nil
+}
+
+// createdAfter ends a list ordered by creation time and then by the
+// column idColumn: after the cursor's key (its time, and id in the
+// column's type) when from.
+func (s *Store) createdAfter(q *page, idColumn string, after store.CreatedKey, id any, from bool) {
+	if from {
+		q.add(" AND (created_at, "+idColumn+") > (?, ?)", s.ts(after.CreatedAt), id)
+	}
+	q.add(" ORDER BY created_at, " + idColumn)
 }

@@ -54,53 +54,29 @@ func scanApp(row Row) (store.App, error) {
 // GetApp implements [store.Apps].
 func (s *Store) GetApp(ctx context.Context, id uint64) (store.App, error) {
 	dbid, ok := DBID(id)
-	if !ok {
-		return store.App{}, s.errf("get app %d: %w", id, store.ErrNotFound)
-	}
-	a, err := one(ctx, s.r, scanApp, "SELECT "+appColumns+" FROM apps WHERE id = ?", dbid)
-	if err != nil {
-		return store.App{}, s.errf("get app %d: %w", id, err)
-	}
-	return a, nil
+	return get(ctx, s, ok, scanApp, "SELECT "+appColumns+" FROM apps WHERE id = ?", []any{dbid}, "get app %d", id)
 }
 
 // GetAppByName implements [store.Apps].
 func (s *Store) GetAppByName(ctx context.Context, orgID uint64, name string) (store.App, error) {
 	o, ok := DBID(orgID)
-	if !ok || !storable(name) {
-		return store.App{}, s.errf("get app %q in organization %d: %w", name, orgID, store.ErrNotFound)
-	}
-	a, err := one(ctx, s.r, scanApp, "SELECT "+appColumns+" FROM apps WHERE org_id = ? AND name = ?", o, name)
-	if err != nil {
-		return store.App{}, s.errf("get app %q in organization %d: %w", name, orgID, err)
-	}
-	return a, nil
+	return get(ctx, s, ok && storable(name), scanApp, "SELECT "+appColumns+" FROM apps WHERE org_id = ? AND name = ?",
+		[]any{o, name}, "get app %q in organization %d", name, orgID)
 }
+
+var appListing = listing[string, store.App]{"list apps", "organization", store.CursorApps, store.ParseNameCursor,
+	scanApp, store.AppCursor}
 
 // ListApps implements [store.Apps].
 func (s *Store) ListApps(ctx context.Context, orgID uint64, p store.Page) ([]store.App, string, error) {
-	if err := p.Validate(); err != nil {
-		return nil, "", s.errf("list apps: %w", err)
-	}
-	after, from, err := store.ParseNameCursor(store.CursorApps, p.After)
-	if err != nil {
-		return nil, "", s.errf("list apps: %w", err)
-	}
-	o, ok := DBID(orgID)
-	if !ok || (from && !storable(after)) {
-		return []store.App{}, "", nil
-	}
-	var q page
-	q.add("SELECT "+appColumns+" FROM apps WHERE org_id = ?", o)
-	if from {
-		q.add(" AND name > ?", after)
-	}
-	q.add(" ORDER BY name")
-	apps, next, err := list(ctx, s, &q, p, scanApp, store.AppCursor)
-	if err != nil {
-		return nil, "", s.errf("list apps of organization %d: %w", orgID, err)
-	}
-	return apps, next, nil
+	return appListing.read(ctx, s, orgID, p, func(q *page, o int64, after string, from bool) (bool, error) {
+		q.add("SELECT "+appColumns+" FROM apps WHERE org_id = ?", o)
+		if from {
+			q.add(" AND name > ?", after)
+		}
+		q.add(" ORDER BY name")
+		return !from || storable(after), nil
+	})
 }
 
 // ListAppsByName implements [store.Apps].
@@ -184,49 +160,31 @@ func (s *Store) GetToken(ctx context.Context, id string) (store.Token, error) {
 	if !store.ValidTokenID(id) {
 		return store.Token{}, s.errf("get token: %w", store.ErrNotFound)
 	}
-	t, err := one(ctx, s.r, ScanToken, "SELECT "+TokenColumns+" FROM tokens WHERE id = ?", id)
-	if err != nil {
-		return store.Token{}, s.errf("get token %s: %w", id, err)
-	}
-	return t, nil
+	return get(ctx, s, true, ScanToken, "SELECT "+TokenColumns+" FROM tokens WHERE id = ?", []any{id}, "get token %s", id)
 }
+
+var tokenListing = listing[store.CreatedKey, store.Token]{"list tokens", "organization", store.CursorTokens,
+	store.ParseCreatedCursor, ScanToken, store.TokenCursor}
 
 // ListTokens implements [store.Tokens]. The page is read along the
 // index of the organization's (or the app's) tokens by creation time and
 // id, from the cursor on: its cost does not grow with the tokens before it.
 func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter, p store.Page) ([]store.Token, string, error) {
-	if err := p.Validate(); err != nil {
-		return nil, "", s.errf("list tokens: %w", err)
-	}
-	after, from, err := store.ParseCreatedCursor(store.CursorTokens, p.After)
-	if err != nil {
-		return nil, "", s.errf("list tokens: %w", err)
-	}
-	o, ok := DBID(f.OrgID)
-	if !ok {
-		return []store.Token{}, "", nil
-	}
-	var q page
-	q.add("SELECT "+TokenColumns+" FROM tokens WHERE org_id = ?", o)
-	if f.AppID != 0 {
-		a, ok := DBID(f.AppID)
-		if !ok {
-			return []store.Token{}, "", nil
+	return tokenListing.read(ctx, s, f.OrgID, p, func(q *page, o int64, after store.CreatedKey, from bool) (bool, error) {
+		q.add("SELECT "+TokenColumns+" FROM tokens WHERE org_id = ?", o)
+		if f.AppID != 0 {
+			a, ok := DBID(f.AppID)
+			if !ok {
+				return false, nil
+			}
+			q.add(" AND app_id = ?", a)
 		}
-		q.add(" AND app_id = ?", a)
-	}
-	if !f.LiveAt.IsZero() {
-		q.add(" AND (expires_at IS NULL OR expires_at > ?)", s.ts(f.LiveAt))
-	}
-	if from {
-		q.add(" AND (created_at, id) > (?, ?)", s.ts(after.CreatedAt), after.ID)
-	}
-	q.add(" ORDER BY created_at, id")
-	toks, next, err := list(ctx, s, &q, p, ScanToken, store.TokenCursor)
-	if err != nil {
-		return nil, "", s.errf("list tokens of organization %d: %w", f.OrgID, err)
-	}
-	return toks, next, nil
+		if !f.LiveAt.IsZero() {
+			q.add(" AND (expires_at IS NULL OR expires_at > ?)", s.ts(f.LiveAt))
+		}
+		s.createdAfter(q, "id", after, after.ID, from)
+		return true, nil
+	})
 }
 
 // RevokeToken implements [store.Tokens].
@@ -277,15 +235,11 @@ func (s *Store) IsTokenRevoked(ctx context.Context, id string) (bool, error) {
 	if !store.ValidTokenID(id) {
 		return false, s.errf("is token revoked: %w", store.ErrNotFound)
 	}
-	revoked, err := one(ctx, s.r, func(row Row) (bool, error) {
+	return get(ctx, s, true, func(row Row) (bool, error) {
 		var revoked bool
 		err := row.Scan(&revoked)
 		return revoked, err
-	}, "SELECT revoked_at IS NOT NULL FROM tokens WHERE id = ?", id)
-	if err != nil {
-		return false, s.errf("is token %s revoked: %w", id, err)
-	}
-	return revoked, nil
+	}, "SELECT revoked_at IS NOT NULL FROM tokens WHERE id = ?", []any{id}, "is token %s revoked", id)
 }
 
 // TouchToken implements [store.Tokens].
