@@ -2,8 +2,6 @@ package sqlrules
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -17,12 +15,7 @@ func (s *Store) CreateUser(ctx context.Context, u store.NewUser) (store.User, er
 	if err := u.Validate(); err != nil {
 		return store.User{}, s.errf("create user: %w", err)
 	}
-	var user store.User
-	err := s.tx(ctx, func(tx Conn) error {
-		var err error
-		user, err = s.insertUser(ctx, tx, u)
-		return err
-	})
+	user, err := inTx(ctx, s, func(tx Conn) (store.User, error) { return s.insertUser(ctx, tx, u) })
 	if err != nil {
 		return store.User{}, s.errf("create user: %w", err)
 	}
@@ -34,37 +27,22 @@ func (s *Store) CreateUserWithOrganization(ctx context.Context, su store.Signup)
 	if err := su.Validate(); err != nil {
 		return store.User{}, store.Organization{}, s.errf("create user with organization: %w", err)
 	}
-	var (
-		user store.User
-		org  store.Organization
-	)
-	err := s.tx(ctx, func(tx Conn) error {
+	var user store.User
+	org, err := inTx(ctx, s, func(tx Conn) (store.Organization, error) {
 		if su.FirstUserOnly {
-			// The lock (PostgreSQL) or the single writer (SQLite) keeps
-			// the test true until the insertion commits.
-			if s.d.LockUsers != "" {
-				if _, err := tx.Exec(ctx, s.d.LockUsers); err != nil {
-					return fmt.Errorf("lock users: %w", err)
-				}
-			}
-			some, err := exists(ctx, tx, "SELECT 1 FROM users")
-			if err != nil {
-				return fmt.Errorf("count users: %w", err)
-			}
-			if some {
-				return store.ErrNotFirst
+			if err := s.requireNoUser(ctx, tx); err != nil {
+				return store.Organization{}, err
 			}
 		}
 		var err error
 		if user, err = s.insertUser(ctx, tx, su.User); err != nil {
-			return err
+			return store.Organization{}, err
 		}
-		org, err = s.insertOrganization(ctx, tx, store.NewOrganization{
+		return s.insertOrganization(ctx, tx, store.NewOrganization{
 			Slug:      su.OrganizationSlug,
 			Admin:     user.ID,
 			CreatedAt: su.User.CreatedAt,
 		})
-		return err
 	})
 	if err != nil {
 		return store.User{}, store.Organization{}, s.errf("create user with organization: %w", err)
@@ -72,19 +50,32 @@ func (s *Store) CreateUserWithOrganization(ctx context.Context, su store.Signup)
 	return user, org, nil
 }
 
+// requireNoUser fails with ErrNotFirst if the store has a user. The lock
+// (PostgreSQL) or the single writer (SQLite) keeps the answer true until
+// the transaction commits.
+func (s *Store) requireNoUser(ctx context.Context, tx Conn) error {
+	if s.d.LockUsers != "" {
+		if _, err := tx.Exec(ctx, s.d.LockUsers); err != nil {
+			return fmt.Errorf("lock users: %w", err)
+		}
+	}
+	some, err := exists(ctx, tx, "SELECT 1 FROM users")
+	if err != nil {
+		return fmt.Errorf("count users: %w", err)
+	}
+	if some {
+		return store.ErrNotFirst
+	}
+	return nil
+}
+
 func (s *Store) insertUser(ctx context.Context, tx Conn, u store.NewUser) (store.User, error) {
 	created := Micro(u.CreatedAt)
 	var id int64
-	err := tx.QueryRow(ctx,
+	err := s.insert(ctx, tx, "user", "email", &id,
 		"INSERT INTO users (email, email_key, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
-		u.Email, store.EmailKey(u.Email), u.PasswordHash, s.ts(created)).Scan(&id)
-	if s.d.IsUnique(err) {
-		return store.User{}, fmt.Errorf("email: %w", store.ErrExists)
-	}
-	if err != nil {
-		return store.User{}, fmt.Errorf("insert user: %w", err)
-	}
-	return store.User{ID: uint64(id), Email: u.Email, PasswordHash: u.PasswordHash, CreatedAt: created}, nil
+		u.Email, store.EmailKey(u.Email), u.PasswordHash, s.ts(created))
+	return store.User{ID: uint64(id), Email: u.Email, PasswordHash: u.PasswordHash, CreatedAt: created}, err
 }
 
 const userColumns = "id, email, password_hash, created_at"
@@ -135,18 +126,15 @@ func (s *Store) CreateOrganization(ctx context.Context, o store.NewOrganization)
 	if err := o.Validate(); err != nil {
 		return store.Organization{}, s.errf("create organization: %w", err)
 	}
-	var org store.Organization
-	err := s.tx(ctx, func(tx Conn) error {
-		var err error
-		org, err = s.insertOrganization(ctx, tx, o)
-		return err
-	})
+	org, err := inTx(ctx, s, func(tx Conn) (store.Organization, error) { return s.insertOrganization(ctx, tx, o) })
 	if err != nil {
 		return store.Organization{}, s.errf("create organization %q: %w", o.Slug, err)
 	}
 	return org, nil
 }
 
+// insertOrganization inserts o and, when o.Admin is set, its admin
+// membership.
 func (s *Store) insertOrganization(ctx context.Context, tx Conn, o store.NewOrganization) (store.Organization, error) {
 	created := Micro(o.CreatedAt)
 	if o.Admin != 0 {
@@ -155,22 +143,19 @@ func (s *Store) insertOrganization(ctx context.Context, tx Conn, o store.NewOrga
 		}
 	}
 	var id int64
-	err := tx.QueryRow(ctx, "INSERT INTO organizations (slug, created_at) VALUES (?, ?) RETURNING id", o.Slug, s.ts(created)).Scan(&id)
-	if s.d.IsUnique(err) {
-		return store.Organization{}, fmt.Errorf("organization slug: %w", store.ErrExists)
+	err := s.insert(ctx, tx, "organization", "organization slug", &id,
+		"INSERT INTO organizations (slug, created_at) VALUES (?, ?) RETURNING id", o.Slug, s.ts(created))
+	if err == nil && o.Admin != 0 {
+		err = s.insertMember(ctx, tx, store.Membership{OrgID: uint64(id), UserID: o.Admin, Role: store.RoleAdmin, CreatedAt: created})
 	}
-	if err != nil {
-		return store.Organization{}, fmt.Errorf("insert organization: %w", err)
-	}
-	if o.Admin != 0 {
-		_, err := tx.Exec(ctx,
-			"INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
-			id, int64(o.Admin), string(store.RoleAdmin), s.ts(created))
-		if err != nil {
-			return store.Organization{}, fmt.Errorf("insert admin membership: %w", err)
-		}
-	}
-	return store.Organization{ID: uint64(id), Slug: o.Slug, CreatedAt: created}, nil
+	return store.Organization{ID: uint64(id), Slug: o.Slug, CreatedAt: created}, err
+}
+
+// insertMember inserts the membership m.
+func (s *Store) insertMember(ctx context.Context, tx Conn, m store.Membership) error {
+	return s.insert(ctx, tx, "membership", "membership", nil,
+		"INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+		int64(m.OrgID), int64(m.UserID), string(m.Role), s.ts(m.CreatedAt))
 }
 
 const orgColumns = "id, slug, created_at"
@@ -210,13 +195,7 @@ func (s *Store) AddMember(ctx context.Context, m store.Membership) error {
 		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", m.UserID, "user"); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx,
-			"INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
-			int64(m.OrgID), int64(m.UserID), string(m.Role), s.ts(m.CreatedAt))
-		if s.d.IsUnique(err) {
-			return fmt.Errorf("membership: %w", store.ErrExists)
-		}
-		return err
+		return s.insertMember(ctx, tx, m)
 	})
 	if err != nil {
 		return s.errf("add user %d to organization %d: %w", m.UserID, m.OrgID, err)
@@ -244,13 +223,9 @@ func (s *Store) currentRole(ctx context.Context, tx Conn, orgID, userID uint64) 
 	if err := lockOrganization(ctx, tx, orgID, s.d.ForNoKeyUpdate); err != nil {
 		return "", err
 	}
-	var role string
-	err := tx.QueryRow(ctx, "SELECT role FROM memberships WHERE org_id = ? AND user_id = ?", o, u).Scan(&role)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("membership: %w", store.ErrNotFound)
-	}
+	role, err := one(ctx, tx, scanString, "SELECT role FROM memberships WHERE org_id = ? AND user_id = ?", o, u)
 	if err != nil {
-		return "", fmt.Errorf("read membership: %w", err)
+		return "", fmt.Errorf("membership: %w", err)
 	}
 	return store.Role(role), nil
 }
@@ -395,12 +370,9 @@ func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", se.UserID, "user"); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx,
+		err := s.insert(ctx, tx, "session", "session id", nil,
 			"INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
 			se.ID, int64(se.UserID), s.ts(se.CreatedAt), s.ts(se.ExpiresAt))
-		if s.d.IsUnique(err) {
-			return fmt.Errorf("session id: %w", store.ErrExists)
-		}
 		if err != nil {
 			return err
 		}
@@ -436,26 +408,29 @@ func (s *Store) RevokeSession(ctx context.Context, id string, when time.Time) (b
 	if !storable(id) {
 		return false, s.errf("revoke session: %w", store.ErrNotFound)
 	}
-	var revoked bool
-	err := s.tx(ctx, func(tx Conn) error {
+	revoked, err := inTx(ctx, s, func(tx Conn) (bool, error) {
 		n, err := tx.Exec(ctx, "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", s.ts(when), id)
-		if err != nil {
-			return err
+		if err != nil || n == 1 {
+			return n == 1, err
 		}
-		if n == 1 {
-			revoked = true
-			return nil
-		}
-		found, err := exists(ctx, tx, "SELECT 1 FROM sessions WHERE id = ?", id)
-		if err == nil && !found {
-			err = store.ErrNotFound
-		}
-		return err
+		return false, s.mustExist(ctx, tx, "sessions", id)
 	})
 	if err != nil {
 		return false, s.errf("revoke session: %w", err)
 	}
 	return revoked, nil
+}
+
+// mustExist fails with ErrNotFound unless the table has a row with id.
+func (s *Store) mustExist(ctx context.Context, tx Conn, table, id string) error {
+	found, err := exists(ctx, tx, "SELECT 1 FROM "+table+" WHERE id = ?", id)
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", table, err)
+	}
+	if !found {
+		return store.ErrNotFound
+	}
+	return nil
 }
 
 // RevokeUserSessions implements [store.Sessions].

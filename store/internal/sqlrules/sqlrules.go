@@ -199,27 +199,62 @@ func collect[T any](rows Rows, err error, scan func(Row) (T, error)) ([]T, error
 	return out, rows.Err()
 }
 
-// scanString scans a row of one text column.
+// scanString and scanInt64 scan a row of one column.
 func scanString(row Row) (string, error) {
-	var s string
-	err := row.Scan(&s)
-	return s, err
+	var v string
+	err := row.Scan(&v)
+	return v, err
+}
+
+func scanInt64(row Row) (int64, error) {
+	var v int64
+	err := row.Scan(&v)
+	return v, err
 }
 
 // requireRow fails with ErrNotFound, naming what, unless query with id
 // finds a row.
 func requireRow(ctx context.Context, c Conn, query string, id uint64, what string) error {
 	dbid, ok := DBID(id)
-	if !ok {
-		return fmt.Errorf("%s %d: %w", what, id, store.ErrNotFound)
+	if ok {
+		_, err := one(ctx, c, scanInt64, query, dbid)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("look up %s %d: %w", what, id, err)
+		}
 	}
-	var one int
-	err := c.QueryRow(ctx, query, dbid).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%s %d: %w", what, id, store.ErrNotFound)
+	return fmt.Errorf("%s %d: %w", what, id, store.ErrNotFound)
+}
+
+// inTx runs fn in a write transaction, committed when fn succeeds, and
+// returns what fn returns, even with its error.
+func inTx[T any](ctx context.Context, s *Store, fn func(tx Conn) (T, error)) (T, error) {
+	var v T
+	err := s.tx(ctx, func(tx Conn) error {
+		var err error
+		v, err = fn(tx)
+		return err
+	})
+	return v, err
+}
+
+// insert runs an INSERT, scanning the id it returns into id unless id is
+// nil. A unique violation is ErrExists naming conflict; another failure
+// names what.
+func (s *Store) insert(ctx context.Context, tx Conn, what, conflict string, id *int64, query string, args ...any) error {
+	var err error
+	if id != nil {
+		err = tx.QueryRow(ctx, query, args...).Scan(id)
+	} else {
+		_, err = tx.Exec(ctx, query, args...)
 	}
-	if err != nil {
-		return fmt.Errorf("look up %s %d: %w", what, id, err)
+	switch {
+	case s.d.IsUnique(err):
+		return fmt.Errorf("%s: %w", conflict, store.ErrExists)
+	case err != nil:
+		return fmt.Errorf("insert %s: %w", what, err)
 	}
 	return nil
 }

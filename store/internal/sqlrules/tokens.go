@@ -18,20 +18,14 @@ func (s *Store) CreateApp(ctx context.Context, a store.NewApp) (store.App, error
 		return store.App{}, s.errf("create app: %w", err)
 	}
 	created := Micro(a.CreatedAt)
-	var id int64
-	err := s.tx(ctx, func(tx Conn) error {
+	id, err := inTx(ctx, s, func(tx Conn) (int64, error) {
 		if err := requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?", a.OrgID, "organization"); err != nil {
-			return err
+			return 0, err
 		}
-		err := tx.QueryRow(ctx, "INSERT INTO apps (org_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
-			int64(a.OrgID), a.Name, s.ts(created)).Scan(&id)
-		if s.d.IsUnique(err) {
-			return fmt.Errorf("app name: %w", store.ErrExists)
-		}
-		if err != nil {
-			return fmt.Errorf("insert app: %w", err)
-		}
-		return nil
+		var id int64
+		err := s.insert(ctx, tx, "app", "app name", &id, "INSERT INTO apps (org_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
+			int64(a.OrgID), a.Name, s.ts(created))
+		return id, err
 	})
 	if err != nil {
 		return store.App{}, s.errf("create app %q in organization %d: %w", a.Name, a.OrgID, err)
@@ -105,29 +99,14 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 			return err
 		}
 		if t.AppID != 0 {
-			a, ok := DBID(t.AppID)
-			if !ok {
-				return fmt.Errorf("app %d: %w", t.AppID, store.ErrNotFound)
-			}
-			var org int64
-			err := tx.QueryRow(ctx, "SELECT org_id FROM apps WHERE id = ?", a).Scan(&org)
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("app %d: %w", t.AppID, store.ErrNotFound)
-			}
-			if err != nil {
-				return fmt.Errorf("look up app %d: %w", t.AppID, err)
-			}
-			if uint64(org) != t.OrgID {
-				return fmt.Errorf("app %d belongs to another organization: %w", t.AppID, store.ErrInvalid)
+			if err := requireAppOf(ctx, tx, t.AppID, t.OrgID); err != nil {
+				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `
+		err := s.insert(ctx, tx, "token", "token id", nil, `
 			INSERT INTO tokens (id, name, profile, org_id, app_id, created_by, created_at, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			t.ID, t.Name, t.Profile, int64(t.OrgID), NullID(t.AppID), int64(t.CreatedBy), s.ts(t.CreatedAt), s.nullTS(t.ExpiresAt))
-		if s.d.IsUnique(err) {
-			return fmt.Errorf("token id: %w", store.ErrExists)
-		}
 		if s.d.IsForeignKey(err) {
 			return fmt.Errorf("insert token: %w", store.ErrNotFound)
 		}
@@ -135,6 +114,25 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 	})
 	if err != nil {
 		return s.errf("create token %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// requireAppOf fails with ErrNotFound unless the app exists, and with
+// ErrInvalid unless it belongs to the organization.
+func requireAppOf(ctx context.Context, tx Conn, appID, orgID uint64) error {
+	a, ok := DBID(appID)
+	if !ok {
+		return fmt.Errorf("app %d: %w", appID, store.ErrNotFound)
+	}
+	org, err := one(ctx, tx, scanInt64, "SELECT org_id FROM apps WHERE id = ?", a)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("app %d: %w", appID, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("look up app %d: %w", appID, err)
+	case uint64(org) != orgID:
+		return fmt.Errorf("app %d belongs to another organization: %w", appID, store.ErrInvalid)
 	}
 	return nil
 }
@@ -195,34 +193,25 @@ func (s *Store) RevokeToken(ctx context.Context, id string, when time.Time) (boo
 	if !store.ValidTokenID(id) {
 		return false, s.errf("revoke token: %w", store.ErrNotFound)
 	}
-	var revoked bool
-	err := s.tx(ctx, func(tx Conn) error {
+	revoked, err := inTx(ctx, s, func(tx Conn) (bool, error) {
 		// The row lock taken by the update makes a concurrent revocation
 		// of the same token wait, then find it revoked.
-		var org int64
-		err := tx.QueryRow(ctx,
-			"UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING org_id", s.ts(when), id).Scan(&org)
-		if errors.Is(err, sql.ErrNoRows) {
-			found, err := exists(ctx, tx, "SELECT 1 FROM tokens WHERE id = ?", id)
-			if err != nil {
-				return fmt.Errorf("read token: %w", err)
-			}
-			if !found {
-				return store.ErrNotFound
-			}
-			return nil
+		org, err := one(ctx, tx, scanInt64,
+			"UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL RETURNING org_id", s.ts(when), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, s.mustExist(ctx, tx, "tokens", id)
 		}
 		if err != nil {
-			return fmt.Errorf("mark revoked: %w", err)
+			return false, fmt.Errorf("mark revoked: %w", err)
 		}
-		// Taken last, so that it is held briefly and after every other
-		// lock of this transaction: no deadlock can form around it.
+		// The feed's lock is taken last, so that it is held briefly and
+		// after every other lock of this transaction: no deadlock can
+		// form around it.
 		err = s.feed(ctx, tx, func() error {
 			_, err := tx.Exec(ctx, "INSERT INTO revocations (token_id, org_id, revoked_at) VALUES (?, ?, ?)", id, org, s.ts(when))
 			return err
 		})
-		revoked = err == nil
-		return err
+		return err == nil, err
 	})
 	if err != nil {
 		return false, s.errf("revoke token %s: %w", id, err)
@@ -309,41 +298,37 @@ func (s *Store) RevokeBranch(ctx context.Context, b store.RevokedBranch) (bool, 
 	if err := b.Validate(); err != nil {
 		return false, s.errf("revoke branch: %w", err)
 	}
-	var revoked bool
-	err := s.tx(ctx, func(tx Conn) error {
+	revoked, err := inTx(ctx, s, func(tx Conn) (bool, error) {
 		// The token's row lock serialises the branch revocations of one
 		// token, so that the count below stays exact until this commits.
 		var org, n int64
 		err := tx.QueryRow(ctx, "SELECT org_id, revoked_branches FROM tokens WHERE id = ?"+s.d.ForUpdate, b.TokenID).Scan(&org, &n)
 		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
+			return false, store.ErrNotFound
 		}
 		if err != nil {
-			return fmt.Errorf("lock token: %w", err)
+			return false, fmt.Errorf("lock token: %w", err)
 		}
 		if b.RevokedBy != 0 {
 			if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", b.RevokedBy, "user"); err != nil {
-				return err
+				return false, err
 			}
 		}
 		have, err := exists(ctx, tx, "SELECT 1 FROM revoked_branches WHERE token_id = ? AND branch = ?", b.TokenID, b.Branch[:])
-		if err != nil {
-			return fmt.Errorf("look up the branch: %w", err)
-		}
-		if have {
-			return nil
+		if err != nil || have {
+			return false, err
 		}
 		if n >= store.MaxRevokedBranches {
-			return fmt.Errorf("the token has %d revoked branches, the most it may have: %w", n, store.ErrLimit)
+			return false, fmt.Errorf("the token has %d revoked branches, the most it may have: %w", n, store.ErrLimit)
 		}
 		_, err = tx.Exec(ctx,
 			"INSERT INTO revoked_branches (token_id, branch, revoked_at, revoked_by) VALUES (?, ?, ?, ?)",
 			b.TokenID, b.Branch[:], s.ts(b.RevokedAt), NullID(b.RevokedBy))
 		if err != nil {
-			return fmt.Errorf("insert revoked branch: %w", err)
+			return false, fmt.Errorf("insert revoked branch: %w", err)
 		}
 		if _, err := tx.Exec(ctx, "UPDATE tokens SET revoked_branches = revoked_branches + 1 WHERE id = ?", b.TokenID); err != nil {
-			return fmt.Errorf("count the revoked branch: %w", err)
+			return false, fmt.Errorf("count the revoked branch: %w", err)
 		}
 		// The feed's lock is taken last, as RevokeToken does.
 		err = s.feed(ctx, tx, func() error {
@@ -351,8 +336,7 @@ func (s *Store) RevokeBranch(ctx context.Context, b store.RevokedBranch) (bool, 
 				b.TokenID, b.Branch[:], org, s.ts(b.RevokedAt))
 			return err
 		})
-		revoked = err == nil
-		return err
+		return err == nil, err
 	})
 	if err != nil {
 		return false, s.errf("revoke branch %s of token %s: %w", b.Branch, b.TokenID, err)
