@@ -2,7 +2,6 @@ package sqlrules
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -17,13 +16,13 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, now, unti
 	if name == "" || holder == "" || !until.After(now) || !storable(name) || !storable(holder) {
 		return false, s.errf("acquire lease %q: %w", name, store.ErrInvalid)
 	}
-	got, err := scanString(s.w.QueryRow(ctx, `
+	got, err := one(ctx, s.w, scanString, `
 		INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
 		WHERE leases.expires_at <= ? OR leases.holder = excluded.holder
-		RETURNING holder`, name, holder, s.ts(until), s.ts(now)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		RETURNING holder`, name, holder, s.ts(until), s.ts(now))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil // held by another
 	}
 	if err != nil {
 		return false, s.errf("acquire lease %q: %w", name, err)
@@ -48,28 +47,19 @@ func (s *Store) PurgeExpiredTokens(ctx context.Context, before time.Time, limit 
 	if limit < 1 {
 		return 0, s.errf("purge expired tokens: limit %d: %w", limit, store.ErrInvalid)
 	}
-	var n int64
-	err := s.tx(ctx, func(tx Conn) error {
+	n, err := inTx(ctx, s, func(tx Conn) (int64, error) {
 		rows, err := tx.QueryPlanned(ctx, "SELECT id FROM tokens WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?"+s.d.ForUpdate,
 			s.ts(before), limit)
 		ids, err := collect(rows, err, scanString)
-		if err != nil {
-			return fmt.Errorf("pick tokens: %w", err)
+		if err != nil || len(ids) == 0 {
+			return 0, err
 		}
-		if len(ids) == 0 {
-			return nil
+		for _, table := range []string{"revocations", "revoked_branches"} {
+			if _, err := tx.Exec(ctx, "DELETE FROM "+table+" WHERE token_id "+s.d.AnyID, s.d.IDs(ids)); err != nil {
+				return 0, fmt.Errorf("delete from %s: %w", table, err)
+			}
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM revocations WHERE token_id "+s.d.AnyID, s.d.IDs(ids)); err != nil {
-			return fmt.Errorf("delete feed entries: %w", err)
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM revoked_branches WHERE token_id "+s.d.AnyID, s.d.IDs(ids)); err != nil {
-			return fmt.Errorf("delete revoked branches: %w", err)
-		}
-		n, err = tx.Exec(ctx, "DELETE FROM tokens WHERE id "+s.d.AnyID, s.d.IDs(ids))
-		if err != nil {
-			return fmt.Errorf("delete tokens: %w", err)
-		}
-		return nil
+		return tx.Exec(ctx, "DELETE FROM tokens WHERE id "+s.d.AnyID, s.d.IDs(ids))
 	})
 	if err != nil {
 		return 0, s.errf("purge expired tokens: %w", err)

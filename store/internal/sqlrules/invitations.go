@@ -40,33 +40,27 @@ func (s *Store) CreateInvitation(ctx context.Context, n store.NewInvitation) (st
 		return store.Invitation{}, s.errf("create invitation: %w", err)
 	}
 	created, expires := Micro(n.CreatedAt), Micro(n.ExpiresAt)
-	var id int64
-	err := s.tx(ctx, func(tx Conn) error {
+	id, err := inTx(ctx, s, func(tx Conn) (int64, error) {
 		if err := requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?", n.OrgID, "organization"); err != nil {
-			return err
+			return 0, err
 		}
 		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", n.InvitedBy, "inviting user"); err != nil {
-			return err
+			return 0, err
 		}
 		// An expired invitation for the same email gives way to the new one.
 		_, err := tx.Exec(ctx, `UPDATE invitations SET cancelled_at = ?
 			WHERE org_id = ? AND email_key = ? AND accepted_at IS NULL AND cancelled_at IS NULL AND expires_at <= ?`,
 			s.ts(created), int64(n.OrgID), store.EmailKey(n.Email), s.ts(created))
 		if err != nil {
-			return fmt.Errorf("cancel expired invitations: %w", err)
+			return 0, fmt.Errorf("cancel expired invitations: %w", err)
 		}
-		err = tx.QueryRow(ctx, `INSERT INTO invitations
+		var id int64
+		err = s.insert(ctx, tx, "invitation", "an open invitation for this email, or this code", &id, `INSERT INTO invitations
 			(org_id, email, email_key, role, code_hash, invited_by, created_at, expires_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			int64(n.OrgID), n.Email, store.EmailKey(n.Email), string(n.Role), n.CodeHash, int64(n.InvitedBy),
-			s.ts(created), s.ts(expires)).Scan(&id)
-		if s.d.IsUnique(err) {
-			return fmt.Errorf("an open invitation for this email, or this code: %w", store.ErrExists)
-		}
-		if err != nil {
-			return fmt.Errorf("insert invitation: %w", err)
-		}
-		return nil
+			s.ts(created), s.ts(expires))
+		return id, err
 	})
 	if err != nil {
 		return store.Invitation{}, s.errf("create invitation to organization %d: %w", n.OrgID, err)
@@ -108,26 +102,20 @@ func (s *Store) CancelInvitation(ctx context.Context, orgID, id uint64, when tim
 	if !ok1 || !ok2 {
 		return store.Invitation{}, s.errf("cancel invitation %d of organization %d: %w", id, orgID, store.ErrNotFound)
 	}
-	var inv store.Invitation
-	err := s.tx(ctx, func(tx Conn) error {
-		var err error
-		inv, err = scanInvitation(tx.QueryRow(ctx,
-			"SELECT "+invitationColumns+" FROM invitations WHERE id = ? AND org_id = ?"+s.d.ForUpdate, i, o))
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("read invitation: %w", err)
-		}
+	inv, err := inTx(ctx, s, func(tx Conn) (store.Invitation, error) {
+		inv, err := one(ctx, tx, scanInvitation,
+			"SELECT "+invitationColumns+" FROM invitations WHERE id = ? AND org_id = ?"+s.d.ForUpdate, i, o)
 		switch {
+		case err != nil:
+			return inv, err
 		case !inv.AcceptedAt.IsZero():
-			return store.ErrInvitationUsed
+			return inv, store.ErrInvitationUsed
 		case !inv.CancelledAt.IsZero():
-			return store.ErrInvitationCancelled
+			return inv, store.ErrInvitationCancelled
 		}
 		inv.CancelledAt = Micro(when)
 		_, err = tx.Exec(ctx, "UPDATE invitations SET cancelled_at = ? WHERE id = ?", s.ts(when), i)
-		return err
+		return inv, err
 	})
 	if err != nil {
 		return store.Invitation{}, s.errf("cancel invitation %d of organization %d: %w", id, orgID, err)
@@ -142,19 +130,15 @@ func (s *Store) lockInvitation(ctx context.Context, tx Conn, codeHash, emailKey 
 	if !storable(codeHash) {
 		return store.Invitation{}, fmt.Errorf("invitation: %w", store.ErrNotFound)
 	}
-	inv, err := scanInvitation(tx.QueryRow(ctx,
-		"SELECT "+invitationColumns+" FROM invitations WHERE code_hash = ?"+s.d.ForUpdate, codeHash))
-	if errors.Is(err, sql.ErrNoRows) {
-		return inv, fmt.Errorf("invitation: %w", store.ErrNotFound)
+	inv, err := one(ctx, tx, scanInvitation, "SELECT "+invitationColumns+" FROM invitations WHERE code_hash = ?"+s.d.ForUpdate, codeHash)
+	if err != nil {
+		return inv, fmt.Errorf("invitation: %w", err)
+	}
+	if err = inv.Acceptable(when); err == nil && emailKey != store.EmailKey(inv.Email) {
+		err = store.ErrInvitationEmail
 	}
 	if err != nil {
-		return inv, fmt.Errorf("read invitation: %w", err)
-	}
-	if err := inv.Acceptable(when); err != nil {
 		return inv, fmt.Errorf("invitation %d: %w", inv.ID, err)
-	}
-	if emailKey != store.EmailKey(inv.Email) {
-		return inv, fmt.Errorf("invitation %d: %w", inv.ID, store.ErrInvitationEmail)
 	}
 	return inv, nil
 }
@@ -162,13 +146,8 @@ func (s *Store) lockInvitation(ctx context.Context, tx Conn, codeHash, emailKey 
 // accept makes the user a member through the locked invitation inv.
 func (s *Store) accept(ctx context.Context, tx Conn, inv store.Invitation, userID uint64, when time.Time) (store.Invitation, error) {
 	when = Micro(when)
-	_, err := tx.Exec(ctx, "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
-		int64(inv.OrgID), int64(userID), string(inv.Role), s.ts(when))
-	if s.d.IsUnique(err) {
-		return inv, fmt.Errorf("membership: %w", store.ErrExists)
-	}
-	if err != nil {
-		return inv, fmt.Errorf("insert membership: %w", err)
+	if err := s.insertMember(ctx, tx, store.Membership{OrgID: inv.OrgID, UserID: userID, Role: inv.Role, CreatedAt: when}); err != nil {
+		return inv, err
 	}
 	if _, err := tx.Exec(ctx, "UPDATE invitations SET accepted_at = ?, accepted_by = ? WHERE id = ?",
 		s.ts(when), int64(userID), int64(inv.ID)); err != nil {
@@ -187,21 +166,16 @@ func (s *Store) AcceptInvitation(ctx context.Context, codeHash string, userID ui
 	if !ok {
 		return store.Invitation{}, s.errf("accept invitation: user %d: %w", userID, store.ErrNotFound)
 	}
-	var inv store.Invitation
-	err := s.tx(ctx, func(tx Conn) error {
-		var key string
-		err := tx.QueryRow(ctx, "SELECT email_key FROM users WHERE id = ?", u).Scan(&key)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("user %d: %w", userID, store.ErrNotFound)
-		}
+	inv, err := inTx(ctx, s, func(tx Conn) (store.Invitation, error) {
+		key, err := one(ctx, tx, scanString, "SELECT email_key FROM users WHERE id = ?", u)
 		if err != nil {
-			return fmt.Errorf("read user %d: %w", userID, err)
+			return store.Invitation{}, fmt.Errorf("user %d: %w", userID, err)
 		}
-		if inv, err = s.lockInvitation(ctx, tx, codeHash, key, when); err != nil {
-			return err
+		inv, err := s.lockInvitation(ctx, tx, codeHash, key, when)
+		if err != nil {
+			return inv, err
 		}
-		inv, err = s.accept(ctx, tx, inv, userID, when)
-		return err
+		return s.accept(ctx, tx, inv, userID, when)
 	})
 	if err != nil {
 		return store.Invitation{}, s.errf("accept invitation for user %d: %w", userID, err)
@@ -214,22 +188,18 @@ func (s *Store) SignupWithInvitation(ctx context.Context, codeHash string, nu st
 	if err := nu.Validate(); err != nil {
 		return store.User{}, store.Invitation{}, s.errf("signup with invitation: %w", err)
 	}
-	var (
-		user store.User
-		inv  store.Invitation
-	)
-	err := s.tx(ctx, func(tx Conn) error {
+	var user store.User
+	inv, err := inTx(ctx, s, func(tx Conn) (store.Invitation, error) {
 		// The invitation is checked before the user is inserted, so that a
 		// wrong email is reported as such rather than as a taken one.
-		var err error
-		if inv, err = s.lockInvitation(ctx, tx, codeHash, store.EmailKey(nu.Email), nu.CreatedAt); err != nil {
-			return err
+		inv, err := s.lockInvitation(ctx, tx, codeHash, store.EmailKey(nu.Email), nu.CreatedAt)
+		if err != nil {
+			return inv, err
 		}
 		if user, err = s.insertUser(ctx, tx, nu); err != nil {
-			return err
+			return inv, err
 		}
-		inv, err = s.accept(ctx, tx, inv, user.ID, nu.CreatedAt)
-		return err
+		return s.accept(ctx, tx, inv, user.ID, nu.CreatedAt)
 	})
 	if err != nil {
 		return store.User{}, store.Invitation{}, s.errf("signup with invitation: %w", err)
@@ -266,66 +236,65 @@ func (s *Store) RemoveMemberWithTokens(ctx context.Context, r store.Removal) ([]
 	if err := r.Validate(); err != nil {
 		return nil, s.errf("remove user %d from organization %d: %w", r.UserID, r.OrgID, err)
 	}
-	var toks []store.Token
-	err := s.tx(ctx, func(tx Conn) error {
+	toks, err := inTx(ctx, s, func(tx Conn) ([]store.Token, error) {
 		// FOR UPDATE, not the FOR NO KEY UPDATE of role changes: see the
 		// top of this file.
 		if err := lockOrganization(ctx, tx, r.OrgID, s.d.ForUpdate); err != nil {
-			return err
+			return nil, err
 		}
 		if _, err := s.leaveRole(ctx, tx, r.OrgID, r.UserID); err != nil {
-			return err
+			return nil, err
 		}
 		if r.KeepTokensFor != 0 {
 			if _, err := s.currentRole(ctx, tx, r.OrgID, r.KeepTokensFor); errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("user %d, who would keep the tokens, is not a member: %w", r.KeepTokensFor, store.ErrInvalid)
+				return nil, fmt.Errorf("user %d, who would keep the tokens, is not a member: %w", r.KeepTokensFor, store.ErrInvalid)
 			} else if err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if _, err := tx.Exec(ctx, "DELETE FROM memberships WHERE org_id = ? AND user_id = ?", int64(r.OrgID), int64(r.UserID)); err != nil {
-			return fmt.Errorf("delete membership: %w", err)
+			return nil, fmt.Errorf("delete membership: %w", err)
 		}
-		const mine = "org_id = ? AND created_by = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
-		var (
-			rows Rows
-			err  error
-		)
-		if r.KeepTokensFor != 0 {
-			rows, err = tx.Query(ctx, "UPDATE tokens SET created_by = ? WHERE "+mine+" RETURNING id",
-				int64(r.KeepTokensFor), int64(r.OrgID), int64(r.UserID), s.ts(r.At))
-		} else {
-			rows, err = tx.Query(ctx, "UPDATE tokens SET revoked_at = ? WHERE "+mine+" RETURNING id",
-				s.ts(r.At), int64(r.OrgID), int64(r.UserID), s.ts(r.At))
+		ids, err := s.leaveTokens(ctx, tx, r)
+		if err != nil || len(ids) == 0 {
+			return []store.Token{}, err
 		}
-		ids, err := collect(rows, err, scanString)
+		rows, err := tx.Query(ctx, "SELECT "+TokenColumns+" FROM tokens WHERE id "+s.d.AnyID+" ORDER BY created_at, id", s.d.IDs(ids))
+		toks, err := collect(rows, err, ScanToken)
 		if err != nil {
-			return fmt.Errorf("update the member's tokens: %w", err)
+			return nil, fmt.Errorf("read the member's tokens: %w", err)
 		}
-		if len(ids) == 0 {
-			toks = []store.Token{}
-			return nil
-		}
-		if r.KeepTokensFor == 0 {
-			// The same feed entries as RevokeToken's, under its lock,
-			// taken last (see RevokeToken), in the tokens' order.
-			err := s.feed(ctx, tx, func() error {
-				_, err := tx.Exec(ctx, `INSERT INTO revocations (token_id, org_id, revoked_at)
-					SELECT id, org_id, revoked_at FROM tokens WHERE id `+s.d.AnyID+` ORDER BY created_at, id`, s.d.IDs(ids))
-				return err
-			})
-			if err != nil {
-				return err
-			}
-		}
-		rows, err = tx.Query(ctx, "SELECT "+TokenColumns+" FROM tokens WHERE id "+s.d.AnyID+" ORDER BY created_at, id", s.d.IDs(ids))
-		if toks, err = collect(rows, err, ScanToken); err != nil {
-			return fmt.Errorf("read the member's tokens: %w", err)
-		}
-		return nil
+		return toks, nil
 	})
 	if err != nil {
 		return nil, s.errf("remove user %d from organization %d: %w", r.UserID, r.OrgID, err)
 	}
 	return toks, nil
+}
+
+// leaveTokens hands the live tokens that the removed member made in the
+// organization to r.KeepTokensFor or, without one, revokes them with their
+// feed entries, and returns their ids.
+func (s *Store) leaveTokens(ctx context.Context, tx Conn, r store.Removal) ([]string, error) {
+	const mine = "org_id = ? AND created_by = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
+	set, to := "revoked_at", s.ts(r.At)
+	if r.KeepTokensFor != 0 {
+		set, to = "created_by", int64(r.KeepTokensFor)
+	}
+	rows, err := tx.Query(ctx, "UPDATE tokens SET "+set+" = ? WHERE "+mine+" RETURNING id",
+		to, int64(r.OrgID), int64(r.UserID), s.ts(r.At))
+	ids, err := collect(rows, err, scanString)
+	if err != nil {
+		return nil, fmt.Errorf("update the member's tokens: %w", err)
+	}
+	if r.KeepTokensFor != 0 || len(ids) == 0 {
+		return ids, nil
+	}
+	// The same feed entries as RevokeToken's, under its lock, taken last
+	// (see RevokeToken), in the tokens' order.
+	return ids, s.feed(ctx, tx, func() error {
+		_, err := tx.Exec(ctx, `INSERT INTO revocations (token_id, org_id, revoked_at)
+			SELECT id, org_id, revoked_at FROM tokens WHERE id `+s.d.AnyID+` ORDER BY created_at, id`, s.d.IDs(ids))
+		return err
+	})
 }

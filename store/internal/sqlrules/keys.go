@@ -2,9 +2,7 @@ package sqlrules
 
 import (
 	"context"
-	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -32,16 +30,9 @@ func (s *Store) RotateRootKey(ctx context.Context, k store.NewRootKey) (store.Ro
 		if err != nil {
 			return fmt.Errorf("demote active key: %w", err)
 		}
-		_, err = tx.Exec(ctx,
+		return s.insert(ctx, tx, "key", "key id", nil,
 			"INSERT INTO root_keys (kid, org_id, sealed, state, created_at) VALUES (?, ?, ?, 'active', ?)",
 			[]byte(k.KID), int64(k.OrgID), []byte(k.Sealed), s.ts(created))
-		if s.d.IsUnique(err) {
-			return fmt.Errorf("key id: %w", store.ErrExists)
-		}
-		if err != nil {
-			return fmt.Errorf("insert key: %w", err)
-		}
-		return nil
 	})
 	if err != nil {
 		return store.RootKey{}, s.errf("rotate root key of organization %d: %w", k.OrgID, err)
@@ -102,28 +93,22 @@ func (s *Store) RetireRootKey(ctx context.Context, kid []byte, when time.Time) (
 	if err := store.CheckTime("retired at", when); err != nil {
 		return false, s.errf("retire root key %x: %w", kid, err)
 	}
-	var retired bool
-	err := s.tx(ctx, func(tx Conn) error {
-		var state string
-		err := tx.QueryRow(ctx, "SELECT state FROM root_keys WHERE kid = ?"+s.d.ForUpdate, kid).Scan(&state)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
+	retired, err := inTx(ctx, s, func(tx Conn) (bool, error) {
+		state, err := one(ctx, tx, scanString, "SELECT state FROM root_keys WHERE kid = ?"+s.d.ForUpdate, kid)
 		if err != nil {
-			return fmt.Errorf("read key state: %w", err)
+			return false, err
 		}
 		switch store.KeyState(state) {
 		case store.KeyRetired:
-			return nil
+			return false, nil
 		case store.KeyActive:
-			return fmt.Errorf("the key is active, rotate first: %w", store.ErrConflict)
+			return false, fmt.Errorf("the key is active, rotate first: %w", store.ErrConflict)
 		}
 		_, err = tx.Exec(ctx, "UPDATE root_keys SET state = 'retired', retired_at = ? WHERE kid = ?", s.ts(when), kid)
 		if err != nil {
-			return fmt.Errorf("retire: %w", err)
+			return false, fmt.Errorf("retire: %w", err)
 		}
-		retired = true
-		return nil
+		return true, nil
 	})
 	if err != nil {
 		return false, s.errf("retire root key %x: %w", kid, err)

@@ -9,7 +9,6 @@ package sqlrules
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -48,27 +47,34 @@ func normalize(m store.Machine) store.Machine {
 	return m
 }
 
-// CreateMachine implements [store.Machines].
-func (s *Store) CreateMachine(ctx context.Context, m store.Machine, events ...store.MachineEvent) (store.Machine, error) {
+// prepare checks a machine and the events that come with it, and gives
+// its times the precision and zone the store returns.
+func prepare(m store.Machine, events []store.MachineEvent) (store.Machine, error) {
 	if err := m.Validate(); err != nil {
-		return store.Machine{}, s.errf("create machine: %w", err)
+		return m, err
 	}
 	if err := store.ValidateMachineEvents(events); err != nil {
+		return m, err
+	}
+	return normalize(m), nil
+}
+
+// CreateMachine implements [store.Machines].
+func (s *Store) CreateMachine(ctx context.Context, m store.Machine, events ...store.MachineEvent) (store.Machine, error) {
+	m, err := prepare(m, events)
+	if err != nil {
 		return store.Machine{}, s.errf("create machine: %w", err)
 	}
-	m = normalize(m)
-	err := s.tx(ctx, func(tx Conn) error {
+	err = s.tx(ctx, func(tx Conn) error {
 		if err := requireRow(ctx, tx, "SELECT 1 FROM apps WHERE id = ?", m.AppID, "app"); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, "INSERT INTO machines ("+machineColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', '', NULL, 1)",
+		err := s.insert(ctx, tx, "machine", "machine id or name", nil,
+			"INSERT INTO machines ("+machineColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', '', NULL, 1)",
 			m.ID, int64(m.AppID), m.Name, string(m.State), string(m.Next), s.nullTS(m.NextAt), m.Region, m.ImageRef,
 			m.InstanceID, m.PrivateIP, m.Config, store.EncodeMetadata(m.Metadata), s.ts(m.CreatedAt), s.ts(m.UpdatedAt))
-		if s.d.IsUnique(err) {
-			return fmt.Errorf("machine id or name: %w", store.ErrExists)
-		}
 		if err != nil {
-			return fmt.Errorf("insert machine: %w", err)
+			return err
 		}
 		return s.appendEvents(ctx, tx, m.ID, events)
 	})
@@ -103,19 +109,40 @@ func (s *Store) appendEvents(ctx context.Context, tx Conn, id string, events []s
 
 // getMachine reads a machine through q, locking its row with lock, a
 // clause of the Dialect.
+// getMachine reads a machine through q, locking its row with lock, a
+// clause of the Dialect.
 func getMachine(ctx context.Context, q Conn, appID uint64, id string, lock string) (store.Machine, error) {
 	app, ok := DBID(appID)
 	if !ok || !store.ValidMachineID(id) {
 		return store.Machine{}, fmt.Errorf("machine %q: %w", id, store.ErrNotFound)
 	}
-	m, err := scanMachine(q.QueryRow(ctx, "SELECT "+machineColumns+" FROM machines WHERE id = ? AND app_id = ?"+lock, id, app))
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Machine{}, fmt.Errorf("machine %s: %w", id, store.ErrNotFound)
-	}
+	m, err := one(ctx, q, scanMachine, "SELECT "+machineColumns+" FROM machines WHERE id = ? AND app_id = ?"+lock, id, app)
 	if err != nil {
-		return store.Machine{}, fmt.Errorf("read machine %s: %w", id, err)
+		return store.Machine{}, fmt.Errorf("machine %s: %w", id, err)
 	}
 	return m, nil
+}
+
+// changeMachine runs fn on the machine, read and locked in a write
+// transaction; fn makes the change and returns the machine as it then
+// is, or the current one with its error.
+func (s *Store) changeMachine(ctx context.Context, appID uint64, id string,
+	fn func(tx Conn, cur store.Machine) (store.Machine, error)) (store.Machine, error) {
+	return inTx(ctx, s, func(tx Conn) (store.Machine, error) {
+		cur, err := getMachine(ctx, tx, appID, id, s.d.ForUpdate)
+		if err != nil {
+			return store.Machine{}, err
+		}
+		return fn(tx, cur)
+	})
+}
+
+// atVersion fails with ErrStale unless the machine is at version.
+func atVersion(cur store.Machine, version uint64) error {
+	if cur.Version != version {
+		return fmt.Errorf("machine %s is at version %d, not %d: %w", cur.ID, cur.Version, version, store.ErrStale)
+	}
+	return nil
 }
 
 // GetMachine implements [store.Machines].
@@ -144,21 +171,13 @@ func (s *Store) ListMachines(ctx context.Context, appID uint64, includeDestroyed
 
 // UpdateMachine implements [store.Machines].
 func (s *Store) UpdateMachine(ctx context.Context, m store.Machine, events ...store.MachineEvent) (store.Machine, error) {
-	if err := m.Validate(); err != nil {
+	m, err := prepare(m, events)
+	if err != nil {
 		return store.Machine{}, s.errf("update machine: %w", err)
 	}
-	if err := store.ValidateMachineEvents(events); err != nil {
-		return store.Machine{}, s.errf("update machine: %w", err)
-	}
-	m = normalize(m)
-	var out store.Machine
-	err := s.tx(ctx, func(tx Conn) error {
-		cur, err := getMachine(ctx, tx, m.AppID, m.ID, s.d.ForUpdate)
-		if err != nil {
-			return err
-		}
-		if cur.Version != m.Version {
-			return fmt.Errorf("machine %s is at version %d, not %d: %w", m.ID, cur.Version, m.Version, store.ErrStale)
+	out, err := s.changeMachine(ctx, m.AppID, m.ID, func(tx Conn, cur store.Machine) (store.Machine, error) {
+		if err := atVersion(cur, m.Version); err != nil {
+			return store.Machine{}, err
 		}
 		_, err = tx.Exec(ctx, `UPDATE machines SET name = ?, state = ?, next_state = ?, next_at = ?, region = ?,
 			image_ref = ?, instance_id = ?, private_ip = ?, config = ?, metadata = ?, updated_at = ?,
@@ -166,17 +185,14 @@ func (s *Store) UpdateMachine(ctx context.Context, m store.Machine, events ...st
 			m.Name, string(m.State), string(m.Next), s.nullTS(m.NextAt), m.Region, m.ImageRef, m.InstanceID, m.PrivateIP,
 			m.Config, store.EncodeMetadata(m.Metadata), s.ts(m.UpdatedAt), m.ID)
 		if s.d.IsUnique(err) {
-			return fmt.Errorf("machine name %q: %w", m.Name, store.ErrExists)
+			return store.Machine{}, fmt.Errorf("machine name %q: %w", m.Name, store.ErrExists)
 		}
 		if err != nil {
-			return fmt.Errorf("update machine %s: %w", m.ID, err)
+			return store.Machine{}, fmt.Errorf("update machine %s: %w", m.ID, err)
 		}
-		if err := s.appendEvents(ctx, tx, m.ID, events); err != nil {
-			return err
-		}
-		out = m
+		out := m
 		out.CreatedAt, out.Lease, out.Version = cur.CreatedAt, cur.Lease, cur.Version+1
-		return nil
+		return out, s.appendEvents(ctx, tx, m.ID, events)
 	})
 	if err != nil {
 		return store.Machine{}, s.errf("update machine of app %d: %w", m.AppID, err)
@@ -226,29 +242,22 @@ func (s *Store) ListMachineEvents(ctx context.Context, appID uint64, id string, 
 // lease, or an error. The machine's version goes up.
 func (s *Store) leaseChange(ctx context.Context, what string, appID uint64, id string,
 	change func(cur store.Machine) (store.MachineLease, error)) (store.Machine, error) {
-	var out store.Machine
-	err := s.tx(ctx, func(tx Conn) error {
-		cur, err := getMachine(ctx, tx, appID, id, s.d.ForUpdate)
-		if err != nil {
-			return err
-		}
+	out, err := s.changeMachine(ctx, appID, id, func(tx Conn, cur store.Machine) (store.Machine, error) {
 		l, err := change(cur)
 		if err != nil {
-			out = cur
-			return err
+			return cur, err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE machines SET lease_nonce = ?, lease_owner = ?, lease_version = ?,
 			lease_expires_at = ?, version = version + 1 WHERE id = ?`,
 			l.Nonce, l.Owner, l.Version, s.nullTS(l.ExpiresAt), id); err != nil {
-			return fmt.Errorf("update lease: %w", err)
+			return store.Machine{}, fmt.Errorf("update lease: %w", err)
 		}
-		out = cur
-		out.Lease = l
 		if !l.ExpiresAt.IsZero() {
-			out.Lease.ExpiresAt = Micro(l.ExpiresAt)
+			l.ExpiresAt = Micro(l.ExpiresAt)
 		}
-		out.Version++
-		return nil
+		cur.Lease = l
+		cur.Version++
+		return cur, nil
 	})
 	if err != nil {
 		return out, s.errf("%s of machine %s: %w", what, id, err)
@@ -313,26 +322,20 @@ func (s *Store) metadataChange(ctx context.Context, what string, appID uint64, i
 		return store.Machine{}, s.errf("%s: %w", what, err)
 	}
 	when = Micro(when)
-	var out store.Machine
-	err := s.tx(ctx, func(tx Conn) error {
-		cur, err := getMachine(ctx, tx, appID, id, s.d.ForUpdate)
-		if err != nil {
-			return err
-		}
-		if cur.Version != version {
-			return fmt.Errorf("machine %s is at version %d, not %d: %w", id, cur.Version, version, store.ErrStale)
+	out, err := s.changeMachine(ctx, appID, id, func(tx Conn, cur store.Machine) (store.Machine, error) {
+		if err := atVersion(cur, version); err != nil {
+			return store.Machine{}, err
 		}
 		if err := change(cur.Metadata); err != nil {
-			return err
+			return store.Machine{}, err
 		}
 		if _, err := tx.Exec(ctx, "UPDATE machines SET metadata = ?, updated_at = ?, version = version + 1 WHERE id = ?",
 			store.EncodeMetadata(cur.Metadata), s.ts(when), id); err != nil {
-			return fmt.Errorf("update metadata: %w", err)
+			return store.Machine{}, fmt.Errorf("update metadata: %w", err)
 		}
-		out = cur
-		out.UpdatedAt = when
-		out.Version++
-		return nil
+		cur.UpdatedAt = when
+		cur.Version++
+		return cur, nil
 	})
 	if err != nil {
 		return store.Machine{}, s.errf("%s of machine %s: %w", what, id, err)
