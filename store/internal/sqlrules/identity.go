@@ -81,12 +81,8 @@ func (s *Store) insertUser(ctx context.Context, tx Conn, u store.NewUser) (store
 const userColumns = "id, email, password_hash, created_at"
 
 func scanUser(row Row) (store.User, error) {
-	var (
-		u  store.User
-		id int64
-	)
-	err := row.Scan(&id, &u.Email, &u.PasswordHash, at{&u.CreatedAt})
-	u.ID = uint64(id)
+	var u store.User
+	err := row.Scan(num{&u.ID}, &u.Email, &u.PasswordHash, at{&u.CreatedAt})
 	return u, err
 }
 
@@ -161,12 +157,8 @@ func (s *Store) insertMember(ctx context.Context, tx Conn, m store.Membership) e
 const orgColumns = "id, slug, created_at"
 
 func scanOrganization(row Row) (store.Organization, error) {
-	var (
-		o  store.Organization
-		id int64
-	)
-	err := row.Scan(&id, &o.Slug, at{&o.CreatedAt})
-	o.ID = uint64(id)
+	var o store.Organization
+	err := row.Scan(num{&o.ID}, &o.Slug, at{&o.CreatedAt})
 	return o, err
 }
 
@@ -316,49 +308,25 @@ func (s *Store) GetMembership(ctx context.Context, orgID, userID uint64) (store.
 // ListMembers implements [store.Organizations].
 func (s *Store) ListMembers(ctx context.Context, orgID uint64) ([]store.Membership, error) {
 	o, ok := DBID(orgID)
-	if !ok {
-		return []store.Membership{}, nil
-	}
-	rows, err := s.r.Query(ctx, "SELECT user_id, role, created_at FROM memberships WHERE org_id = ? ORDER BY user_id", o)
-	ms, err := collect(rows, err, func(row Row) (store.Membership, error) {
-		var (
-			m    = store.Membership{OrgID: orgID}
-			user int64
-		)
-		err := row.Scan(&user, (*string)(&m.Role), at{&m.CreatedAt})
-		m.UserID = uint64(user)
+	return all(ctx, s, ok, func(row Row) (store.Membership, error) {
+		m := store.Membership{OrgID: orgID}
+		err := row.Scan(num{&m.UserID}, (*string)(&m.Role), at{&m.CreatedAt})
 		return m, err
-	})
-	if err != nil {
-		return nil, s.errf("list members of organization %d: %w", orgID, err)
-	}
-	return ms, nil
+	}, "SELECT user_id, role, created_at FROM memberships WHERE org_id = ? ORDER BY user_id", []any{o},
+		"list members of organization %d", orgID)
 }
 
 // ListUserOrganizations implements [store.Organizations].
 func (s *Store) ListUserOrganizations(ctx context.Context, userID uint64) ([]store.OrganizationRole, error) {
 	u, ok := DBID(userID)
-	if !ok {
-		return []store.OrganizationRole{}, nil
-	}
-	rows, err := s.r.Query(ctx, `
-		SELECT o.id, o.slug, o.created_at, m.role
+	return all(ctx, s, ok, func(row Row) (store.OrganizationRole, error) {
+		var or store.OrganizationRole
+		err := row.Scan(num{&or.ID}, &or.Slug, at{&or.CreatedAt}, (*string)(&or.Role))
+		return or, err
+	}, `SELECT o.id, o.slug, o.created_at, m.role
 		FROM memberships m JOIN organizations o ON o.id = m.org_id
 		WHERE m.user_id = ?
-		ORDER BY o.id`, u)
-	out, err := collect(rows, err, func(row Row) (store.OrganizationRole, error) {
-		var (
-			or store.OrganizationRole
-			id int64
-		)
-		err := row.Scan(&id, &or.Slug, at{&or.CreatedAt}, (*string)(&or.Role))
-		or.ID = uint64(id)
-		return or, err
-	})
-	if err != nil {
-		return nil, s.errf("list organizations of user %d: %w", userID, err)
-	}
-	return out, nil
+		ORDER BY o.id`, []any{u}, "list organizations of user %d", userID)
 }
 
 // CreateSession implements [store.Sessions].
@@ -390,12 +358,8 @@ func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 // GetSession implements [store.Sessions].
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
 	return get(ctx, s, storable(id), func(row Row) (store.Session, error) {
-		var (
-			se   = store.Session{ID: id}
-			user int64
-		)
-		err := row.Scan(&user, at{&se.CreatedAt}, at{&se.ExpiresAt}, at{&se.RevokedAt})
-		se.UserID = uint64(user)
+		se := store.Session{ID: id}
+		err := row.Scan(num{&se.UserID}, at{&se.CreatedAt}, at{&se.ExpiresAt}, at{&se.RevokedAt})
 		return se, err
 	}, "SELECT user_id, created_at, expires_at, revoked_at FROM sessions WHERE id = ?", []any{id}, "get session")
 }

@@ -2,7 +2,6 @@ package sqlrules
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -23,14 +22,9 @@ import (
 const invitationColumns = "id, org_id, email, role, code_hash, invited_by, created_at, expires_at, accepted_at, accepted_by, cancelled_at"
 
 func scanInvitation(row Row) (store.Invitation, error) {
-	var (
-		i           store.Invitation
-		id, org, by int64
-		acceptedBy  sql.NullInt64
-	)
-	err := row.Scan(&id, &org, &i.Email, (*string)(&i.Role), &i.CodeHash, &by, at{&i.CreatedAt}, at{&i.ExpiresAt},
-		at{&i.AcceptedAt}, &acceptedBy, at{&i.CancelledAt})
-	i.ID, i.OrgID, i.InvitedBy, i.AcceptedBy = uint64(id), uint64(org), uint64(by), uint64(acceptedBy.Int64)
+	var i store.Invitation
+	err := row.Scan(num{&i.ID}, num{&i.OrgID}, &i.Email, (*string)(&i.Role), &i.CodeHash, num{&i.InvitedBy}, at{&i.CreatedAt},
+		at{&i.ExpiresAt}, at{&i.AcceptedAt}, num{&i.AcceptedBy}, at{&i.CancelledAt})
 	return i, err
 }
 
@@ -214,12 +208,8 @@ var memberListing = listing[uint64, store.Member]{"list members", "organization"
 func (s *Store) ListMemberDetails(ctx context.Context, orgID uint64, p store.Page) ([]store.Member, string, error) {
 	l := memberListing
 	l.scan = func(row Row) (store.Member, error) {
-		var (
-			m    = store.Member{Membership: store.Membership{OrgID: orgID}}
-			user int64
-		)
-		err := row.Scan(&user, (*string)(&m.Role), at{&m.CreatedAt}, &m.Email, at{&m.LastLoginAt})
-		m.UserID = uint64(user)
+		m := store.Member{Membership: store.Membership{OrgID: orgID}}
+		err := row.Scan(num{&m.UserID}, (*string)(&m.Role), at{&m.CreatedAt}, &m.Email, at{&m.LastLoginAt})
 		return m, err
 	}
 	return l.read(ctx, s, orgID, p, func(q *page, o int64, after uint64, _ bool) (bool, error) {

@@ -51,12 +51,9 @@ func clone(b []byte) []byte { return append([]byte{}, b...) }
 const keyColumns = "kid, org_id, sealed, state, created_at, rotated_at, retired_at"
 
 func scanKey(row Row) (store.RootKey, error) {
-	var (
-		k   store.RootKey
-		org int64
-	)
-	err := row.Scan(&k.KID, &org, (*[]byte)(&k.Sealed), (*string)(&k.State), at{&k.CreatedAt}, at{&k.RotatedAt}, at{&k.RetiredAt})
-	k.OrgID = uint64(org)
+	var k store.RootKey
+	err := row.Scan(&k.KID, num{&k.OrgID}, (*[]byte)(&k.Sealed), (*string)(&k.State), at{&k.CreatedAt}, at{&k.RotatedAt},
+		at{&k.RetiredAt})
 	return k, err
 }
 

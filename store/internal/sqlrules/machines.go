@@ -20,17 +20,15 @@ const machineColumns = "id, app_id, name, state, next_state, next_at, region, im
 
 func scanMachine(row Row) (store.Machine, error) {
 	var (
-		m            store.Machine
-		app, version int64
-		md           string
+		m  store.Machine
+		md string
 	)
-	err := row.Scan(&m.ID, &app, &m.Name, (*string)(&m.State), (*string)(&m.Next), at{&m.NextAt}, &m.Region, &m.ImageRef,
-		&m.InstanceID, &m.PrivateIP, &m.Config, &md, at{&m.CreatedAt}, at{&m.UpdatedAt}, &m.Lease.Nonce, &m.Lease.Owner,
-		&m.Lease.Version, at{&m.Lease.ExpiresAt}, &version)
+	err := row.Scan(&m.ID, num{&m.AppID}, &m.Name, (*string)(&m.State), (*string)(&m.Next), at{&m.NextAt}, &m.Region,
+		&m.ImageRef, &m.InstanceID, &m.PrivateIP, &m.Config, &md, at{&m.CreatedAt}, at{&m.UpdatedAt}, &m.Lease.Nonce,
+		&m.Lease.Owner, &m.Lease.Version, at{&m.Lease.ExpiresAt}, num{&m.Version})
 	if err != nil {
 		return store.Machine{}, err
 	}
-	m.AppID, m.Version = uint64(app), uint64(version)
 	m.Metadata, err = store.DecodeMetadata(md)
 	return m, err
 }

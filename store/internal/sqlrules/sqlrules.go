@@ -149,6 +149,21 @@ func (d at) Scan(v any) error {
 	return nil
 }
 
+// num scans a stored BIGINT into *p; NULL is 0, no id.
+type num struct{ p *uint64 }
+
+func (d num) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*d.p = 0
+	case int64:
+		*d.p = uint64(v)
+	default:
+		return fmt.Errorf("scan a number from %T", v)
+	}
+	return nil
+}
+
 // DBID converts a store id to a BIGINT; ok is false for an id that no row
 // can have.
 func DBID(id uint64) (int64, bool) {
@@ -282,6 +297,22 @@ func get[T any](ctx context.Context, s *Store, ok bool, scan func(Row) (T, error
 		return v, s.errf("%s: %w", fmt.Sprintf(what, whatArgs...), err)
 	}
 	return v, nil
+}
+
+// all reads every row that query finds with args, with scan, and fails
+// naming what (a format, with whatArgs) otherwise; when ok is false (a
+// key that no row can have) it finds none without asking.
+func all[T any](ctx context.Context, s *Store, ok bool, scan func(Row) (T, error), query string, args []any,
+	what string, whatArgs ...any) ([]T, error) {
+	if !ok {
+		return []T{}, nil
+	}
+	rows, err := s.r.Query(ctx, query, args...)
+	out, err := collect(rows, err, scan)
+	if err != nil {
+		return nil, s.errf("%s: %w", fmt.Sprintf(what, whatArgs...), err)
+	}
+	return out, nil
 }
 
 // page is a list's query, built as its filters apply.

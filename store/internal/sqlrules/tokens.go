@@ -36,12 +36,8 @@ func (s *Store) CreateApp(ctx context.Context, a store.NewApp) (store.App, error
 const appColumns = "id, org_id, name, created_at"
 
 func scanApp(row Row) (store.App, error) {
-	var (
-		a       store.App
-		id, org int64
-	)
-	err := row.Scan(&id, &org, &a.Name, at{&a.CreatedAt})
-	a.ID, a.OrgID = uint64(id), uint64(org)
+	var a store.App
+	err := row.Scan(num{&a.ID}, num{&a.OrgID}, &a.Name, at{&a.CreatedAt})
 	return a, err
 }
 
@@ -75,15 +71,8 @@ func (s *Store) ListApps(ctx context.Context, orgID uint64, p store.Page) ([]sto
 
 // ListAppsByName implements [store.Apps].
 func (s *Store) ListAppsByName(ctx context.Context, name string) ([]store.App, error) {
-	if !storable(name) {
-		return []store.App{}, nil
-	}
-	rows, err := s.r.Query(ctx, "SELECT "+appColumns+" FROM apps WHERE name = ? ORDER BY org_id", name)
-	apps, err := collect(rows, err, scanApp)
-	if err != nil {
-		return nil, s.errf("list apps named %q: %w", name, err)
-	}
-	return apps, nil
+	return all(ctx, s, storable(name), scanApp, "SELECT "+appColumns+" FROM apps WHERE name = ? ORDER BY org_id", []any{name},
+		"list apps named %q", name)
 }
 
 // CreateToken implements [store.Tokens].
@@ -141,15 +130,15 @@ func requireAppOf(ctx context.Context, tx Conn, appID, orgID uint64) error {
 const TokenColumns = "id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at, last_used_at, revoked_branches"
 
 // ScanToken reads a token selected with TokenColumns.
+// ScanToken reads a token selected with TokenColumns.
 func ScanToken(row Row) (store.Token, error) {
 	var (
-		t            store.Token
-		org, by, nbr int64
-		app          sql.NullInt64
+		t        store.Token
+		branches uint64
 	)
-	err := row.Scan(&t.ID, &t.Name, &t.Profile, &org, &app, &by, at{&t.CreatedAt}, at{&t.ExpiresAt}, at{&t.RevokedAt},
-		at{&t.LastUsedAt}, &nbr)
-	t.OrgID, t.AppID, t.CreatedBy, t.RevokedBranches = uint64(org), uint64(app.Int64), uint64(by), int(nbr)
+	err := row.Scan(&t.ID, &t.Name, &t.Profile, num{&t.OrgID}, num{&t.AppID}, num{&t.CreatedBy}, at{&t.CreatedAt},
+		at{&t.ExpiresAt}, at{&t.RevokedAt}, at{&t.LastUsedAt}, num{&branches})
+	t.RevokedBranches = int(branches)
 	return t, err
 }
 
@@ -265,17 +254,15 @@ func (s *Store) RevocationsSince(ctx context.Context, after uint64, limit int) (
 		"SELECT seq, token_id, branch, org_id, revoked_at FROM revocations WHERE seq > ? ORDER BY seq LIMIT ?", a, limit)
 	revs, err := collect(rows, err, func(row Row) (store.Revocation, error) {
 		var (
-			r        store.Revocation
-			seq, org int64
-			branch   []byte
+			r      store.Revocation
+			branch []byte
 		)
-		if err := row.Scan(&seq, &r.TokenID, &branch, &org, at{&r.RevokedAt}); err != nil {
+		if err := row.Scan(num{&r.Cursor}, &r.TokenID, &branch, num{&r.OrgID}, at{&r.RevokedAt}); err != nil {
 			return store.Revocation{}, err
 		}
 		if branch != nil && copy(r.Branch[:], branch) != len(r.Branch) {
-			return store.Revocation{}, fmt.Errorf("entry %d has a branch of %d bytes", seq, len(branch))
+			return store.Revocation{}, fmt.Errorf("entry %d has a branch of %d bytes", r.Cursor, len(branch))
 		}
-		r.Cursor, r.OrgID = uint64(seq), uint64(org)
 		return r, nil
 	})
 	if err != nil {
@@ -355,29 +342,27 @@ func (s *Store) ListRevokedBranches(ctx context.Context, tokenID string) ([]stor
 		SELECT b.branch, b.revoked_at, b.revoked_by FROM tokens t
 		LEFT JOIN revoked_branches b ON b.token_id = t.id
 		WHERE t.id = ? ORDER BY b.revoked_at, b.branch`, tokenID)
-	all, err := collect(rows, err, func(row Row) (*store.RevokedBranch, error) {
+	found, err := collect(rows, err, func(row Row) (*store.RevokedBranch, error) {
 		var (
 			branch []byte
-			by     sql.NullInt64
 			b      = store.RevokedBranch{TokenID: tokenID}
 		)
-		if err := row.Scan(&branch, at{&b.RevokedAt}, &by); err != nil || branch == nil {
+		if err := row.Scan(&branch, at{&b.RevokedAt}, num{&b.RevokedBy}); err != nil || branch == nil {
 			return nil, err // no branch: the token has none
 		}
 		if copy(b.Branch[:], branch) != len(b.Branch) {
 			return nil, fmt.Errorf("a branch of %d bytes", len(branch))
 		}
-		b.RevokedBy = uint64(by.Int64)
 		return &b, nil
 	})
 	if err != nil {
 		return nil, s.errf("list revoked branches of token %s: %w", tokenID, err)
 	}
-	if len(all) == 0 {
+	if len(found) == 0 {
 		return nil, s.errf("list revoked branches of token %s: %w", tokenID, store.ErrNotFound)
 	}
-	out := make([]store.RevokedBranch, 0, len(all))
-	for _, b := range all {
+	out := make([]store.RevokedBranch, 0, len(found))
+	for _, b := range found {
 		if b != nil {
 			out = append(out, *b)
 		}
