@@ -117,7 +117,12 @@ func numbered(query string) string {
 
 // newRules are the shared rules over the pool.
 func (db *DB) newRules() *sqlrules.Store {
-	return sqlrules.New(dialect, conn{db.pool}, conn{db.pool}, func(ctx context.Context, fn func(tx sqlrules.Conn) error) error {
-		return db.tx(ctx, func(tx pgx.Tx) error { return fn(conn{tx}) })
+	return sqlrules.New(dialect, sqlrules.Backend{
+		Read:  conn{db.pool},
+		Write: conn{db.pool},
+		Tx: func(ctx context.Context, fn func(tx sqlrules.Conn) error) error {
+			return db.tx(ctx, func(tx pgx.Tx) error { return fn(conn{tx}) })
+		},
+		Import: db.importTokens,
 	})
 }

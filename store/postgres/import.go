@@ -9,16 +9,12 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ImportTokens implements [store.TokenImport] with COPY: the tokens, then,
-// under the feed lock, the feed entries of the revoked ones in order.
-func (db *DB) ImportTokens(ctx context.Context, toks []store.Token) error {
-	for _, t := range toks {
-		if err := t.ValidateImport(); err != nil {
-			return fmt.Errorf("postgres: import token %s: %w", t.ID, err)
-		}
-	}
+// importTokens is the bulk write of [store.TokenImport], with COPY: the
+// tokens, then, under the feed lock, the feed entries of the revoked ones
+// in order.
+func (db *DB) importTokens(ctx context.Context, toks []store.Token) error {
 	var revoked [][]any
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	return db.tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.CopyFrom(ctx, pgx.Identifier{"tokens"},
 			[]string{"id", "name", "profile", "org_id", "app_id", "created_by", "created_at", "expires_at", "revoked_at"},
 			pgx.CopyFromSlice(len(toks), func(i int) ([]any, error) {
@@ -50,8 +46,4 @@ func (db *DB) ImportTokens(ctx context.Context, toks []store.Token) error {
 		_, err = tx.Exec(ctx, "SELECT pg_notify($1, '')", revocationChannel)
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("postgres: import %d tokens: %w", len(toks), err)
-	}
-	return nil
 }

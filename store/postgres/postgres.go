@@ -26,10 +26,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/caveatdev/caveat/store"
@@ -133,15 +129,6 @@ func (db *DB) migrate(ctx context.Context) (err error) {
 	if _, err := conn.Exec(ctx, create); err != nil {
 		return fmt.Errorf("postgres: migrate: create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	sort.Strings(names)
-	known := make(map[string]bool, len(names))
-	for _, name := range names {
-		known[version(name)] = true
-	}
 	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations ORDER BY version")
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: read applied versions: %w", err)
@@ -150,39 +137,23 @@ func (db *DB) migrate(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: read applied versions: %w", err)
 	}
-	done := make(map[string]bool, len(applied))
-	for _, v := range applied {
-		if !known[v] {
-			return fmt.Errorf("postgres: migrate: the database has migration %q, unknown to this binary: it was written by a newer caveat", v)
-		}
-		done[v] = true
+	pending, err := sqlrules.Pending(migrations, applied)
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	for _, name := range names {
-		v := version(name)
-		if done[v] {
-			continue
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("postgres: migrate: %w", err)
-		}
+	for _, m := range pending {
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, string(body)); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", v)
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", m.Version)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("postgres: migrate: apply %s: %w", v, err)
+			return fmt.Errorf("postgres: migrate: apply %s: %w", m.Version, err)
 		}
 	}
 	return nil
-}
-
-// version is a migration's name without directory and extension.
-func version(name string) string {
-	return strings.TrimSuffix(path.Base(name), ".sql")
 }
 
 // tx runs fn in a transaction and commits it when fn succeeds.

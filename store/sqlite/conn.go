@@ -74,7 +74,12 @@ func (r sqlRows) Close() { r.Rows.Close() }
 // rules are the shared rules over this database: reads from the reader
 // pool, writes through the writer.
 func (db *DB) newRules() *sqlrules.Store {
-	return sqlrules.New(dialect, conn{db.r}, conn{db.w}, func(ctx context.Context, fn func(tx sqlrules.Conn) error) error {
-		return db.write(ctx, func(tx *sql.Tx) error { return fn(conn{tx}) })
+	return sqlrules.New(dialect, sqlrules.Backend{
+		Read:  conn{db.r},
+		Write: conn{db.w},
+		Tx: func(ctx context.Context, fn func(tx sqlrules.Conn) error) error {
+			return db.write(ctx, func(tx *sql.Tx) error { return fn(conn{tx}) })
+		},
+		Import: db.importTokens,
 	})
 }

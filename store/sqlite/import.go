@@ -9,15 +9,10 @@ import (
 	"github.com/caveatdev/caveat/store/internal/sqlrules"
 )
 
-// ImportTokens implements [store.TokenImport]: one write transaction, one
-// prepared insert.
-func (db *DB) ImportTokens(ctx context.Context, toks []store.Token) error {
-	for _, t := range toks {
-		if err := t.ValidateImport(); err != nil {
-			return fmt.Errorf("sqlite: import token %s: %w", t.ID, err)
-		}
-	}
-	err := db.write(ctx, func(tx *sql.Tx) error {
+// importTokens is the bulk write of [store.TokenImport]: one write
+// transaction, one prepared insert.
+func (db *DB) importTokens(ctx context.Context, toks []store.Token) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
 		ins, err := tx.PrepareContext(ctx, `
 			INSERT INTO tokens (id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
@@ -49,8 +44,4 @@ func (db *DB) ImportTokens(ctx context.Context, toks []store.Token) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("sqlite: import %d tokens: %w", len(toks), err)
-	}
-	return nil
 }

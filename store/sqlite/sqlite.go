@@ -25,13 +25,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -179,7 +176,9 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// migrate applies the embedded migrations that the database lacks.
+// migrate applies the embedded migrations that the database lacks. Each
+// is applied only if it is still missing once the write transaction has
+// begun, in case another process applied it in the meantime.
 func (db *DB) migrate(ctx context.Context) error {
 	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    TEXT PRIMARY KEY,
@@ -188,70 +187,52 @@ func (db *DB) migrate(ctx context.Context) error {
 	if _, err := db.w.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("sqlite: migrate: create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	applied, err := db.appliedVersions(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: read applied versions: %w", err)
+	}
+	pending, err := sqlrules.Pending(migrations, applied)
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	sort.Strings(names)
-	known := make(map[string]bool, len(names))
-	for _, name := range names {
-		known[version(name)] = true
-	}
-	if err := db.refuseNewer(ctx, known); err != nil {
-		return err
-	}
-	for _, name := range names {
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("sqlite: migrate: %w", err)
-		}
-		v := version(name)
+	for _, m := range pending {
 		err = db.write(ctx, func(tx *sql.Tx) error {
 			var n int
-			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", v).Scan(&n); err != nil {
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.Version).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version) VALUES (?)", v)
+			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version) VALUES (?)", m.Version)
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("sqlite: migrate: apply %s: %w", v, err)
+			return fmt.Errorf("sqlite: migrate: apply %s: %w", m.Version, err)
 		}
 	}
 	return nil
 }
 
-// refuseNewer fails when the database records a migration not in known.
-func (db *DB) refuseNewer(ctx context.Context, known map[string]bool) error {
+// appliedVersions reads the versions in schema_migrations.
+func (db *DB) appliedVersions(ctx context.Context) ([]string, error) {
 	rows, err := db.w.QueryContext(ctx, "SELECT version FROM schema_migrations ORDER BY version")
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: read applied versions: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
+	var vs []string
 	for rows.Next() {
 		var v string
 		if err := rows.Scan(&v); err != nil {
-			return fmt.Errorf("sqlite: migrate: read applied versions: %w", err)
+			return nil, err
 		}
-		if !known[v] {
-			return fmt.Errorf("sqlite: migrate: the database has migration %q, unknown to this binary: it was written by a newer caveat", v)
-		}
+		vs = append(vs, v)
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("sqlite: migrate: read applied versions: %w", err)
-	}
-	return nil
-}
-
-// version is a migration's name without directory and extension.
-func version(name string) string {
-	return strings.TrimSuffix(path.Base(name), ".sql")
+	return vs, rows.Err()
 }
 
 // write runs fn in a write transaction (BEGIN IMMEDIATE on the writer

@@ -67,6 +67,20 @@ func (s *Store) PurgeExpiredTokens(ctx context.Context, before time.Time, limit 
 	return int(n), nil
 }
 
+// ImportTokens implements [store.TokenImport]: every token is checked, then
+// the backend writes them all in one transaction.
+func (s *Store) ImportTokens(ctx context.Context, toks []store.Token) error {
+	for _, t := range toks {
+		if err := t.ValidateImport(); err != nil {
+			return s.errf("import token %s: %w", t.ID, err)
+		}
+	}
+	if err := s.bulk(ctx, toks); err != nil {
+		return s.errf("import %d tokens: %w", len(toks), err)
+	}
+	return nil
+}
+
 // DeleteSpentInvitations implements [store.Housekeeping].
 func (s *Store) DeleteSpentInvitations(ctx context.Context, before time.Time) (int, error) {
 	b := s.ts(before)

@@ -134,7 +134,7 @@ func (s *Store) CreateOrganization(ctx context.Context, o store.NewOrganization)
 func (s *Store) insertOrganization(ctx context.Context, tx Conn, o store.NewOrganization) (store.Organization, error) {
 	created := Micro(o.CreatedAt)
 	if o.Admin != 0 {
-		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", o.Admin, "admin user"); err != nil {
+		if err := require(ctx, tx, userRef("admin user", o.Admin)); err != nil {
 			return store.Organization{}, err
 		}
 	}
@@ -181,10 +181,7 @@ func (s *Store) AddMember(ctx context.Context, m store.Membership) error {
 		return s.errf("add member: %w", err)
 	}
 	err := s.tx(ctx, func(tx Conn) error {
-		if err := requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?", m.OrgID, "organization"); err != nil {
-			return err
-		}
-		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", m.UserID, "user"); err != nil {
+		if err := require(ctx, tx, orgRef(m.OrgID), userRef("user", m.UserID)); err != nil {
 			return err
 		}
 		return s.insertMember(ctx, tx, m)
@@ -335,7 +332,7 @@ func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 		return s.errf("create session: %w", err)
 	}
 	err := s.tx(ctx, func(tx Conn) error {
-		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", se.UserID, "user"); err != nil {
+		if err := require(ctx, tx, userRef("user", se.UserID)); err != nil {
 			return err
 		}
 		err := s.insert(ctx, tx, "session", "session id", nil,

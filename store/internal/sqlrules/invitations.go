@@ -35,10 +35,7 @@ func (s *Store) CreateInvitation(ctx context.Context, n store.NewInvitation) (st
 	}
 	created, expires := Micro(n.CreatedAt), Micro(n.ExpiresAt)
 	id, err := inTx(ctx, s, func(tx Conn) (int64, error) {
-		if err := requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?", n.OrgID, "organization"); err != nil {
-			return 0, err
-		}
-		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", n.InvitedBy, "inviting user"); err != nil {
+		if err := require(ctx, tx, orgRef(n.OrgID), userRef("inviting user", n.InvitedBy)); err != nil {
 			return 0, err
 		}
 		// An expired invitation for the same email gives way to the new one.

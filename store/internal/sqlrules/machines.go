@@ -64,7 +64,7 @@ func (s *Store) CreateMachine(ctx context.Context, m store.Machine, events ...st
 		return store.Machine{}, s.errf("create machine: %w", err)
 	}
 	err = s.tx(ctx, func(tx Conn) error {
-		if err := requireRow(ctx, tx, "SELECT 1 FROM apps WHERE id = ?", m.AppID, "app"); err != nil {
+		if err := require(ctx, tx, ref{"app", "apps", m.AppID}); err != nil {
 			return err
 		}
 		err := s.insert(ctx, tx, "machine", "machine id or name", nil,

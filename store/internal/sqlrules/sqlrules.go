@@ -78,21 +78,32 @@ type Dialect struct {
 	BeforeFeed, AfterFeed func(ctx context.Context, tx Conn) error
 }
 
+// Backend is a database's connections, as the rules use them.
+type Backend struct {
+	// Read is where reads outside a transaction go; Write where
+	// single-statement writes go.
+	Read, Write Conn
+	// Tx runs fn in a write transaction that commits when fn succeeds.
+	Tx func(ctx context.Context, fn func(tx Conn) error) error
+	// Import writes tokens, already checked, and the feed entries of the
+	// revoked ones, in one transaction, as fast as the database can.
+	Import func(ctx context.Context, toks []store.Token) error
+}
+
 // Store implements the store's interfaces that the backends share. A
-// backend embeds it and adds the rest (opening, migrations, bulk import,
-// purging, the database's own extras).
+// backend embeds it and adds the rest (opening, migrations, the
+// database's own extras).
 type Store struct {
 	d Dialect
 	// r reads outside a transaction; w runs single-statement writes.
 	r, w Conn
 	tx   func(ctx context.Context, fn func(tx Conn) error) error
+	bulk func(ctx context.Context, toks []store.Token) error
 }
 
-// New returns the rules over a backend: read is where reads go, write
-// where single-statement writes go, and tx runs fn in a write transaction
-// that commits when fn succeeds.
-func New(d Dialect, read, write Conn, tx func(ctx context.Context, fn func(tx Conn) error) error) *Store {
-	return &Store{d: d, r: read, w: write, tx: tx}
+// New returns the rules of dialect d over a backend.
+func New(d Dialect, b Backend) *Store {
+	return &Store{d: d, r: b.Read, w: b.Write, tx: b.Tx, bulk: b.Import}
 }
 
 // errf is fmt.Errorf with the backend's name in front.
@@ -241,6 +252,27 @@ func requireRow(ctx context.Context, c Conn, query string, id uint64, what strin
 		}
 	}
 	return fmt.Errorf("%s %d: %w", what, id, store.ErrNotFound)
+}
+
+// A ref is a row that a change refers to, which must exist: what names
+// it in errors.
+type ref struct {
+	what, table string
+	id          uint64
+}
+
+func orgRef(id uint64) ref               { return ref{"organization", "organizations", id} }
+func userRef(what string, id uint64) ref { return ref{what, "users", id} }
+
+// require fails with ErrNotFound, naming the first of refs that does not
+// exist.
+func require(ctx context.Context, tx Conn, refs ...ref) error {
+	for _, r := range refs {
+		if err := requireRow(ctx, tx, "SELECT 1 FROM "+r.table+" WHERE id = ?", r.id, r.what); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // inTx runs fn in a write transaction, committed when fn succeeds, and

@@ -19,7 +19,7 @@ func (s *Store) CreateApp(ctx context.Context, a store.NewApp) (store.App, error
 	}
 	created := Micro(a.CreatedAt)
 	id, err := inTx(ctx, s, func(tx Conn) (int64, error) {
-		if err := requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?", a.OrgID, "organization"); err != nil {
+		if err := require(ctx, tx, orgRef(a.OrgID)); err != nil {
 			return 0, err
 		}
 		var id int64
@@ -81,10 +81,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 		return s.errf("create token: %w", err)
 	}
 	err := s.tx(ctx, func(tx Conn) error {
-		if err := requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?", t.OrgID, "organization"); err != nil {
-			return err
-		}
-		if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", t.CreatedBy, "user"); err != nil {
+		if err := require(ctx, tx, orgRef(t.OrgID), userRef("user", t.CreatedBy)); err != nil {
 			return err
 		}
 		if t.AppID != 0 {
@@ -297,7 +294,7 @@ func (s *Store) RevokeBranch(ctx context.Context, b store.RevokedBranch) (bool, 
 			return false, fmt.Errorf("lock token: %w", err)
 		}
 		if b.RevokedBy != 0 {
-			if err := requireRow(ctx, tx, "SELECT 1 FROM users WHERE id = ?", b.RevokedBy, "user"); err != nil {
+			if err := require(ctx, tx, userRef("user", b.RevokedBy)); err != nil {
 				return false, err
 			}
 		}
