@@ -31,7 +31,6 @@ import (
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/internal/sqlrules"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -137,21 +136,17 @@ func (db *DB) migrate(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: read applied versions: %w", err)
 	}
-	pending, err := sqlrules.Pending(migrations, applied)
-	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	for _, m := range pending {
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	err = sqlrules.Migrate(migrations, applied, func(m sqlrules.Migration) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", m.Version)
 			return err
 		})
-		if err != nil {
-			return fmt.Errorf("postgres: migrate: apply %s: %w", m.Version, err)
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	return nil
 }
@@ -172,29 +167,4 @@ func (db *DB) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
-}
-
-func pgCode(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
-
-// isUnique reports whether err is a unique_violation.
-func isUnique(err error) bool { return pgCode(err) == "23505" }
-
-// isForeignKey reports whether err is a foreign_key_violation.
-func isForeignKey(err error) bool { return pgCode(err) == "23503" }
-
-// ts is a time as stored: UTC, microseconds.
-func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
-// nullTS is an optional time as a query argument: the zero time is NULL.
-func nullTS(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return ts(t)
 }

@@ -61,13 +61,15 @@ func (db *DB) StartWebLogin(ctx context.Context, w store.WebLogin, max int, now 
 
 const webLoginColumns = "poll_key, user_key, addr, started_at, expires_at, user_id"
 
-func scanWebLogin(row pgx.Row) (store.WebLogin, error) {
+// scanWebLogin reads a login selected with webLoginColumns, and then the
+// columns after them into more.
+func scanWebLogin(row pgx.Row, more ...any) (store.WebLogin, error) {
 	var (
 		w          store.WebLogin
 		poll, user []byte
 		uid        pgtype.Int8
 	)
-	if err := row.Scan(&poll, &user, &w.Addr, &w.StartedAt, &w.ExpiresAt, &uid); err != nil {
+	if err := row.Scan(append([]any{&poll, &user, &w.Addr, &w.StartedAt, &w.ExpiresAt, &uid}, more...)...); err != nil {
 		return store.WebLogin{}, err
 	}
 	copy(w.PollKey[:], poll)
@@ -133,22 +135,8 @@ func (db *DB) CollectWebLogin(ctx context.Context, key store.FlowKey, now time.T
 		return store.WebLogin{}, fmt.Errorf("postgres: collect web login: %w", err)
 	}
 	logins, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.WebLogin, error) {
-		var (
-			w          store.WebLogin
-			poll, user []byte
-			uid        pgtype.Int8
-			pref       int
-		)
-		if err := row.Scan(&poll, &user, &w.Addr, &w.StartedAt, &w.ExpiresAt, &uid, &pref); err != nil {
-			return w, err
-		}
-		copy(w.PollKey[:], poll)
-		copy(w.UserKey[:], user)
-		w.StartedAt, w.ExpiresAt = w.StartedAt.UTC(), w.ExpiresAt.UTC()
-		if uid.Valid {
-			w.UserID = uint64(uid.Int64)
-		}
-		return w, nil
+		var pref int
+		return scanWebLogin(row, &pref)
 	})
 	if err != nil {
 		return store.WebLogin{}, fmt.Errorf("postgres: collect web login: %w", err)

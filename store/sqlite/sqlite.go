@@ -34,8 +34,6 @@ import (
 
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/internal/sqlrules"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 var _ store.Store = (*DB)(nil)
@@ -191,12 +189,8 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: read applied versions: %w", err)
 	}
-	pending, err := sqlrules.Pending(migrations, applied)
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	for _, m := range pending {
-		err = db.write(ctx, func(tx *sql.Tx) error {
+	err = sqlrules.Migrate(migrations, applied, func(m sqlrules.Migration) error {
+		return db.write(ctx, func(tx *sql.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.Version).Scan(&n); err != nil {
 				return err
@@ -210,9 +204,9 @@ func (db *DB) migrate(ctx context.Context) error {
 			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version) VALUES (?)", m.Version)
 			return err
 		})
-		if err != nil {
-			return fmt.Errorf("sqlite: migrate: apply %s: %w", m.Version, err)
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	return nil
 }
@@ -252,37 +246,6 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
-}
-
-// errCode returns SQLite's extended result code of err, or 0.
-func errCode(err error) int {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code()
-	}
-	return 0
-}
-
-// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
-func isUnique(err error) bool {
-	c := errCode(err)
-	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-}
-
-// isForeignKey reports whether err is a FOREIGN KEY violation.
-func isForeignKey(err error) bool {
-	return errCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
-}
-
-// ts is a time as stored: microseconds since the epoch.
-func ts(t time.Time) int64 { return t.UnixMicro() }
-
-// nullTS is an optional time as a query argument: the zero time is NULL.
-func nullTS(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UnixMicro()
 }
 
 // rowsAffected returns how many rows an update changed.

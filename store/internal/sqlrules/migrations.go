@@ -16,6 +16,21 @@ type Migration struct {
 	SQL     string
 }
 
+// Migrate applies, with apply, each migration of fsys that applied lacks,
+// in order; see Pending.
+func Migrate(fsys fs.FS, applied []string, apply func(m Migration) error) error {
+	pending, err := Pending(fsys, applied)
+	if err != nil {
+		return err
+	}
+	for _, m := range pending {
+		if err := apply(m); err != nil {
+			return fmt.Errorf("apply %s: %w", m.Version, err)
+		}
+	}
+	return nil
+}
+
 // Pending returns, in name order, the migrations of fsys (its
 // migrations/*.sql) whose versions applied lacks. It fails if applied holds
 // a version fsys lacks: the database was written by a newer caveat, and

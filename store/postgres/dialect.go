@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -125,4 +126,29 @@ func (db *DB) newRules() *sqlrules.Store {
 		},
 		Import: db.importTokens,
 	})
+}
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// isUnique reports whether err is a unique_violation.
+func isUnique(err error) bool { return pgCode(err) == "23505" }
+
+// isForeignKey reports whether err is a foreign_key_violation.
+func isForeignKey(err error) bool { return pgCode(err) == "23503" }
+
+// ts is a time as stored: UTC, microseconds.
+func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// nullTS is an optional time as a query argument: the zero time is NULL.
+func nullTS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return ts(t)
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/caveatdev/caveat/store/internal/sqlrules"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // dialect is SQLite's side of the shared rules. Writers are serialised by
@@ -82,4 +85,35 @@ func (db *DB) newRules() *sqlrules.Store {
 		},
 		Import: db.importTokens,
 	})
+}
+
+// errCode returns SQLite's extended result code of err, or 0.
+func errCode(err error) int {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code()
+	}
+	return 0
+}
+
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
+func isUnique(err error) bool {
+	c := errCode(err)
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// isForeignKey reports whether err is a FOREIGN KEY violation.
+func isForeignKey(err error) bool {
+	return errCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// ts is a time as stored: microseconds since the epoch.
+func ts(t time.Time) int64 { return t.UnixMicro() }
+
+// nullTS is an optional time as a query argument: the zero time is NULL.
+func nullTS(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
 }
