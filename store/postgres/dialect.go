@@ -54,8 +54,8 @@ func notifyFeed(ctx context.Context, tx sqlrules.Conn) error {
 	return nil
 }
 
-// conn is the pool or a transaction as a [sqlrules.Conn].
-type conn struct {
+// pgConn is the pool, a connection or a transaction as a [sqlrules.Conn].
+type pgConn struct {
 	q interface {
 		Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 		Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
@@ -63,17 +63,17 @@ type conn struct {
 	}
 }
 
-func (c conn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	tag, err := c.q.Exec(ctx, numbered(query), args...)
+func (c pgConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := c.q.Exec(ctx, numbered(query, len(args)), args...)
 	return tag.RowsAffected(), err
 }
 
-func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlrules.Row {
-	return c.q.QueryRow(ctx, numbered(query), args...)
+func (c pgConn) QueryRow(ctx context.Context, query string, args ...any) sqlrules.Row {
+	return c.q.QueryRow(ctx, numbered(query, len(args)), args...)
 }
 
-func (c conn) Query(ctx context.Context, query string, args ...any) (sqlrules.Rows, error) {
-	return c.q.Query(ctx, numbered(query), args...)
+func (c pgConn) Query(ctx context.Context, query string, args ...any) (sqlrules.Rows, error) {
+	return c.q.Query(ctx, numbered(query, len(args)), args...)
 }
 
 // QueryPlanned sends the query as a one-shot statement
@@ -83,8 +83,8 @@ func (c conn) Query(ctx context.Context, query string, args ...any) (sqlrules.Ro
 // for a page after a cursor its generic plan bitmap-scans the whole
 // organization (100 ms at 10^5 tokens, against 2 ms for the plan made for
 // the values), as the scale harness found.
-func (c conn) QueryPlanned(ctx context.Context, query string, args ...any) (sqlrules.Rows, error) {
-	return c.q.Query(ctx, numbered(query), append([]any{pgx.QueryExecModeExec}, args...)...)
+func (c pgConn) QueryPlanned(ctx context.Context, query string, args ...any) (sqlrules.Rows, error) {
+	return c.q.Query(ctx, numbered(query, len(args)), append([]any{pgx.QueryExecModeExec}, args...)...)
 }
 
 // numberedCache holds the statements numbered so far: the rules have a
@@ -92,10 +92,11 @@ func (c conn) QueryPlanned(ctx context.Context, query string, args ...any) (sqlr
 // allocation a query.
 var numberedCache sync.Map
 
-// numbered turns the "?" placeholders of the rules into $1, $2….
-// The rules' statements hold no "?" other than placeholders.
-func numbered(query string) string {
-	if !strings.Contains(query, "?") {
+// numbered turns the "?" placeholders of the rules into $1, $2…; a
+// statement without arguments (a migration, say) has none. The rules'
+// statements hold no "?" other than placeholders.
+func numbered(query string, args int) string {
+	if args == 0 || !strings.Contains(query, "?") {
 		return query
 	}
 	if v, ok := numberedCache.Load(query); ok {
@@ -119,10 +120,10 @@ func numbered(query string) string {
 // newRules are the shared rules over the pool.
 func (db *DB) newRules() *sqlrules.Store {
 	return sqlrules.New(dialect, sqlrules.Backend{
-		Read:  conn{db.pool},
-		Write: conn{db.pool},
+		Read:  pgConn{db.pool},
+		Write: pgConn{db.pool},
 		Tx: func(ctx context.Context, fn func(tx sqlrules.Conn) error) error {
-			return db.tx(ctx, func(tx pgx.Tx) error { return fn(conn{tx}) })
+			return db.tx(ctx, func(tx pgx.Tx) error { return fn(pgConn{tx}) })
 		},
 		Import: db.importTokens,
 	})

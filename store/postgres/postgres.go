@@ -128,22 +128,8 @@ func (db *DB) migrate(ctx context.Context) (err error) {
 	if _, err := conn.Exec(ctx, create); err != nil {
 		return fmt.Errorf("postgres: migrate: create schema_migrations: %w", err)
 	}
-	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations ORDER BY version")
-	if err != nil {
-		return fmt.Errorf("postgres: migrate: read applied versions: %w", err)
-	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("postgres: migrate: read applied versions: %w", err)
-	}
-	err = sqlrules.Migrate(migrations, applied, func(m sqlrules.Migration) error {
-		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES ($1)", m.Version)
-			return err
-		})
+	err = sqlrules.Migrate(ctx, migrations, pgConn{conn}, func(ctx context.Context, fn func(tx sqlrules.Conn) error) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return fn(pgConn{tx}) })
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)

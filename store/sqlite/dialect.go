@@ -74,15 +74,18 @@ type sqlRows struct{ *sql.Rows }
 
 func (r sqlRows) Close() { r.Rows.Close() }
 
+// writeRules is write for the rules: fn gets the transaction as a Conn.
+func (db *DB) writeRules(ctx context.Context, fn func(tx sqlrules.Conn) error) error {
+	return db.write(ctx, func(tx *sql.Tx) error { return fn(conn{tx}) })
+}
+
 // rules are the shared rules over this database: reads from the reader
 // pool, writes through the writer.
 func (db *DB) newRules() *sqlrules.Store {
 	return sqlrules.New(dialect, sqlrules.Backend{
-		Read:  conn{db.r},
-		Write: conn{db.w},
-		Tx: func(ctx context.Context, fn func(tx sqlrules.Conn) error) error {
-			return db.write(ctx, func(tx *sql.Tx) error { return fn(conn{tx}) })
-		},
+		Read:   conn{db.r},
+		Write:  conn{db.w},
+		Tx:     db.writeRules,
 		Import: db.importTokens,
 	})
 }

@@ -174,9 +174,7 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// migrate applies the embedded migrations that the database lacks. Each
-// is applied only if it is still missing once the write transaction has
-// begun, in case another process applied it in the meantime.
+// migrate applies the embedded migrations that the database lacks.
 func (db *DB) migrate(ctx context.Context) error {
 	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    TEXT PRIMARY KEY,
@@ -185,48 +183,10 @@ func (db *DB) migrate(ctx context.Context) error {
 	if _, err := db.w.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("sqlite: migrate: create schema_migrations: %w", err)
 	}
-	applied, err := db.appliedVersions(ctx)
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate: read applied versions: %w", err)
-	}
-	err = sqlrules.Migrate(migrations, applied, func(m sqlrules.Migration) error {
-		return db.write(ctx, func(tx *sql.Tx) error {
-			var n int
-			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.Version).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version) VALUES (?)", m.Version)
-			return err
-		})
-	})
-	if err != nil {
+	if err := sqlrules.Migrate(ctx, migrations, conn{db.w}, db.writeRules); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	return nil
-}
-
-// appliedVersions reads the versions in schema_migrations.
-func (db *DB) appliedVersions(ctx context.Context) ([]string, error) {
-	rows, err := db.w.QueryContext(ctx, "SELECT version FROM schema_migrations ORDER BY version")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var vs []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		vs = append(vs, v)
-	}
-	return vs, rows.Err()
 }
 
 // write runs fn in a write transaction (BEGIN IMMEDIATE on the writer

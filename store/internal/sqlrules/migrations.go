@@ -1,6 +1,7 @@
 package sqlrules
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"path"
@@ -16,15 +17,34 @@ type Migration struct {
 	SQL     string
 }
 
-// Migrate applies, with apply, each migration of fsys that applied lacks,
-// in order; see Pending.
-func Migrate(fsys fs.FS, applied []string, apply func(m Migration) error) error {
+// Migrate brings a database's schema up to date: it reads the versions
+// in schema_migrations through c, and applies each migration of fsys that
+// they lack (see Pending), in order, each in its own transaction (run by
+// tx) together with its row, and only if the row is still missing once
+// the transaction has begun, in case another process applied it since.
+func Migrate(ctx context.Context, fsys fs.FS, c Conn, tx func(ctx context.Context, fn func(tx Conn) error) error) error {
+	rows, err := c.Query(ctx, "SELECT version FROM schema_migrations ORDER BY version")
+	applied, err := collect(rows, err, scanString)
+	if err != nil {
+		return fmt.Errorf("read applied versions: %w", err)
+	}
 	pending, err := Pending(fsys, applied)
 	if err != nil {
 		return err
 	}
 	for _, m := range pending {
-		if err := apply(m); err != nil {
+		err := tx(ctx, func(tx Conn) error {
+			done, err := exists(ctx, tx, "SELECT 1 FROM schema_migrations WHERE version = ?", m.Version)
+			if err != nil || done {
+				return err
+			}
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, "INSERT INTO schema_migrations (version) VALUES (?)", m.Version)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("apply %s: %w", m.Version, err)
 		}
 	}
