@@ -12,14 +12,7 @@ import (
 
 // CreateUser implements [store.Users].
 func (s *Store) CreateUser(ctx context.Context, u store.NewUser) (store.User, error) {
-	if err := u.Validate(); err != nil {
-		return store.User{}, s.errf("create user: %w", err)
-	}
-	user, err := inTx(ctx, s, func(tx Conn) (store.User, error) { return s.insertUser(ctx, tx, u) })
-	if err != nil {
-		return store.User{}, s.errf("create user: %w", err)
-	}
-	return user, nil
+	return create(ctx, s, u.Validate(), nil, func(tx Conn) (store.User, error) { return s.insertUser(ctx, tx, u) }, "create user")
 }
 
 // CreateUserWithOrganization implements [store.Users].
@@ -119,14 +112,8 @@ func (s *Store) SetPasswordHash(ctx context.Context, id uint64, hash string) err
 
 // CreateOrganization implements [store.Organizations].
 func (s *Store) CreateOrganization(ctx context.Context, o store.NewOrganization) (store.Organization, error) {
-	if err := o.Validate(); err != nil {
-		return store.Organization{}, s.errf("create organization: %w", err)
-	}
-	org, err := inTx(ctx, s, func(tx Conn) (store.Organization, error) { return s.insertOrganization(ctx, tx, o) })
-	if err != nil {
-		return store.Organization{}, s.errf("create organization %q: %w", o.Slug, err)
-	}
-	return org, nil
+	return create(ctx, s, o.Validate(), nil, func(tx Conn) (store.Organization, error) { return s.insertOrganization(ctx, tx, o) },
+		"create organization %q", o.Slug)
 }
 
 // insertOrganization inserts o and, when o.Admin is set, its admin
@@ -177,26 +164,19 @@ func (s *Store) GetOrganizationBySlug(ctx context.Context, slug string) (store.O
 
 // AddMember implements [store.Organizations].
 func (s *Store) AddMember(ctx context.Context, m store.Membership) error {
-	if err := m.Validate(); err != nil {
-		return s.errf("add member: %w", err)
-	}
-	err := s.tx(ctx, func(tx Conn) error {
-		if err := require(ctx, tx, orgRef(m.OrgID), userRef("user", m.UserID)); err != nil {
-			return err
-		}
+	return change(ctx, s, m.Validate(), []ref{orgRef(m.OrgID), userRef("user", m.UserID)}, func(tx Conn) error {
 		return s.insertMember(ctx, tx, m)
-	})
-	if err != nil {
-		return s.errf("add user %d to organization %d: %w", m.UserID, m.OrgID, err)
-	}
-	return nil
+	}, "add user %d to organization %d", m.UserID, m.OrgID)
 }
 
 // lockOrganization fails with ErrNotFound unless the organization exists,
 // and locks its row (with lock, a clause of the Dialect) until the
 // transaction ends.
+// lockOrganization fails with ErrNotFound unless the organization exists,
+// and locks its row (with lock, a clause of the Dialect) until the
+// transaction ends.
 func lockOrganization(ctx context.Context, tx Conn, orgID uint64, lock string) error {
-	return requireRow(ctx, tx, "SELECT 1 FROM organizations WHERE id = ?"+lock, orgID, "organization")
+	return require(ctx, tx, lockedOrg(orgID, lock))
 }
 
 // currentRole locks the organization and returns the member's role, or
@@ -328,13 +308,7 @@ func (s *Store) ListUserOrganizations(ctx context.Context, userID uint64) ([]sto
 
 // CreateSession implements [store.Sessions].
 func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
-	if err := se.Validate(); err != nil {
-		return s.errf("create session: %w", err)
-	}
-	err := s.tx(ctx, func(tx Conn) error {
-		if err := require(ctx, tx, userRef("user", se.UserID)); err != nil {
-			return err
-		}
+	return change(ctx, s, se.Validate(), []ref{userRef("user", se.UserID)}, func(tx Conn) error {
 		err := s.insert(ctx, tx, "session", "session id", nil,
 			"INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
 			se.ID, int64(se.UserID), s.ts(se.CreatedAt), s.ts(se.ExpiresAt))
@@ -345,11 +319,7 @@ func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 		_, err = tx.Exec(ctx, "UPDATE users SET last_login_at = "+s.d.Greatest+"(coalesce(last_login_at, ?), ?) WHERE id = ?",
 			s.ts(se.CreatedAt), s.ts(se.CreatedAt), int64(se.UserID))
 		return err
-	})
-	if err != nil {
-		return s.errf("create session for user %d: %w", se.UserID, err)
-	}
-	return nil
+	}, "create session for user %d", se.UserID)
 }
 
 // GetSession implements [store.Sessions].

@@ -30,20 +30,15 @@ func scanInvitation(row Row) (store.Invitation, error) {
 
 // CreateInvitation implements [store.Invitations].
 func (s *Store) CreateInvitation(ctx context.Context, n store.NewInvitation) (store.Invitation, error) {
-	if err := n.Validate(); err != nil {
-		return store.Invitation{}, s.errf("create invitation: %w", err)
-	}
-	created, expires := Micro(n.CreatedAt), Micro(n.ExpiresAt)
-	id, err := inTx(ctx, s, func(tx Conn) (int64, error) {
-		if err := require(ctx, tx, orgRef(n.OrgID), userRef("inviting user", n.InvitedBy)); err != nil {
-			return 0, err
-		}
+	refs := []ref{orgRef(n.OrgID), userRef("inviting user", n.InvitedBy)}
+	return create(ctx, s, n.Validate(), refs, func(tx Conn) (store.Invitation, error) {
+		created, expires := Micro(n.CreatedAt), Micro(n.ExpiresAt)
 		// An expired invitation for the same email gives way to the new one.
 		_, err := tx.Exec(ctx, `UPDATE invitations SET cancelled_at = ?
 			WHERE org_id = ? AND email_key = ? AND accepted_at IS NULL AND cancelled_at IS NULL AND expires_at <= ?`,
 			s.ts(created), int64(n.OrgID), store.EmailKey(n.Email), s.ts(created))
 		if err != nil {
-			return 0, fmt.Errorf("cancel expired invitations: %w", err)
+			return store.Invitation{}, fmt.Errorf("cancel expired invitations: %w", err)
 		}
 		var id int64
 		err = s.insert(ctx, tx, "invitation", "an open invitation for this email, or this code", &id, `INSERT INTO invitations
@@ -51,13 +46,9 @@ func (s *Store) CreateInvitation(ctx context.Context, n store.NewInvitation) (st
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			int64(n.OrgID), n.Email, store.EmailKey(n.Email), string(n.Role), n.CodeHash, int64(n.InvitedBy),
 			s.ts(created), s.ts(expires))
-		return id, err
-	})
-	if err != nil {
-		return store.Invitation{}, s.errf("create invitation to organization %d: %w", n.OrgID, err)
-	}
-	return store.Invitation{ID: uint64(id), OrgID: n.OrgID, Email: n.Email, Role: n.Role, CodeHash: n.CodeHash,
-		InvitedBy: n.InvitedBy, CreatedAt: created, ExpiresAt: expires}, nil
+		return store.Invitation{ID: uint64(id), OrgID: n.OrgID, Email: n.Email, Role: n.Role, CodeHash: n.CodeHash,
+			InvitedBy: n.InvitedBy, CreatedAt: created, ExpiresAt: expires}, err
+	}, "create invitation to organization %d", n.OrgID)
 }
 
 // GetInvitation implements [store.Invitations].

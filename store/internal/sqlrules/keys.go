@@ -13,37 +13,28 @@ import (
 
 // RotateRootKey implements [store.RootKeys].
 func (s *Store) RotateRootKey(ctx context.Context, k store.NewRootKey) (store.RootKey, error) {
-	if err := k.Validate(); err != nil {
-		return store.RootKey{}, s.errf("rotate root key of organization %d: %w", k.OrgID, err)
-	}
-	created := Micro(k.CreatedAt)
-	err := s.tx(ctx, func(tx Conn) error {
-		// Serialise the organization's rotations: without the lock, two
-		// could each demote the same old key and both insert an active
-		// one, and the second would fail on the one-active index.
-		if err := lockOrganization(ctx, tx, k.OrgID, s.d.ForNoKeyUpdate); err != nil {
-			return err
-		}
+	// The organization is locked to serialise its rotations: without the
+	// lock, two could each demote the same old key and both insert an
+	// active one, and the second would fail on the one-active index.
+	return create(ctx, s, k.Validate(), []ref{lockedOrg(k.OrgID, s.d.ForNoKeyUpdate)}, func(tx Conn) (store.RootKey, error) {
+		created := Micro(k.CreatedAt)
 		_, err := tx.Exec(ctx,
 			"UPDATE root_keys SET state = 'rotated', rotated_at = ? WHERE org_id = ? AND state = 'active'",
 			s.ts(created), int64(k.OrgID))
 		if err != nil {
-			return fmt.Errorf("demote active key: %w", err)
+			return store.RootKey{}, fmt.Errorf("demote active key: %w", err)
 		}
-		return s.insert(ctx, tx, "key", "key id", nil,
+		err = s.insert(ctx, tx, "key", "key id", nil,
 			"INSERT INTO root_keys (kid, org_id, sealed, state, created_at) VALUES (?, ?, ?, 'active', ?)",
 			[]byte(k.KID), int64(k.OrgID), []byte(k.Sealed), s.ts(created))
-	})
-	if err != nil {
-		return store.RootKey{}, s.errf("rotate root key of organization %d: %w", k.OrgID, err)
-	}
-	return store.RootKey{
-		KID:       clone(k.KID),
-		OrgID:     k.OrgID,
-		Sealed:    clone(k.Sealed),
-		State:     store.KeyActive,
-		CreatedAt: created,
-	}, nil
+		return store.RootKey{
+			KID:       clone(k.KID),
+			OrgID:     k.OrgID,
+			Sealed:    clone(k.Sealed),
+			State:     store.KeyActive,
+			CreatedAt: created,
+		}, err
+	}, "rotate root key of organization %d", k.OrgID)
 }
 
 func clone(b []byte) []byte { return append([]byte{}, b...) }

@@ -60,27 +60,17 @@ func prepare(m store.Machine, events []store.MachineEvent) (store.Machine, error
 // CreateMachine implements [store.Machines].
 func (s *Store) CreateMachine(ctx context.Context, m store.Machine, events ...store.MachineEvent) (store.Machine, error) {
 	m, err := prepare(m, events)
-	if err != nil {
-		return store.Machine{}, s.errf("create machine: %w", err)
-	}
-	err = s.tx(ctx, func(tx Conn) error {
-		if err := require(ctx, tx, ref{"app", "apps", m.AppID}); err != nil {
-			return err
-		}
+	return create(ctx, s, err, []ref{{"app", "apps", m.AppID, ""}}, func(tx Conn) (store.Machine, error) {
 		err := s.insert(ctx, tx, "machine", "machine id or name", nil,
 			"INSERT INTO machines ("+machineColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', '', NULL, 1)",
 			m.ID, int64(m.AppID), m.Name, string(m.State), string(m.Next), s.nullTS(m.NextAt), m.Region, m.ImageRef,
 			m.InstanceID, m.PrivateIP, m.Config, store.EncodeMetadata(m.Metadata), s.ts(m.CreatedAt), s.ts(m.UpdatedAt))
-		if err != nil {
-			return err
+		if err == nil {
+			err = s.appendEvents(ctx, tx, m.ID, events)
 		}
-		return s.appendEvents(ctx, tx, m.ID, events)
-	})
-	if err != nil {
-		return store.Machine{}, s.errf("create machine %s of app %d: %w", m.ID, m.AppID, err)
-	}
-	m.Lease, m.Version = store.MachineLease{}, 1
-	return m, nil
+		m.Lease, m.Version = store.MachineLease{}, 1
+		return m, err
+	}, "create machine %s of app %d", m.ID, m.AppID)
 }
 
 // appendEvents inserts events in order and keeps the newest

@@ -255,20 +255,25 @@ func requireRow(ctx context.Context, c Conn, query string, id uint64, what strin
 }
 
 // A ref is a row that a change refers to, which must exist: what names
-// it in errors.
+// it in errors; lock, a clause of the Dialect, locks it until the
+// transaction ends.
 type ref struct {
 	what, table string
 	id          uint64
+	lock        string
 }
 
-func orgRef(id uint64) ref               { return ref{"organization", "organizations", id} }
-func userRef(what string, id uint64) ref { return ref{what, "users", id} }
+func orgRef(id uint64) ref               { return ref{"organization", "organizations", id, ""} }
+func userRef(what string, id uint64) ref { return ref{what, "users", id, ""} }
+
+// lockedOrg is the organization, locked with lock.
+func lockedOrg(id uint64, lock string) ref { return ref{"organization", "organizations", id, lock} }
 
 // require fails with ErrNotFound, naming the first of refs that does not
-// exist.
+// exist, and takes their locks.
 func require(ctx context.Context, tx Conn, refs ...ref) error {
 	for _, r := range refs {
-		if err := requireRow(ctx, tx, "SELECT 1 FROM "+r.table+" WHERE id = ?", r.id, r.what); err != nil {
+		if err := requireRow(ctx, tx, "SELECT 1 FROM "+r.table+" WHERE id = ?"+r.lock, r.id, r.what); err != nil {
 			return err
 		}
 	}
@@ -285,6 +290,35 @@ func inTx[T any](ctx context.Context, s *Store, fn func(tx Conn) (T, error)) (T,
 		return err
 	})
 	return v, err
+}
+
+// create checks a new record (check is what its Validate returned), then
+// runs fn in a write transaction once the rows it refers to are found (and
+// locked as they ask); a failure names what (a format, with whatArgs).
+func create[T any](ctx context.Context, s *Store, check error, refs []ref, fn func(tx Conn) (T, error),
+	what string, whatArgs ...any) (T, error) {
+	var v T
+	err := check
+	if err == nil {
+		v, err = inTx(ctx, s, func(tx Conn) (T, error) {
+			if err := require(ctx, tx, refs...); err != nil {
+				var zero T
+				return zero, err
+			}
+			return fn(tx)
+		})
+	}
+	if err != nil {
+		var zero T
+		return zero, s.errf("%s: %w", fmt.Sprintf(what, whatArgs...), err)
+	}
+	return v, nil
+}
+
+// change is create for a change that returns nothing.
+func change(ctx context.Context, s *Store, check error, refs []ref, fn func(tx Conn) error, what string, whatArgs ...any) error {
+	_, err := create(ctx, s, check, refs, func(tx Conn) (struct{}, error) { return struct{}{}, fn(tx) }, what, whatArgs...)
+	return err
 }
 
 // insert runs an INSERT, scanning the id it returns into id unless id is

@@ -14,23 +14,13 @@ import (
 
 // CreateApp implements [store.Apps].
 func (s *Store) CreateApp(ctx context.Context, a store.NewApp) (store.App, error) {
-	if err := a.Validate(); err != nil {
-		return store.App{}, s.errf("create app: %w", err)
-	}
-	created := Micro(a.CreatedAt)
-	id, err := inTx(ctx, s, func(tx Conn) (int64, error) {
-		if err := require(ctx, tx, orgRef(a.OrgID)); err != nil {
-			return 0, err
-		}
+	return create(ctx, s, a.Validate(), []ref{orgRef(a.OrgID)}, func(tx Conn) (store.App, error) {
+		created := Micro(a.CreatedAt)
 		var id int64
 		err := s.insert(ctx, tx, "app", "app name", &id, "INSERT INTO apps (org_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
 			int64(a.OrgID), a.Name, s.ts(created))
-		return id, err
-	})
-	if err != nil {
-		return store.App{}, s.errf("create app %q in organization %d: %w", a.Name, a.OrgID, err)
-	}
-	return store.App{ID: uint64(id), OrgID: a.OrgID, Name: a.Name, CreatedAt: created}, nil
+		return store.App{ID: uint64(id), OrgID: a.OrgID, Name: a.Name, CreatedAt: created}, err
+	}, "create app %q in organization %d", a.Name, a.OrgID)
 }
 
 const appColumns = "id, org_id, name, created_at"
@@ -77,13 +67,7 @@ func (s *Store) ListAppsByName(ctx context.Context, name string) ([]store.App, e
 
 // CreateToken implements [store.Tokens].
 func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
-	if err := t.Validate(); err != nil {
-		return s.errf("create token: %w", err)
-	}
-	err := s.tx(ctx, func(tx Conn) error {
-		if err := require(ctx, tx, orgRef(t.OrgID), userRef("user", t.CreatedBy)); err != nil {
-			return err
-		}
+	return change(ctx, s, t.Validate(), []ref{orgRef(t.OrgID), userRef("user", t.CreatedBy)}, func(tx Conn) error {
 		if t.AppID != 0 {
 			if err := requireAppOf(ctx, tx, t.AppID, t.OrgID); err != nil {
 				return err
@@ -97,11 +81,7 @@ func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
 			return fmt.Errorf("insert token: %w", store.ErrNotFound)
 		}
 		return err
-	})
-	if err != nil {
-		return s.errf("create token %s: %w", t.ID, err)
-	}
-	return nil
+	}, "create token %s", t.ID)
 }
 
 // requireAppOf fails with ErrNotFound unless the app exists, and with
