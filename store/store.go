@@ -10,7 +10,11 @@
 // several replicas sharing one database. Package
 // [github.com/caveatdev/caveat/store/open] chooses one from a DSN, and
 // package [github.com/caveatdev/caveat/store/storetest] is the conformance
-// suite both are tested with.
+// suite both are tested with. The two share one implementation of the
+// rules (the last admin, leases, metadata, token paging and revocation,
+// invitations…), in store/internal/sqlrules, written once over
+// database/sql-style connections and a small dialect; each backend keeps
+// only its driver, its SQL dialect, its migrations and its bulk import.
 //
 // # Contracts common to every method
 //

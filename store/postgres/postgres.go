@@ -1,6 +1,13 @@
 // Package postgres implements [store.Store] on PostgreSQL through pgx, for
 // several caveat replicas sharing one database.
 //
+// The store's rules are the ones SQLite uses too, in
+// store/internal/sqlrules; this package gives them its pool and dialect
+// (dialect.go: the lock clauses and feed hooks below, = ANY for id lists,
+// $n placeholders, one-shot pages, PostgreSQL's error codes), and keeps its
+// migrations, the COPY import, the revocation listener and the state the
+// replicas share (third-party flows, throttles, web logins).
+//
 // # Migrations
 //
 // The schema is the embedded migrations/*.sql, applied in name order at

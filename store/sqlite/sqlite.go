@@ -1,6 +1,12 @@
 // Package sqlite implements [store.Store] on a SQLite file, through the
 // pure-Go driver modernc.org/sqlite. It is caveat's embedded default.
 //
+// The store's rules are the ones PostgreSQL uses too, in
+// store/internal/sqlrules; this package gives them its connections and
+// dialect (dialect.go: INTEGER microsecond times, no lock clauses since
+// writers are serialised, id lists as JSON arrays, SQLite's error codes),
+// and keeps its migrations, bulk import and backups.
+//
 // # Connections
 //
 // The database runs in WAL mode with foreign keys enforced. A [DB] holds two
