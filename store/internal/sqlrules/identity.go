@@ -63,7 +63,7 @@ func (s *Store) requireNoUser(ctx context.Context, tx Conn) error {
 }
 
 func (s *Store) insertUser(ctx context.Context, tx Conn, u store.NewUser) (store.User, error) {
-	created := Micro(u.CreatedAt)
+	created := micro(u.CreatedAt)
 	var id int64
 	err := s.insert(ctx, tx, "user", "email", &id,
 		"INSERT INTO users (email, email_key, password_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id",
@@ -75,7 +75,7 @@ const userColumns = "id, email, password_hash, created_at"
 
 func scanUser(row Row) (store.User, error) {
 	var u store.User
-	err := row.Scan(num{&u.ID}, &u.Email, &u.PasswordHash, at{&u.CreatedAt})
+	err := row.Scan(Num{&u.ID}, &u.Email, &u.PasswordHash, At{&u.CreatedAt})
 	return u, err
 }
 
@@ -119,7 +119,7 @@ func (s *Store) CreateOrganization(ctx context.Context, o store.NewOrganization)
 // insertOrganization inserts o and, when o.Admin is set, its admin
 // membership.
 func (s *Store) insertOrganization(ctx context.Context, tx Conn, o store.NewOrganization) (store.Organization, error) {
-	created := Micro(o.CreatedAt)
+	created := micro(o.CreatedAt)
 	if o.Admin != 0 {
 		if err := require(ctx, tx, userRef("admin user", o.Admin)); err != nil {
 			return store.Organization{}, err
@@ -145,7 +145,7 @@ const orgColumns = "id, slug, created_at"
 
 func scanOrganization(row Row) (store.Organization, error) {
 	var o store.Organization
-	err := row.Scan(num{&o.ID}, &o.Slug, at{&o.CreatedAt})
+	err := row.Scan(Num{&o.ID}, &o.Slug, At{&o.CreatedAt})
 	return o, err
 }
 
@@ -169,9 +169,6 @@ func (s *Store) AddMember(ctx context.Context, m store.Membership) error {
 	}, "add user %d to organization %d", m.UserID, m.OrgID)
 }
 
-// lockOrganization fails with ErrNotFound unless the organization exists,
-// and locks its row (with lock, a clause of the Dialect) until the
-// transaction ends.
 // lockOrganization fails with ErrNotFound unless the organization exists,
 // and locks its row (with lock, a clause of the Dialect) until the
 // transaction ends.
@@ -276,7 +273,7 @@ func (s *Store) GetMembership(ctx context.Context, orgID, userID uint64) (store.
 	u, ok2 := DBID(userID)
 	return get(ctx, s, ok1 && ok2, func(row Row) (store.Membership, error) {
 		m := store.Membership{OrgID: orgID, UserID: userID}
-		err := row.Scan((*string)(&m.Role), at{&m.CreatedAt})
+		err := row.Scan((*string)(&m.Role), At{&m.CreatedAt})
 		return m, err
 	}, "SELECT role, created_at FROM memberships WHERE org_id = ? AND user_id = ?", []any{o, u},
 		"get membership of user %d in organization %d", userID, orgID)
@@ -287,7 +284,7 @@ func (s *Store) ListMembers(ctx context.Context, orgID uint64) ([]store.Membersh
 	o, ok := DBID(orgID)
 	return all(ctx, s, ok, func(row Row) (store.Membership, error) {
 		m := store.Membership{OrgID: orgID}
-		err := row.Scan(num{&m.UserID}, (*string)(&m.Role), at{&m.CreatedAt})
+		err := row.Scan(Num{&m.UserID}, (*string)(&m.Role), At{&m.CreatedAt})
 		return m, err
 	}, "SELECT user_id, role, created_at FROM memberships WHERE org_id = ? ORDER BY user_id", []any{o},
 		"list members of organization %d", orgID)
@@ -298,7 +295,7 @@ func (s *Store) ListUserOrganizations(ctx context.Context, userID uint64) ([]sto
 	u, ok := DBID(userID)
 	return all(ctx, s, ok, func(row Row) (store.OrganizationRole, error) {
 		var or store.OrganizationRole
-		err := row.Scan(num{&or.ID}, &or.Slug, at{&or.CreatedAt}, (*string)(&or.Role))
+		err := row.Scan(Num{&or.ID}, &or.Slug, At{&or.CreatedAt}, (*string)(&or.Role))
 		return or, err
 	}, `SELECT o.id, o.slug, o.created_at, m.role
 		FROM memberships m JOIN organizations o ON o.id = m.org_id
@@ -316,8 +313,8 @@ func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 			return err
 		}
 		// A session is a login: the member list shows the latest.
-		_, err = tx.Exec(ctx, "UPDATE users SET last_login_at = "+s.d.Greatest+"(coalesce(last_login_at, ?), ?) WHERE id = ?",
-			s.ts(se.CreatedAt), s.ts(se.CreatedAt), int64(se.UserID))
+		_, err = tx.Exec(ctx, "UPDATE users SET last_login_at = "+s.d.Greatest+"(coalesce(last_login_at, ?1), ?1) WHERE id = ?2",
+			s.ts(se.CreatedAt), int64(se.UserID))
 		return err
 	}, "create session for user %d", se.UserID)
 }
@@ -326,7 +323,7 @@ func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
 func (s *Store) GetSession(ctx context.Context, id string) (store.Session, error) {
 	return get(ctx, s, storable(id), func(row Row) (store.Session, error) {
 		se := store.Session{ID: id}
-		err := row.Scan(num{&se.UserID}, at{&se.CreatedAt}, at{&se.ExpiresAt}, at{&se.RevokedAt})
+		err := row.Scan(Num{&se.UserID}, At{&se.CreatedAt}, At{&se.ExpiresAt}, At{&se.RevokedAt})
 		return se, err
 	}, "SELECT user_id, created_at, expires_at, revoked_at FROM sessions WHERE id = ?", []any{id}, "get session")
 }

@@ -23,8 +23,8 @@ const invitationColumns = "id, org_id, email, role, code_hash, invited_by, creat
 
 func scanInvitation(row Row) (store.Invitation, error) {
 	var i store.Invitation
-	err := row.Scan(num{&i.ID}, num{&i.OrgID}, &i.Email, (*string)(&i.Role), &i.CodeHash, num{&i.InvitedBy}, at{&i.CreatedAt},
-		at{&i.ExpiresAt}, at{&i.AcceptedAt}, num{&i.AcceptedBy}, at{&i.CancelledAt})
+	err := row.Scan(Num{&i.ID}, Num{&i.OrgID}, &i.Email, (*string)(&i.Role), &i.CodeHash, Num{&i.InvitedBy}, At{&i.CreatedAt},
+		At{&i.ExpiresAt}, At{&i.AcceptedAt}, Num{&i.AcceptedBy}, At{&i.CancelledAt})
 	return i, err
 }
 
@@ -32,7 +32,7 @@ func scanInvitation(row Row) (store.Invitation, error) {
 func (s *Store) CreateInvitation(ctx context.Context, n store.NewInvitation) (store.Invitation, error) {
 	refs := []ref{orgRef(n.OrgID), userRef("inviting user", n.InvitedBy)}
 	return create(ctx, s, n.Validate(), refs, func(tx Conn) (store.Invitation, error) {
-		created, expires := Micro(n.CreatedAt), Micro(n.ExpiresAt)
+		created, expires := micro(n.CreatedAt), micro(n.ExpiresAt)
 		// An expired invitation for the same email gives way to the new one.
 		_, err := tx.Exec(ctx, `UPDATE invitations SET cancelled_at = ?
 			WHERE org_id = ? AND email_key = ? AND accepted_at IS NULL AND cancelled_at IS NULL AND expires_at <= ?`,
@@ -95,7 +95,7 @@ func (s *Store) CancelInvitation(ctx context.Context, orgID, id uint64, when tim
 		case !inv.CancelledAt.IsZero():
 			return inv, store.ErrInvitationCancelled
 		}
-		inv.CancelledAt = Micro(when)
+		inv.CancelledAt = micro(when)
 		_, err = tx.Exec(ctx, "UPDATE invitations SET cancelled_at = ? WHERE id = ?", s.ts(when), i)
 		return inv, err
 	})
@@ -127,7 +127,7 @@ func (s *Store) lockInvitation(ctx context.Context, tx Conn, codeHash, emailKey 
 
 // accept makes the user a member through the locked invitation inv.
 func (s *Store) accept(ctx context.Context, tx Conn, inv store.Invitation, userID uint64, when time.Time) (store.Invitation, error) {
-	when = Micro(when)
+	when = micro(when)
 	if err := s.insertMember(ctx, tx, store.Membership{OrgID: inv.OrgID, UserID: userID, Role: inv.Role, CreatedAt: when}); err != nil {
 		return inv, err
 	}
@@ -197,7 +197,7 @@ func (s *Store) ListMemberDetails(ctx context.Context, orgID uint64, p store.Pag
 	l := memberListing
 	l.scan = func(row Row) (store.Member, error) {
 		m := store.Member{Membership: store.Membership{OrgID: orgID}}
-		err := row.Scan(num{&m.UserID}, (*string)(&m.Role), at{&m.CreatedAt}, &m.Email, at{&m.LastLoginAt})
+		err := row.Scan(Num{&m.UserID}, (*string)(&m.Role), At{&m.CreatedAt}, &m.Email, At{&m.LastLoginAt})
 		return m, err
 	}
 	return l.read(ctx, s, orgID, p, func(q *page, o int64, after uint64, _ bool) (bool, error) {
@@ -237,8 +237,8 @@ func (s *Store) RemoveMemberWithTokens(ctx context.Context, r store.Removal) ([]
 		if err != nil || len(ids) == 0 {
 			return []store.Token{}, err
 		}
-		rows, err := tx.Query(ctx, "SELECT "+TokenColumns+" FROM tokens WHERE id "+s.d.AnyID+" ORDER BY created_at, id", s.d.IDs(ids))
-		toks, err := collect(rows, err, ScanToken)
+		rows, err := tx.Query(ctx, "SELECT "+tokenColumns+" FROM tokens WHERE id "+s.d.AnyID+" ORDER BY created_at, id", s.d.IDs(ids))
+		toks, err := collect(rows, err, scanToken)
 		if err != nil {
 			return nil, fmt.Errorf("read the member's tokens: %w", err)
 		}

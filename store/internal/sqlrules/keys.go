@@ -17,7 +17,7 @@ func (s *Store) RotateRootKey(ctx context.Context, k store.NewRootKey) (store.Ro
 	// lock, two could each demote the same old key and both insert an
 	// active one, and the second would fail on the one-active index.
 	return create(ctx, s, k.Validate(), []ref{lockedOrg(k.OrgID, s.d.ForNoKeyUpdate)}, func(tx Conn) (store.RootKey, error) {
-		created := Micro(k.CreatedAt)
+		created := micro(k.CreatedAt)
 		_, err := tx.Exec(ctx,
 			"UPDATE root_keys SET state = 'rotated', rotated_at = ? WHERE org_id = ? AND state = 'active'",
 			s.ts(created), int64(k.OrgID))
@@ -43,8 +43,8 @@ const keyColumns = "kid, org_id, sealed, state, created_at, rotated_at, retired_
 
 func scanKey(row Row) (store.RootKey, error) {
 	var k store.RootKey
-	err := row.Scan(&k.KID, num{&k.OrgID}, (*[]byte)(&k.Sealed), (*string)(&k.State), at{&k.CreatedAt}, at{&k.RotatedAt},
-		at{&k.RetiredAt})
+	err := row.Scan(&k.KID, Num{&k.OrgID}, (*[]byte)(&k.Sealed), (*string)(&k.State), At{&k.CreatedAt}, At{&k.RotatedAt},
+		At{&k.RetiredAt})
 	return k, err
 }
 

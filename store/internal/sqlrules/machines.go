@@ -23,9 +23,9 @@ func scanMachine(row Row) (store.Machine, error) {
 		m  store.Machine
 		md string
 	)
-	err := row.Scan(&m.ID, num{&m.AppID}, &m.Name, (*string)(&m.State), (*string)(&m.Next), at{&m.NextAt}, &m.Region,
-		&m.ImageRef, &m.InstanceID, &m.PrivateIP, &m.Config, &md, at{&m.CreatedAt}, at{&m.UpdatedAt}, &m.Lease.Nonce,
-		&m.Lease.Owner, &m.Lease.Version, at{&m.Lease.ExpiresAt}, num{&m.Version})
+	err := row.Scan(&m.ID, Num{&m.AppID}, &m.Name, (*string)(&m.State), (*string)(&m.Next), At{&m.NextAt}, &m.Region,
+		&m.ImageRef, &m.InstanceID, &m.PrivateIP, &m.Config, &md, At{&m.CreatedAt}, At{&m.UpdatedAt}, &m.Lease.Nonce,
+		&m.Lease.Owner, &m.Lease.Version, At{&m.Lease.ExpiresAt}, Num{&m.Version})
 	if err != nil {
 		return store.Machine{}, err
 	}
@@ -35,9 +35,9 @@ func scanMachine(row Row) (store.Machine, error) {
 
 // normalize gives m's times the precision and zone the store returns.
 func normalize(m store.Machine) store.Machine {
-	m.CreatedAt, m.UpdatedAt = Micro(m.CreatedAt), Micro(m.UpdatedAt)
+	m.CreatedAt, m.UpdatedAt = micro(m.CreatedAt), micro(m.UpdatedAt)
 	if !m.NextAt.IsZero() {
-		m.NextAt = Micro(m.NextAt)
+		m.NextAt = micro(m.NextAt)
 	}
 	if m.Metadata == nil {
 		m.Metadata = map[string]string{}
@@ -95,8 +95,6 @@ func (s *Store) appendEvents(ctx context.Context, tx Conn, id string, events []s
 	return nil
 }
 
-// getMachine reads a machine through q, locking its row with lock, a
-// clause of the Dialect.
 // getMachine reads a machine through q, locking its row with lock, a
 // clause of the Dialect.
 func getMachine(ctx context.Context, q Conn, appID uint64, id string, lock string) (store.Machine, error) {
@@ -207,7 +205,7 @@ func (s *Store) ListMachineEvents(ctx context.Context, appID uint64, id string, 
 			e                   store.MachineEvent
 			typ, status, source sql.NullString
 		)
-		err := row.Scan(&typ, &status, &source, at{&e.Timestamp})
+		err := row.Scan(&typ, &status, &source, At{&e.Timestamp})
 		e.Type, e.Status, e.Source = typ.String, status.String, source.String
 		return e, err
 	})
@@ -241,7 +239,7 @@ func (s *Store) leaseChange(ctx context.Context, what string, appID uint64, id s
 			return store.Machine{}, fmt.Errorf("update lease: %w", err)
 		}
 		if !l.ExpiresAt.IsZero() {
-			l.ExpiresAt = Micro(l.ExpiresAt)
+			l.ExpiresAt = micro(l.ExpiresAt)
 		}
 		cur.Lease = l
 		cur.Version++
@@ -309,7 +307,7 @@ func (s *Store) metadataChange(ctx context.Context, what string, appID uint64, i
 	if err := store.CheckTime("updated at", when); err != nil {
 		return store.Machine{}, s.errf("%s: %w", what, err)
 	}
-	when = Micro(when)
+	when = micro(when)
 	out, err := s.changeMachine(ctx, appID, id, func(tx Conn, cur store.Machine) (store.Machine, error) {
 		if err := atVersion(cur, version); err != nil {
 			return store.Machine{}, err

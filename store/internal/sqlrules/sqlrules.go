@@ -4,9 +4,10 @@
 // the identity accounts and housekeeping are written here once, and a
 // backend brings only what differs, its driver and a [Dialect].
 //
-// Queries are written with "?" placeholders, in the SQL both databases
-// speak (RETURNING, ON CONFLICT, row values); a backend's [Conn] numbers
-// the placeholders if its database wants $1, $2…. Where PostgreSQL must
+// Queries are written with "?" placeholders, or "?1", "?2"… where an
+// argument is used twice (never both in one statement), in the SQL both
+// databases speak (RETURNING, ON CONFLICT, row values); a backend's [Conn]
+// numbers the placeholders if its database wants $1, $2…. Where PostgreSQL must
 // lock what a transaction read (several writers) and SQLite need not (one
 // writer at a time), the Dialect gives the lock clause, empty for SQLite.
 package sqlrules
@@ -139,36 +140,40 @@ func (s *Store) feed(ctx context.Context, tx Conn, fn func() error) error {
 	return nil
 }
 
-// Micro is a time as the store keeps it: UTC, microseconds.
-func Micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+// micro is a time as the store keeps it: UTC, microseconds.
+func micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 
-// at scans a stored time into *t: microseconds since the epoch (SQLite's
-// INTEGER) or a timestamp; NULL is the zero time.
-type at struct{ t *time.Time }
+// At scans a stored time into *T: microseconds since the epoch (SQLite's
+// INTEGER) or a timestamp; NULL is the zero time. A driver that has a
+// faster way may replace it by its own scanner into T.
+type At struct{ T *time.Time }
 
-func (d at) Scan(v any) error {
+// Scan implements [sql.Scanner].
+func (d At) Scan(v any) error {
 	switch v := v.(type) {
 	case nil:
-		*d.t = time.Time{}
+		*d.T = time.Time{}
 	case int64:
-		*d.t = time.UnixMicro(v).UTC()
+		*d.T = time.UnixMicro(v).UTC()
 	case time.Time:
-		*d.t = v.UTC()
+		*d.T = v.UTC()
 	default:
 		return fmt.Errorf("scan a time from %T", v)
 	}
 	return nil
 }
 
-// num scans a stored BIGINT into *p; NULL is 0, no id.
-type num struct{ p *uint64 }
+// Num scans a stored BIGINT into *P; NULL is 0, no id. A driver that has
+// a faster way may replace it by its own scanner into P.
+type Num struct{ P *uint64 }
 
-func (d num) Scan(v any) error {
+// Scan implements [sql.Scanner].
+func (d Num) Scan(v any) error {
 	switch v := v.(type) {
 	case nil:
-		*d.p = 0
+		*d.P = 0
 	case int64:
-		*d.p = uint64(v)
+		*d.P = uint64(v)
 	default:
 		return fmt.Errorf("scan a number from %T", v)
 	}

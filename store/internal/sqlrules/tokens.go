@@ -15,7 +15,7 @@ import (
 // CreateApp implements [store.Apps].
 func (s *Store) CreateApp(ctx context.Context, a store.NewApp) (store.App, error) {
 	return create(ctx, s, a.Validate(), []ref{orgRef(a.OrgID)}, func(tx Conn) (store.App, error) {
-		created := Micro(a.CreatedAt)
+		created := micro(a.CreatedAt)
 		var id int64
 		err := s.insert(ctx, tx, "app", "app name", &id, "INSERT INTO apps (org_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
 			int64(a.OrgID), a.Name, s.ts(created))
@@ -27,7 +27,7 @@ const appColumns = "id, org_id, name, created_at"
 
 func scanApp(row Row) (store.App, error) {
 	var a store.App
-	err := row.Scan(num{&a.ID}, num{&a.OrgID}, &a.Name, at{&a.CreatedAt})
+	err := row.Scan(Num{&a.ID}, Num{&a.OrgID}, &a.Name, At{&a.CreatedAt})
 	return a, err
 }
 
@@ -103,18 +103,17 @@ func requireAppOf(ctx context.Context, tx Conn, appID, orgID uint64) error {
 	return nil
 }
 
-// TokenColumns are the columns ScanToken reads, in its order.
-const TokenColumns = "id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at, last_used_at, revoked_branches"
+// tokenColumns are the columns scanToken reads, in its order.
+const tokenColumns = "id, name, profile, org_id, app_id, created_by, created_at, expires_at, revoked_at, last_used_at, revoked_branches"
 
-// ScanToken reads a token selected with TokenColumns.
-// ScanToken reads a token selected with TokenColumns.
-func ScanToken(row Row) (store.Token, error) {
+// scanToken reads a token selected with tokenColumns.
+func scanToken(row Row) (store.Token, error) {
 	var (
 		t        store.Token
 		branches uint64
 	)
-	err := row.Scan(&t.ID, &t.Name, &t.Profile, num{&t.OrgID}, num{&t.AppID}, num{&t.CreatedBy}, at{&t.CreatedAt},
-		at{&t.ExpiresAt}, at{&t.RevokedAt}, at{&t.LastUsedAt}, num{&branches})
+	err := row.Scan(&t.ID, &t.Name, &t.Profile, Num{&t.OrgID}, Num{&t.AppID}, Num{&t.CreatedBy}, At{&t.CreatedAt},
+		At{&t.ExpiresAt}, At{&t.RevokedAt}, At{&t.LastUsedAt}, Num{&branches})
 	t.RevokedBranches = int(branches)
 	return t, err
 }
@@ -124,18 +123,18 @@ func (s *Store) GetToken(ctx context.Context, id string) (store.Token, error) {
 	if !store.ValidTokenID(id) {
 		return store.Token{}, s.errf("get token: %w", store.ErrNotFound)
 	}
-	return get(ctx, s, true, ScanToken, "SELECT "+TokenColumns+" FROM tokens WHERE id = ?", []any{id}, "get token %s", id)
+	return get(ctx, s, true, scanToken, "SELECT "+tokenColumns+" FROM tokens WHERE id = ?", []any{id}, "get token %s", id)
 }
 
 var tokenListing = listing[store.CreatedKey, store.Token]{"list tokens", "organization", store.CursorTokens,
-	store.ParseCreatedCursor, ScanToken, store.TokenCursor}
+	store.ParseCreatedCursor, scanToken, store.TokenCursor}
 
 // ListTokens implements [store.Tokens]. The page is read along the
 // index of the organization's (or the app's) tokens by creation time and
 // id, from the cursor on: its cost does not grow with the tokens before it.
 func (s *Store) ListTokens(ctx context.Context, f store.TokenFilter, p store.Page) ([]store.Token, string, error) {
 	return tokenListing.read(ctx, s, f.OrgID, p, func(q *page, o int64, after store.CreatedKey, from bool) (bool, error) {
-		q.add("SELECT "+TokenColumns+" FROM tokens WHERE org_id = ?", o)
+		q.add("SELECT "+tokenColumns+" FROM tokens WHERE org_id = ?", o)
 		if f.AppID != 0 {
 			a, ok := DBID(f.AppID)
 			if !ok {
@@ -207,8 +206,8 @@ func (s *Store) TouchToken(ctx context.Context, id string, when time.Time) error
 	}
 	// One statement: it matches the row whether or not it moves the time
 	// forward, so the count tells whether the token exists.
-	n, err := s.w.Exec(ctx, "UPDATE tokens SET last_used_at = "+s.d.Greatest+"(coalesce(last_used_at, ?), ?) WHERE id = ?",
-		s.ts(when), s.ts(when), id)
+	n, err := s.w.Exec(ctx, "UPDATE tokens SET last_used_at = "+s.d.Greatest+"(coalesce(last_used_at, ?1), ?1) WHERE id = ?2",
+		s.ts(when), id)
 	if err == nil && n == 0 {
 		err = store.ErrNotFound
 	}
@@ -234,7 +233,7 @@ func (s *Store) RevocationsSince(ctx context.Context, after uint64, limit int) (
 			r      store.Revocation
 			branch []byte
 		)
-		if err := row.Scan(num{&r.Cursor}, &r.TokenID, &branch, num{&r.OrgID}, at{&r.RevokedAt}); err != nil {
+		if err := row.Scan(Num{&r.Cursor}, &r.TokenID, &branch, Num{&r.OrgID}, At{&r.RevokedAt}); err != nil {
 			return store.Revocation{}, err
 		}
 		if branch != nil && copy(r.Branch[:], branch) != len(r.Branch) {
@@ -324,7 +323,7 @@ func (s *Store) ListRevokedBranches(ctx context.Context, tokenID string) ([]stor
 			branch []byte
 			b      = store.RevokedBranch{TokenID: tokenID}
 		)
-		if err := row.Scan(&branch, at{&b.RevokedAt}, num{&b.RevokedBy}); err != nil || branch == nil {
+		if err := row.Scan(&branch, At{&b.RevokedAt}, Num{&b.RevokedBy}); err != nil || branch == nil {
 			return nil, err // no branch: the token has none
 		}
 		if copy(b.Branch[:], branch) != len(b.Branch) {
