@@ -47,6 +47,11 @@ type APIError struct {
 	Message string
 	// RetryAfter is set from the Retry-After header of a 429.
 	RetryAfter time.Duration
+
+	// page is set when Message is the answer's text rather than a caveat
+	// server's JSON error (a proxy's page, say): shown to the user of this
+	// client, never relayed further (see Remote).
+	page bool
 }
 
 func (e *APIError) Error() string {
@@ -189,17 +194,17 @@ func apiError(resp *http.Response, raw []byte) error {
 	var e struct {
 		Error string `json:"error"`
 	}
-	msg := strings.TrimSpace(string(raw))
+	msg, page := strings.TrimSpace(string(raw)), true
 	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-		msg = e.Error
+		msg, page = e.Error, false
 	}
 	if msg == "" {
-		msg = http.StatusText(resp.StatusCode)
+		msg, page = http.StatusText(resp.StatusCode), false
 	}
 	if len(msg) > 500 {
 		msg = msg[:500] + "…"
 	}
-	ae := &APIError{Status: resp.StatusCode, Message: msg}
+	ae := &APIError{Status: resp.StatusCode, Message: msg, page: page}
 	if s := resp.Header.Get("Retry-After"); s != "" {
 		var secs int
 		if _, err := fmt.Sscanf(s, "%d", &secs); err == nil {

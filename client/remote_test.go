@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -209,5 +210,41 @@ func TestRemoteBranchRevocation(t *testing.T) {
 	}
 	if n := cnt.n.Load() - calls; n != 2 {
 		t.Fatalf("%d calls to the authority after the eviction, want 2 (both verified afresh)", n)
+	}
+}
+
+// TestRemoteRelaysOnlyTheAuthoritysMessages: a 4xx answer that is not the
+// authority's JSON error (a proxy's or a firewall's page in front of it)
+// is relayed with its status and the status's text, as middleware.Remote
+// did before it moved here, never with the page: that text is not the
+// authority's to show, and may name the infrastructure or echo the
+// request. The authority's own refusals keep their messages.
+func TestRemoteRelaysOnlyTheAuthoritysMessages(t *testing.T) {
+	var asJSON atomic.Bool
+	authority := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if asJSON.Load() {
+			httpjson.Write(w, http.StatusUnauthorized, map[string]string{"error": "invalid token: the authority says why"})
+			return
+		}
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusForbidden)
+		w.Write([]byte("<html><body>Request blocked by waf-7.internal.example (rule 942100)</body></html>"))
+	}))
+	t.Cleanup(authority.Close)
+	remote := client.NewRemote(client.RemoteConfig{URL: authority.URL})
+	ctx := context.Background()
+
+	_, err := remote.Principal(ctx, "FlyV1 fm2_AAAA")
+	if status(err) != http.StatusForbidden {
+		t.Fatalf("a proxy's 403 page: %v (status %d), want the 403 relayed", err, status(err))
+	}
+	if _, msg, _ := httpjson.StatusOf(err); msg != http.StatusText(http.StatusForbidden) || strings.Contains(err.Error(), "waf-7") {
+		t.Errorf("a proxy's 403 page is relayed as %q (%v), want %q and nothing of the page", msg, err, http.StatusText(http.StatusForbidden))
+	}
+
+	asJSON.Store(true)
+	_, err = remote.Principal(ctx, "FlyV1 fm2_AAAA")
+	if _, msg, _ := httpjson.StatusOf(err); status(err) != http.StatusUnauthorized || msg != "invalid token: the authority says why" {
+		t.Errorf("the authority's refusal: %v (status %d, message %q)", err, status(err), msg)
 	}
 }
