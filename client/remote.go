@@ -232,23 +232,24 @@ func (rm *Remote) ask(ctx context.Context, header string) (*remotePrincipal, err
 // refusal sorts an error of a call to the authority: its refusal (a 4xx
 // answer) is relayed as a *fault.Error with the code of its status (an
 // *httpjson.Error with the status when no code has it) and the
-// authority's message; anything else is a failure to ask it. A 4xx
-// answer that is not a caveat server's JSON error (a proxy's page) is
-// relayed with the status's text: the page is not the authority's to
-// show to the service's callers.
+// authority's message; anything else is a failure to ask it. An answer
+// that is not a caveat server's JSON error (a proxy's page) stands for
+// its status's text alone, whether relayed or in the failure: the page is
+// not the authority's to show the service's callers, and one that echoes
+// the request would put a token into the logs.
 func refusal(err error) error {
 	var ae *APIError
-	if !errors.As(err, &ae) || ae.Status < 400 || ae.Status >= 500 {
+	if errors.As(err, &ae) && ae.page {
+		ae = &APIError{Status: ae.Status, Message: http.StatusText(ae.Status), RetryAfter: ae.RetryAfter}
+		err = ae
+	}
+	if ae == nil || ae.Status < 400 || ae.Status >= 500 {
 		return fmt.Errorf("authority: %w", err)
 	}
-	msg := ae.Message
-	if ae.page {
-		msg = http.StatusText(ae.Status)
-	}
 	if code, ok := httpjson.CodeOf(ae.Status); ok {
-		return &fault.Error{Code: code, Message: msg, Err: err}
+		return &fault.Error{Code: code, Message: ae.Message, Err: err}
 	}
-	return &httpjson.Error{Status: ae.Status, Msg: msg, Err: err}
+	return &httpjson.Error{Status: ae.Status, Msg: ae.Message, Err: err}
 }
 
 // revocations reads a page of the revocation feed after the cursor, with

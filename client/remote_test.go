@@ -3,6 +3,8 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -246,5 +248,34 @@ func TestRemoteRelaysOnlyTheAuthoritysMessages(t *testing.T) {
 	_, err = remote.Principal(ctx, "FlyV1 fm2_AAAA")
 	if _, msg, _ := httpjson.StatusOf(err); status(err) != http.StatusUnauthorized || msg != "invalid token: the authority says why" {
 		t.Errorf("the authority's refusal: %v (status %d, message %q)", err, status(err), msg)
+	}
+}
+
+// TestRemoteKeepsPagesOutOfItsErrors: when the authority cannot be asked
+// (a 5xx from a proxy in front of it), Remote's error — which the
+// middleware's users log (machines does, as "cannot check the token") —
+// says the status, not the answer's text, as middleware.Remote did: a
+// proxy or debugging server that echoes the request would otherwise put
+// the caller's token, or Remote's feed token, into the logs.
+func TestRemoteKeepsPagesOutOfItsErrors(t *testing.T) {
+	authority := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprintf(w, "upstream failed for %s %s (Authorization: %s) body: %s", r.Method, r.URL.Path, r.Header.Get("Authorization"), body)
+	}))
+	t.Cleanup(authority.Close)
+	const token, feed = "FlyV1 fm2_callersSecretToken", "FlyV1 fm2_feedSecretToken"
+	remote := client.NewRemote(client.RemoteConfig{URL: authority.URL, FeedToken: feed})
+	ctx := context.Background()
+	_, err := remote.Principal(ctx, token)
+	if err == nil || status(err) != 0 {
+		t.Fatalf("authenticate through a failing proxy: %v, want a failure to ask (no status)", err)
+	}
+	if strings.Contains(err.Error(), "SecretToken") || !strings.Contains(err.Error(), "502") {
+		t.Errorf("authenticate through a failing proxy: the error is %q; want the status and nothing of the answer", err)
+	}
+	err = remote.Poll(ctx)
+	if err == nil || strings.Contains(err.Error(), "SecretToken") || !strings.Contains(err.Error(), "502") {
+		t.Errorf("the feed through a failing proxy: the error is %q; want the status and nothing of the answer", err)
 	}
 }
