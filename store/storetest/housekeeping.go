@@ -16,6 +16,7 @@ var housekeepingTests = []struct {
 	{"Leases", testLeases},
 	{"ConcurrentLeases", testConcurrentLeases},
 	{"PurgeExpiredTokens", testPurgeExpiredTokens},
+	{"PurgeWhileRevoking", testPurgeWhileRevoking},
 	{"ImportTokens", testImportTokens},
 	{"ImportTokensAtomic", testImportTokensAtomic},
 	{"DeleteSpentInvitations", testDeleteSpentInvitations},
@@ -114,6 +115,52 @@ func testConcurrentLeases(t *testing.T, s store.Store) {
 			return err
 		})
 		wantWins(t, fmt.Sprint("round ", round), errs, errRefused)
+	}
+}
+
+// testPurgeWhileRevoking purges expired tokens while they are being
+// revoked: a revocation either comes first, and its feed entry goes with
+// the token, or finds no token; the purge never fails on an entry it did
+// not see.
+func testPurgeWhileRevoking(t *testing.T, s store.Store) {
+	f := newFixture(t, s)
+	for round := range 4 {
+		toks := make([]store.Token, concurrency-1)
+		for i := range toks {
+			toks[i] = newToken(f.org.ID, f.app.ID, f.user.ID, t0)
+			toks[i].ExpiresAt = at(time.Hour)
+			must(t, s.CreateToken(ctx(t), toks[i]))
+		}
+		var purged int
+		errs := parallel(func(i int) error {
+			if i == 0 {
+				var err error
+				purged, err = s.PurgeExpiredTokens(ctx(t), at(2*time.Hour), 100)
+				return err
+			}
+			_, err := s.RevokeToken(ctx(t), toks[i-1].ID, at(90*time.Minute))
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // the purge came first
+			}
+			return err
+		})
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, call %d (0 purges, the others revoke): %v", round, i, err)
+			}
+		}
+		if purged != len(toks) {
+			t.Fatalf("round %d: purged %d tokens, want %d", round, purged, len(toks))
+		}
+		for _, tok := range toks {
+			_, err := s.GetToken(ctx(t), tok.ID)
+			wantErr(t, err, store.ErrNotFound)
+		}
+		feed, err := s.RevocationsSince(ctx(t), 0, 100)
+		must(t, err)
+		if len(feed) != 0 {
+			t.Fatalf("round %d: the feed keeps %d entries of purged tokens: %+v", round, len(feed), feed)
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ var teamTests = []struct {
 	{"InvitationCancellation", testInvitationCancellation},
 	{"SignupWithInvitation", testSignupWithInvitation},
 	{"ConcurrentAcceptance", testConcurrentAcceptance},
+	{"AcceptanceRacingCancellation", testAcceptanceRacingCancellation},
 	{"MemberDetails", testMemberDetails},
 	{"RemoveMemberWithTokens", testRemoveMemberWithTokens},
 	{"RemoveMemberKeepingTokens", testRemoveMemberKeepingTokens},
@@ -327,6 +328,55 @@ func testConcurrentAcceptance(t *testing.T, s store.Store) {
 		}
 		if won != 1 {
 			t.Errorf("%d concurrent %ss succeeded, want exactly 1", won, what)
+		}
+	}
+}
+
+// testAcceptanceRacingCancellation accepts and cancels invitations at
+// once: of each pair, exactly one wins, and the invitation and the
+// membership tell the same story as the winner (an invitation both
+// cancelled and accepted, or a cancellation reported while the member
+// joined, would be a lost update).
+func testAcceptanceRacingCancellation(t *testing.T, s store.Store) {
+	f := newFixture(t, s)
+	const pairs = concurrency / 2
+	for round := range 4 {
+		users := make([]store.User, pairs)
+		invs := make([]store.Invitation, pairs)
+		for p := range pairs {
+			email := fmt.Sprintf("r%d-p%d@example.com", round, p)
+			users[p] = MustUser(t, s, email)
+			invs[p] = MustInvitation(t, s, newInvitation(f.org.ID, f.user.ID, email, fmt.Sprintf("hash-%d-%d", round, p), t0))
+		}
+		errs := parallel(func(i int) error {
+			p := i / 2
+			if i%2 == 0 {
+				_, err := s.AcceptInvitation(ctx(t), invs[p].CodeHash, users[p].ID, at(time.Minute))
+				return err
+			}
+			_, err := s.CancelInvitation(ctx(t), f.org.ID, invs[p].ID, at(time.Minute))
+			return err
+		})
+		for p := range pairs {
+			accErr, canErr := errs[2*p], errs[2*p+1]
+			inv, err := s.GetInvitation(ctx(t), invs[p].CodeHash)
+			must(t, err)
+			_, memberErr := s.GetMembership(ctx(t), f.org.ID, users[p].ID)
+			switch {
+			case accErr == nil && errors.Is(canErr, store.ErrInvitationUsed):
+				must(t, memberErr)
+				if inv.AcceptedAt.IsZero() || !inv.CancelledAt.IsZero() {
+					t.Fatalf("round %d pair %d: acceptance won, but the invitation is %+v", round, p, inv)
+				}
+			case canErr == nil && errors.Is(accErr, store.ErrInvitationCancelled):
+				wantErr(t, memberErr, store.ErrNotFound)
+				if !inv.AcceptedAt.IsZero() || inv.CancelledAt.IsZero() {
+					t.Fatalf("round %d pair %d: cancellation won, but the invitation is %+v", round, p, inv)
+				}
+			default:
+				t.Fatalf("round %d pair %d: acceptance %v, cancellation %v: want exactly one to win (invitation %+v)",
+					round, p, accErr, canErr, inv)
+			}
 		}
 	}
 }

@@ -175,3 +175,24 @@ func testConcurrentRotation(t *testing.T, s store.Store) {
 		t.Fatalf("%d active keys after concurrent rotations, want 1", active)
 	}
 }
+
+// testConcurrentRetirement retires one rotated key from many goroutines:
+// exactly one retires it, the others find it retired.
+func testConcurrentRetirement(t *testing.T, s store.Store) {
+	f := newFixture(t, s)
+	for round := range 4 {
+		old := fmt.Appendf(nil, "k-%d", round)
+		for _, kid := range [][]byte{old, fmt.Appendf(nil, "k-%d-next", round)} {
+			_, err := s.RotateRootKey(ctx(t), store.NewRootKey{OrgID: f.org.ID, KID: kid, Sealed: store.SealedKey("x"), CreatedAt: t0})
+			must(t, err)
+		}
+		errs := parallel(func(i int) error {
+			retired, err := s.RetireRootKey(ctx(t), old, at(time.Minute))
+			if err == nil && !retired {
+				err = errRefused
+			}
+			return err
+		})
+		wantWins(t, fmt.Sprint("round ", round), errs, errRefused)
+	}
+}

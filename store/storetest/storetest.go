@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RootKeys", testRootKeys},
 		{"RootKeyRotationAtomic", testRootKeyRotationAtomic},
 		{"ConcurrentRotation", testConcurrentRotation},
+		{"ConcurrentRetirement", testConcurrentRetirement},
 		{"Apps", testApps},
 		{"Tokens", testTokens},
 		{"TokensInvalid", testTokensInvalid},
