@@ -25,6 +25,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caveatdev/caveat/store"
 	"github.com/google/uuid"
@@ -44,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UsersInvalid", testUsersInvalid},
 		{"PasswordHash", testPasswordHash},
 		{"ErrorsHoldNoSecrets", testErrorsHoldNoSecrets},
+		{"RefusalsArePrintable", testRefusalsArePrintable},
 		{"Signup", testSignup},
 		{"SignupAtomic", testSignupAtomic},
 		{"ConcurrentFirstSignup", testConcurrentFirstSignup},
@@ -352,6 +354,36 @@ func testErrorsHoldNoSecrets(t *testing.T, s store.Store) {
 			if strings.Contains(msg, secret) {
 				t.Errorf("error %q contains %q", msg, secret)
 			}
+		}
+	}
+}
+
+// testRefusalsArePrintable creates records whose names and ids hold NUL
+// and invalid UTF-8: each is refused as invalid, with a message that
+// does not carry those bytes on (to logs, or to a JSON error) raw.
+func testRefusalsArePrintable(t *testing.T, s store.Store) {
+	f := newFixture(t, s)
+	const bad = "x\x00\xff"
+	var errs []error
+	_, err := s.CreateUser(ctx(t), store.NewUser{Email: bad + "@example.com", PasswordHash: "h", CreatedAt: t0})
+	errs = append(errs, err)
+	_, err = s.CreateOrganization(ctx(t), store.NewOrganization{Slug: bad, CreatedAt: t0})
+	errs = append(errs, err)
+	_, err = s.CreateApp(ctx(t), store.NewApp{OrgID: f.org.ID, Name: bad, CreatedAt: t0})
+	errs = append(errs, err)
+	tok := newToken(f.org.ID, f.app.ID, f.user.ID, t0)
+	tok.ID = bad
+	errs = append(errs, s.CreateToken(ctx(t), tok))
+	_, err = s.CreateMachine(ctx(t), store.Machine{ID: bad, AppID: f.app.ID, Name: "m", State: store.MachineCreated,
+		CreatedAt: t0, UpdatedAt: t0})
+	errs = append(errs, err)
+	_, err = s.CreateInvitation(ctx(t), newInvitation(f.org.ID, f.user.ID, bad+"@example.com", "h", t0))
+	errs = append(errs, err)
+	errs = append(errs, s.CreateSession(ctx(t), store.Session{ID: bad, UserID: f.user.ID, CreatedAt: t0, ExpiresAt: at(time.Hour)}))
+	for i, err := range errs {
+		wantErr(t, err, store.ErrInvalid)
+		if msg := err.Error(); !utf8.ValidString(msg) || strings.ContainsRune(msg, 0) {
+			t.Errorf("refusal %d carries the raw bytes: %q", i, msg)
 		}
 	}
 }

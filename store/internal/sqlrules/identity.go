@@ -12,7 +12,7 @@ import (
 
 // CreateUser implements [store.Users].
 func (s *Store) CreateUser(ctx context.Context, u store.NewUser) (store.User, error) {
-	return create(ctx, s, u.Validate(), nil, func(tx Conn) (store.User, error) { return s.insertUser(ctx, tx, u) }, "create user")
+	return create(ctx, s, "", u.Validate(), nil, func(tx Conn) (store.User, error) { return s.insertUser(ctx, tx, u) }, "create user")
 }
 
 // CreateUserWithOrganization implements [store.Users].
@@ -112,7 +112,7 @@ func (s *Store) SetPasswordHash(ctx context.Context, id uint64, hash string) err
 
 // CreateOrganization implements [store.Organizations].
 func (s *Store) CreateOrganization(ctx context.Context, o store.NewOrganization) (store.Organization, error) {
-	return create(ctx, s, o.Validate(), nil, func(tx Conn) (store.Organization, error) { return s.insertOrganization(ctx, tx, o) },
+	return create(ctx, s, "create organization", o.Validate(), nil, func(tx Conn) (store.Organization, error) { return s.insertOrganization(ctx, tx, o) },
 		"create organization %q", o.Slug)
 }
 
@@ -164,7 +164,7 @@ func (s *Store) GetOrganizationBySlug(ctx context.Context, slug string) (store.O
 
 // AddMember implements [store.Organizations].
 func (s *Store) AddMember(ctx context.Context, m store.Membership) error {
-	return change(ctx, s, m.Validate(), []ref{orgRef(m.OrgID), userRef("user", m.UserID)}, func(tx Conn) error {
+	return change(ctx, s, "add member", m.Validate(), []ref{orgRef(m.OrgID), userRef("user", m.UserID)}, func(tx Conn) error {
 		return s.insertMember(ctx, tx, m)
 	}, "add user %d to organization %d", m.UserID, m.OrgID)
 }
@@ -305,7 +305,7 @@ func (s *Store) ListUserOrganizations(ctx context.Context, userID uint64) ([]sto
 
 // CreateSession implements [store.Sessions].
 func (s *Store) CreateSession(ctx context.Context, se store.Session) error {
-	return change(ctx, s, se.Validate(), []ref{userRef("user", se.UserID)}, func(tx Conn) error {
+	return change(ctx, s, "create session", se.Validate(), []ref{userRef("user", se.UserID)}, func(tx Conn) error {
 		err := s.insert(ctx, tx, "session", "session id", nil,
 			"INSERT INTO sessions (id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
 			se.ID, int64(se.UserID), s.ts(se.CreatedAt), s.ts(se.ExpiresAt))

@@ -31,7 +31,7 @@ func scanInvitation(row Row) (store.Invitation, error) {
 // CreateInvitation implements [store.Invitations].
 func (s *Store) CreateInvitation(ctx context.Context, n store.NewInvitation) (store.Invitation, error) {
 	refs := []ref{orgRef(n.OrgID), userRef("inviting user", n.InvitedBy)}
-	return create(ctx, s, n.Validate(), refs, func(tx Conn) (store.Invitation, error) {
+	return create(ctx, s, "create invitation", n.Validate(), refs, func(tx Conn) (store.Invitation, error) {
 		created, expires := micro(n.CreatedAt), micro(n.ExpiresAt)
 		// An expired invitation for the same email gives way to the new one.
 		_, err := tx.Exec(ctx, `UPDATE invitations SET cancelled_at = ?

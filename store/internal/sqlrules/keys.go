@@ -16,7 +16,7 @@ func (s *Store) RotateRootKey(ctx context.Context, k store.NewRootKey) (store.Ro
 	// The organization is locked to serialise its rotations: without the
 	// lock, two could each demote the same old key and both insert an
 	// active one, and the second would fail on the one-active index.
-	return create(ctx, s, k.Validate(), []ref{lockedOrg(k.OrgID, s.d.ForNoKeyUpdate)}, func(tx Conn) (store.RootKey, error) {
+	return create(ctx, s, "", k.Validate(), []ref{lockedOrg(k.OrgID, s.d.ForNoKeyUpdate)}, func(tx Conn) (store.RootKey, error) {
 		created := micro(k.CreatedAt)
 		_, err := tx.Exec(ctx,
 			"UPDATE root_keys SET state = 'rotated', rotated_at = ? WHERE org_id = ? AND state = 'active'",

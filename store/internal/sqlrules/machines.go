@@ -60,7 +60,7 @@ func prepare(m store.Machine, events []store.MachineEvent) (store.Machine, error
 // CreateMachine implements [store.Machines].
 func (s *Store) CreateMachine(ctx context.Context, m store.Machine, events ...store.MachineEvent) (store.Machine, error) {
 	m, err := prepare(m, events)
-	return create(ctx, s, err, []ref{{"app", "apps", m.AppID, ""}}, func(tx Conn) (store.Machine, error) {
+	return create(ctx, s, "create machine", err, []ref{{"app", "apps", m.AppID, ""}}, func(tx Conn) (store.Machine, error) {
 		err := s.insert(ctx, tx, "machine", "machine id or name", nil,
 			"INSERT INTO machines ("+machineColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', '', NULL, 1)",
 			m.ID, int64(m.AppID), m.Name, string(m.State), string(m.Next), s.nullTS(m.NextAt), m.Region, m.ImageRef,

@@ -300,29 +300,34 @@ func inTx[T any](ctx context.Context, s *Store, fn func(tx Conn) (T, error)) (T,
 // create checks a new record (check is what its Validate returned), then
 // runs fn in a write transaction once the rows it refers to are found (and
 // locked as they ask); a failure names what (a format, with whatArgs).
-func create[T any](ctx context.Context, s *Store, check error, refs []ref, fn func(tx Conn) (T, error),
+// A refused record is named by verb alone, unless verb is "" (what then
+// holds nothing but ids): its fields, unchecked, may hold NUL, invalid
+// UTF-8 or a secret, which must not reach the message.
+func create[T any](ctx context.Context, s *Store, verb string, check error, refs []ref, fn func(tx Conn) (T, error),
 	what string, whatArgs ...any) (T, error) {
-	var v T
-	err := check
-	if err == nil {
-		v, err = inTx(ctx, s, func(tx Conn) (T, error) {
-			if err := require(ctx, tx, refs...); err != nil {
-				var zero T
-				return zero, err
-			}
-			return fn(tx)
-		})
+	var zero T
+	if check != nil {
+		if verb == "" {
+			verb = fmt.Sprintf(what, whatArgs...)
+		}
+		return zero, s.errf("%s: %w", verb, check)
 	}
+	v, err := inTx(ctx, s, func(tx Conn) (T, error) {
+		if err := require(ctx, tx, refs...); err != nil {
+			return zero, err
+		}
+		return fn(tx)
+	})
 	if err != nil {
-		var zero T
 		return zero, s.errf("%s: %w", fmt.Sprintf(what, whatArgs...), err)
 	}
 	return v, nil
 }
 
 // change is create for a change that returns nothing.
-func change(ctx context.Context, s *Store, check error, refs []ref, fn func(tx Conn) error, what string, whatArgs ...any) error {
-	_, err := create(ctx, s, check, refs, func(tx Conn) (struct{}, error) { return struct{}{}, fn(tx) }, what, whatArgs...)
+func change(ctx context.Context, s *Store, verb string, check error, refs []ref, fn func(tx Conn) error,
+	what string, whatArgs ...any) error {
+	_, err := create(ctx, s, verb, check, refs, func(tx Conn) (struct{}, error) { return struct{}{}, fn(tx) }, what, whatArgs...)
 	return err
 }
 

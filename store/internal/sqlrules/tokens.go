@@ -14,7 +14,7 @@ import (
 
 // CreateApp implements [store.Apps].
 func (s *Store) CreateApp(ctx context.Context, a store.NewApp) (store.App, error) {
-	return create(ctx, s, a.Validate(), []ref{orgRef(a.OrgID)}, func(tx Conn) (store.App, error) {
+	return create(ctx, s, "create app", a.Validate(), []ref{orgRef(a.OrgID)}, func(tx Conn) (store.App, error) {
 		created := micro(a.CreatedAt)
 		var id int64
 		err := s.insert(ctx, tx, "app", "app name", &id, "INSERT INTO apps (org_id, name, created_at) VALUES (?, ?, ?) RETURNING id",
@@ -67,7 +67,7 @@ func (s *Store) ListAppsByName(ctx context.Context, name string) ([]store.App, e
 
 // CreateToken implements [store.Tokens].
 func (s *Store) CreateToken(ctx context.Context, t store.Token) error {
-	return change(ctx, s, t.Validate(), []ref{orgRef(t.OrgID), userRef("user", t.CreatedBy)}, func(tx Conn) error {
+	return change(ctx, s, "create token", t.Validate(), []ref{orgRef(t.OrgID), userRef("user", t.CreatedBy)}, func(tx Conn) error {
 		if t.AppID != 0 {
 			if err := requireAppOf(ctx, tx, t.AppID, t.OrgID); err != nil {
 				return err
