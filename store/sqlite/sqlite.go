@@ -11,8 +11,11 @@
 //
 // The database runs in WAL mode with foreign keys enforced. A [DB] holds two
 // pools on the one file: a single writer connection, through which every
-// write transaction goes (opened with BEGIN IMMEDIATE), and a pool of
-// read-only connections. Writers of one process therefore queue in Go,
+// write goes, and a pool of read-only connections. A write of several
+// statements opens its transaction with BEGIN IMMEDIATE; a write of one
+// statement (a lease, a touch) runs alone on the connection, in SQLite's
+// own transaction, which takes the write lock at its first step, so it
+// needs none. Writers of one process therefore queue in Go,
 // honouring their contexts, instead of failing with SQLITE_BUSY; a busy
 // timeout covers other processes and checkpoints. Readers never wait for
 // the writer.
