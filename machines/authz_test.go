@@ -3,6 +3,7 @@ package machines_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -284,5 +285,21 @@ func TestSessionMembershipReadOnce(t *testing.T) {
 		if got := c.reads.Load() - before; got != tc.reads {
 			t.Errorf("%s: %d membership reads, want %d", tc.name, got, tc.reads)
 		}
+	}
+
+	// Apps of the same name in organizations Ada does not belong to cost
+	// her nothing: anyone may create organizations and name an app like
+	// hers, and if each were checked, a thousand of them would make every
+	// request of hers a thousand reads.
+	for i := range 20 {
+		_, o := e.signup(fmt.Sprintf("mallory%d@example.com", i), fmt.Sprintf("mallory%d", i))
+		if _, err := db.CreateApp(context.Background(), store.NewApp{OrgID: o.ID, Name: "workers", CreatedAt: e.clk.now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := c.reads.Load()
+	e.want(e.do("GET", machinePath("workers", "/", m.ID), ada, nil), 200)
+	if got := c.reads.Load() - before; got != 2 {
+		t.Errorf("with 20 other organizations' apps of the name: %d membership reads, want 2", got)
 	}
 }

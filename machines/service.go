@@ -181,7 +181,7 @@ func (s *Service) resolveApp(ctx context.Context, p middleware.Principal, name s
 		}
 		return a, nil
 	}
-	apps, err := s.cfg.Store.ListAppsByName(ctx, name)
+	apps, err := s.cfg.Store.ListAppsByName(ctx, name, p.UserID())
 	if err != nil {
 		return store.App{}, fmt.Errorf("apps named %q: %w", name, err)
 	}

@@ -54,11 +54,14 @@ type Apps interface {
 	// for a bad page or cursor.
 	ListApps(ctx context.Context, orgID uint64, p Page) ([]App, string, error)
 
-	// ListAppsByName returns the apps with exactly this name, one per
-	// organization at most, ordered by organization id; a name no app has
-	// gives an empty list. It resolves a name for a principal of several
-	// organizations, which then picks the ones it may see.
-	ListAppsByName(ctx context.Context, name string) ([]App, error)
+	// ListAppsByName returns the apps with exactly this name in the
+	// organizations the user is a member of, one per organization at
+	// most, ordered by organization id; a name none of them has gives an
+	// empty list. It resolves a name for a session, which then picks the
+	// apps it may see. Apps of other organizations are not even read:
+	// anyone may create organizations and name apps as they like, and the
+	// cost of a user's lookup must not grow with them.
+	ListAppsByName(ctx context.Context, name string, userID uint64) ([]App, error)
 }
 
 // Token is the registry record of a named token. The store never holds the

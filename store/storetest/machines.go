@@ -75,14 +75,34 @@ func testAppsByName(t *testing.T, s store.Store) {
 	MustApp(t, s, beta.ID, "api")
 	MustApp(t, s, beta.ID, "Workers")
 
-	apps, err := s.ListAppsByName(ctx(t), "workers")
+	// Another user's organization with an app of the name, and a member
+	// of acme: each sees the apps of the organizations they belong to.
+	v := MustUser(t, s, "dev@example.com")
+	delta := MustOrganization(t, s, "delta", v.ID)
+	dw := MustApp(t, s, delta.ID, "workers")
+	lone := MustUser(t, s, "lone@example.com")
+
+	apps, err := s.ListAppsByName(ctx(t), "workers", u.ID)
 	must(t, err)
-	wantEqual(t, "ListAppsByName (by organization id)", apps, []store.App{aw, gw})
-	for _, name := range []string{"nope", "", "workers\x00", "\xff"} {
-		apps, err := s.ListAppsByName(ctx(t), name)
+	wantEqual(t, "ListAppsByName (by organization id, the user's organizations only)", apps, []store.App{aw, gw})
+	apps, err = s.ListAppsByName(ctx(t), "workers", v.ID)
+	must(t, err)
+	wantEqual(t, "ListAppsByName of another user", apps, []store.App{dw})
+	must(t, s.AddMember(ctx(t), store.Membership{OrgID: acme.ID, UserID: v.ID, Role: store.RoleMember, CreatedAt: t0}))
+	apps, err = s.ListAppsByName(ctx(t), "workers", v.ID)
+	must(t, err)
+	wantEqual(t, "ListAppsByName after joining acme", apps, []store.App{aw, dw})
+	for _, c := range []struct {
+		name string
+		user uint64
+	}{
+		{"nope", u.ID}, {"", u.ID}, {"workers\x00", u.ID}, {"\xff", u.ID},
+		{"workers", lone.ID}, {"workers", 0}, {"workers", 1 << 63}, {"workers", 999999},
+	} {
+		apps, err := s.ListAppsByName(ctx(t), c.name, c.user)
 		must(t, err)
 		if apps == nil || len(apps) != 0 {
-			t.Fatalf("ListAppsByName(%q) = %#v, want an empty list", name, apps)
+			t.Fatalf("ListAppsByName(%q, user %d) = %#v, want an empty list", c.name, c.user, apps)
 		}
 	}
 }

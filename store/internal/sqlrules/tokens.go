@@ -60,9 +60,11 @@ func (s *Store) ListApps(ctx context.Context, orgID uint64, p store.Page) ([]sto
 }
 
 // ListAppsByName implements [store.Apps].
-func (s *Store) ListAppsByName(ctx context.Context, name string) ([]store.App, error) {
-	return all(ctx, s, storable(name), scanApp, "SELECT "+appColumns+" FROM apps WHERE name = ? ORDER BY org_id", []any{name},
-		"list apps named %q", name)
+func (s *Store) ListAppsByName(ctx context.Context, name string, userID uint64) ([]store.App, error) {
+	u, ok := DBID(userID)
+	return all(ctx, s, ok && storable(name), scanApp, "SELECT "+appColumns+` FROM apps
+		WHERE name = ? AND org_id IN (SELECT org_id FROM memberships WHERE user_id = ?) ORDER BY org_id`, []any{name, u},
+		"list apps named %q of user %d", name, userID)
 }
 
 // CreateToken implements [store.Tokens].
