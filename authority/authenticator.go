@@ -26,6 +26,14 @@ func (s *Service) Principal(ctx context.Context, header string) (middleware.Prin
 	return s.PrincipalOf(p), nil
 }
 
+// Scope implements middleware.RequestScoper: the returned context reads
+// each membership once (memberships.go), as the authority's own handlers
+// do, so that a Machines request that clears one access for the app and
+// one for each machine reads the session's membership once.
+func (s *Service) Scope(ctx context.Context) context.Context { return withMemberships(ctx) }
+
+var _ middleware.RequestScoper = (*Service)(nil)
+
 // PrincipalOf returns p as a middleware.Principal, for a caller that
 // authenticated otherwise (the console, with a session it holds) and
 // calls a service that takes one.

@@ -117,12 +117,14 @@ func (s *Service) on(action resset.Action, h targetFunc) http.HandlerFunc {
 	})
 }
 
-// handle authenticates the request once, then runs h and answers what it
+// handle authenticates the request once, in the authenticator's scope for
+// one request (middleware.Scope), then runs h and answers what it
 // returns. Refusals of the token are answered as middleware.WriteError
 // answers them; other errors by httpjson.WriteError (500 for the server's
 // own, logged).
 func (s *Service) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(middleware.Scope(s.cfg.Auth, r.Context()))
 		p, err := s.cfg.Auth.Principal(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
 			s.writeAuthError(w, r, err)

@@ -108,3 +108,65 @@ func TestDependencies(t *testing.T) {
 		}
 	}
 }
+
+// scoping is an Authenticator that keeps state per request: each Scope is
+// a new *int, which Principal and Allow must both be given.
+type scoping struct {
+	scopes, mismatches int
+}
+
+type scopeKey struct{}
+
+func (s *scoping) Scope(ctx context.Context) context.Context {
+	s.scopes++
+	return context.WithValue(ctx, scopeKey{}, new(int))
+}
+
+func (s *scoping) Principal(ctx context.Context, _ string) (middleware.Principal, error) {
+	n, _ := ctx.Value(scopeKey{}).(*int)
+	if n == nil {
+		s.mismatches++
+		return nil, errors.New("Principal called outside a request scope")
+	}
+	*n++
+	return scopedPrincipal{s: s, n: n}, nil
+}
+
+type scopedPrincipal struct {
+	stub
+	s *scoping
+	n *int
+}
+
+func (p scopedPrincipal) Allow(ctx context.Context, _ *flyio.Access) error {
+	if n, _ := ctx.Value(scopeKey{}).(*int); n != p.n {
+		p.s.mismatches++
+		return errors.New("Allow called in another scope than Principal")
+	}
+	return nil
+}
+
+// TestRequireScopesEachRequest: Require gives an Authenticator that keeps
+// state per request (middleware.RequestScoper) a fresh scope for each
+// request, and passes it to Principal, Allow and the handler.
+func TestRequireScopesEachRequest(t *testing.T) {
+	auth := &scoping{}
+	h := middleware.Require(auth, func(*http.Request) (*flyio.Access, error) {
+		return &flyio.Access{OrgID: flyio.Ptr[uint64](1)}, nil
+	}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := middleware.FromContext(r.Context())
+		if err := p.Allow(r.Context(), &flyio.Access{}); err != nil {
+			t.Error(err)
+		}
+	}))
+	for range 3 {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+		if rec.Code != 200 {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+	if auth.scopes != 3 || auth.mismatches != 0 {
+		t.Errorf("3 requests: %d scopes, %d calls outside their request's scope; want 3 and 0", auth.scopes, auth.mismatches)
+	}
+}

@@ -20,7 +20,9 @@
 // invalid one, and 403 {"error": …} naming the caveat that denies the access
 // and the action it is missing. Handlers that need several checks (a list
 // filtered item by item) call Authenticator.Principal once and
-// Principal.Allow for each item.
+// Principal.Allow for each item, all with the context Scope returns for
+// the request, so that an authenticator that reads something per request
+// (the authority, a session's membership) reads it once.
 //
 // The package depends on neither the authority nor its store: it is the
 // contract that they, client.Remote and any other authenticator meet, so
@@ -65,6 +67,27 @@ import (
 //     between requests, and is not modified by its callers.
 type Authenticator interface {
 	Principal(ctx context.Context, header string) (Principal, error)
+}
+
+// RequestScoper is implemented by an Authenticator that keeps what it
+// reads for the span of one request: the authority reads each of a
+// session's memberships once per request, however many accesses the
+// request clears. Scope returns the context that the request's
+// Principal call and its Allow calls are to be given; what it keeps
+// lives as long as that context, so a scope is never shared between
+// requests. Require scopes every request; a handler that authenticates
+// itself calls Scope (the function) first.
+type RequestScoper interface {
+	Scope(ctx context.Context) context.Context
+}
+
+// Scope returns ctx scoped to one request for auth (see RequestScoper):
+// auth's Scope(ctx) when it keeps state per request, else ctx.
+func Scope(auth Authenticator, ctx context.Context) context.Context {
+	if rs, ok := auth.(RequestScoper); ok {
+		return rs.Scope(ctx)
+	}
+	return ctx
 }
 
 // Principal is who presents a verified bundle: what Require hands the
@@ -116,6 +139,7 @@ type AccessFunc func(r *http.Request) (*flyio.Access, error)
 // that access builds, with the Principal in the request's context.
 func Require(auth Authenticator, access AccessFunc, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(Scope(auth, r.Context()))
 		p, err := auth.Principal(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
 			WriteError(w, r, err)
