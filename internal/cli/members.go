@@ -4,12 +4,10 @@ package cli
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caveatdev/caveat/client"
+	"github.com/caveatdev/caveat/internal/lifetime"
 	"github.com/spf13/cobra"
 )
 
@@ -21,23 +19,6 @@ func (a *app) memberCommands() []*cobra.Command {
 // orgFlag registers -o/--org.
 func orgFlag(c *cobra.Command, org *string) {
 	c.Flags().StringVarP(org, "org", "o", "", "organization slug (default: your only organization)")
-}
-
-// parseLifetime reads a lifetime in days ("7d") or as a Go duration
-// ("36h").
-func parseLifetime(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseUint(days, 10, 16)
-		if err != nil || n == 0 {
-			return 0, fmt.Errorf("%q is not a number of days", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%q is not a lifetime such as 7d or 36h", s)
-	}
-	return d, nil
 }
 
 func (a *app) orgsMembersCommand() *cobra.Command {
@@ -234,7 +215,7 @@ cancels one.`,
 				return usageError(cmd, "--role is member or admin, not %q", role)
 			}
 			var err error
-			if expiry, err = parseLifetime(expiryText); err != nil {
+			if expiry, err = lifetime.Parse(expiryText); err != nil {
 				return usageError(cmd, "--expiry: %v", err)
 			}
 			return nil

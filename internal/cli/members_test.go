@@ -3,23 +3,9 @@ package cli
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caveatdev/caveat/client"
 )
-
-func TestParseLifetime(t *testing.T) {
-	for in, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "1d": 24 * time.Hour, "36h": 36 * time.Hour, "90m": 90 * time.Minute} {
-		if got, err := parseLifetime(in); err != nil || got != want {
-			t.Errorf("parseLifetime(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "0d", "-1d", "d", "7 d", "1.5d", "7days", "-3h", "0s", "forever"} {
-		if got, err := parseLifetime(in); err == nil {
-			t.Errorf("parseLifetime(%q) = %v, want an error", in, got)
-		}
-	}
-}
 
 func TestInvitationCodeFromLink(t *testing.T) {
 	const code = "cvi1_zbV0udn2HXhoEN2Yf24KnJtV5q88nuFq"
