@@ -7,6 +7,7 @@ package cli
 // element by element, the same bytes as the array printed whole.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -157,4 +158,47 @@ func printPages[T any](p *listPrinter, pages iter.Seq2[[]T, error], keep func(T)
 		}
 	}
 	return p.close()
+}
+
+// orgList describes a command that lists one organization's records,
+// page by page: -o/--org (default: the caller's only organization),
+// --limit and --json.
+type orgList[T any] struct {
+	use, short string
+	// what names the command in errors ("orgs members").
+	what   string
+	header []string
+	// pages is the client's method that reads them (method expression).
+	pages func(cl *client.Client, ctx context.Context, org string, p client.Page) iter.Seq2[[]T, error]
+	row   func(T) []string
+}
+
+// orgListCommand builds the command l describes.
+func orgListCommand[T any](a *app, l orgList[T]) *cobra.Command {
+	var (
+		f   onlineFlags
+		lf  listFlags
+		org string
+	)
+	c := &cobra.Command{
+		Use:     l.use,
+		Short:   l.short,
+		Args:    cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error { return lf.check(cmd) },
+		RunE: a.onlineList(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
+			org, err := a.pickOrg(ctx, cl, org)
+			if err != nil {
+				return err
+			}
+			out := a.newListPrinter(f.json, lf, l.header...)
+			if err := printPages(out, l.pages(cl, ctx, org, lf.page()), nil, l.row); err != nil {
+				return apiErr(l.what, err)
+			}
+			return nil
+		}),
+	}
+	f.registerAuthenticated(c, true)
+	lf.register(c)
+	orgFlag(c, &org)
+	return c
 }

@@ -22,40 +22,16 @@ func orgFlag(c *cobra.Command, org *string) {
 }
 
 func (a *app) orgsMembersCommand() *cobra.Command {
-	var (
-		f   onlineFlags
-		lf  listFlags
-		org string
-	)
-	c := &cobra.Command{
-		Use:   "members [-o ORG] [--limit N] [--json]",
-		Short: "List an organization's members",
-		Args:  cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lf.check(cmd); err != nil {
-				return err
-			}
-			return nil
+	return orgListCommand(a, orgList[client.Member]{
+		use:    "members [-o ORG] [--limit N] [--json]",
+		short:  "List an organization's members",
+		what:   "orgs members",
+		header: []string{"USER ID", "EMAIL", "ROLE", "JOINED", "LAST LOGIN"},
+		pages:  (*client.Client).Members,
+		row: func(m client.Member) []string {
+			return []string{u64s(m.UserID), m.Email, m.Role, m.JoinedAt.UTC().Format(time.RFC3339), timeOr(m.LastLoginAt, "never")}
 		},
-		RunE: a.onlineList(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
-			var err error
-			if org, err = a.pickOrg(ctx, cl, org); err != nil {
-				return err
-			}
-			out := a.newListPrinter(f.json, lf, "USER ID", "EMAIL", "ROLE", "JOINED", "LAST LOGIN")
-			err = printPages(out, cl.Members(ctx, org, lf.page()), nil, func(m client.Member) []string {
-				return []string{u64s(m.UserID), m.Email, m.Role, m.JoinedAt.UTC().Format(time.RFC3339), timeOr(m.LastLoginAt, "never")}
-			})
-			if err != nil {
-				return apiErr("orgs members", err)
-			}
-			return nil
-		}),
-	}
-	f.registerAuthenticated(c, true)
-	lf.register(c)
-	orgFlag(c, &org)
-	return c
+	})
 }
 
 func (a *app) orgsSetRoleCommand() *cobra.Command {
@@ -246,44 +222,20 @@ cancels one.`,
 }
 
 func (a *app) orgsInvitationsCommand() *cobra.Command {
-	var (
-		f   onlineFlags
-		lf  listFlags
-		org string
-	)
-	c := &cobra.Command{
-		Use:   "invitations [-o ORG] [--limit N] [--json]",
-		Short: "List an organization's pending invitations",
-		Args:  cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lf.check(cmd); err != nil {
-				return err
+	return orgListCommand(a, orgList[client.Invitation]{
+		use:    "invitations [-o ORG] [--limit N] [--json]",
+		short:  "List an organization's pending invitations",
+		what:   "orgs invitations",
+		header: []string{"ID", "EMAIL", "ROLE", "INVITED BY", "EXPIRES"},
+		pages:  (*client.Client).Invitations,
+		row: func(inv client.Invitation) []string {
+			exp := inv.ExpiresAt.UTC().Format(time.RFC3339)
+			if inv.Expired {
+				exp += " (expired)"
 			}
-			return nil
+			return []string{u64s(inv.ID), inv.Email, inv.Role, u64s(inv.InvitedBy), exp}
 		},
-		RunE: a.onlineList(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
-			var err error
-			if org, err = a.pickOrg(ctx, cl, org); err != nil {
-				return err
-			}
-			out := a.newListPrinter(f.json, lf, "ID", "EMAIL", "ROLE", "INVITED BY", "EXPIRES")
-			err = printPages(out, cl.Invitations(ctx, org, lf.page()), nil, func(inv client.Invitation) []string {
-				exp := inv.ExpiresAt.UTC().Format(time.RFC3339)
-				if inv.Expired {
-					exp += " (expired)"
-				}
-				return []string{u64s(inv.ID), inv.Email, inv.Role, u64s(inv.InvitedBy), exp}
-			})
-			if err != nil {
-				return apiErr("orgs invitations", err)
-			}
-			return nil
-		}),
-	}
-	f.registerAuthenticated(c, true)
-	lf.register(c)
-	orgFlag(c, &org)
-	return c
+	})
 }
 
 func (a *app) orgsUninviteCommand() *cobra.Command {

@@ -165,40 +165,16 @@ func (a *app) appsCommand() *cobra.Command {
 }
 
 func (a *app) appsListCommand() *cobra.Command {
-	var (
-		f   onlineFlags
-		lf  listFlags
-		org string
-	)
-	c := &cobra.Command{
-		Use:   "list [-o ORG] [--limit N] [--json]",
-		Short: "List an organization's apps",
-		Args:  cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lf.check(cmd); err != nil {
-				return err
-			}
-			return nil
+	return orgListCommand(a, orgList[client.App]{
+		use:    "list [-o ORG] [--limit N] [--json]",
+		short:  "List an organization's apps",
+		what:   "apps list",
+		header: []string{"ID", "NAME", "CREATED"},
+		pages:  (*client.Client).Apps,
+		row: func(ap client.App) []string {
+			return []string{strconv.FormatUint(ap.ID, 10), ap.Name, ap.CreatedAt.UTC().Format(time.RFC3339)}
 		},
-		RunE: a.onlineList(&f, func(ctx context.Context, cl *client.Client, _ []string) error {
-			var err error
-			if org, err = a.pickOrg(ctx, cl, org); err != nil {
-				return err
-			}
-			out := a.newListPrinter(f.json, lf, "ID", "NAME", "CREATED")
-			err = printPages(out, cl.Apps(ctx, org, lf.page()), nil, func(ap client.App) []string {
-				return []string{strconv.FormatUint(ap.ID, 10), ap.Name, ap.CreatedAt.UTC().Format(time.RFC3339)}
-			})
-			if err != nil {
-				return apiErr("apps list", err)
-			}
-			return nil
-		}),
-	}
-	f.registerAuthenticated(c, true)
-	lf.register(c)
-	c.Flags().StringVarP(&org, "org", "o", "", "organization slug (default: your only organization)")
-	return c
+	})
 }
 
 func (a *app) appsCreateCommand() *cobra.Command {
