@@ -374,24 +374,10 @@ func (s *Service) rotateKey(ctx context.Context, p *Principal, r *http.Request, 
 }
 
 func (s *Service) listKeys(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
-	o, err := s.Organization(ctx, p, r.PathValue("slug"))
-	if err != nil {
-		return 0, nil, err
-	}
-	page, err := pageParams(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	ks, next, err := s.Keys(ctx, p, o.ID, page)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := make([]api.Key, len(ks))
-	for i, k := range ks {
-		out[i] = api.Key{KID: hex.EncodeToString(k.KID), State: string(k.State), CreatedAt: k.CreatedAt.UTC(),
+	return orgPage(ctx, s, p, r, r.PathValue("slug"), "keys", s.Keys, func(k store.RootKey) api.Key {
+		return api.Key{KID: hex.EncodeToString(k.KID), State: string(k.State), CreatedAt: k.CreatedAt.UTC(),
 			RotatedAt: optTime(k.RotatedAt), RetiredAt: optTime(k.RetiredAt)}
-	}
-	return http.StatusOK, paged("keys", out, next), nil
+	})
 }
 
 func (s *Service) retireKey(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
@@ -424,23 +410,7 @@ func (s *Service) listApps(ctx context.Context, p *Principal, r *http.Request, _
 	if slug == "" {
 		return 0, nil, badRequest(`the "org_slug" query parameter is required`)
 	}
-	o, err := s.Organization(ctx, p, slug)
-	if err != nil {
-		return 0, nil, err
-	}
-	page, err := pageParams(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apps, next, err := s.ListApps(ctx, p, o.ID, page)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := make([]api.App, len(apps))
-	for i, a := range apps {
-		out[i] = appJSON(a)
-	}
-	return http.StatusOK, paged("apps", out, next), nil
+	return orgPage(ctx, s, p, r, slug, "apps", s.ListApps, appJSON)
 }
 
 func (s *Service) createApp(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {

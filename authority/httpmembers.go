@@ -50,24 +50,10 @@ func removedJSON(r *Removed) api.Removal {
 }
 
 func (s *Service) listMembers(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
-	o, err := s.Organization(ctx, p, r.PathValue("slug"))
-	if err != nil {
-		return 0, nil, err
-	}
-	page, err := pageParams(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	ms, next, err := s.Members(ctx, p, o.ID, page)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := make([]api.Member, len(ms))
-	for i, m := range ms {
-		out[i] = api.Member{UserID: m.UserID, Email: m.Email, Role: string(m.Role), JoinedAt: m.CreatedAt.UTC(),
+	return orgPage(ctx, s, p, r, r.PathValue("slug"), "members", s.Members, func(m store.Member) api.Member {
+		return api.Member{UserID: m.UserID, Email: m.Email, Role: string(m.Role), JoinedAt: m.CreatedAt.UTC(),
 			LastLoginAt: optTime(m.LastLoginAt)}
-	}
-	return http.StatusOK, paged("members", out, next), nil
+	})
 }
 
 func (s *Service) setRole(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {
@@ -131,23 +117,7 @@ func (s *Service) leave(ctx context.Context, p *Principal, r *http.Request, _ ht
 }
 
 func (s *Service) listInvitations(ctx context.Context, p *Principal, r *http.Request, _ http.ResponseWriter) (int, any, error) {
-	o, err := s.Organization(ctx, p, r.PathValue("slug"))
-	if err != nil {
-		return 0, nil, err
-	}
-	page, err := pageParams(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	invs, next, err := s.Invitations(ctx, p, o.ID, page)
-	if err != nil {
-		return 0, nil, err
-	}
-	out := make([]api.Invitation, len(invs))
-	for i, inv := range invs {
-		out[i] = s.invitationJSON(inv)
-	}
-	return http.StatusOK, paged("invitations", out, next), nil
+	return orgPage(ctx, s, p, r, r.PathValue("slug"), "invitations", s.Invitations, s.invitationJSON)
 }
 
 func (s *Service) invite(ctx context.Context, p *Principal, r *http.Request, w http.ResponseWriter) (int, any, error) {

@@ -13,6 +13,7 @@ package authority
 // another list, or a made-up one, is a 400.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -53,4 +54,30 @@ func paged(name string, rows any, next string) map[string]any {
 		out["next"] = next
 	}
 	return out
+}
+
+// orgPage answers a page of the records of the organization named slug:
+// the organization resolved for the caller first (an outsider is told it
+// does not exist), then the page asked for, then list, which clears the
+// caller's access to the records; each record answered as toJSON makes
+// it, under name.
+func orgPage[T, J any](ctx context.Context, s *Service, p *Principal, r *http.Request, slug, name string,
+	list func(context.Context, *Principal, uint64, store.Page) ([]T, string, error), toJSON func(T) J) (int, any, error) {
+	o, err := s.Organization(ctx, p, slug)
+	if err != nil {
+		return 0, nil, err
+	}
+	page, err := pageParams(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	rows, next, err := list(ctx, p, o.ID, page)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]J, len(rows))
+	for i, row := range rows {
+		out[i] = toJSON(row)
+	}
+	return http.StatusOK, paged(name, out, next), nil
 }
