@@ -13,6 +13,7 @@ import (
 
 	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/internal/httpjson"
+	"github.com/caveatdev/caveat/internal/testenv"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
 )
@@ -62,19 +63,6 @@ func (f *faultyStore) GetSession(ctx context.Context, id string) (store.Session,
 	return f.DB.GetSession(ctx, id)
 }
 
-// waitFor polls cond (Run's reads are on a real ticker); it is not a
-// timing assertion: the deadline only keeps a broken test from hanging.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestRevocationFailsClosed is finding 7 of issue 14 on one replica, with
 // its clock and its store's faults injected: a token revoked through
 // another replica while this one's feed is down is refused once the feed
@@ -106,7 +94,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 	done := make(chan struct{})
 	go func() { b.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "B has read the feed", func() bool { return fs.feedReads.Load() >= 2 })
+	testenv.WaitFor(t, "B has read the feed", func() bool { return fs.feedReads.Load() >= 2 })
 
 	for _, tok := range []string{revokedTok, keptTok, session} {
 		if _, err := b.Authenticate(ctx, tok); err != nil {
@@ -121,7 +109,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 	// B's feed goes down; then the token is revoked through A.
 	fs.feedDown.Store(true)
 	failures := fs.feedFailures.Load()
-	waitFor(t, "B's feed has failed", func() bool { return fs.feedFailures.Load() > failures })
+	testenv.WaitFor(t, "B's feed has failed", func() bool { return fs.feedFailures.Load() > failures })
 	if code, out := h.do("DELETE", "/v1/tokens/"+revokedID, session, nil); code != http.StatusOK {
 		t.Fatalf("revoke through A: %d %v", code, out)
 	}
@@ -172,7 +160,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 	fs.feedDown.Store(false)
 	fs.registryDown.Store(false)
 	confirmed := fs.feedReads.Load()
-	waitFor(t, "B has read the feed again", func() bool { return fs.feedReads.Load() >= confirmed+2 })
+	testenv.WaitFor(t, "B has read the feed again", func() bool { return fs.feedReads.Load() >= confirmed+2 })
 	if _, err := b.Authenticate(ctx, keptTok); err != nil {
 		t.Fatalf("after the outage: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/internal/msgpack"
+	"github.com/caveatdev/caveat/internal/testenv"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -268,7 +269,7 @@ func TestRunSweepsCaches(t *testing.T) {
 	go func() { svc.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	// Run empties the cache when it starts: fill it afterwards.
-	waitFor(t, "Run has read the feed", func() bool { return svc.feed.Current(clk.Now(), svc.cfg.RevocationSettle) })
+	testenv.WaitFor(t, "Run has read the feed", func() bool { return svc.feed.Current(clk.Now(), svc.cfg.RevocationSettle) })
 	kit := newHostile(t, out["token"].(string))
 	for range 20 {
 		if _, err := svc.Authenticate(ctx, kit.bundle(t, 1)); err != nil {
@@ -279,5 +280,5 @@ func TestRunSweepsCaches(t *testing.T) {
 		t.Fatalf("%d entries cached, %d tokens touched; want 20 and 1", n, m)
 	}
 	clk.Advance(DefaultCacheTTL)
-	waitFor(t, "Run has swept the expired entries", func() bool { return svc.cache.Len() == 0 && svc.touched.Len() == 0 })
+	testenv.WaitFor(t, "Run has swept the expired entries", func() bool { return svc.cache.Len() == 0 && svc.touched.Len() == 0 })
 }

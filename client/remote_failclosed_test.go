@@ -18,6 +18,7 @@ import (
 	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/internal/msgpack"
 	"github.com/caveatdev/caveat/internal/servertest"
+	"github.com/caveatdev/caveat/internal/testenv"
 	"github.com/caveatdev/caveat/middleware"
 )
 
@@ -69,19 +70,6 @@ func newFaultyAuthority(t *testing.T, target string) *faultyAuthority {
 	return f
 }
 
-// waitFor polls cond (Run reads the feed on a real ticker); the deadline
-// only keeps a broken test from hanging.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestRemoteFailsClosed is finding 7 of issue 14 for Remote (then middleware.Remote),
 // with its clock and the authority's faults injected: a token revoked
 // while Remote cannot read the revocation feed is refused once the feed is
@@ -102,7 +90,7 @@ func TestRemoteFailsClosed(t *testing.T) {
 	done := make(chan struct{})
 	go func() { remote.Run(runCtx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, "Remote has read the feed", func() bool { return fa.feedReads.Load() >= 3 })
+	testenv.WaitFor(t, "Remote has read the feed", func() bool { return fa.feedReads.Load() >= 3 })
 	if n := fa.feedWithoutCredentials.Load(); n != 0 {
 		t.Errorf("Remote read the feed %d times without its feed token", n)
 	}
@@ -120,7 +108,7 @@ func TestRemoteFailsClosed(t *testing.T) {
 	// The feed fails; then the deploy token is revoked.
 	fa.feedDown.Store(true)
 	fails := fa.feedFails.Load()
-	waitFor(t, "Remote's feed has failed", func() bool { return fa.feedFails.Load() > fails })
+	testenv.WaitFor(t, "Remote's feed has failed", func() bool { return fa.feedFails.Load() > fails })
 	if _, err := w.Admin.RevokeToken(ctx, w.DeployID); err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +159,7 @@ func TestRemoteFailsClosed(t *testing.T) {
 	reads := fa.feedReads.Load()
 	// Two answers applied after the outage (the revocation of the deploy
 	// token, then the feed's end): the third request proves it.
-	waitFor(t, "Remote has read the feed again", func() bool { return fa.feedReads.Load() >= reads+3 })
+	testenv.WaitFor(t, "Remote has read the feed again", func() bool { return fa.feedReads.Load() >= reads+3 })
 	if _, err := remote.Principal(ctx, keep.Header); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/cli"
+	"github.com/caveatdev/caveat/internal/testenv"
 	"github.com/caveatdev/caveat/server"
 	"github.com/caveatdev/caveat/store/postgres/pgtest"
 )
@@ -171,7 +172,7 @@ func runEndToEnd(t *testing.T, db string) {
 	// session bundle as expired, polled rather than slept —, the deploy
 	// token still authorizes, and the session keeps working because the
 	// client renews its discharge.
-	if !eventually(10*time.Second, func() bool {
+	if !testenv.Eventually(10*time.Second, func() bool {
 		code, body := e.authorize(sessionBefore, access("r"))
 		return code == 401 && strings.Contains(body, "expired")
 	}) {
@@ -312,7 +313,7 @@ func TestWebLogin(t *testing.T) {
 	if !strings.Contains(errOut.String(), "opened the login page in your browser") {
 		t.Errorf("the CLI did not say it opened the browser: %q", errOut.String())
 	}
-	if !eventually(5*time.Second, func() bool {
+	if !testenv.Eventually(5*time.Second, func() bool {
 		b, _ := os.ReadFile(opened)
 		return string(b) == userURL
 	}) {
@@ -341,22 +342,6 @@ func TestWebLogin(t *testing.T) {
 	if out := e.ok("", "auth", "whoami"); !strings.Contains(out, "ada@example.com") {
 		t.Fatalf("whoami after the web login: %s", out)
 	}
-}
-
-// eventually polls cond until it holds or within has passed, and reports
-// whether it held: the tests wait for a condition, never for a fixed time.
-func eventually(within time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(within)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return cond()
-		}
-	}
-	return true
 }
 
 func get(t *testing.T, u string) (int, string) {

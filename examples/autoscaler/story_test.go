@@ -53,26 +53,10 @@ func startRedis(t *testing.T) string {
 	opt, _ := redis.ParseURL(url)
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
-	if !eventually(5*time.Second, func() bool { return rdb.Ping(context.Background()).Err() == nil }) {
+	if !testenv.Eventually(5*time.Second, func() bool { return rdb.Ping(context.Background()).Err() == nil }) {
 		t.Fatal("redis-server did not start")
 	}
 	return url
-}
-
-// eventually polls cond until it holds or within has passed, and reports
-// whether it held: the tests wait for a condition, never for a fixed time.
-func eventually(within time.Duration, cond func() bool) bool {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(within)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			return cond()
-		}
-	}
-	return true
 }
 
 func TestStory(t *testing.T) {
@@ -158,7 +142,7 @@ func TestStory(t *testing.T) {
 	}
 	waitFor := func(what string, want int, within time.Duration) {
 		t.Helper()
-		if !eventually(within, func() bool { return started() == want }) {
+		if !testenv.Eventually(within, func() bool { return started() == want }) {
 			t.Fatalf("%s: %d machines started, want %d\nautoscaler log:\n%s", what, started(), want, logs.String())
 		}
 	}
@@ -180,7 +164,7 @@ func TestStory(t *testing.T) {
 	// as expired; polled, not slept): nothing in the autoscaler's path
 	// depends on a login discharge.
 	anon := client.New(srv.URL(), nil)
-	if !eventually(10*time.Second, func() bool {
+	if !testenv.Eventually(10*time.Second, func() bool {
 		_, err := anon.Authenticate(ctx, adminCfg.Token)
 		var ae *client.APIError
 		return errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && strings.Contains(ae.Message, "expired")
@@ -247,7 +231,7 @@ func TestStory(t *testing.T) {
 			caveat("", "tokens", "revoke", tk.ID)
 		}
 	}
-	if !eventually(5*time.Second, func() bool { return strings.Contains(logs.String(), "the token was refused") }) {
+	if !testenv.Eventually(5*time.Second, func() bool { return strings.Contains(logs.String(), "the token was refused") }) {
 		t.Fatalf("the autoscaler did not report the revoked token:\n%s", logs.String())
 	}
 	if !strings.Contains(logs.String(), "revoked") {
@@ -256,7 +240,7 @@ func TestStory(t *testing.T) {
 	// It keeps polling: another refusal is logged (one each 100 ms
 	// Interval).
 	n := strings.Count(logs.String(), "the token was refused")
-	if !eventually(5*time.Second, func() bool { return strings.Count(logs.String(), "the token was refused") > n }) {
+	if !testenv.Eventually(5*time.Second, func() bool { return strings.Count(logs.String(), "the token was refused") > n }) {
 		t.Errorf("the autoscaler stopped polling after the revocation:\n%s", logs.String())
 	}
 	select {

@@ -1,8 +1,10 @@
-// Package testenv decides what a test does when a real component it needs
-// (PostgreSQL, Redis, the go command) is missing on the machine: on a
-// developer's machine it is skipped, saying how to get the component; where
-// CAVEAT_TEST_REQUIRE_ALL is set (.ci/run sets it), it fails, so that CI
-// can never pass by skipping.
+// Package testenv is what tests need of their environment. It decides
+// what a test does when a real component it needs (PostgreSQL, Redis, the
+// go command) is missing on the machine: on a developer's machine it is
+// skipped, saying how to get the component; where CAVEAT_TEST_REQUIRE_ALL
+// is set (.ci/run sets it), it fails, so that CI can never pass by
+// skipping. And it waits for conditions (Eventually, WaitFor), so that no
+// test sleeps for a fixed time.
 package testenv
 
 import (
