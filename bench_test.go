@@ -289,3 +289,23 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// TestExpiryAllocations: a server reads a fresh token's Expiry on every
+// verification, so it allocates only the list of the token's discharges
+// (it sorted every token of the bundle and related each 3P caveat first:
+// 5 allocations for the autoscaler bundle).
+func TestExpiryAllocations(t *testing.T) {
+	f := newAutoscalerFixture(t)
+	b, err := caveat.ParseBundle(f.header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := testing.AllocsPerRun(200, func() {
+		if e := b.Expiry(0); e.Token != 1 {
+			t.Fatalf("expiry from token %d, want the discharge's", e.Token)
+		}
+	})
+	if n > 1 {
+		t.Errorf("Expiry allocates %v times, want 1", n)
+	}
+}

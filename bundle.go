@@ -253,8 +253,40 @@ func (b *Bundle) VerifyWith(location string, keys KeyFunc, trusted TrustedThirdP
 	var st verifierStack
 	v := newVerifier(b.Tokens, trusted, &st)
 	out := new(Verified)
+	i, err := v.firstParent(b, location, keys, opts, out, nil)
+	if err != nil {
+		return nil, err
+	}
+	if i < 0 {
+		return nil, b.noPermission(location)
+	}
+	return v.verified(out, b, i), nil
+}
+
+// firstParent verifies the permission tokens of b for location, in bundle
+// order, until one verifies and accept (when not nil) takes it, and returns
+// its index, having noted its discharges in out (when not nil). accept is
+// told whether the token is the first for location, whose refusal is the
+// one reported. Otherwise the index is -1 and the error the first token's,
+// or nil when the bundle has no permission token for location; a failure
+// of an opts callback (errAborted) ends the search at once.
+func (v *verifier) firstParent(b *Bundle, location string, keys KeyFunc, opts *VerifyOptions, out *Verified, accept func(m *Macaroon, first bool) error) (int, error) {
 	var firstErr error
-	if b.parents(location) > 1 {
+	// settle ends the search with token i's err, or notes it and goes on.
+	settle := func(i int, err error) (done bool) {
+		if err == nil && accept != nil {
+			err = accept(&b.Tokens[i], firstErr == nil)
+		}
+		if err == nil || errors.Is(err, errAborted) {
+			return true
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		return false
+	}
+	n := b.parents(location)
+	if n > 1 {
 		ws, errs, at := v.walkAll(b, location, keys, opts)
 		index := &lazyIndex{ws: ws, errs: errs}
 		for k := range ws {
@@ -263,39 +295,32 @@ func (b *Bundle) VerifyWith(location string, keys KeyFunc, trusted TrustedThirdP
 				tid := tailIDs{tails: ws[k].tails, ids: ws[k].ids}
 				err = v.resolveAll(&ws[k], binder{tid: &tid, index: index, parent: k})
 			}
-			if err == nil {
-				out.answered(ws[k].pending)
-				return v.verified(out, b, at[k]), nil
-			}
-			if errors.Is(err, errAborted) {
-				return nil, err
-			}
-			if firstErr == nil {
-				firstErr = err
+			if settle(at[k], err) {
+				if err != nil {
+					return -1, err
+				}
+				if out != nil {
+					out.answered(ws[k].pending)
+				}
+				return at[k], nil
 			}
 		}
-		return nil, firstErr
+		return -1, firstErr
 	}
 	for i := range b.Tokens {
 		m := &b.Tokens[i]
 		if m.Location != location {
 			continue
 		}
-		err := verifyToken(&v, m, keys, opts, out)
-		if err == nil {
-			return v.verified(out, b, i), nil
-		}
-		if errors.Is(err, errAborted) {
-			return nil, err
-		}
-		if firstErr == nil {
-			firstErr = err
+		err := verifyToken(v, m, keys, opts, out)
+		if settle(i, err) {
+			if err != nil {
+				return -1, err
+			}
+			return i, nil
 		}
 	}
-	if firstErr == nil {
-		return nil, b.noPermission(location)
-	}
-	return nil, firstErr
+	return -1, firstErr
 }
 
 // verified completes out for token i of b, which v has just verified.
@@ -404,6 +429,10 @@ func (b *Bundle) noPermission(location string) error {
 	return fmt.Errorf("%w %q (the bundle has permission tokens for %s)", ErrNoPermissionToken, location, strings.Join(locs, ", "))
 }
 
+// errNotAllowed is a later permission token's refusal in Authorize, which
+// is never reported: the first token's is.
+var errNotAllowed = errors.New("the access is not allowed")
+
 // Authorize verifies the bundle for location and clears the access: it is
 // allowed if any permission token for location verifies and allows it. The
 // error of the first permission token is returned otherwise. After the
@@ -412,63 +441,26 @@ func (b *Bundle) noPermission(location string) error {
 func (b *Bundle) Authorize(location string, keys KeyFunc, trusted TrustedThirdParties, a Access) error {
 	var st verifierStack
 	v := newVerifier(b.Tokens, trusted, &st)
-	var firstErr error
 	validated := false
-	// verdict clears the verified token m: fully for the first token, whose
-	// refusal is the one reported; after that only whether it allows.
-	verdict := func(m *Macaroon) (allowed bool, err error) {
-		if firstErr == nil {
-			err = v.clearVerified(m, a)
-			return err == nil, err
+	// The first token is cleared fully, since its refusal is the one
+	// reported; after that a token is only asked whether it allows.
+	i, err := v.firstParent(b, location, keys, nil, nil, func(m *Macaroon, first bool) error {
+		if first {
+			return v.clearVerified(m, a)
 		}
 		if !validated {
 			if a.Validate() != nil {
-				return false, nil
+				return errNotAllowed
 			}
 			validated = true
 		}
-		return v.allows(m, a), nil
-	}
-	n := b.parents(location)
-	if n == 0 {
+		if !v.allows(m, a) {
+			return errNotAllowed
+		}
+		return nil
+	})
+	if err == nil && i < 0 {
 		return b.noPermission(location)
 	}
-	if n > 1 {
-		ws, errs, at := v.walkAll(b, location, keys, nil)
-		index := &lazyIndex{ws: ws, errs: errs}
-		for k := range ws {
-			err := errs[k]
-			if err == nil {
-				tid := tailIDs{tails: ws[k].tails, ids: ws[k].ids}
-				err = v.resolveAll(&ws[k], binder{tid: &tid, index: index, parent: k})
-			}
-			if err == nil {
-				var ok bool
-				if ok, err = verdict(&b.Tokens[at[k]]); ok {
-					return nil
-				}
-			}
-			if firstErr == nil {
-				firstErr = err
-			}
-		}
-		return firstErr
-	}
-	for i := range b.Tokens {
-		m := &b.Tokens[i]
-		if m.Location != location {
-			continue
-		}
-		err := verifyToken(&v, m, keys, nil, nil)
-		if err == nil {
-			var ok bool
-			if ok, err = verdict(m); ok {
-				return nil
-			}
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	return firstErr
+	return err
 }

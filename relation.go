@@ -113,13 +113,27 @@ func (b *Bundle) DischargeFor(i, c int) (discharge int, ok bool) {
 
 // Discharges returns the indexes of the tokens that answer a 3P caveat of
 // token i (ThirdParties' Discharges, each once), in bundle order.
+//
+// It is read per request (Expiry, when a server authenticates), so it
+// relates nothing else: token i's tickets are sorted on the stack (when
+// few) and each other token's KID is looked up among them, allocating only
+// the result.
 func (b *Bundle) Discharges(i int) []int {
-	var out []int
-	for _, tp := range b.ThirdParties(i) {
-		out = append(out, tp.Discharges...)
+	var stack [8][]byte
+	ts := b.Tokens[i].tickets(stack[:0])
+	if len(ts) == 0 {
+		return nil
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	var out []int
+	for j := range b.Tokens {
+		if j == i {
+			continue
+		}
+		if _, ok := slices.BinarySearchFunc(ts, b.Tokens[j].Nonce.KID, bytes.Compare); ok {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // IsDischarge reports whether token i is a discharge: a proof, or a token
