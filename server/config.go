@@ -4,9 +4,10 @@
 //
 // # Running it
 //
-// The caveat CLI's "caveat server" parses flags into a Config and calls Run.
-// End-to-end tests do the same in process: New with Listen "127.0.0.1:0",
-// then Start, URL and Shutdown.
+// The caveat CLI's "caveat server" parses flags into a Config, calls New and
+// then Server.Run, which serves until its context is done. End-to-end tests
+// do the same in process: New with Listen "127.0.0.1:0", Run in a goroutine
+// (URL says where it listens), then cancel the context.
 //
 // # Keys
 //

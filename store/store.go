@@ -14,7 +14,9 @@
 // rules (the last admin, leases, metadata, token paging and revocation,
 // invitations…), in store/internal/sqlrules, written once over
 // database/sql-style connections and a small dialect; each backend keeps
-// only its driver, its SQL dialect, its migrations and its bulk import.
+// only its driver, its SQL dialect, its migrations, its bulk import and
+// what it alone does (SQLite's backups; PostgreSQL's revocation listener
+// and the flows, throttles and web logins that replicas share).
 //
 // # Contracts common to every method
 //
