@@ -255,6 +255,17 @@ func (s *Service) Revoke(ctx context.Context, p *Principal, id string) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("token: %w", err)
 	}
+	// To a user who does not belong to the token's organization, the id
+	// is unknown, as one that exists nowhere: a refusal would confirm it
+	// and name the organization (token ids are in the revocation feed,
+	// which any valid token reads). A branch's revoker presents the token
+	// and so learns nothing from mayRevoke's refusal.
+	if err := s.member(ctx, p, t.OrgID); err != nil {
+		if fault.CodeOf(err) == fault.Denied {
+			return false, fault.Errorf(fault.NotFound, "no token %q", id)
+		}
+		return false, err
+	}
 	if err := s.mayRevoke(ctx, p, t); err != nil {
 		return false, err
 	}
