@@ -63,8 +63,12 @@ func (s *Service) Organization(ctx context.Context, p *Principal, slug string) (
 		return o, fmt.Errorf("organization: %w", err)
 	}
 	if err := s.member(ctx, p, o.ID); err != nil {
-		// Do not tell outsiders which organizations exist.
-		return o, fault.Errorf(fault.NotFound, "no organization %q", slug)
+		// Do not tell outsiders which organizations exist. A membership
+		// that could not be read is a failure to check, not an answer.
+		if fault.CodeOf(err) == fault.Denied {
+			return o, fault.Errorf(fault.NotFound, "no organization %q", slug)
+		}
+		return o, err
 	}
 	return o, nil
 }
