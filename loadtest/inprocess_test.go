@@ -5,7 +5,6 @@ package loadtest_test
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caveatdev/caveat/identity"
+	"github.com/caveatdev/caveat/internal/servertest"
 	"github.com/caveatdev/caveat/loadtest"
 	"github.com/caveatdev/caveat/server"
 )
@@ -22,23 +21,7 @@ import (
 // returns its URL.
 func startServer(t *testing.T) string {
 	t.Helper()
-	s, err := server.New(context.Background(), server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Signup: true,
-		MachineTransitionTime: 20 * time.Millisecond,
-		Argon2:                identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32},
-		Logger:                slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	return s.URL()
+	return servertest.Run(t, server.Config{DataDir: t.TempDir(), Signup: true, MachineTransitionTime: 20 * time.Millisecond}).URL()
 }
 
 // deadURL is a URL on which nothing listens.

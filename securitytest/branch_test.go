@@ -3,7 +3,6 @@ package securitytest
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/client"
+	"github.com/caveatdev/caveat/internal/servertest"
 	"github.com/caveatdev/caveat/server"
 	"github.com/caveatdev/caveat/store/postgres/pgtest"
 )
@@ -169,21 +169,7 @@ func startReplicas(t *testing.T, db string) [2]*server.Server {
 		if i > 0 {
 			public = out[0].URL()
 		}
-		s, err := server.New(context.Background(), server.Config{Listen: "127.0.0.1:0", DataDir: dir, DB: db,
-			PublicURL: public, Signup: true, Argon2: cheapArgon2, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("replica %d: %v", i, err)
-			}
-		})
-		out[i] = s
+		out[i] = servertest.Run(t, server.Config{DataDir: dir, DB: db, PublicURL: public, Signup: true, Argon2: cheapArgon2})
 	}
 	return out
 }

@@ -3,14 +3,13 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caveatdev/caveat/client"
-	"github.com/caveatdev/caveat/identity"
+	"github.com/caveatdev/caveat/internal/servertest"
 	"github.com/caveatdev/caveat/server"
 	"github.com/caveatdev/caveat/store/postgres/pgtest"
 )
@@ -27,18 +26,7 @@ func TestReplicasPostgres(t *testing.T) { testReplicas(t, pgtest.FreshDatabase(t
 func testReplicas(t *testing.T, db string) {
 	dir := t.TempDir() // one data directory: one master key (and SQLite file)
 	start := func(publicURL string) *server.Server {
-		s, err := server.New(context.Background(), server.Config{Listen: "127.0.0.1:0", DataDir: dir, DB: db,
-			PublicURL: publicURL, Signup: true,
-			Argon2: identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32},
-			Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return s
+		return servertest.Run(t, server.Config{DataDir: dir, DB: db, PublicURL: publicURL, Signup: true})
 	}
 	// Replicas share one public URL (a load balancer's); here it is A's.
 	a := start("")

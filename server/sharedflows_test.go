@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,7 +13,7 @@ import (
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/api"
 	"github.com/caveatdev/caveat/client"
-	"github.com/caveatdev/caveat/identity"
+	"github.com/caveatdev/caveat/internal/servertest"
 	"github.com/caveatdev/caveat/server"
 	"github.com/caveatdev/caveat/store/postgres/pgtest"
 	"github.com/caveatdev/caveat/tp"
@@ -29,18 +28,7 @@ func TestReplicasShareFlows(t *testing.T) {
 	db := pgtest.FreshDatabase(t)
 	dir := t.TempDir()
 	start := func(publicURL string) *server.Server {
-		s, err := server.New(context.Background(), server.Config{Listen: "127.0.0.1:0", DataDir: dir, DB: db,
-			PublicURL: publicURL, Signup: true,
-			Argon2: identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32},
-			Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return s
+		return servertest.Run(t, server.Config{DataDir: dir, DB: db, PublicURL: publicURL, Signup: true})
 	}
 	a := start("")
 	b := start(a.URL())

@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -24,6 +23,7 @@ import (
 	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/cli"
+	"github.com/caveatdev/caveat/internal/servertest"
 	"github.com/caveatdev/caveat/server"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/postgres/pgtest"
@@ -60,18 +60,8 @@ func (p *person) ok(stdin string, args ...string) string {
 
 func testTeams(t *testing.T, db string) {
 	dir := t.TempDir()
-	argon := identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
 	start := func(publicURL string) *server.Server {
-		s, err := server.New(context.Background(), server.Config{Listen: "127.0.0.1:0", DataDir: dir, DB: db,
-			PublicURL: publicURL, Signup: false, Argon2: argon, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return s
+		return servertest.Run(t, server.Config{DataDir: dir, DB: db, PublicURL: publicURL, Signup: false})
 	}
 	// A load balancer in front of both, sending requests to each in turn;
 	// its URL is the deployment's public URL.
@@ -93,7 +83,7 @@ func testTeams(t *testing.T, db string) {
 	ctx := context.Background()
 
 	// The admin exists already (open signup is closed on this server).
-	hash, err := identity.HashPassword("correct horse battery", argon)
+	hash, err := identity.HashPassword("correct horse battery", servertest.CheapArgon2)
 	if err != nil {
 		t.Fatal(err)
 	}

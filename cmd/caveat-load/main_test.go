@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caveatdev/caveat/identity"
+	"github.com/caveatdev/caveat/internal/servertest"
 	"github.com/caveatdev/caveat/loadtest"
 	"github.com/caveatdev/caveat/server"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -41,17 +40,7 @@ func TestScripts(t *testing.T) {
 // (SQLite): a short load with --setup, --json and --record, then check
 // on the record; and the exit status when errors pass --max-errors.
 func TestLoadAndCheck(t *testing.T) {
-	s, err := server.New(context.Background(), server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Signup: true,
-		MachineTransitionTime: 20 * time.Millisecond,
-		Argon2:                identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32},
-		Logger:                slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	s := servertest.Run(t, server.Config{DataDir: t.TempDir(), Signup: true, MachineTransitionTime: 20 * time.Millisecond})
 
 	caveatLoad := func(stdin string, env map[string]string, args ...string) (string, string, int) {
 		t.Helper()

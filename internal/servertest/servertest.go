@@ -32,21 +32,48 @@ type World struct {
 	OrgID, AppID, OtherApp uint64
 }
 
-// Start starts the server (stopped when the test ends), signs up and logs
-// in, and creates the apps and the tokens.
-func Start(t testing.TB) *World {
+// CheapArgon2 keeps password hashing fast in tests; production uses
+// identity.DefaultArgon2Params.
+var CheapArgon2 = identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
+
+// Run starts a server with cfg and runs it until the test ends, failing
+// the test if it cannot start or does not stop cleanly. An empty Listen
+// is a free port on 127.0.0.1, a zero Argon2 is CheapArgon2 and a nil
+// Logger discards, so that callers spell out only what their test is
+// about.
+func Run(t testing.TB, cfg server.Config) *server.Server {
 	t.Helper()
-	s, err := server.New(context.Background(), server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Signup: true,
-		Argon2: identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32},
-		Logger: slog.New(slog.DiscardHandler)})
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Argon2 == (identity.Argon2Params{}) {
+		cfg.Argon2 = CheapArgon2
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	return s
+}
 
+// Start starts the server (stopped when the test ends), signs up and logs
+// in, and creates the apps and the tokens.
+func Start(t testing.TB) *World {
+	t.Helper()
+	s := Run(t, server.Config{DataDir: t.TempDir(), Signup: true})
+	ctx := context.Background()
 	anon := client.New(s.URL(), nil)
 	if _, err := anon.Signup(ctx, "ada@example.com", "correct horse battery", "acme"); err != nil {
 		t.Fatal(err)
