@@ -26,11 +26,7 @@ func (e *e2e) caveatEnv(env map[string]string, args ...string) (string, string, 
 // token's source said, and a hint of its own for each way a credential
 // fails.
 func TestCLIConsistent(t *testing.T) {
-	e := &e2e{t: t, dataDir: t.TempDir(), cfgDir: t.TempDir()}
-	e.start()
-	defer func() { e.stop() }()
-	e.ok("correct horse battery\n", "auth", "signup", "--email", "ada@example.com", "--password-stdin", "--org", "acme")
-	e.ok("correct horse battery\n", "auth", "login", "--email", "ada@example.com", "--password-stdin")
+	e := startLoggedIn(t)
 	e.ok("", "apps", "create", "workers")
 	deploy := strings.TrimSpace(e.ok("", "tokens", "create", "deploy", "-a", "workers", "-n", "ci"))
 	url := e.srv.URL()

@@ -66,6 +66,19 @@ func (e *e2e) start() {
 	}
 }
 
+// startLoggedIn starts a server (stopped when the test ends) on which ada
+// has signed up as the admin of organization acme and logged in through
+// the CLI, as most CLI tests begin.
+func startLoggedIn(t *testing.T) *e2e {
+	t.Helper()
+	e := &e2e{t: t, dataDir: t.TempDir(), cfgDir: t.TempDir()}
+	e.start()
+	t.Cleanup(func() { e.stop() })
+	e.ok("correct horse battery\n", "auth", "signup", "--email", "ada@example.com", "--password-stdin", "--org", "acme")
+	e.ok("correct horse battery\n", "auth", "login", "--email", "ada@example.com", "--password-stdin")
+	return e
+}
+
 // caveat runs the CLI against the server and returns stdout, stderr and
 // the exit status.
 func (e *e2e) caveat(stdin string, args ...string) (string, string, int) {

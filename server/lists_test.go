@@ -22,11 +22,7 @@ import (
 // as one JSON array; expired tokens show only with --expired; --limit
 // stops early; and the API refuses pages it does not hand out.
 func TestTokensListPagesCLI(t *testing.T) {
-	e := &e2e{t: t, dataDir: t.TempDir(), cfgDir: t.TempDir()}
-	e.start()
-	defer func() { e.stop() }()
-	e.ok("correct horse battery\n", "auth", "signup", "--email", "ada@example.com", "--password-stdin", "--org", "acme")
-	e.ok("correct horse battery\n", "auth", "login", "--email", "ada@example.com", "--password-stdin")
+	e := startLoggedIn(t)
 	e.ok("", "apps", "create", "workers")
 	ctx := context.Background()
 	st := e.srv.Store()
@@ -153,11 +149,7 @@ func equalStrings(a, b []string) bool {
 // TestListsPage: every list of the API and the CLI pages the same way:
 // apps, keys, members, invitations, organizations and machines.
 func TestListsPage(t *testing.T) {
-	e := &e2e{t: t, dataDir: t.TempDir(), cfgDir: t.TempDir()}
-	e.start()
-	defer func() { e.stop() }()
-	e.ok("correct horse battery\n", "auth", "signup", "--email", "ada@example.com", "--password-stdin", "--org", "acme")
-	e.ok("correct horse battery\n", "auth", "login", "--email", "ada@example.com", "--password-stdin")
+	e := startLoggedIn(t)
 	for i := range 5 {
 		e.ok("", "apps", "create", fmt.Sprintf("app-%d", i))
 		e.ok("", "orgs", "invite", fmt.Sprintf("user%d@example.com", i))

@@ -12,11 +12,7 @@ import (
 // §3): -x and -n, days, errors for 0 and missing apps, and machine-exec
 // commands that are exact unless given as prefixes.
 func TestTokensCreateCLI(t *testing.T) {
-	e := &e2e{t: t, dataDir: t.TempDir(), cfgDir: t.TempDir()}
-	e.start()
-	defer func() { e.stop() }()
-	e.ok("correct horse battery\n", "auth", "signup", "--email", "ada@example.com", "--password-stdin", "--org", "acme")
-	e.ok("correct horse battery\n", "auth", "login", "--email", "ada@example.com", "--password-stdin")
+	e := startLoggedIn(t)
 	e.ok("", "apps", "create", "workers")
 
 	// -x in days and -n.
