@@ -10,6 +10,7 @@ import (
 	"github.com/caveatdev/caveat"
 	"github.com/caveatdev/caveat/auth"
 	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
@@ -108,14 +109,14 @@ func BenchmarkAuthenticateBranches(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { db.Close() })
-			clk := &clock{time.Unix(1764000000, 0)}
-			kr := keyring.NewKeyring(keyring.NewMasterKey(), db, clk.now)
-			svc, err := New(Config{Store: db, Keyring: kr, Location: testLocation, LoginLocation: testLogin, Now: clk.now, CacheSize: -1})
+			clk := fake.NewClock(time.Unix(1764000000, 0))
+			kr := keyring.NewKeyring(keyring.NewMasterKey(), db, clk.Now)
+			svc, err := New(Config{Store: db, Keyring: kr, Location: testLocation, LoginLocation: testLogin, Now: clk.Now, CacheSize: -1})
 			if err != nil {
 				b.Fatal(err)
 			}
 			u, o, err := db.CreateUserWithOrganization(ctx, store.Signup{
-				User: store.NewUser{Email: "ada@example.com", PasswordHash: "x", CreatedAt: clk.t}, OrganizationSlug: "acme"})
+				User: store.NewUser{Email: "ada@example.com", PasswordHash: "x", CreatedAt: clk.Now()}, OrganizationSlug: "acme"})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -127,7 +128,7 @@ func BenchmarkAuthenticateBranches(b *testing.B) {
 			for i := range n {
 				var br store.BranchID
 				copy(br[:], fmt.Sprintf("revoked %d", i))
-				if _, err := db.RevokeBranch(ctx, store.RevokedBranch{TokenID: m.Record.ID, Branch: br, RevokedAt: clk.t}); err != nil {
+				if _, err := db.RevokeBranch(ctx, store.RevokedBranch{TokenID: m.Record.ID, Branch: br, RevokedAt: clk.Now()}); err != nil {
 					b.Fatal(err)
 				}
 			}

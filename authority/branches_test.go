@@ -137,11 +137,11 @@ func TestWhoMayRevokeBranches(t *testing.T) {
 	outsider, _ := h.user("eve@example.com", "evil")
 	var members []store.User
 	for _, email := range []string{"bob@example.com", "cy@example.com"} {
-		m, err := h.db.CreateUser(ctx, store.NewUser{Email: email, PasswordHash: "x", CreatedAt: h.clk.t})
+		m, err := h.db.CreateUser(ctx, store.NewUser{Email: email, PasswordHash: "x", CreatedAt: h.clk.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := h.db.AddMember(ctx, store.Membership{OrgID: o.ID, UserID: m.ID, Role: store.RoleMember, CreatedAt: h.clk.t}); err != nil {
+		if err := h.db.AddMember(ctx, store.Membership{OrgID: o.ID, UserID: m.ID, Role: store.RoleMember, CreatedAt: h.clk.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		members = append(members, m)
@@ -307,7 +307,7 @@ func TestRevokedBranchesBound(t *testing.T) {
 	for i := range store.MaxRevokedBranches {
 		var b store.BranchID
 		copy(b[:], fmt.Sprintf("branch %d", i))
-		if _, err := h.db.RevokeBranch(ctx, store.RevokedBranch{TokenID: id, Branch: b, RevokedAt: h.clk.t}); err != nil {
+		if _, err := h.db.RevokeBranch(ctx, store.RevokedBranch{TokenID: id, Branch: b, RevokedAt: h.clk.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -350,7 +350,7 @@ func TestRegistryReadsBounded(t *testing.T) {
 	tok := out["token"].(string)
 
 	cs := &countingStore{Store: h.db}
-	svc, err := New(Config{Store: cs, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: h.clk.now, CacheSize: -1})
+	svc, err := New(Config{Store: cs, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: h.clk.Now, CacheSize: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +418,7 @@ func TestBranchSetCacheStaysCurrent(t *testing.T) {
 		branches = append(branches, attenuate(t, tok, &flyio.Organization{ID: o.ID, Mask: resset.ActionRead | mask}))
 	}
 	// Another replica: same store and keys, no cache, no feed.
-	other, err := New(Config{Store: h.db, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: h.clk.now, CacheSize: -1})
+	other, err := New(Config{Store: h.db, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: h.clk.Now, CacheSize: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func TestRevocationFailsClosed(t *testing.T) {
 
 	// Replica B, on the same database, follows the feed.
 	fs := &faultyStore{DB: h.db}
-	clk := fake.NewClock(h.clk.t)
+	clk := fake.NewClock(h.clk.Now())
 	b, err := New(Config{Store: fs, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: clk.Now,
 		RevocationPoll: 5 * time.Millisecond})
 	if err != nil {

@@ -17,11 +17,13 @@ import (
 	"github.com/caveatdev/caveat/auth"
 	"github.com/caveatdev/caveat/fault"
 	"github.com/caveatdev/caveat/flyio"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/internal/httpjson"
 	"github.com/caveatdev/caveat/keyring"
 	"github.com/caveatdev/caveat/resset"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
+	"github.com/caveatdev/caveat/store/sqlite/sqlitetest"
 )
 
 const (
@@ -32,7 +34,7 @@ const (
 type harness struct {
 	t   *testing.T
 	db  *sqlite.DB
-	clk *clock
+	clk *fake.Clock
 	svc *Service
 	srv *httptest.Server
 	kr  *keyring.Keyring
@@ -40,10 +42,10 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	db, _ := openStore(t)
-	clk := &clock{time.Unix(1764000000, 0)}
-	kr := keyring.NewKeyring(keyring.NewMasterKey(), db, clk.now)
-	svc, err := New(Config{Store: db, Keyring: kr, Location: testLocation, LoginLocation: testLogin, Now: clk.now})
+	db, _ := sqlitetest.Open(t)
+	clk := fake.NewClock(time.Unix(1764000000, 0))
+	kr := keyring.NewKeyring(keyring.NewMasterKey(), db, clk.Now)
+	svc, err := New(Config{Store: db, Keyring: kr, Location: testLocation, LoginLocation: testLogin, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +60,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) user(email, org string) (store.User, store.Organization) {
 	h.t.Helper()
 	u, o, err := h.db.CreateUserWithOrganization(context.Background(), store.Signup{
-		User:             store.NewUser{Email: email, PasswordHash: "x", CreatedAt: h.clk.t},
+		User:             store.NewUser{Email: email, PasswordHash: "x", CreatedAt: h.clk.Now()},
 		OrganizationSlug: org,
 	})
 	if err != nil {
@@ -74,7 +76,7 @@ func (h *harness) user(email, org string) (store.User, store.Organization) {
 // its login discharge (valid ttl), bound to it. It returns the header.
 func (h *harness) login(uid uint64, ttl time.Duration) (header string, sessionID string) {
 	h.t.Helper()
-	now := h.clk.t
+	now := h.clk.Now()
 	s, err := h.kr.MintSession(uid, now, now.Add(30*24*time.Hour), testLocation, testLogin)
 	if err != nil {
 		h.t.Fatal(err)
@@ -92,7 +94,7 @@ func (h *harness) discharge(perm *caveat.Macaroon, uid uint64, ttl time.Duration
 		h.t.Fatal(err)
 	}
 	att := auth.FlyioUserID(uid)
-	d, err := tk.Discharge(testLogin, caveat.NewValidityWindow(h.clk.t, ttl), &att)
+	d, err := tk.Discharge(testLogin, caveat.NewValidityWindow(h.clk.Now(), ttl), &att)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -165,7 +167,7 @@ func TestTokenLifecycle(t *testing.T) {
 	}
 	// The deploy token stands on its own after the session's discharge
 	// has expired.
-	h.clk.t = h.clk.t.Add(30 * time.Minute)
+	h.clk.Advance(30 * time.Minute)
 	if code, msg := h.authorize(deploy, access(appID, `, "machine": "m1", "action": "rwcdC"`)); code != 200 {
 		t.Fatalf("deploy token: %d %s", code, msg)
 	}
@@ -238,10 +240,10 @@ func TestSessionChecks(t *testing.T) {
 	}
 	// Logged out through another process: the cached verification lasts
 	// SessionCacheTTL at most.
-	if _, err := h.db.RevokeSession(context.Background(), sid, h.clk.t); err != nil {
+	if _, err := h.db.RevokeSession(context.Background(), sid, h.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
-	h.clk.t = h.clk.t.Add(DefaultSessionCacheTTL)
+	h.clk.Advance(DefaultSessionCacheTTL)
 	if code, out := h.do("GET", "/v1/orgs", header, nil); code != 401 || !strings.Contains(out["error"].(string), "logged out") {
 		t.Fatalf("revoked session: %d %v", code, out)
 	}
@@ -250,7 +252,7 @@ func TestSessionChecks(t *testing.T) {
 	if code, _ := h.do("GET", "/v1/orgs", header2, nil); code != 200 {
 		t.Fatal("second session refused")
 	}
-	if _, err := h.db.RevokeSession(context.Background(), sid2, h.clk.t); err != nil {
+	if _, err := h.db.RevokeSession(context.Background(), sid2, h.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 	h.svc.EvictSession(sid2)
@@ -263,11 +265,11 @@ func TestWhoMayMint(t *testing.T) {
 	h := newHarness(t)
 	admin, o := h.user("ada@example.com", "acme")
 	outsider, _ := h.user("eve@example.com", "evil")
-	member, err := h.db.CreateUser(context.Background(), store.NewUser{Email: "bob@example.com", PasswordHash: "x", CreatedAt: h.clk.t})
+	member, err := h.db.CreateUser(context.Background(), store.NewUser{Email: "bob@example.com", PasswordHash: "x", CreatedAt: h.clk.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.db.AddMember(context.Background(), store.Membership{OrgID: o.ID, UserID: member.ID, Role: store.RoleMember, CreatedAt: h.clk.t}); err != nil {
+	if err := h.db.AddMember(context.Background(), store.Membership{OrgID: o.ID, UserID: member.ID, Role: store.RoleMember, CreatedAt: h.clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	adminH, _ := h.login(admin.ID, time.Hour)

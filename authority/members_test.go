@@ -15,7 +15,7 @@ import (
 // plainUser creates a user who belongs to no organization.
 func (h *harness) plainUser(email string) store.User {
 	h.t.Helper()
-	u, err := h.db.CreateUser(context.Background(), store.NewUser{Email: email, PasswordHash: "x", CreatedAt: h.clk.t})
+	u, err := h.db.CreateUser(context.Background(), store.NewUser{Email: email, PasswordHash: "x", CreatedAt: h.clk.Now()})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestInvitations(t *testing.T) {
 	}
 	bobCode := out["code"].(string)
 	if !invitation.ValidCode(bobCode) || out["url"] != testLogin+invitation.Path+bobCode || out["role"] != "member" ||
-		out["expires_at"] != h.clk.t.Add(48*time.Hour).UTC().Format(time.RFC3339) {
+		out["expires_at"] != h.clk.Now().Add(48*time.Hour).UTC().Format(time.RFC3339) {
 		t.Fatalf("invitation: %v", out)
 	}
 	// Stored as a hash only.
@@ -108,7 +108,7 @@ func TestInvitations(t *testing.T) {
 
 	// Expired, and cancelled: refused, saying so.
 	eveCode := h.invite(adminH, "eve@example.com", "admin")
-	h.clk.t = h.clk.t.Add(DefaultInvitationExpiry)
+	h.clk.Advance(DefaultInvitationExpiry)
 	eveH, _ = h.login(eve.ID, time.Hour)
 	if code, msg := h.join(eveH, eveCode); code != 410 || !strings.Contains(msg, "expired") {
 		t.Fatalf("expired invitation: %d %s", code, msg)
@@ -345,10 +345,10 @@ func TestMintDuringRemoval(t *testing.T) {
 	h := newHarness(t)
 	_, o := h.user("ada@example.com", "acme")
 	bob := h.plainUser("bob@example.com")
-	if err := h.db.AddMember(context.Background(), store.Membership{OrgID: o.ID, UserID: bob.ID, Role: store.RoleMember, CreatedAt: h.clk.t}); err != nil {
+	if err := h.db.AddMember(context.Background(), store.Membership{OrgID: o.ID, UserID: bob.ID, Role: store.RoleMember, CreatedAt: h.clk.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{Store: raceStore{h.db}, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: h.clk.now})
+	svc, err := New(Config{Store: raceStore{h.db}, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: h.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestMembershipReadOncePerRequest(t *testing.T) {
 	h := newHarness(t)
 	u, o := h.user("ada@example.com", "acme")
 	for _, name := range []string{"web", "workers", "cron"} {
-		if _, err := h.db.CreateApp(context.Background(), store.NewApp{OrgID: o.ID, Name: name, CreatedAt: h.clk.t}); err != nil {
+		if _, err := h.db.CreateApp(context.Background(), store.NewApp{OrgID: o.ID, Name: name, CreatedAt: h.clk.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -134,7 +134,7 @@ func TestHostileBundlesHeapBound(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			svc, err := New(Config{Store: h.db, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin,
-				Now: h.clk.now, CacheBytes: tc.cacheBytes})
+				Now: h.clk.Now, CacheBytes: tc.cacheBytes})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -258,7 +258,7 @@ func TestRunSweepsCaches(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("mint: %d %v", code, out)
 	}
-	clk := fake.NewClock(h.clk.t)
+	clk := fake.NewClock(h.clk.Now())
 	svc, err := New(Config{Store: h.db, Keyring: h.kr, Location: testLocation, LoginLocation: testLogin, Now: clk.Now,
 		RevocationPoll: 5 * time.Millisecond})
 	if err != nil {

@@ -102,7 +102,7 @@ func TestMintCarriesAttenuations(t *testing.T) {
 	}
 	// The holder narrows the session to one app for a day, then mints a
 	// year-long deploy token: it carries both, before the profile's.
-	day := caveat.NewValidityWindow(h.clk.t, 24*time.Hour)
+	day := caveat.NewValidityWindow(h.clk.Now(), 24*time.Hour)
 	narrowed := attenuate(t, session, &flyio.Apps{Apps: resset.ResourceSet[uint64]{web.ID: resset.ActionAll}}, day)
 	m, err := h.svc.Mint(ctx, h.principal(narrowed), MintRequest{Profile: ProfileDeploy, OrgID: o.ID, AppID: web.ID})
 	if err != nil {
@@ -126,7 +126,7 @@ func TestMintCarriesAttenuations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := h.clk.t.Add(DefaultExpiry); !m.Record.ExpiresAt.Equal(want) {
+	if want := h.clk.Now().Add(DefaultExpiry); !m.Record.ExpiresAt.Equal(want) {
 		t.Errorf("expiry %s, want %s", m.Record.ExpiresAt, want)
 	}
 

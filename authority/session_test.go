@@ -50,12 +50,12 @@ func TestSessionPrincipal(t *testing.T) {
 			t.Errorf("%s secret: %v", name, err)
 		}
 	}
-	h.clk.t = h.clk.t.Add(31 * 24 * time.Hour)
+	h.clk.Advance(31 * 24 * time.Hour)
 	if _, err := h.svc.SessionPrincipal(ctx, secret); status(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "expired") {
 		t.Errorf("expired session: %v", err)
 	}
-	h.clk.t = h.clk.t.Add(-31 * 24 * time.Hour)
-	if _, err := h.db.RevokeSession(ctx, id, h.clk.t); err != nil {
+	h.clk.Advance(-31 * 24 * time.Hour)
+	if _, err := h.db.RevokeSession(ctx, id, h.clk.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.svc.SessionPrincipal(ctx, secret); status(err) != http.StatusUnauthorized || !strings.Contains(err.Error(), "logged out") {

@@ -5,30 +5,16 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caveatdev/caveat"
+	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/sqlite"
+	"github.com/caveatdev/caveat/store/sqlite/sqlitetest"
 )
-
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
-
-func openStore(t *testing.T) (*sqlite.DB, string) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "caveat.db")
-	db, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db, path
-}
 
 func newOrg(t *testing.T, db *sqlite.DB, slug string, at time.Time) uint64 {
 	t.Helper()
@@ -41,11 +27,11 @@ func newOrg(t *testing.T, db *sqlite.DB, slug string, at time.Time) uint64 {
 
 func TestKeyringRotateVerifyRetire(t *testing.T) {
 	ctx := context.Background()
-	db, _ := openStore(t)
-	clk := &clock{time.Unix(1764000000, 0)}
+	db, _ := sqlitetest.Open(t)
+	clk := fake.NewClock(time.Unix(1764000000, 0))
 	master := NewMasterKey()
-	kr := NewKeyring(master, db, clk.now)
-	org := newOrg(t, db, "acme", clk.t)
+	kr := NewKeyring(master, db, clk.Now)
+	org := newOrg(t, db, "acme", clk.Now())
 
 	if _, _, err := kr.MintingKey(ctx, org); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("minting key before any: %v", err)
@@ -63,7 +49,7 @@ func TestKeyringRotateVerifyRetire(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	clk.t = clk.t.Add(time.Hour)
+	clk.Advance(time.Hour)
 	kid2, err := kr.Rotate(ctx, org)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +59,7 @@ func TestKeyringRotateVerifyRetire(t *testing.T) {
 	}
 	// A second keyring (another replica) with an empty cache verifies the
 	// old token from the store.
-	other := NewKeyring(master, db, clk.now)
+	other := NewKeyring(master, db, clk.Now)
 	for name, ring := range map[string]*Keyring{"same": kr, "other replica": other} {
 		key, gotOrg, err := ring.Lookup(ctx, kid1)
 		if err != nil || gotOrg != org {
@@ -97,7 +83,7 @@ func TestKeyringRotateVerifyRetire(t *testing.T) {
 	if _, _, err := other.Lookup(ctx, kid1); err != nil {
 		t.Fatalf("cached key: %v", err)
 	}
-	clk.t = clk.t.Add(other.CacheTTL)
+	clk.Advance(other.CacheTTL)
 	if _, _, err := other.Lookup(ctx, kid1); !errors.Is(err, ErrRetiredKey) {
 		t.Fatalf("retired key after CacheTTL on another replica: %v", err)
 	}
@@ -108,15 +94,15 @@ func TestKeyringRotateVerifyRetire(t *testing.T) {
 
 func TestKeyringWrongMasterKey(t *testing.T) {
 	ctx := context.Background()
-	db, _ := openStore(t)
-	clk := &clock{time.Unix(1764000000, 0)}
-	kr := NewKeyring(NewMasterKey(), db, clk.now)
-	org := newOrg(t, db, "acme", clk.t)
+	db, _ := sqlitetest.Open(t)
+	clk := fake.NewClock(time.Unix(1764000000, 0))
+	kr := NewKeyring(NewMasterKey(), db, clk.Now)
+	org := newOrg(t, db, "acme", clk.Now())
 	kid, err := kr.Rotate(ctx, org)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrong := NewKeyring(NewMasterKey(), db, clk.now)
+	wrong := NewKeyring(NewMasterKey(), db, clk.Now)
 	_, _, err = wrong.Lookup(ctx, kid)
 	if err == nil || !strings.Contains(err.Error(), "does not open") {
 		t.Fatalf("lookup under another master key: %v", err)
@@ -147,13 +133,13 @@ func TestSealedKeyBoundToOrgAndKID(t *testing.T) {
 // root key nor the master key nor any key derived from it.
 func TestDatabaseHoldsNoKey(t *testing.T) {
 	ctx := context.Background()
-	db, path := openStore(t)
-	clk := &clock{time.Unix(1764000000, 0)}
+	db, path := sqlitetest.Open(t)
+	clk := fake.NewClock(time.Unix(1764000000, 0))
 	master := NewMasterKey()
-	kr := NewKeyring(master, db, clk.now)
+	kr := NewKeyring(master, db, clk.Now)
 	var secrets [][]byte
 	for _, slug := range []string{"a", "b", "c"} {
-		org := newOrg(t, db, slug, clk.t)
+		org := newOrg(t, db, slug, clk.Now())
 		for i := 0; i < 2; i++ {
 			if _, err := kr.Rotate(ctx, org); err != nil {
 				t.Fatal(err)

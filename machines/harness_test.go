@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +24,7 @@ import (
 	"github.com/caveatdev/caveat/store"
 	"github.com/caveatdev/caveat/store/postgres"
 	"github.com/caveatdev/caveat/store/postgres/pgtest"
-	"github.com/caveatdev/caveat/store/sqlite"
+	"github.com/caveatdev/caveat/store/sqlite/sqlitetest"
 )
 
 const (
@@ -50,11 +49,7 @@ type backend interface {
 func forEachBackend(t *testing.T, fn func(t *testing.T, open func(t *testing.T) backend)) {
 	t.Run("sqlite", func(t *testing.T) {
 		fn(t, func(t *testing.T) backend {
-			db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "caveat.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
+			db, _ := sqlitetest.Open(t)
 			return db
 		})
 	})
@@ -75,13 +70,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, open func(t *testing.T) 
 // backend.
 func sqliteOnly(t testing.TB) (backend, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "caveat.db")
-	db, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db, path
+	return sqlitetest.Open(t)
 }
 
 // clock is the real clock plus an offset that tests move forward, so that
