@@ -21,3 +21,18 @@ func allOf[T any](list func(p store.Page) ([]T, string, error)) ([]T, error) {
 		p.After = next
 	}
 }
+
+// allApps is the organization's apps, through the operation "list apps".
+func (c *Console) allApps(q *request, org *store.OrganizationRole) ([]store.App, error) {
+	return allOf(func(p store.Page) ([]store.App, string, error) {
+		return c.cfg.Authority.ListApps(q.ctx(), q.p, org.ID, p)
+	})
+}
+
+// allMembers is the organization's members, through the operation "list
+// members".
+func (c *Console) allMembers(q *request, org *store.OrganizationRole) ([]store.Member, error) {
+	return allOf(func(p store.Page) ([]store.Member, string, error) {
+		return c.cfg.Authority.Members(q.ctx(), q.p, org.ID, p)
+	})
+}

@@ -52,13 +52,21 @@ func (c *Console) membersPage(w http.ResponseWriter, q *request) error {
 	if err != nil {
 		return err
 	}
-	return c.showMembers(w, q, org, http.StatusOK, nil, inviteForm{Role: string(store.RoleMember), Expiry: "168h"})
+	return c.showMembers(w, q, org, http.StatusOK, nil, newInviteForm())
+}
+
+// newInviteForm is the invitation form as the page first shows it.
+func newInviteForm() inviteForm { return inviteForm{Role: string(store.RoleMember), Expiry: "168h"} }
+
+// refuseOnMembers shows the members page again, with an empty invitation
+// form, saying why err refused an operation on a member or invitation.
+func (c *Console) refuseOnMembers(w http.ResponseWriter, q *request, org *store.OrganizationRole, err error) error {
+	p := c.problemOf(q.Request, err)
+	return c.showMembers(w, q, org, p.Status, p, newInviteForm())
 }
 
 func (c *Console) showMembers(w http.ResponseWriter, q *request, org *store.OrganizationRole, status int, p *problem, f inviteForm) error {
-	ms, err := allOf(func(p store.Page) ([]store.Member, string, error) {
-		return c.cfg.Authority.Members(q.ctx(), q.p, org.ID, p)
-	})
+	ms, err := c.allMembers(q, org)
 	if err != nil {
 		return err
 	}
@@ -132,35 +140,33 @@ func (c *Console) cancelInvitation(w http.ResponseWriter, q *request) error {
 		return httpjson.Errorf(http.StatusNotFound, "%q is not an invitation id", q.PathValue("id"))
 	}
 	if _, err := c.cfg.Authority.CancelInvitation(q.ctx(), q.p, org.ID, strconv.FormatUint(id, 10)); err != nil {
-		p := c.problemOf(q.Request, err)
-		return c.showMembers(w, q, org, p.Status, p, inviteForm{Role: string(store.RoleMember), Expiry: "168h"})
+		return c.refuseOnMembers(w, q, org, err)
 	}
 	redirect(w, q, "/orgs/"+org.Slug+"/members", "cancelled")
 	return nil
 }
 
-// memberID is the user id of the path's member.
-func (q *request) memberID() (string, error) {
+// orgMember is the path's organization and the user id of its member.
+func (q *request) orgMember() (*store.OrganizationRole, string, error) {
+	org, err := q.org()
+	if err != nil {
+		return nil, "", err
+	}
 	id, err := strconv.ParseUint(q.PathValue("user"), 10, 64)
 	if err != nil || id == 0 {
-		return "", httpjson.Errorf(http.StatusNotFound, "%q is not a user id", q.PathValue("user"))
+		return nil, "", httpjson.Errorf(http.StatusNotFound, "%q is not a user id", q.PathValue("user"))
 	}
-	return strconv.FormatUint(id, 10), nil
+	return org, strconv.FormatUint(id, 10), nil
 }
 
 // setRole serves POST /orgs/{org}/members/{user}/role.
 func (c *Console) setRole(w http.ResponseWriter, q *request) error {
-	org, err := q.org()
-	if err != nil {
-		return err
-	}
-	who, err := q.memberID()
+	org, who, err := q.orgMember()
 	if err != nil {
 		return err
 	}
 	if _, err := c.cfg.Authority.SetRole(q.ctx(), q.p, org.ID, who, store.Role(q.PostForm.Get("role"))); err != nil {
-		p := c.problemOf(q.Request, err)
-		return c.showMembers(w, q, org, p.Status, p, inviteForm{Role: string(store.RoleMember), Expiry: "168h"})
+		return c.refuseOnMembers(w, q, org, err)
 	}
 	redirect(w, q, "/orgs/"+org.Slug+"/members", "role")
 	return nil
@@ -179,17 +185,11 @@ func (c *Console) removePage(w http.ResponseWriter, q *request) error {
 }
 
 func (c *Console) showRemove(w http.ResponseWriter, q *request, status int, p *problem) error {
-	org, err := q.org()
+	org, who, err := q.orgMember()
 	if err != nil {
 		return err
 	}
-	who, err := q.memberID()
-	if err != nil {
-		return err
-	}
-	ms, err := allOf(func(p store.Page) ([]store.Member, string, error) {
-		return c.cfg.Authority.Members(q.ctx(), q.p, org.ID, p)
-	})
+	ms, err := c.allMembers(q, org)
 	if err != nil {
 		return err
 	}
@@ -218,11 +218,7 @@ func (c *Console) showRemove(w http.ResponseWriter, q *request, status int, p *p
 // removeMember serves POST /orgs/{org}/members/{user}/remove: the
 // operation "remove a member".
 func (c *Console) removeMember(w http.ResponseWriter, q *request) error {
-	org, err := q.org()
-	if err != nil {
-		return err
-	}
-	who, err := q.memberID()
+	org, who, err := q.orgMember()
 	if err != nil {
 		return err
 	}

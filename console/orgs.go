@@ -71,9 +71,7 @@ func (c *Console) orgPage(w http.ResponseWriter, q *request) error {
 }
 
 func (c *Console) showOrg(w http.ResponseWriter, q *request, org *store.OrganizationRole, status int, p *problem, appName string) error {
-	apps, err := allOf(func(p store.Page) ([]store.App, string, error) {
-		return c.cfg.Authority.ListApps(q.ctx(), q.p, org.ID, p)
-	})
+	apps, err := c.allApps(q, org)
 	if err != nil {
 		return err
 	}

@@ -69,9 +69,7 @@ func (c *Console) tokenRows(q *request, org *store.OrganizationRole) ([]tokenRow
 	if err != nil {
 		return nil, err
 	}
-	apps, err := allOf(func(p store.Page) ([]store.App, string, error) {
-		return c.cfg.Authority.ListApps(q.ctx(), q.p, org.ID, p)
-	})
+	apps, err := c.allApps(q, org)
 	if err != nil {
 		return nil, err
 	}
@@ -206,9 +204,7 @@ func (c *Console) newTokenPage(w http.ResponseWriter, q *request) error {
 }
 
 func (c *Console) showNewToken(w http.ResponseWriter, q *request, org *store.OrganizationRole, status int, p *problem, f tokenForm) error {
-	apps, err := allOf(func(p store.Page) ([]store.App, string, error) {
-		return c.cfg.Authority.ListApps(q.ctx(), q.p, org.ID, p)
-	})
+	apps, err := c.allApps(q, org)
 	if err != nil {
 		return err
 	}
@@ -288,23 +284,27 @@ func (c *Console) createToken(w http.ResponseWriter, q *request) error {
 	return nil
 }
 
-// findToken finds a token of the organization by id, through the
-// operation "list tokens".
-func (c *Console) findToken(q *request, org *store.OrganizationRole) (tokenRow, error) {
+// orgToken is the path's organization and its token of the path's id,
+// found through the operation "list tokens".
+func (c *Console) orgToken(q *request) (*store.OrganizationRole, tokenRow, error) {
+	org, err := q.org()
+	if err != nil {
+		return nil, tokenRow{}, err
+	}
 	id := strings.ToLower(q.PathValue("id"))
 	if !store.ValidTokenID(id) {
-		return tokenRow{}, httpjson.Errorf(http.StatusNotFound, "%q is not a token id", q.PathValue("id"))
+		return nil, tokenRow{}, httpjson.Errorf(http.StatusNotFound, "%q is not a token id", q.PathValue("id"))
 	}
 	rows, err := c.tokenRows(q, org)
 	if err != nil {
-		return tokenRow{}, err
+		return nil, tokenRow{}, err
 	}
 	for _, r := range rows {
 		if r.ID == id {
-			return r, nil
+			return org, r, nil
 		}
 	}
-	return tokenRow{}, httpjson.Errorf(http.StatusNotFound, "no token %s in organization %s", id, org.Slug)
+	return nil, tokenRow{}, httpjson.Errorf(http.StatusNotFound, "no token %s in organization %s", id, org.Slug)
 }
 
 // revokePage serves GET /orgs/{org}/tokens/{id}/revoke: the confirmation.
@@ -313,11 +313,7 @@ func (c *Console) revokePage(w http.ResponseWriter, q *request) error {
 }
 
 func (c *Console) showRevoke(w http.ResponseWriter, q *request, status int, p *problem) error {
-	org, err := q.org()
-	if err != nil {
-		return err
-	}
-	row, err := c.findToken(q, org)
+	org, row, err := c.orgToken(q)
 	if err != nil {
 		return err
 	}
@@ -330,11 +326,7 @@ func (c *Console) showRevoke(w http.ResponseWriter, q *request, status int, p *p
 // revokeToken serves POST /orgs/{org}/tokens/{id}/revoke: the operation
 // "revoke token by id".
 func (c *Console) revokeToken(w http.ResponseWriter, q *request) error {
-	org, err := q.org()
-	if err != nil {
-		return err
-	}
-	row, err := c.findToken(q, org)
+	org, row, err := c.orgToken(q)
 	if err != nil {
 		return err
 	}
@@ -352,8 +344,13 @@ func (c *Console) branchPage(w http.ResponseWriter, q *request) error {
 	if err != nil {
 		return err
 	}
+	return c.showBranch(w, q, org, http.StatusOK, nil)
+}
+
+func (c *Console) showBranch(w http.ResponseWriter, q *request, org *store.OrganizationRole, status int, p *problem) error {
 	v := q.view(org.Slug+" · Revoke a branch", "tokens", org)
-	c.render(w, http.StatusOK, "branch", v)
+	v.Problem = p
+	c.render(w, status, "branch", v)
 	return nil
 }
 
@@ -366,10 +363,8 @@ func (c *Console) revokeBranch(w http.ResponseWriter, q *request) error {
 		return err
 	}
 	refuse := func(err error) error {
-		v := q.view(org.Slug+" · Revoke a branch", "tokens", org)
-		v.Problem = c.problemOf(q.Request, err)
-		c.render(w, v.Problem.Status, "branch", v)
-		return nil
+		p := c.problemOf(q.Request, err)
+		return c.showBranch(w, q, org, p.Status, p)
 	}
 	text := strings.TrimSpace(q.PostForm.Get("token"))
 	if text == "" {
