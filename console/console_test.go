@@ -13,12 +13,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caveatdev/caveat/authority"
 	"github.com/caveatdev/caveat/client"
 	"github.com/caveatdev/caveat/console"
-	"github.com/caveatdev/caveat/store"
 )
 
 // pagePath fills a page pattern's wildcards with names that exist.
@@ -204,22 +202,7 @@ func TestLoginThrottleIsTheAPIs(t *testing.T) {
 
 func TestRefusalsNameTheRole(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	ctx := context.Background()
-	e.signup("bob@example.com", "")
-	st := e.srv.Store()
-	bob, err := st.GetUserByEmail(ctx, "bob@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	org, err := st.GetOrganizationBySlug(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.AddMember(ctx, store.Membership{OrgID: org.ID, UserID: bob.ID, Role: store.RoleMember, CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	b := e.browser()
-	b.mustLogin("bob@example.com")
+	b := e.member("bob@example.com")
 	tokens := b.get("/orgs/acme/tokens")
 	if tokens.status != http.StatusOK || strings.Contains(tokens.body, "/orgs/acme/keys") {
 		t.Fatalf("a member's tokens page: %d, links to keys: %v", tokens.status, strings.Contains(tokens.body, "/orgs/acme/keys"))
@@ -482,21 +465,7 @@ func TestRevokeABranch(t *testing.T) {
 	sibling := attenuate(t, parent, `[{"type":"ValidityWindow","body":{"not_before":0,"not_after":4102444801}}]`)
 
 	// A member who did not create the token is refused, with the role named.
-	e.signup("bob@example.com", "")
-	st := e.srv.Store()
-	bob, err := st.GetUserByEmail(ctx, "bob@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	org, err := st.GetOrganizationBySlug(ctx, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.AddMember(ctx, store.Membership{OrgID: org.ID, UserID: bob.ID, Role: store.RoleMember, CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	bb := e.browser()
-	bb.mustLogin("bob@example.com")
+	bb := e.member("bob@example.com")
 	if a := bb.post("/orgs/acme/tokens/revoke-branch", url.Values{"csrf": {bb.csrf()}, "token": {child}}); a.status != http.StatusForbidden ||
 		!strings.Contains(a.body, "only an admin of the token&#39;s organization, or its creator") || strings.Contains(a.body, strings.TrimPrefix(child, "FlyV1 ")) {
 		t.Fatalf("a member revokes ada's branch: %d\n%s", a.status, a.body)

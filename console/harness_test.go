@@ -19,6 +19,7 @@ import (
 	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/fake"
 	"github.com/caveatdev/caveat/server"
+	"github.com/caveatdev/caveat/store"
 )
 
 const password = "correct horse battery"
@@ -96,6 +97,29 @@ func (e *env) signup(email, org string) *client.Client {
 		e.t.Fatalf("login %s: %v", email, err)
 	}
 	return client.New(e.url, &http.Client{Transport: client.NewTransport(e.url, s.Token, s.Secret)})
+}
+
+// member signs up an account without an organization, makes it a member
+// of acme through the store, and returns a browser logged in as it.
+func (e *env) member(email string) *browser {
+	e.t.Helper()
+	ctx := context.Background()
+	e.signup(email, "")
+	st := e.srv.Store()
+	u, err := st.GetUserByEmail(ctx, email)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	org, err := st.GetOrganizationBySlug(ctx, "acme")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := st.AddMember(ctx, store.Membership{OrgID: org.ID, UserID: u.ID, Role: store.RoleMember, CreatedAt: time.Now()}); err != nil {
+		e.t.Fatal(err)
+	}
+	b := e.browser()
+	b.mustLogin(email)
+	return b
 }
 
 // token creates a named token and returns its header.
