@@ -9,10 +9,7 @@ import (
 	"github.com/caveatdev/caveat/store"
 )
 
-var housekeepingTests = []struct {
-	name string
-	fn   func(t *testing.T, s store.Store)
-}{
+var housekeepingTests = []namedTest[store.Store]{
 	{"Leases", testLeases},
 	{"ConcurrentLeases", testConcurrentLeases},
 	{"PurgeExpiredTokens", testPurgeExpiredTokens},

@@ -12,10 +12,7 @@ import (
 
 // The conformance tests of teams: invitations, the member list and the
 // removal of a member with their tokens.
-var teamTests = []struct {
-	name string
-	fn   func(t *testing.T, s store.Store)
-}{
+var teamTests = []namedTest[store.Store]{
 	{"Invitations", testInvitations},
 	{"InvitationsInvalid", testInvitationsInvalid},
 	{"InvitationAcceptance", testInvitationAcceptance},

@@ -14,10 +14,7 @@ import (
 
 // machineTests are the conformance tests of store.Machines and of
 // store.Apps.ListAppsByName.
-var machineTests = []struct {
-	name string
-	fn   func(t *testing.T, s store.Store)
-}{
+var machineTests = []namedTest[store.Store]{
 	{"AppsByName", testAppsByName},
 	{"Machines", testMachines},
 	{"MachinesInvalid", testMachinesInvalid},

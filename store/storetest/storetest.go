@@ -35,10 +35,7 @@ import (
 // must return a new, empty store for each call and close it when t ends
 // (with t.Cleanup).
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s store.Store)
-	}{
+	tests := []namedTest[store.Store]{
 		{"Ping", testPing},
 		{"Time", testTime},
 		{"Users", testUsers},
@@ -78,6 +75,18 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests = append(tests, machineTests...)
 	tests = append(tests, housekeepingTests...)
 	tests = append(tests, teamTests...)
+	runEach(t, newStore, tests)
+}
+
+// namedTest is one conformance test of a store of type S.
+type namedTest[S any] struct {
+	name string
+	fn   func(t *testing.T, s S)
+}
+
+// runEach runs the tests as parallel subtests, each against a new store
+// from newStore.
+func runEach[S any](t *testing.T, newStore func(t *testing.T) S, tests []namedTest[S]) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -13,20 +13,12 @@ import (
 // RunThrottles runs the conformance tests of [store.Throttles] against the
 // stores newStore makes: a new, empty one for each call.
 func RunThrottles(t *testing.T, newStore func(t *testing.T) store.Throttles) {
-	for _, tc := range []struct {
-		name string
-		fn   func(t *testing.T, s store.Throttles)
-	}{
+	runEach(t, newStore, []namedTest[store.Throttles]{
 		{"Buckets", testThrottleBuckets},
 		{"Model", testThrottleModel},
 		{"Concurrent", testThrottleConcurrent},
 		{"DeleteFull", testThrottleDeleteFull},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.fn(t, newStore(t))
-		})
-	}
+	})
 }
 
 func take(t *testing.T, s store.Throttles, limiter, key string, l store.RateLimit, now time.Time) (bool, time.Duration) {

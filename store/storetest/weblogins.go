@@ -15,22 +15,14 @@ import (
 // stores newStore makes: a new, empty one for each call. The in-memory
 // implementation and every shared backend run it.
 func RunWebLogins(t *testing.T, newStore func(t *testing.T) store.WebLogins) {
-	for _, tc := range []struct {
-		name string
-		fn   func(t *testing.T, s store.WebLogins)
-	}{
+	runEach(t, newStore, []namedTest[store.WebLogins]{
 		{"Flow", testWebLoginFlow},
 		{"Expiry", testWebLoginExpiry},
 		{"Bound", testWebLoginBound},
 		{"Invalid", testWebLoginInvalid},
 		{"ConcurrentCollect", testWebLoginConcurrentCollect},
 		{"ConcurrentStart", testWebLoginConcurrentStart},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.fn(t, newStore(t))
-		})
-	}
+	})
 }
 
 // flowKey is a distinct key for each label.
