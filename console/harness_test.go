@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/caveatdev/caveat/client"
-	"github.com/caveatdev/caveat/identity"
 	"github.com/caveatdev/caveat/internal/fake"
+	"github.com/caveatdev/caveat/internal/servertest"
 	"github.com/caveatdev/caveat/server"
 	"github.com/caveatdev/caveat/store"
 )
@@ -42,27 +42,14 @@ type envOptions struct {
 func newEnv(t *testing.T, opt envOptions) *env {
 	t.Helper()
 	e := &env{t: t, logs: &fake.Buffer{}}
-	srv, err := server.New(context.Background(), server.Config{
-		Listen:                "127.0.0.1:0",
+	srv := servertest.Run(t, server.Config{
 		DataDir:               t.TempDir(),
 		PublicURL:             opt.publicURL,
 		MachineTransitionTime: 20 * time.Millisecond,
 		Signup:                true,
-		Argon2:                identity.Argon2Params{Memory: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32},
 		Logger:                slog.New(slog.NewJSONHandler(e.logs, nil)),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
+	ctx := context.Background()
 	e.srv = srv
 	// Requests go to the listening address, whatever the public URL.
 	e.url = "http://" + srv.Addr().String()
