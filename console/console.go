@@ -5,7 +5,7 @@
 // # Same rules as the API
 //
 // The console holds no power of its own. A browser logs in with an email
-// and a password through the login service's own code (identity.Login:
+// and a password through the login service's own code (identity.Service.Login:
 // the same argon2id check and the same throttling per account and per
 // address, in the same buckets as POST /aaa/v1/sessions), which starts a
 // caveat session like any other. Every page and form then calls the
